@@ -1,0 +1,1 @@
+"""zshot sim: PyBullet insertion and terrain environments with the Gymnasium API."""

@@ -1,0 +1,3 @@
+from zshot.cli import main
+
+raise SystemExit(main())
