@@ -46,6 +46,7 @@ CONFIG_KINDS: dict[str, str] = {
     "serve": "runtime.config:ServeConfig",
     "trials": "hardware_bridge.config:TrialsConfig",
     "sim": "sim.config:InsertionEnvConfig",
+    "terrain": "sim.terrain_config:TerrainEnvConfig",
 }
 
 
