@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("torch", "pybullet", "training", "sim", "gymnasium", "onnx", "tensorboard", "matplotlib")
+FORBIDDEN = (
+    "torch",
+    "pybullet",
+    "training",
+    "sim",
+    "gymnasium",
+    "onnx",
+    "tensorboard",
+    "matplotlib",
+)
 # Adapters whose SDK is an optional extra are imported lazily by design; none listed now.
 SKIP_MODULES: set[str] = set()
 
