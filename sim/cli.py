@@ -1,0 +1,183 @@
+"""`zshot sim`: list plugs, check spec files, render a plug and socket, run the spiral baseline.
+
+zshot sim list
+zshot sim check my_plug.yaml
+zshot sim view --plug UK-AC-plug --out frames/
+zshot sim baseline --episodes 50 [--known-pose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from zshot.config import load_config
+
+__all__ = ["main", "run_baseline"]
+
+
+def _config(path: str | None, overrides: Sequence[str]):
+    from sim.config import InsertionEnvConfig
+
+    return load_config(InsertionEnvConfig, path, list(overrides))
+
+
+def run_baseline(config, plug: str, episodes: int, known_pose: bool, seed: int = 0) -> dict:
+    """Spiral baseline on `plug`: success rate, mean time-to-insert (s) of the successes,
+    safety violations. Socket errors drawn from the config's task ranges unless known_pose."""
+    from sim.insertion import InsertionEnv
+    from sim.spiral import SpiralSearchPolicy
+    from sim.tasks import InsertionTask
+
+    ts = config.tasks
+    rng = np.random.default_rng(seed)
+    env = InsertionEnv(config, plug=plug)
+    policy = SpiralSearchPolicy(config)
+    successes, violations, times = 0, 0, []
+    try:
+        for ep in range(episodes):
+            e, ey = (0.0, 0.0) if known_pose else (ts.socket_xy_error, ts.socket_yaw_error)
+            task = InsertionTask(
+                plug=plug,
+                dx=float(rng.uniform(-e, e)),
+                dy=float(rng.uniform(-e, e)),
+                dyaw=float(rng.uniform(-ey, ey)),
+            )
+            env.set_task(task)
+            obs, _ = env.reset(seed=seed * 100003 + ep)
+            policy.reset()
+            while True:
+                obs, _, term, trunc, info = env.step(policy.act(obs))
+                if term or trunc:
+                    break
+            successes += int(info["is_success"])
+            violations += int(info["safety_violation"])
+            if info["is_success"]:
+                times.append(info["elapsed_s"])
+    finally:
+        env.close()
+    return {
+        "plug": plug,
+        "episodes": episodes,
+        "success_rate": successes / episodes,
+        "mean_time_s": float(np.mean(times)) if times else float("nan"),
+        "violations": violations,
+    }
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from sim.plugs import NAMED_PLUGS, list_plugs, load_plug
+
+    for name in list_plugs():
+        spec = load_plug(name)
+        tag = "named/held-out" if name in NAMED_PLUGS else "training"
+        print(f"{name:16s} {len(spec.pins)} pin(s)  {tag:15s} {spec.description}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from sim.geometry import GeometryError, socket_geometry
+    from sim.plugs import PlugSpecError, load_plug
+
+    rc = 0
+    for item in args.spec:
+        try:
+            spec = load_plug(item)
+            geom = socket_geometry(spec, spec.clearance)
+            print(f"{item}: ok ({len(spec.pins)} pins, socket of {len(geom.boxes)} boxes)")
+        except (PlugSpecError, GeometryError) as exc:
+            print(str(exc), file=sys.stderr)
+            rc = 2
+    return rc
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim.insertion import InsertionEnv
+    from sim.spiral import SpiralSearchPolicy
+
+    cfg = _config(args.config, args.set)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = InsertionEnv(cfg, plug=args.plug, render_mode="rgb_array")
+    policy = SpiralSearchPolicy(cfg)
+    obs, _ = env.reset(seed=args.seed)
+    frames = 0
+    for step in range(args.steps):
+        if step % args.every == 0:
+            plt.imsave(out / f"frame_{step:04d}.png", env.render_frame(args.width, args.height))
+            frames += 1
+        obs, _, term, trunc, info = env.step(policy.act(obs))
+        if term or trunc:
+            break
+    plt.imsave(out / "final.png", env.render_frame(args.width, args.height))
+    env.close()
+    print(
+        f"wrote {frames + 1} PNG frames to {out} (inserted: {info['is_success']}, "
+        f"peak force {info['peak_force']:.1f} N)"
+    )
+    return 0
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from sim.plugs import NAMED_PLUGS
+
+    cfg = _config(args.config, args.set)
+    plugs = args.plug or list(NAMED_PLUGS)
+    print("| plug | success | mean time-to-insert (s) | safety violations |")
+    print("|---|---|---|---|")
+    for plug in plugs:
+        r = run_baseline(cfg, plug, args.episodes, args.known_pose, args.seed)
+        print(
+            f"| {plug} | {r['success_rate'] * 100:.0f}% ({round(r['success_rate'] * args.episodes)}"
+            f"/{args.episodes}) | {r['mean_time_s']:.2f} | {r['violations']} |",
+            flush=True,
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `zshot sim`."""
+    parser = argparse.ArgumentParser(prog="zshot sim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list the shipped plugs")
+    c = sub.add_parser("check", help="validate plug spec files (or shipped names)")
+    c.add_argument("spec", nargs="+")
+    for name, helptext in (("view", "render frames to PNG"), ("baseline", "spiral baseline")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--config", default=None, help="configs/sim/*.yaml")
+        s.add_argument("--set", action="append", default=[], help="KEY=VALUE override")
+        s.add_argument("--seed", type=int, default=0)
+        if name == "view":
+            s.add_argument("--plug", default="UK-AC-plug")
+            s.add_argument("--out", required=True)
+            s.add_argument("--steps", type=int, default=60)
+            s.add_argument("--every", type=int, default=5)
+            s.add_argument("--width", type=int, default=480)
+            s.add_argument("--height", type=int, default=360)
+        else:
+            s.add_argument("--plug", action="append", default=None)
+            s.add_argument("--episodes", type=int, default=50)
+            s.add_argument("--known-pose", action="store_true")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    handler = {
+        "list": _cmd_list,
+        "check": _cmd_check,
+        "view": _cmd_view,
+        "baseline": _cmd_baseline,
+    }[args.cmd]
+    from sim.plugs import PlugSpecError
+
+    try:
+        return handler(args)
+    except PlugSpecError as exc:
+        print(f"zshot sim: {exc}", file=sys.stderr)
+        return 2

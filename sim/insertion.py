@@ -1,0 +1,539 @@
+"""`InsertionEnv`: insert a plug held by a compliant Cartesian controller into a socket whose
+pose is known only approximately.
+
+Units. The config and the task are SI. Inside PyBullet one length unit is one **millimetre**
+(pins are 1.5-20 mm; Bullet's margins and thresholds are tuned for unit-sized objects, so
+metres would put 0.1 mm clearances below its collision margin). With mass in kg and time in s:
+force_sim = 1000 · force_N, stiffness N/m is numerically unchanged, torque_sim = 1e6 · N·m.
+There is no gravity: the arm's controller compensates the payload, as a real one does.
+
+Controller (per physics step, explicit): the action is a twist (vx, vy, vz, wz) that moves a
+target pose; the plug is pulled towards the target by F = K(x_t - x) - D·v, clipped to
+`max_force`, and roll/pitch/yaw by τ = K_r·rotvec(q_t q⁻¹) - D_r·ω, clipped to
+`max_torque`. The target never runs further than max_force/K ahead of the plug (no wind-up),
+so a blocked plug presses with at most `max_force`.
+
+Observation (float32, the same 18 entries for every plug, `env.obs_names`): plug pose
+relative to the *believed* socket (mm, deg), its velocity (mm/s, deg/s), and the wrist
+force/torque (contact wrench on the plug, divided by force_ref / torque_ref).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pybullet as p
+from gymnasium import spaces
+
+from sim.config import InsertionEnvConfig
+from sim.geometry import socket_geometry
+from sim.plugs import PlugSpec, load_plug
+from sim.tasks import InsertionTask
+
+__all__ = ["ACTION_NAMES", "ACT_DIM", "OBS_DIM", "OBS_NAMES", "InsertionEnv"]
+
+MM = 1000.0  # sim length units per metre
+OBS_NAMES: tuple[str, ...] = (
+    "x_mm", "y_mm", "z_mm", "roll_deg", "pitch_deg", "yaw_deg",
+    "vx_mm_s", "vy_mm_s", "vz_mm_s", "wx_deg_s", "wy_deg_s", "wz_deg_s",
+    "fx", "fy", "fz", "tx", "ty", "tz",
+)  # fmt: skip
+ACTION_NAMES: tuple[str, ...] = ("vx", "vy", "vz", "wz")
+OBS_DIM = len(OBS_NAMES)
+ACT_DIM = len(ACTION_NAMES)
+# Observation bounds: generous physical limits (the Box is for documentation and check_env).
+_OBS_HIGH = np.array(
+    [100, 100, 200, 180, 180, 180, 2000, 2000, 2000, 3600, 3600, 3600] + [50.0] * 6,
+    dtype=np.float32,
+)
+_SUCCESS_XY_MM = 2.0  # lateral error (mm) still counted as inserted (pins are in cavities)
+_SUCCESS_YAW = math.radians(5.0)
+
+
+def _quat_yaw(yaw: float) -> tuple[float, float, float, float]:
+    return (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
+
+
+def _yaw_of(q: tuple[float, ...] | list[float]) -> float:
+    x, y, z, w = q
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def _wrap(a: float) -> float:
+    return (a + math.pi) % (2 * math.pi) - math.pi
+
+
+class InsertionEnv(gym.Env):
+    """Gymnasium env: a plug above a socket, a compliant twist controller, hidden socket error."""
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+
+    def __init__(
+        self,
+        config: InsertionEnvConfig | None = None,
+        task: InsertionTask | None = None,
+        render_mode: str | None = None,
+        plug: str | None = None,
+    ) -> None:
+        self.config = config or InsertionEnvConfig()
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.config.control_hz}
+        if task is None:
+            task = InsertionTask(plug=plug) if plug is not None else InsertionTask()
+        self.obs_names: tuple[str, ...] = OBS_NAMES
+        self.action_names: tuple[str, ...] = ACTION_NAMES
+        self.observation_space = spaces.Box(-_OBS_HIGH, _OBS_HIGH, dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(ACT_DIM,), dtype=np.float32)
+
+        self._cid = p.connect(p.DIRECT)
+        self._mesh_dir: str | None = None
+        cfg = self.config
+        p.setGravity(0, 0, 0, physicsClientId=self._cid)
+        p.setPhysicsEngineParameter(
+            fixedTimeStep=cfg.physics_dt,
+            numSolverIterations=cfg.solver_iterations,
+            numSubSteps=0,
+            deterministicOverlappingPairs=1,
+            physicsClientId=self._cid,
+        )
+        self._plug_id = -1
+        self._socket_id = -1
+        self._built_plug: str | None = None
+        self._built_socket: tuple[str, float] | None = None
+        self._task = task
+        self._pending: InsertionTask | None = task
+        self.build_counts = {"plug": 0, "socket": 0}
+        """How many times each body was built (set_task rebuilds only what changed)."""
+        self._spec: PlugSpec = load_plug(task.plug)
+        self._apply_task()
+
+        # controller gains in sim units (see module docstring)
+        m, inertia = cfg.effective_mass, cfg.effective_inertia * MM * MM
+        self._K = cfg.stiffness
+        self._D = 2 * cfg.damping_ratio * math.sqrt(cfg.stiffness * m)
+        self._Kr = cfg.rot_stiffness * MM * MM
+        self._Dr = 2 * cfg.damping_ratio * math.sqrt(self._Kr * inertia)
+        self._Fmax = cfg.max_force * MM
+        self._Tmax = cfg.max_torque * MM * MM
+        self._vmax = cfg.max_lin_speed * MM
+        self._wmax = cfg.max_yaw_rate
+        self._vcap = cfg.speed_limit * MM
+        self._dt = cfg.physics_dt
+        self._ws = cfg.workspace * MM
+        self._target = np.zeros(3)
+        self._target_yaw = 0.0
+        self._steps = 0
+        self._peak_force = 0.0
+        self._wrench = np.zeros(6)
+        self._last_obs = np.zeros(OBS_DIM, dtype=np.float32)
+
+    # ------------------------------------------------------------------ task handling
+
+    @property
+    def task(self) -> InsertionTask:
+        """The task in effect (a task passed to `set_task` takes effect at the next reset)."""
+        return self._task
+
+    @property
+    def plug_spec(self) -> PlugSpec:
+        """The spec of the plug in the current task."""
+        return self._spec
+
+    def set_task(self, task: InsertionTask) -> None:
+        """Switch task; applied at the next `reset()`, rebuilding only the bodies that change."""
+        if not isinstance(task, InsertionTask):
+            raise TypeError(f"set_task expects an InsertionTask, got {type(task).__name__}")
+        self._pending = task
+
+    def _apply_task(self) -> None:
+        task = self._pending
+        assert task is not None
+        self._pending = None
+        cid = self._cid
+        spec = load_plug(task.plug)
+        socket_key = (task.socket_plug or task.plug, round(task.clearance_mm(), 6))
+        if self._built_socket != socket_key:
+            if self._socket_id >= 0:
+                p.removeBody(self._socket_id, physicsClientId=cid)
+            self._socket_id = self._build_socket(load_plug(socket_key[0]), socket_key[1])
+            self._built_socket = socket_key
+            self.build_counts["socket"] += 1
+        if self._built_plug != task.plug:
+            if self._plug_id >= 0:
+                p.removeBody(self._plug_id, physicsClientId=cid)
+            self._plug_id = self._build_plug(spec)
+            self._built_plug = task.plug
+            self.build_counts["plug"] += 1
+        mu = task.friction_value()
+        for body in (self._plug_id, self._socket_id):
+            p.changeDynamics(body, -1, lateralFriction=mu, physicsClientId=cid)
+        p.resetBasePositionAndOrientation(
+            self._socket_id, (task.dx * MM, task.dy * MM, 0.0), _quat_yaw(task.dyaw),
+            physicsClientId=cid,
+        )  # fmt: skip
+        self._task = task
+        self._spec = spec
+
+    def _build_socket(self, spec: PlugSpec, clearance_mm: float) -> int:
+        geom = socket_geometry(spec, clearance_mm)
+        boxes = geom.boxes
+        n = len(boxes)
+        kw: dict[str, Any] = dict(
+            shapeTypes=[p.GEOM_BOX] * n,
+            halfExtents=[b.half for b in boxes],
+            radii=[0.0] * n,
+            lengths=[0.0] * n,
+            fileNames=[""] * n,
+            meshScales=[(1.0, 1.0, 1.0)] * n,
+            collisionFramePositions=[b.center for b in boxes],
+            collisionFrameOrientations=[_quat_yaw(b.yaw) for b in boxes],
+            physicsClientId=self._cid,
+        )
+        col = p.createCollisionShapeArray(**kw)
+        vis = -1
+        if self.render_mode is not None:
+            kw.pop("collisionFramePositions")
+            kw.pop("collisionFrameOrientations")
+            vis = p.createVisualShapeArray(
+                **kw,
+                visualFramePositions=[b.center for b in boxes],
+                visualFrameOrientations=[_quat_yaw(b.yaw) for b in boxes],
+            )  # no rgbaColors here: PyBullet 3.2.6 segfaults with it on ~40+ shapes
+        body = p.createMultiBody(
+            0.0, col, vis, useMaximalCoordinates=True, physicsClientId=self._cid
+        )
+        if vis >= 0:
+            p.changeVisualShape(
+                body, -1, rgbaColor=(0.8, 0.8, 0.75, 1.0), physicsClientId=self._cid
+            )
+        p.changeDynamics(body, -1, restitution=0.0, physicsClientId=self._cid)
+        return body
+
+    def _pin_mesh_file(self, vertices: np.ndarray) -> str:
+        if self._mesh_dir is None:
+            self._mesh_dir = tempfile.mkdtemp(prefix="zshot_pins_")
+        path = os.path.join(self._mesh_dir, f"pin_{abs(hash(vertices.tobytes()))}.obj")
+        if not os.path.exists(path):
+            lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+            n = len(vertices) // 2
+            # a face list is needed by the obj loader; Bullet takes the convex hull anyway
+            lines += [f"f {k + 1} {(k + 1) % n + 1} {(k + 1) % n + n + 1}" for k in range(n)]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+        return path
+
+    def _build_plug(self, spec: PlugSpec) -> int:
+        from sim.geometry import pin_prism_vertices
+
+        types, halves, radii, lengths, files, pos, orn = [], [], [], [], [], [], []
+        b = spec.body
+        if b.shape == "box":
+            assert b.width is not None and b.depth is not None
+            types.append(p.GEOM_BOX)
+            halves.append((b.width / 2, b.depth / 2, b.height / 2))
+            radii.append(0.0)
+        else:
+            assert b.diameter is not None
+            types.append(p.GEOM_CYLINDER)
+            halves.append((0.0, 0.0, 0.0))
+            radii.append(b.diameter / 2)
+        lengths.append(b.height)
+        files.append("")
+        pos.append((0.0, 0.0, b.height / 2))
+        orn.append((0.0, 0.0, 0.0, 1.0))
+        for pin in spec.pins:
+            if pin.shape == "box":
+                assert pin.width is not None and pin.depth is not None
+                types.append(p.GEOM_BOX)
+                halves.append((pin.width / 2, pin.depth / 2, pin.length / 2))
+                radii.append(0.0)
+                files.append("")
+                pos.append((pin.x, pin.y, -pin.length / 2))
+                orn.append(_quat_yaw(math.radians(pin.yaw)))
+            elif pin.shape == "cylinder":
+                assert pin.diameter is not None
+                types.append(p.GEOM_CYLINDER)
+                halves.append((0.0, 0.0, 0.0))
+                radii.append(pin.diameter / 2)
+                files.append("")
+                pos.append((pin.x, pin.y, -pin.length / 2))
+                orn.append((0.0, 0.0, 0.0, 1.0))
+            else:
+                types.append(p.GEOM_MESH)
+                halves.append((0.0, 0.0, 0.0))
+                radii.append(0.0)
+                files.append(self._pin_mesh_file(pin_prism_vertices(pin)))
+                pos.append((0.0, 0.0, 0.0))
+                orn.append((0.0, 0.0, 0.0, 1.0))
+            lengths.append(pin.length)
+        kw: dict[str, Any] = dict(
+            shapeTypes=types,
+            halfExtents=halves,
+            radii=radii,
+            lengths=lengths,
+            fileNames=files,
+            meshScales=[(1.0, 1.0, 1.0)] * len(types),
+            physicsClientId=self._cid,
+        )
+        col = p.createCollisionShapeArray(
+            **kw, collisionFramePositions=pos, collisionFrameOrientations=orn
+        )
+        vis = -1
+        if self.render_mode is not None:
+            vis = p.createVisualShapeArray(
+                **kw, visualFramePositions=pos, visualFrameOrientations=orn
+            )
+        cfg = self.config
+        body = p.createMultiBody(
+            cfg.effective_mass, col, vis,
+            basePosition=(0, 0, 100.0),
+            useMaximalCoordinates=True,
+            physicsClientId=self._cid,
+        )  # fmt: skip
+        if vis >= 0:
+            p.changeVisualShape(
+                body, -1, rgbaColor=(0.9, 0.6, 0.15, 1.0), physicsClientId=self._cid
+            )
+        inertia = cfg.effective_inertia * MM * MM
+        p.changeDynamics(
+            body, -1,
+            # mass must be passed again: for a maximal-coordinates body PyBullet resets it
+            # to 0 when only the inertia is changed
+            mass=cfg.effective_mass,
+            localInertiaDiagonal=(inertia, inertia, inertia),
+            linearDamping=0.0, angularDamping=0.0,
+            restitution=0.0,
+            activationState=p.ACTIVATION_STATE_DISABLE_SLEEPING,
+            physicsClientId=self._cid,
+        )  # fmt: skip
+        return body
+
+    # ------------------------------------------------------------------ gym API
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode: apply a pending task, perturb the start pose (hidden)."""
+        super().reset(seed=seed)
+        if options and "task" in options:
+            self.set_task(options["task"])
+        if self._pending is not None:
+            self._apply_task()
+        cfg = self.config
+        rng = self.np_random
+        start = np.array(
+            [
+                rng.uniform(-cfg.start_xy_noise, cfg.start_xy_noise) * MM,
+                rng.uniform(-cfg.start_xy_noise, cfg.start_xy_noise) * MM,
+                self._spec.max_pin_length
+                + (cfg.start_height + rng.uniform(0.0, cfg.start_z_noise)) * MM,
+            ]
+        )
+        yaw = float(rng.uniform(-cfg.start_yaw_noise, cfg.start_yaw_noise))
+        p.resetBasePositionAndOrientation(
+            self._plug_id, start.tolist(), _quat_yaw(yaw), physicsClientId=self._cid
+        )
+        p.resetBaseVelocity(self._plug_id, (0, 0, 0), (0, 0, 0), physicsClientId=self._cid)
+        self._target = start.copy()
+        self._target_yaw = yaw
+        self._steps = 0
+        self._peak_force = 0.0
+        self._wrench = np.zeros(6)
+        obs = self._observe()
+        return obs, self._info(False, False)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply a normalised twist for one control period (`substeps` physics steps)."""
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(ACT_DIM), -1.0, 1.0)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be finite, got {action!r}")
+        cid, plug, dt = self._cid, self._plug_id, self._dt
+        v_cmd = a[:3] * self._vmax
+        w_cmd = float(a[3]) * self._wmax
+        lead = self._Fmax / self._K  # mm: the target may lead the plug by at most this
+        lead_yaw = (self._Tmax / self._Kr) if self._Kr > 0 else 0.1
+        peak = 0.0
+        wrench_sum = np.zeros(6)
+        for _ in range(self.config.substeps):
+            pos, orn = p.getBasePositionAndOrientation(plug, physicsClientId=cid)
+            lin, ang = p.getBaseVelocity(plug, physicsClientId=cid)
+            x = np.asarray(pos)
+            # move the target with the commanded twist, without wind-up or leaving the workspace
+            tgt = self._target + v_cmd * dt
+            tgt = np.clip(tgt, x - lead, x + lead)
+            tgt[:2] = np.clip(tgt[:2], -self._ws, self._ws)
+            self._target = tgt
+            yaw = _yaw_of(orn)
+            ty = self._target_yaw + w_cmd * dt
+            err_yaw = _wrap(ty - yaw)
+            if abs(err_yaw) > lead_yaw:
+                ty = yaw + math.copysign(lead_yaw, err_yaw)
+            self._target_yaw = ty
+            v = np.asarray(lin)
+            speed = float(np.linalg.norm(v))
+            if speed > self._vcap:
+                # the arm's speed limit: a plug slipping off an edge under a large force would
+                # otherwise reach metres per second and tunnel through millimetre walls
+                v = v * (self._vcap / speed)
+                p.resetBaseVelocity(plug, v.tolist(), ang, physicsClientId=cid)
+            force = self._K * (tgt - x) - self._D * v
+            fn = float(np.linalg.norm(force))
+            if fn > self._Fmax:
+                force *= self._Fmax / fn
+            # rotation error as a rotation vector, world frame: q_err = q_t · q⁻¹
+            q_err = p.getDifferenceQuaternion(orn, _quat_yaw(ty))
+            qx, qy, qz, qw = q_err
+            if qw < 0:
+                qx, qy, qz, qw = -qx, -qy, -qz, -qw
+            s = math.sqrt(qx * qx + qy * qy + qz * qz)
+            angle = 2 * math.atan2(s, qw)
+            rv = np.array([qx, qy, qz]) * (angle / s) if s > 1e-12 else np.zeros(3)
+            torque = self._Kr * rv - self._Dr * np.asarray(ang)
+            tn = float(np.linalg.norm(torque))
+            if tn > self._Tmax:
+                torque *= self._Tmax / tn
+            p.applyExternalForce(plug, -1, force.tolist(), pos, p.WORLD_FRAME, physicsClientId=cid)
+            p.applyExternalTorque(plug, -1, torque.tolist(), p.WORLD_FRAME, physicsClientId=cid)
+            p.stepSimulation(physicsClientId=cid)
+            w = self._contact_wrench()
+            wrench_sum += w
+            peak = max(peak, float(np.linalg.norm(w[:3])))
+        # the wrist F/T reading: the contact wrench averaged over the control period (a real
+        # sensor is low-pass filtered at about the control rate)
+        self._wrench = wrench_sum / self.config.substeps
+        self._peak_force = max(self._peak_force, peak)
+        self._steps += 1
+        obs = self._observe()
+        success = self._is_success()
+        violation = peak > self.config.force_limit
+        reward = self._reward(success, violation)
+        terminated = success or violation
+        truncated = (not terminated) and self._steps >= self.config.max_steps
+        return obs, reward, terminated, truncated, self._info(success, violation)
+
+    def _contact_wrench(self) -> np.ndarray:
+        """Contact force (N) and torque about the plug origin (N·m) on the plug, world frame."""
+        pts = p.getContactPoints(bodyA=self._plug_id, physicsClientId=self._cid)
+        if not pts:
+            return np.zeros(6)
+        pos, _ = p.getBasePositionAndOrientation(self._plug_id, physicsClientId=self._cid)
+        arr = np.array(
+            [(*c[5], *c[7], c[9], c[10], *c[11], c[12], *c[13]) for c in pts], dtype=np.float64
+        )
+        # columns: posOnA(3) normalOnB(3) fn f1 dir1(3) f2 dir2(3); normal on B points to A
+        f = arr[:, 6:7] * arr[:, 3:6] + arr[:, 7:8] * arr[:, 8:11] + arr[:, 11:12] * arr[:, 12:15]
+        r = arr[:, 0:3] - np.asarray(pos)
+        force = f.sum(axis=0) / MM
+        torque = np.cross(r, f).sum(axis=0) / (MM * MM)
+        return np.concatenate([force, torque])
+
+    def _pose(self) -> tuple[np.ndarray, tuple[float, float, float], np.ndarray, np.ndarray]:
+        pos, orn = p.getBasePositionAndOrientation(self._plug_id, physicsClientId=self._cid)
+        lin, ang = p.getBaseVelocity(self._plug_id, physicsClientId=self._cid)
+        rpy = p.getEulerFromQuaternion(orn)
+        return np.asarray(pos), rpy, np.asarray(lin), np.asarray(ang)
+
+    def _observe(self) -> np.ndarray:
+        pos, rpy, lin, ang = self._pose()
+        cfg = self.config
+        w = self._wrench
+        obs = np.concatenate(
+            [
+                pos,
+                np.degrees(rpy),
+                lin,
+                np.degrees(ang),
+                w[:3] / cfg.force_ref,
+                w[3:] / cfg.torque_ref,
+            ]
+        ).astype(np.float32)
+        np.clip(obs, -_OBS_HIGH, _OBS_HIGH, out=obs)
+        self._last_obs = obs
+        return obs
+
+    def _errors(self) -> tuple[float, float, float]:
+        """(lateral error mm, yaw error rad, insertion depth mm) against the true socket."""
+        pos, rpy, _, _ = self._pose()
+        t = self._task
+        exy = math.hypot(pos[0] - t.dx * MM, pos[1] - t.dy * MM)
+        eyaw = abs(_wrap(rpy[2] - t.dyaw))
+        depth = self._spec.max_pin_length - pos[2]
+        return exy, eyaw, depth
+
+    def _is_success(self) -> bool:
+        exy, eyaw, depth = self._errors()
+        return (
+            depth >= self._spec.effective_success_depth
+            and exy <= _SUCCESS_XY_MM
+            and eyaw <= _SUCCESS_YAW
+        )
+
+    def _reward(self, success: bool, violation: bool) -> float:
+        rc = self.config.reward
+        exy, eyaw, depth = self._errors()
+        depth_left = max(0.0, self._spec.effective_success_depth - depth)
+        ref = rc.dist_ref * MM
+        f = float(np.linalg.norm(self._wrench[:3])) / self.config.force_ref
+        r = -(rc.w_xy * exy / ref + rc.w_z * depth_left / ref + rc.w_yaw * eyaw / rc.yaw_ref)
+        r -= rc.w_force * f * f
+        if success:
+            r += rc.success_bonus
+        if violation:
+            r -= rc.safety_penalty
+        return float(r)
+
+    def _info(self, success: bool, violation: bool) -> dict[str, Any]:
+        exy, eyaw, depth = self._errors()
+        return {
+            "is_success": bool(success),
+            "safety_violation": bool(violation),
+            "peak_force": float(self._peak_force),
+            "task": self._task.model_dump(),
+            "insertion_depth_mm": float(depth),
+            "lateral_error_mm": float(exy),
+            "yaw_error_rad": float(eyaw),
+            "elapsed_s": self._steps * self.config.control_dt,
+        }
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self) -> np.ndarray | None:
+        """An RGB frame (H, W, 3) uint8 from PyBullet's software renderer (no display)."""
+        if self.render_mode != "rgb_array":
+            return None
+        return self.render_frame()
+
+    def render_frame(
+        self, width: int = 480, height: int = 360, yaw: float = 35.0, pitch: float = -30.0
+    ) -> np.ndarray:
+        """Render the scene from an orbit camera around the socket (mm scene units)."""
+        size = max(self._spec.body.half_extent_xy()) * 2 + 2 * self._spec.max_pin_length
+        view = p.computeViewMatrixFromYawPitchRoll(
+            cameraTargetPosition=(0, 0, self._spec.max_pin_length / 2),
+            distance=size * 1.6, yaw=yaw, pitch=pitch, roll=0, upAxisIndex=2,
+            physicsClientId=self._cid,
+        )  # fmt: skip
+        proj = p.computeProjectionMatrixFOV(
+            fov=45, aspect=width / height, nearVal=1.0, farVal=size * 10, physicsClientId=self._cid
+        )
+        _, _, rgba, _, _ = p.getCameraImage(
+            width, height, view, proj, renderer=p.ER_TINY_RENDERER, physicsClientId=self._cid
+        )
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
+
+    def close(self) -> None:
+        """Disconnect the physics client."""
+        if getattr(self, "_cid", -1) >= 0:
+            try:
+                p.disconnect(physicsClientId=self._cid)
+            except p.error:
+                pass
+            self._cid = -1
+        super().close()
