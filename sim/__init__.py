@@ -32,3 +32,9 @@ def register_envs() -> None:
 
 
 register_envs()
+
+# The locomotion family (sim/terrain.py) registers its own ids; importing it is cheap
+# (pybullet is imported only when an env is made).
+from sim.terrain import register_terrain_envs  # noqa: E402
+
+register_terrain_envs()
