@@ -1,10 +1,137 @@
-"""Hardware-bridge configuration: limits and rates are data, never literals in code."""
+"""Hardware-bridge configuration: limits and rates are data, never literals in code.
+
+`TrialsConfig` is the root (files under `configs/trials/` validate against it); the safety
+limits, watchdog, recorder and robot-adapter settings are sections of it so one YAML file
+describes a whole trial session.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from zshot.config import StrictModel
+
+__all__ = [
+    "RecorderConfig",
+    "SafetyLimits",
+    "SimRobotConfig",
+    "TrialsConfig",
+    "URConfig",
+    "WatchdogConfig",
+]
+
+
+class SafetyLimits(StrictModel):
+    """What may reach the robot, in SI units, in the frame of the *believed* socket pose.
+
+    The workspace box is given relative to the socket (x, y centred on it, z up from the
+    socket's top face). Every command the safety layer returns keeps the TCP inside it for
+    the next control period, under the speed limits, and (unless braking for the box, a
+    hold or a retract) within the per-step change limits.
+    """
+
+    workspace_low: tuple[float, float, float] = (-0.03, -0.03, -0.03)
+    """Lower corner of the allowed TCP box [m] relative to the believed socket frame."""
+    workspace_high: tuple[float, float, float] = (0.03, 0.03, 0.08)
+    """Upper corner of the allowed TCP box [m]."""
+    max_lin_speed: float = Field(default=0.05, gt=0, le=1.0)
+    """Max translational speed |v| [m/s] (norm of vx, vy, vz)."""
+    max_ang_speed: float = Field(default=0.5, gt=0, le=6.3)
+    """Max rotational speed |w| [rad/s] (norm of wx, wy, wz)."""
+    max_lin_delta: float = Field(default=0.02, gt=0)
+    """Max change of the translational command per control step [m/s per step]."""
+    max_ang_delta: float = Field(default=0.25, gt=0)
+    """Max change of the rotational command per control step [rad/s per step]."""
+    max_force: float = Field(default=40.0, gt=0)
+    """|F| above this [N] -> stop and retract (the episode ends, marked aborted)."""
+    max_torque: float = Field(default=4.0, gt=0)
+    """|T| above this [N m] -> stop and retract."""
+    retract_speed: float = Field(default=0.01, gt=0)
+    """Speed of the retract move straight up, away from the socket [m/s]."""
+    retract_steps: int = Field(default=5, ge=0, le=1000)
+    """Control periods spent retracting after a force stop before holding still."""
+
+    @model_validator(mode="after")
+    def _box_is_a_box(self) -> SafetyLimits:
+        for axis, lo, hi in zip("xyz", self.workspace_low, self.workspace_high, strict=True):
+            if not lo < hi:
+                raise ValueError(f"workspace_low.{axis}={lo} must be < workspace_high.{axis}={hi}")
+        if self.retract_speed > self.max_lin_speed:
+            raise ValueError(
+                f"retract_speed={self.retract_speed} exceeds max_lin_speed={self.max_lin_speed}"
+            )
+        return self
+
+
+class WatchdogConfig(StrictModel):
+    """Deadlines on the runtime's replies and what happens when they are missed."""
+
+    deadline_fraction: float = Field(default=0.5, gt=0, le=1.0)
+    """Reply deadline as a fraction of the control period (10 Hz, 0.5 -> 50 ms)."""
+    max_consecutive_misses: int = Field(default=3, ge=1, le=1000)
+    """K: this many missed deadlines in a row -> stop the robot and abort the episode."""
+    reconnect_timeout_s: float = Field(default=5.0, ge=0)
+    """After an abort for runtime loss, how long to wait for the runtime to return."""
+    reconnect_poll_s: float = Field(default=0.25, gt=0)
+    """Interval between handshake attempts while waiting for the runtime."""
+
+
+class RecorderConfig(StrictModel):
+    """The crash-safe recorder."""
+
+    fsync_every: int = Field(default=10, ge=0, le=10_000)
+    """fsync the write-ahead log every this many steps (0: never). A kill -9 loses nothing
+    already written whatever this is (the page cache outlives the process); fsync guards
+    against power loss. One fsync costs ~3 ms on the dev machine (bench/bridge_overhead.py),
+    so the default bounds power-loss exposure to 10 steps (1 s at 10 Hz) for ~0.3 ms/step."""
+    compression: str | None = Field(default=None, pattern="^(gzip|lzf)$")
+    """HDF5 dataset compression of episode files (None: fastest, largest)."""
+
+
+class SimRobotConfig(StrictModel):
+    """SimRobot: the PyBullet insertion env behind the Robot protocol."""
+
+    sim_config: str | None = None
+    """Path of a configs/sim/*.yaml overriding the env defaults (None: defaults)."""
+    test_tasks: bool = True
+    """Sample the hidden task parameters from the family's held-out test split."""
+
+
+class URConfig(StrictModel):
+    """Universal Robots via ur_rtde (extra `robot`)."""
+
+    host: str = "192.168.1.10"
+    """Robot controller address."""
+    rtde_frequency: float = Field(default=500.0, gt=0, le=500.0)
+    """RTDE frequency [Hz] (e-Series: 500, CB3: 125)."""
+    socket_position: tuple[float, float, float] = (0.4, 0.0, 0.1)
+    """Believed socket position in the robot base frame [m] (top face centre)."""
+    socket_yaw: float = 0.0
+    """Believed socket yaw about base z [rad]."""
+    start_offset: tuple[float, float, float] = (0.0, 0.0, 0.03)
+    """Start pose of each episode relative to the socket [m] (above it)."""
+    start_speed: float = Field(default=0.05, gt=0, le=0.25)
+    """moveL speed [m/s] used to reach the start pose."""
+    acceleration: float = Field(default=0.25, gt=0, le=2.0)
+    """Cartesian acceleration [m/s^2] for speedL / speedStop."""
+    mode: str = Field(default="speed", pattern="^(speed|servo)$")
+    """speed: speedL twist commands; servo: servoL to pose + twist * period."""
+    servo_lookahead_s: float = Field(default=0.1, ge=0.03, le=0.2)
+    servo_gain: float = Field(default=300.0, ge=100, le=2000)
+    protective_stop_force: float = Field(default=60.0, gt=0)
+    """|F| above this [N] in a reading triggers the controller's protective stop."""
+    insertion_depth: float = Field(default=0.01, gt=0)
+    """Success when the TCP is this far below the socket top face [m]."""
+    action_scale_lin: float = Field(default=0.02, gt=0)
+    """m/s per unit of a normalised linear action (must match the sim used in training)."""
+    action_scale_ang: float = Field(default=0.2, gt=0)
+    """rad/s per unit of a normalised angular action."""
+    max_steps: int = Field(default=100, ge=1)
+    """Episode time limit in control steps."""
+    control_hz: float = Field(default=10.0, gt=0, le=500)
+    """The robot's control rate (the loop may be configured to another; see TrialsConfig)."""
+    tcp_to_tip: float = Field(default=0.015, ge=0, le=0.2)
+    """Distance from the TCP (plug origin, as in the sim) down to the pin tips [m]."""
 
 
 class TrialsConfig(StrictModel):
@@ -12,11 +139,25 @@ class TrialsConfig(StrictModel):
 
     runtime: str = "tcp://127.0.0.1:5555"
     """Endpoint of the zshot runtime."""
-    robot: str = Field("sim", pattern="^(sim|mock|ur)$")
+    robot: str = Field(default="sim", pattern="^(sim|mock|ur)$")
     """Which Robot adapter: sim (PyBullet), mock (tests), ur (Universal Robots via ur_rtde)."""
     plugs: list[str] = Field(default_factory=lambda: ["US-AC-plug", "EU-AC-plug", "Metal-peg-rd"])
-    adapt_episodes: int = Field(3, ge=0, le=100)
+    adapt_episodes: int = Field(default=3, ge=0, le=100)
     """K exploration episodes (posterior sampling) before evaluation."""
-    eval_episodes: int = Field(10, ge=1, le=10_000)
+    eval_episodes: int = Field(default=10, ge=1, le=10_000)
     """N evaluation episodes with z = posterior mean."""
     seed: int = 0
+    control_hz: float | None = Field(default=None, gt=0, le=1000)
+    """Control rate; None: the rate the runtime announces at handshake (the artifact's)."""
+    realtime: bool | None = None
+    """Pace the loop at control_hz. None: yes for real robots, no for sim/mock (a sim step
+    is one simulated period whatever the wall clock; deadlines still apply)."""
+    update: str = Field(default="episode", pattern="^(step|episode)$")
+    """When the runtime's posterior absorbs new transitions (runtime set_mode `update`)."""
+    record: str | None = None
+    """Directory for recordings (None: do not record)."""
+    safety: SafetyLimits = Field(default_factory=SafetyLimits)
+    watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
+    recorder: RecorderConfig = Field(default_factory=RecorderConfig)
+    sim: SimRobotConfig = Field(default_factory=SimRobotConfig)
+    ur: URConfig = Field(default_factory=URConfig)

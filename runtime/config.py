@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from zshot.config import StrictModel
@@ -12,11 +14,36 @@ class ServeConfig(StrictModel):
 
     bind: str = "tcp://127.0.0.1:5555"
     """ZeroMQ endpoint. Loopback by default; anything else needs CurveZMQ keys or --insecure."""
-    intra_op_threads: int = Field(1, ge=1, le=64)
+    intra_op_threads: int = Field(default=1, ge=1, le=64)
     """onnxruntime intra-op threads. One: batch-1 MLPs gain nothing from more, and jitter grows."""
     providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
     """onnxruntime execution providers in order of preference; add CUDAExecutionProvider (opt-in)."""
-    max_message_bytes: int = Field(1 << 20, ge=1024)
+    max_message_bytes: int = Field(default=1 << 20, ge=1024)
     """ZMQ_MAXMSGSIZE: larger messages are dropped by libzmq before they reach Python."""
-    max_sessions: int = Field(64, ge=1)
+    max_sessions: int = Field(default=64, ge=1)
     """Concurrent robot sessions served; a hello beyond this gets an error reply."""
+    allow_spinning: bool = False
+    """onnxruntime thread spinning. Off: a spinning pool burns a core the controller needs."""
+    curve_secret_key: str | None = None
+    """Server CurveZMQ secret key file (`zshot keys generate`); enables encryption + auth."""
+    curve_allowed_clients: str | None = None
+    """Directory of client public key files (*.key) allowed to connect (zmq.auth allow-list)."""
+    insecure: bool = False
+    """Allow binding beyond loopback without CurveZMQ. Only on an isolated network."""
+    session_idle_s: float = Field(default=3600.0, gt=0)
+    """A session not heard from for this long is forgotten (a robot that vanished)."""
+    poll_interval_s: float = Field(default=0.05, gt=0, le=1.0)
+    """Server loop wake-up when idle: bounds shutdown, expiry and reload-reply latency."""
+    encode_chunk: int = Field(default=1024, ge=1)
+    """Rows per encoder call when an observe batch is large (bounds one call's memory)."""
+    default_mode: Literal["explore", "exploit"] = "explore"
+    """Mode of a new session: explore = z drawn from the posterior once per episode (PEARL)."""
+    default_update: Literal["step", "episode"] = "episode"
+    """When a new session's z follows the posterior: every transition, or episode starts."""
+    seed: int | None = None
+    """Seed for z draws and stochastic actions (per session: seed + session number)."""
+    sched_fifo_priority: int | None = Field(default=None, ge=1, le=99)
+    """Run the serving thread under SCHED_FIFO at this priority (Linux, needs CAP_SYS_NICE):
+    on a loaded controller it stops ms-long scheduling stalls. None: normal scheduling."""
+    cpu_affinity: list[int] | None = None
+    """Pin the serving thread to these CPUs (Linux), e.g. an isolated core. None: any."""

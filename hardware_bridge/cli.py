@@ -1,0 +1,261 @@
+"""`zshot trials` and `zshot demo`.
+
+    zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --plugs US-AC-plug,EU-AC-plug \
+        --adapt-episodes 3 --eval-episodes 10 --record runs/trials
+    zshot demo        # starts a runtime on loopback with the shipped artifact, runs SimRobot
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hardware_bridge.config import TrialsConfig
+from zshot.config import load_config
+
+__all__ = ["DEMO_ARTIFACT", "demo_main", "run_session", "trials_main"]
+
+DEMO_ARTIFACT = Path(__file__).resolve().parent / "demo_artifact"
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "trials" / "demo.yaml"
+
+
+def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Few-shot trials: per plug, reset the task, K adaptation episodes "
+        "(explore), N evaluation episodes (exploit); prints the per-plug table and saves it "
+        "as JSON and PNG.",
+    )
+    p.add_argument("--config", help="YAML overriding hardware_bridge.config.TrialsConfig")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set safety.max_force=30")  # fmt: skip
+    p.add_argument("--runtime", help="runtime endpoint, e.g. tcp://127.0.0.1:5555")
+    p.add_argument("--robot", choices=["sim", "ur", "mock"], help="robot adapter")
+    p.add_argument("--plugs", help="comma-separated plug names, e.g. US-AC-plug,EU-AC-plug")
+    p.add_argument("--adapt-episodes", type=int, help="K exploration episodes per plug")
+    p.add_argument("--eval-episodes", type=int, help="N evaluation episodes per plug")
+    p.add_argument("--record", help="directory to record every step into (HDF5 episodes)")
+    p.add_argument("--out", help="where the table JSON/PNG go (default: --record dir, else .)")
+    p.add_argument("--seed", type=int, help="task/start-pose seed")
+    p.add_argument("--quiet", action="store_true", help="no per-episode lines")
+    return p
+
+
+def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
+    overrides = list(args.set)
+    flag_keys = {
+        "runtime": args.runtime,
+        "robot": args.robot,
+        "adapt_episodes": args.adapt_episodes,
+        "eval_episodes": args.eval_episodes,
+        "record": args.record,
+        "seed": args.seed,
+    }
+    for key, value in flag_keys.items():
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.plugs is not None:
+        plugs = [s.strip() for s in args.plugs.split(",") if s.strip()]
+        overrides.append("plugs=[" + ", ".join(f'"{s}"' for s in plugs) + "]")
+    return load_config(TrialsConfig, args.config, overrides)
+
+
+def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False) -> int:
+    """Connect runtime + robot, run the trials, print and save the table. Returns an exit code."""
+    from hardware_bridge.loop import ControlLoop
+    from hardware_bridge.recorder import Recorder
+    from hardware_bridge.robot import RobotError
+    from hardware_bridge.robots import make_robot
+    from hardware_bridge.trials import format_table, run_trials, save_plot
+    from runtime.protocol import (
+        RuntimeClient,
+        RuntimeErrorReply,
+        RuntimeTimeout,
+        RuntimeUnavailable,
+    )
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(msg, flush=True)
+
+    def warn(msg: str) -> None:
+        sys.stderr.write(f"zshot trials: {msg}\n")
+
+    try:
+        robot = make_robot(cfg)
+    except (RobotError, ImportError) as exc:
+        warn(f"cannot create the {cfg.robot} robot: {exc}")
+        return 2
+    # Handshake calls get a generous deadline; per-step deadlines come from the watchdog.
+    client = RuntimeClient(cfg.runtime, timeout_s=1.0)
+    try:
+        info = client.hello(
+            obs_dim=len(robot.obs_names), act_dim=robot.action_spec.act_dim, client="zshot trials"
+        )
+    except (RuntimeUnavailable, RuntimeTimeout) as exc:
+        warn(
+            f"no runtime answering at {cfg.runtime} ({exc}). Start one with "
+            "`zshot serve ARTIFACT_DIR --bind ENDPOINT`."
+        )
+        client.close()
+        return 1
+    except RuntimeErrorReply as exc:
+        warn(f"the runtime refused the handshake: {exc}")
+        client.close()
+        return 1
+    if list(info.obs_names) != list(robot.obs_names):
+        warn(
+            f"the artifact's observation names {info.obs_names} differ from the robot's "
+            f"{list(robot.obs_names)}: trials go on, the policy may misread its inputs"
+        )
+    control_hz = cfg.control_hz or info.control_hz
+    if abs(control_hz - robot.control_hz) > 1e-6 and cfg.robot != "ur":
+        warn(
+            f"control rate {control_hz} Hz differs from the robot's {robot.control_hz} Hz; "
+            f"a simulated period is {1 / robot.control_hz:.3f} s whatever the loop's rate"
+        )
+    realtime = cfg.realtime if cfg.realtime is not None else cfg.robot == "ur"
+    recorder = (
+        Recorder(cfg.record, cfg.recorder, latent_dim=info.latent_dim) if cfg.record else None
+    )
+    if recorder is not None and recorder.recovered:
+        log(f"recovered {len(recorder.recovered)} episode(s) a crash left in {cfg.record}")
+    loop = ControlLoop(
+        robot,
+        client,
+        safety=cfg.safety,
+        watchdog=cfg.watchdog,
+        control_hz=control_hz,
+        realtime=realtime,
+        update=cfg.update,
+        latent_dim=info.latent_dim,
+        sink=recorder,
+        log=log,
+    )
+    t0 = time.monotonic()
+    try:
+        robot.connect()
+        report = run_trials(loop, cfg, log=log)
+    except RobotError as exc:
+        warn(f"robot error: {exc}")
+        return 1
+    finally:
+        if recorder is not None:
+            recorder.close()
+        robot.disconnect()
+        try:
+            client.bye()
+        except (RuntimeUnavailable, RuntimeTimeout, RuntimeErrorReply):
+            pass
+        client.close()
+    elapsed = time.monotonic() - t0
+    print()
+    print(format_table(report))
+    print(
+        f"\n{len(report.plugs)} plug(s), K = {cfg.adapt_episodes} adaptation + "
+        f"N = {cfg.eval_episodes} evaluation episodes each, {elapsed:.1f} s wall clock; "
+        f"artifact {info.artifact_name} ({info.artifact_sha256[:12]})"
+    )
+    out = out_dir or (Path(cfg.record) if cfg.record else Path("."))
+    json_path = report.save_json(out / "trials.json")
+    png = save_plot(report, out / "trials.png")
+    print(f"saved {json_path}" + (f" and {png}" if png else " (no PNG: matplotlib missing)"))
+    if recorder is not None:
+        print(f"recorded {len(recorder.written)} episode file(s) in {cfg.record}")
+    if report.incomplete:
+        warn(f"session incomplete: {report.incomplete}")
+        return 1
+    return 0
+
+
+def trials_main(argv: Sequence[str]) -> int:
+    """`zshot trials ...`: few-shot trials against a running runtime."""
+    args = _trials_parser().parse_args(list(argv))
+    cfg = _config_from_args(args)
+    return run_session(cfg, Path(args.out) if args.out else None, quiet=args.quiet)
+
+
+# -- zshot demo -----------------------------------------------------------------------------
+_LISTEN_RE = re.compile(r"listening on (tcp://\S+?):?\s")
+
+
+def start_runtime(
+    artifact: Path, *, bind: str = "tcp://127.0.0.1:*", timeout_s: float = 30.0
+) -> tuple[subprocess.Popen[str], str]:
+    """Start `zshot serve ARTIFACT` (default: a free loopback port); returns (process, endpoint)."""
+    code = "import sys; from runtime.cli import serve_main; sys.exit(serve_main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(artifact), "--bind", bind, "--log-level", "WARNING"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        m = _LISTEN_RE.search(line)
+        if m:
+            return proc, m.group(1)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("the runtime did not start:\n" + "".join(seen[-20:]))
+
+
+def demo_main(argv: Sequence[str]) -> int:
+    """`zshot demo`: runtime on loopback with the shipped artifact + SimRobot trials on 3 plugs."""
+    p = argparse.ArgumentParser(
+        prog="zshot demo",
+        description="The embedded demo: starts `zshot serve` on loopback with the artifact "
+        f"shipped in {DEMO_ARTIFACT}, runs few-shot trials with SimRobot on three held-out "
+        "plugs and prints the table. No downloads.",
+    )
+    p.add_argument("--artifact", default=str(DEMO_ARTIFACT), help="artifact directory")
+    p.add_argument("--out", default="demo_out", help="where trials.json/png and recordings go")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TrialsConfig key (configs/trials/demo.yaml is the base)")  # fmt: skip
+    p.add_argument("--no-record", action="store_true", help="do not record episodes")
+    args = p.parse_args(list(argv))
+    artifact = Path(args.artifact)
+    if not (artifact / "manifest.json").is_file():
+        sys.stderr.write(
+            f"zshot demo: no artifact at {artifact} (manifest.json missing). The demo artifact is "
+            "produced by the project's train + export (see docs/ADAPTERS.md and the README); "
+            "pass --artifact DIR to use another.\n"
+        )
+        return 2
+    out = Path(args.out)
+    overrides = [*args.set, "robot=sim"]
+    if not args.no_record:
+        overrides.append(f"record={out / 'recordings'}")
+    cfg = load_config(TrialsConfig, DEMO_CONFIG, overrides)
+    t0 = time.monotonic()
+    try:
+        proc, endpoint = start_runtime(artifact)
+    except RuntimeError as exc:
+        sys.stderr.write(f"zshot demo: {exc}\n")
+        return 1
+    print(f"zshot demo: runtime serving {artifact} on {endpoint}", flush=True)
+    try:
+        cfg = cfg.model_copy(update={"runtime": endpoint})
+        rc = run_session(cfg, out, quiet=False)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    print(f"zshot demo: done in {time.monotonic() - t0:.1f} s", flush=True)
+    return rc

@@ -1,0 +1,152 @@
+"""SimRobot: the PyBullet insertion env (`sim.insertion.InsertionEnv`) behind the Robot protocol.
+
+The hidden socket pose error of each task stays inside the env: the robot reports poses
+relative to the *believed* socket, as a real one would. `sim` (and so pybullet and gymnasium)
+is imported in the constructor only, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hardware_bridge.config import SimRobotConfig
+from hardware_bridge.robot import ActionSpec, RobotError, RobotState, check_obs
+from zshot.config import load_config
+
+__all__ = ["SimRobot"]
+
+MM = 1000.0  # the env's observation is in mm
+
+
+class SimRobot:
+    """A simulated insertion robot; one `command` advances the simulation by one period."""
+
+    def __init__(self, config: SimRobotConfig | None = None, *, seed: int = 0) -> None:
+        """Build the env (imports sim/pybullet here); `seed` seeds start poses per episode."""
+        # importlib, not `import sim...`: the sim (pybullet, gymnasium) is loaded only here,
+        # and mypy checks this package against the Robot protocol, not against sim's types.
+        sim_config = importlib.import_module("sim.config")
+        sim_insertion = importlib.import_module("sim.insertion")
+        sim_tasks = importlib.import_module("sim.tasks")
+
+        self.cfg = config or SimRobotConfig()
+        env_cfg: Any = load_config(sim_config.InsertionEnvConfig, self.cfg.sim_config)
+        self.env: Any = sim_insertion.InsertionEnv(env_cfg)
+        self.family: Any = sim_tasks.TaskFamily(env_cfg, seed=seed)
+        self.obs_names: tuple[str, ...] = tuple(self.env.obs_names)
+        names = tuple(self.env.action_names)
+        # The env scales a normalised action by max_lin_speed (m/s) / max_yaw_rate (rad/s).
+        scale = tuple(
+            env_cfg.max_lin_speed if n.startswith("v") else env_cfg.max_yaw_rate for n in names
+        )
+        low = tuple(float(x) for x in self.env.action_space.low)
+        high = tuple(float(x) for x in self.env.action_space.high)
+        self.action_spec = ActionSpec(names=names, scale=scale, low=low, high=high)
+        self.control_hz = float(env_cfg.control_hz)
+        self.max_steps = int(env_cfg.max_steps)
+        self._force_ref = float(env_cfg.force_ref)
+        self._torque_ref = float(env_cfg.torque_ref)
+        self._idx = {n: self.obs_names.index(n) for n in ("x_mm", "y_mm", "z_mm", "fx", "tx")}
+        self._seed = seed
+        self._episode = 0
+        self._connected = False
+        self._stopped = False
+        self._state: RobotState | None = None
+        self.task: dict[str, Any] = {}
+
+    def connect(self) -> None:
+        """Nothing to open (the env exists); marks the robot usable."""
+        self._connected = True
+
+    def set_task(self, plug: str, index: int) -> dict[str, Any]:
+        """Task `index` (mod the number available) of `plug` from the seeded task family."""
+        split = "test" if self.cfg.test_tasks else "train"
+        tasks = self.family.tasks_for(plug, split)
+        if not tasks:
+            raise RobotError(
+                f"SimRobot: no {split} tasks for plug {plug!r} "
+                f"(known plugs: {', '.join(self.family.test_plugs)})"
+            )
+        task = tasks[index % len(tasks)]
+        self.env.set_task(task)
+        self.task = {**task.model_dump(), "index": index}
+        return dict(self.task)
+
+    def reset(self) -> RobotState:
+        """New episode at a (seeded, perturbed) start pose above the believed socket."""
+        self._require()
+        obs, info = self.env.reset(seed=self._seed * 100_003 + self._episode)
+        self._episode += 1
+        self._stopped = False
+        self._state = self._reading(obs, 0.0, False, False, info)
+        return self._state
+
+    def observe(self) -> RobotState:
+        """The reading after the last command."""
+        self._require()
+        if self._state is None:
+            raise RobotError("SimRobot.observe: reset() first")
+        return self._state
+
+    def command(self, action: npt.NDArray[np.float64]) -> None:
+        """One control period of the normalised twist `action`."""
+        self._require()
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (self.action_spec.act_dim,) or not np.all(np.isfinite(a)):
+            raise RobotError(f"SimRobot.command: refusing non-finite or mis-shaped action {a}")
+        if self._stopped:
+            a = np.zeros_like(a)
+        obs, reward, terminated, truncated, info = self.env.step(a.astype(np.float32))
+        self._state = self._reading(obs, float(reward), terminated, truncated, info)
+
+    def hold(self) -> None:
+        """Zero twist for one period (the compliant controller keeps the pose)."""
+        self.command(np.zeros(self.action_spec.act_dim))
+
+    def stop(self) -> None:
+        """Further commands are zero until the next reset."""
+        self._stopped = True
+
+    def disconnect(self) -> None:
+        """Close the env (pybullet client)."""
+        if self._connected:
+            self.env.close()
+        self._connected = False
+
+    def _require(self) -> None:
+        if not self._connected:
+            raise RobotError("SimRobot: not connected (call connect() first)")
+
+    def _reading(
+        self, obs: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]
+    ) -> RobotState:
+        o = check_obs(obs, self.obs_names)
+        i = self._idx
+        pin = float(self.env.plug_spec.max_pin_length)  # mm: plug origin to pin tips
+        # TCP = pin tips, relative to the believed socket's top face, in m.
+        tcp = np.array([o[i["x_mm"]], o[i["y_mm"]], o[i["z_mm"]] - pin], dtype=np.float64) / MM
+        wrench = np.concatenate(
+            [
+                o[i["fx"] : i["fx"] + 3].astype(np.float64) * self._force_ref,
+                o[i["tx"] : i["tx"] + 3].astype(np.float64) * self._torque_ref,
+            ]
+        )
+        return RobotState(
+            t=time.monotonic(),
+            obs=o,
+            tcp_position=tcp,
+            wrench=wrench,
+            reward=reward,
+            success=bool(info.get("is_success", False)),
+            terminated=bool(terminated),
+            truncated=bool(truncated),
+            info={
+                "peak_force": float(info.get("peak_force", 0.0)),
+                "safety_violation": bool(info.get("safety_violation", False)),
+            },
+        )

@@ -1,0 +1,189 @@
+"""Few-shot trials: per plug, reset the task, K adaptation episodes (explore), N evaluation
+episodes (exploit); the per-plug table of the ODA paper, saved as JSON and a PNG plot.
+
+    plug | successes/N | mean time | peak force | aborted
+
+`mean time` is the mean control time [s] of the *successful* evaluation episodes, `peak force`
+the largest |F| [N] seen in any evaluation episode, `aborted` the episodes (adaptation and
+evaluation) the bridge aborted (force limit, runtime lost, protective stop).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hardware_bridge.config import TrialsConfig
+from hardware_bridge.loop import ControlLoop, EpisodeResult
+
+__all__ = ["PlugResult", "TrialsReport", "format_table", "run_trials", "save_plot"]
+
+
+@dataclass
+class PlugResult:
+    """One row of the table, with the episodes behind it."""
+
+    plug: str
+    n_eval: int
+    successes: int = 0
+    mean_time_s: float = float("nan")
+    peak_force: float = 0.0
+    aborted: int = 0
+    adapt_successes: int = 0
+    task: dict[str, Any] = field(default_factory=dict)
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    completed: bool = False
+
+
+@dataclass
+class TrialsReport:
+    """Every plug's row; `incomplete` names why the session stopped early, if it did."""
+
+    plugs: list[PlugResult]
+    adapt_episodes: int
+    eval_episodes: int
+    control_hz: float
+    incomplete: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable (NaN written as null)."""
+        return _json_safe(asdict(self))
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write the report as JSON; returns the path."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
+        return p
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def run_trials(
+    loop: ControlLoop,
+    cfg: TrialsConfig,
+    *,
+    log: Callable[[str], None] = print,
+) -> TrialsReport:
+    """Run the session on `loop` (robot + runtime connected); returns the report.
+
+    A runtime lost mid-session is waited for (`watchdog.reconnect_timeout_s`); when it
+    returns, the session goes on with the posterior restored; when it does not, the report
+    is returned as it stands, `incomplete` saying why.
+    """
+    report = TrialsReport([], cfg.adapt_episodes, cfg.eval_episodes, loop.control_hz)
+    for plug_index, plug in enumerate(cfg.plugs):
+        row = PlugResult(plug=plug, n_eval=cfg.eval_episodes)
+        report.plugs.append(row)
+        row.task = loop.robot.set_task(plug, cfg.seed + plug_index)
+        try:
+            loop.reset_task()
+        except (TimeoutError, ConnectionError, RuntimeError) as exc:
+            if not loop.restore_runtime():
+                report.incomplete = f"runtime lost before plug {plug}: {exc}"
+                return report
+            loop.reset_task()
+        schedule = ["explore"] * cfg.adapt_episodes + ["exploit"] * cfg.eval_episodes
+        evals: list[EpisodeResult] = []
+        for ep, mode in enumerate(schedule):
+            meta = {"plug": plug, "task": row.task, "episode_in_plug": ep}
+            res = loop.run_episode(mode, meta)
+            row.episodes.append({"mode": mode, **res.as_dict()})
+            row.aborted += int(res.aborted)
+            if mode == "explore":
+                row.adapt_successes += int(res.success)
+            else:
+                evals.append(res)
+            log(
+                f"{plug:<16} {mode:<7} {ep + 1:>3}/{len(schedule)}  "
+                f"{'success' if res.success else 'fail   '}  {res.steps:>4} steps  "
+                f"peak {res.peak_force:6.1f} N"
+                + (f"  ABORTED ({res.abort_reason})" if res.aborted else "")
+            )
+            if res.aborted and res.abort_reason.startswith("runtime_lost"):
+                if not loop.restore_runtime():
+                    report.incomplete = (
+                        f"runtime lost during plug {plug} and did not come back within "
+                        f"{cfg.watchdog.reconnect_timeout_s:.1f} s"
+                    )
+                    _summarise(row, evals)
+                    return report
+        _summarise(row, evals)
+        row.completed = True
+    return report
+
+
+def _summarise(row: PlugResult, evals: list[EpisodeResult]) -> None:
+    ok = [e for e in evals if e.success]
+    row.successes = len(ok)
+    row.mean_time_s = sum(e.duration_s for e in ok) / len(ok) if ok else float("nan")
+    row.peak_force = max((e.peak_force for e in evals), default=0.0)
+
+
+def format_table(report: TrialsReport) -> str:
+    """The per-plug table, fixed-width, Markdown-compatible."""
+    head = ["plug", "successes/N", "mean time", "peak force", "aborted"]
+    rows = [head]
+    for r in report.plugs:
+        mean = f"{r.mean_time_s:.1f} s" if math.isfinite(r.mean_time_s) else "-"
+        rows.append(
+            [
+                r.plug + ("" if r.completed else " (incomplete)"),
+                f"{r.successes}/{r.n_eval}",
+                mean,
+                f"{r.peak_force:.1f} N",
+                str(r.aborted),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    text = "\n".join(lines)
+    if report.incomplete:
+        text += f"\nincomplete: {report.incomplete}"
+    return text
+
+
+def save_plot(report: TrialsReport, path: str | Path) -> Path | None:
+    """Bar plot of success rate and mean time per plug; None (and no file) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = [r.plug for r in report.plugs]
+    rate = [r.successes / r.n_eval if r.n_eval else 0.0 for r in report.plugs]
+    times = [r.mean_time_s if math.isfinite(r.mean_time_s) else 0.0 for r in report.plugs]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.bar(names, rate, color="tab:green")
+    ax1.set_ylim(0, 1)
+    ax1.set_ylabel(f"success rate (N = {report.eval_episodes})")
+    ax1.set_title(f"after K = {report.adapt_episodes} adaptation episodes")
+    ax2.bar(names, times, color="tab:blue")
+    ax2.set_ylabel("mean time of successes [s]")
+    ax2.set_ylim(bottom=0)
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return p

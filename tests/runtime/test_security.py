@@ -1,0 +1,131 @@
+"""Loopback by default; beyond it CurveZMQ with an allow-list, or an explicit --insecure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq.auth
+
+from runtime.cli import keys_main
+from runtime.config import ServeConfig
+from runtime.model import LoadedModel
+from runtime.protocol import RuntimeClient, RuntimeTimeout, RuntimeUnavailable
+from runtime.server import RuntimeServer, SecurityError, is_loopback
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "loopback"),
+    [
+        ("tcp://127.0.0.1:5555", True),
+        ("tcp://127.0.0.2:*", True),
+        ("tcp://localhost:5555", True),
+        ("tcp://[::1]:5555", True),
+        ("tcp://lo:5555", True),
+        ("ipc:///tmp/zshot.sock", True),
+        ("inproc://x", True),
+        ("tcp://0.0.0.0:5555", False),
+        ("tcp://*:5555", False),
+        ("tcp://192.168.1.10:5555", False),
+        ("tcp://eth0:5555", False),
+        ("tcp://[::]:5555", False),
+        ("udp://127.0.0.1:5555", False),
+    ],
+)
+def test_is_loopback(endpoint: str, loopback: bool) -> None:
+    assert is_loopback(endpoint) is loopback
+
+
+def test_default_bind_is_loopback() -> None:
+    assert is_loopback(ServeConfig().bind)
+
+
+def test_refuses_to_listen_beyond_loopback_without_curve(model: LoadedModel) -> None:
+    server = RuntimeServer(model, ServeConfig())
+    try:
+        with pytest.raises(SecurityError, match="CurveZMQ.*--insecure"):
+            server.bind("tcp://0.0.0.0:*")
+        assert server.sock is None
+    finally:
+        server.stop()
+
+
+def test_insecure_allows_it_explicitly(model: LoadedModel) -> None:
+    server = RuntimeServer(model, ServeConfig(insecure=True))
+    try:
+        assert server.bind("tcp://0.0.0.0:*").startswith("tcp://0.0.0.0:")
+    finally:
+        server.stop()
+
+
+def _keys(tmp_path: Path, name: str) -> tuple[bytes, bytes]:
+    assert keys_main(["generate", "--out", str(tmp_path / "keys"), "--name", name]) == 0
+    public, secret = zmq.auth.load_certificate(tmp_path / "keys" / f"{name}.key_secret")
+    assert secret is not None
+    return public, secret
+
+
+def test_keys_generate_writes_a_pair_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public, secret = _keys(tmp_path, "robot1")
+    assert len(public) == len(secret) == 40  # Z85 of 32-byte keys
+    assert (tmp_path / "keys" / "robot1.key_secret").stat().st_mode & 0o077 == 0
+    assert zmq.auth.load_certificate(tmp_path / "keys" / "robot1.key")[1] is None  # public only
+    assert keys_main(["generate", "--out", str(tmp_path / "keys"), "--name", "robot1"]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_curve_serves_allowed_clients_only(model: LoadedModel, tmp_path: Path) -> None:
+    server_pub, _ = _keys(tmp_path, "server")
+    good = _keys(tmp_path, "good")
+    bad = _keys(tmp_path, "bad")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "good.key").write_bytes((tmp_path / "keys" / "good.key").read_bytes())
+    cfg = ServeConfig(
+        curve_secret_key=str(tmp_path / "keys" / "server.key_secret"),
+        curve_allowed_clients=str(allowed),
+        poll_interval_s=0.01,
+    )
+    server = RuntimeServer(model, cfg)
+    endpoint = server.bind("tcp://0.0.0.0:*").replace(
+        "0.0.0.0", "127.0.0.1"
+    )  # beyond loopback: OK with curve
+    server.start()
+    try:
+        with RuntimeClient(
+            endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=good
+        ) as ok:
+            ok.hello()
+            assert ok.step(np.zeros(6)).shape == (3,)
+        refused = RuntimeClient(
+            endpoint, timeout_s=0.5, server_public_key=server_pub, client_keys=bad
+        )
+        with pytest.raises((RuntimeTimeout, RuntimeUnavailable)):
+            refused.hello()
+        refused.close()
+        plain = RuntimeClient(endpoint, timeout_s=0.5)  # no keys at all
+        with pytest.raises((RuntimeTimeout, RuntimeUnavailable)):
+            plain.hello()
+        plain.close()
+        assert server.sessions == {}  # the good client said bye; nobody else got in
+    finally:
+        server.stop()
+
+
+def test_curve_config_errors_are_named(model: LoadedModel, tmp_path: Path) -> None:
+    _keys(tmp_path, "server")
+    cases = [
+        (ServeConfig(curve_secret_key=str(tmp_path / "nope")), "no such file"),
+        (ServeConfig(curve_secret_key=str(tmp_path / "keys" / "server.key")), "only a public key"),
+        (ServeConfig(curve_secret_key=str(tmp_path / "keys" / "server.key_secret")), "allow-list"),
+    ]
+    for cfg, needle in cases:
+        server = RuntimeServer(model, cfg)
+        try:
+            with pytest.raises(SecurityError, match=needle):
+                server.bind("tcp://127.0.0.1:*")
+        finally:
+            server.stop()
