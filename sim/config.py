@@ -79,7 +79,8 @@ class InsertionEnvConfig(StrictModel):
     max_lin_speed: float = Field(default=0.02, gt=0, le=0.5)
     """m/s at |action| = 1 (x, y, z)."""
     speed_limit: float = Field(default=0.03, gt=0, le=1.0)
-    """m/s; the plug's speed is clamped to this (the arm's Cartesian speed limit)."""
+    """m/s; the arm's Cartesian speed limit: a physics step that would end faster is shortened
+    to speed_limit · physics_dt (so a plug never moves further than that in one step)."""
     max_yaw_rate: float = Field(default=0.2, gt=0, le=5)
     """rad/s at |action| = 1."""
     stiffness: float = Field(default=1000.0, gt=0)

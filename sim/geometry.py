@@ -8,7 +8,8 @@ The socket is a static compound of boxes:
   merged into rows and then into blocks). A hole with any slanted edge (a rotated blade,
   a round or polygonal pin) gets one wall box per edge, lying outside the edge's line and
   thick and long enough to cover the hole's bounding box, which the grid leaves empty.
-  A round cavity is therefore a 12-gon whose flats are at r + clearance.
+  An edge that lies on the bounding box needs no wall (the plate is solid beyond it), so a
+  round cavity, a 12-gon whose flats are at r + clearance, takes 8 walls.
 * a *base* under the plate, which is the floor of every cavity.
 
 `socket_boxes` checks that no wall cuts into another cavity and raises `GeometryError`
@@ -95,10 +96,12 @@ def _bbox(poly: list[tuple[float, float]]) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-WALL_EXTRA = (2.0, 1.0, 0.5, 0.0)
+WALL_EXTRA = (0.5, 0.25, 0.0)
 """mm added to a cavity wall beyond what covering the bounding box needs, tried in this order
-until the walls clear the other cavities: a wall only ~0.4 mm thick (a round cavity's)
-lets a pin pushed sideways at tens of newtons tunnel through it."""
+until the walls clear the other cavities (the solid is the same either way: the extra lies
+under the plate). It was 2 mm when a plug could move ~3 mm in one physics step and tunnel
+through a thin wall; the env now caps that at speed_limit·dt = 0.3 mm, and thicker walls
+overlap more neighbouring pins, each overlap a narrow-phase test per physics step."""
 
 
 def _walls(poly: list[tuple[float, float]], z0: float, z1: float, extra: float = 0.0) -> list[Box]:
@@ -112,6 +115,13 @@ def _walls(poly: list[tuple[float, float]], z0: float, z1: float, extra: float =
     n = len(poly)
     for k in range(n):
         (ax, ay), (bx, by) = poly[k], poly[(k + 1) % n]
+        if (abs(ax - bx) < _EPS and (abs(ax - x0) < _EPS or abs(ax - x1) < _EPS)) or (
+            abs(ay - by) < _EPS and (abs(ay - y0) < _EPS or abs(ay - y1) < _EPS)
+        ):
+            # an edge on the bounding box: nothing of the bbox lies beyond it, and the grid
+            # plate is solid outside the bbox, so its wall would only duplicate the plate
+            # (4 of a round cavity's 12 walls; each box costs narrow-phase tests every step)
+            continue
         ex, ey = bx - ax, by - ay
         ln = math.hypot(ex, ey)
         nx, ny = ey / ln, -ex / ln  # outward normal

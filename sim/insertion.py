@@ -11,11 +11,26 @@ Controller (per physics step, explicit): the action is a twist (vx, vy, vz, wz) 
 target pose; the plug is pulled towards the target by F = K(x_t - x) - D·v, clipped to
 `max_force`, and roll/pitch/yaw by τ = K_r·rotvec(q_t q⁻¹) - D_r·ω, clipped to
 `max_torque`. The target never runs further than max_force/K ahead of the plug (no wind-up),
-so a blocked plug presses with at most `max_force`.
+so a blocked plug presses with at most `max_force` (plus the momentum of a plug arriving at
+`speed_limit`, m·speed_limit/dt = 6 N at the defaults, and up to ~2 N of Bullet's
+penetration recovery; tested). The arm's Cartesian speed limit holds on every physics
+step: a step that ends faster than `speed_limit` is shortened to speed_limit·dt (0.3 mm at
+the defaults).
+
+The controller is scalar Python on floats (no numpy per physics step) and needs 4 PyBullet
+calls per physics step besides `stepSimulation`; the contact wrench is not read from
+`getContactPoints` but follows from the plug's momentum, which is exact here (see `step`).
+
+Contact tuning (tests/sim/test_env.py): friction anchors on, split impulse off. Resolution:
+pins wider than their cavities by 0.3 mm per side (= speed_limit·dt) never got in, in 48
+presses at 40-60 N from offset starts; pins only 0.1 mm per side too wide got in on 7 of 48
+(one discrete contact step can let a pin dip below a rim by up to 0.3 mm).
 
 Observation (float32, the same 18 entries for every plug, `env.obs_names`): plug pose
 relative to the *believed* socket (mm, deg), its velocity (mm/s, deg/s), and the wrist
-force/torque (contact wrench on the plug, divided by force_ref / torque_ref).
+force/torque: the contact wrench on the plug (world frame, torque about the plug origin),
+averaged over the control period's physics steps, divided by force_ref / torque_ref.
+`info["peak_force"]` is the largest per-physics-step contact force of the episode (N).
 """
 
 from __future__ import annotations
@@ -59,11 +74,6 @@ def _quat_yaw(yaw: float) -> tuple[float, float, float, float]:
     return (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2))
 
 
-def _yaw_of(q: tuple[float, ...] | list[float]) -> float:
-    x, y, z, w = q
-    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-
-
 def _wrap(a: float) -> float:
     return (a + math.pi) % (2 * math.pi) - math.pi
 
@@ -101,6 +111,12 @@ class InsertionEnv(gym.Env):
             numSolverIterations=cfg.solver_iterations,
             numSubSteps=0,
             deterministicOverlappingPairs=1,
+            # Contact tuning (tests/sim/test_env.py): a plug pressed at 40-60 N chatters
+            # (period-2 bounce of ~0.02 mm) and now and then loses every contact for a step;
+            # with split impulse on that happened more often (measured before the per-step
+            # speed limit: round pins 0.3 mm/side too wide got into their cavities on 6 of 24
+            # presses with it on, 0 of 24 with it off).
+            useSplitImpulse=0,
             physicsClientId=self._cid,
         )
         self._plug_id = -1
@@ -126,6 +142,7 @@ class InsertionEnv(gym.Env):
         self._wmax = cfg.max_yaw_rate
         self._vcap = cfg.speed_limit * MM
         self._dt = cfg.physics_dt
+        self._inertia = inertia
         self._ws = cfg.workspace * MM
         self._target = np.zeros(3)
         self._target_yaw = 0.0
@@ -133,6 +150,8 @@ class InsertionEnv(gym.Env):
         self._peak_force = 0.0
         self._wrench = np.zeros(6)
         self._last_obs = np.zeros(OBS_DIM, dtype=np.float32)
+        self._cache: tuple[np.ndarray, tuple[float, float, float], np.ndarray, np.ndarray] | None
+        self._cache = None
 
     # ------------------------------------------------------------------ task handling
 
@@ -179,6 +198,7 @@ class InsertionEnv(gym.Env):
             physicsClientId=cid,
         )  # fmt: skip
         self._task = task
+        self._task_dict = task.model_dump()  # info["task"]: dumped once per task, not per step
         self._spec = spec
 
     def _build_socket(self, spec: PlugSpec, clearance_mm: float) -> int:
@@ -213,7 +233,7 @@ class InsertionEnv(gym.Env):
             p.changeVisualShape(
                 body, -1, rgbaColor=(0.8, 0.8, 0.75, 1.0), physicsClientId=self._cid
             )
-        p.changeDynamics(body, -1, restitution=0.0, physicsClientId=self._cid)
+        p.changeDynamics(body, -1, restitution=0.0, frictionAnchor=1, physicsClientId=self._cid)
         return body
 
     def _pin_mesh_file(self, vertices: np.ndarray) -> str:
@@ -310,9 +330,16 @@ class InsertionEnv(gym.Env):
             localInertiaDiagonal=(inertia, inertia, inertia),
             linearDamping=0.0, angularDamping=0.0,
             restitution=0.0,
+            # friction anchors: without them a plug pressed on one pin crept sideways by
+            # 5-8 mm in 5 s (static friction leaking a little every physics step)
+            frictionAnchor=1,
             activationState=p.ACTIVATION_STATE_DISABLE_SLEEPING,
             physicsClientId=self._cid,
         )  # fmt: skip
+        # Bullet refreshes the world-frame inverse inertia only when it integrates a body: until
+        # then it is the shapes' (~100x smaller), so the first control step of a new plug
+        # spun it ~100x too fast. One step with the plug at rest, away from the socket, fixes it.
+        p.stepSimulation(physicsClientId=self._cid)
         return body
 
     # ------------------------------------------------------------------ gym API
@@ -346,6 +373,7 @@ class InsertionEnv(gym.Env):
         self._steps = 0
         self._peak_force = 0.0
         self._wrench = np.zeros(6)
+        self._cache = None
         obs = self._observe()
         return obs, self._info(False, False)
 
@@ -354,60 +382,133 @@ class InsertionEnv(gym.Env):
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(ACT_DIM), -1.0, 1.0)
         if not np.all(np.isfinite(a)):
             raise ValueError(f"action must be finite, got {action!r}")
+        # Everything per physics step is scalar Python on floats: numpy's per-call overhead
+        # on 3-vectors (~1-15 us each) used to be most of the step's cost.
         cid, plug, dt = self._cid, self._plug_id, self._dt
-        v_cmd = a[:3] * self._vmax
+        vmax, ws = self._vmax, self._ws
+        vx, vy, vz = float(a[0]) * vmax, float(a[1]) * vmax, float(a[2]) * vmax
         w_cmd = float(a[3]) * self._wmax
-        lead = self._Fmax / self._K  # mm: the target may lead the plug by at most this
-        lead_yaw = (self._Tmax / self._Kr) if self._Kr > 0 else 0.1
-        peak = 0.0
-        wrench_sum = np.zeros(6)
-        for _ in range(self.config.substeps):
-            pos, orn = p.getBasePositionAndOrientation(plug, physicsClientId=cid)
-            lin, ang = p.getBaseVelocity(plug, physicsClientId=cid)
-            x = np.asarray(pos)
+        K, D, Kr, Dr = self._K, self._D, self._Kr, self._Dr
+        Fmax, Tmax, vcap = self._Fmax, self._Tmax, self._vcap
+        Fmax2, Tmax2, vcap2 = Fmax * Fmax, Tmax * Tmax, vcap * vcap
+        m_dt = self.config.effective_mass / dt
+        i_dt = self._inertia / dt
+        lead = Fmax / K  # mm: the target may lead the plug by at most this
+        lead_yaw = (Tmax / Kr) if Kr > 0 else 0.1
+        tx, ty, tz = (float(v) for v in self._target)
+        tyaw = self._target_yaw
+        world = p.WORLD_FRAME
+        get_pose, get_vel = p.getBasePositionAndOrientation, p.getBaseVelocity
+        apply_f, apply_t, step_sim = p.applyExternalForce, p.applyExternalTorque, p.stepSimulation
+        n = self.config.substeps
+        peak2 = 0.0
+        # Running sums of the contact wrench over the period (sim units), from momentum: with
+        # no gravity, no damping and an isotropic inertia (no gyroscopic term) the only
+        # impulses on the plug are the controller's and the contacts', so over a physics step
+        # F_c = m·(v1 - v0)/dt - F_applied and τ_c = I·(ω1 - ω0)/dt - τ_applied (v0 after the
+        # speed clamp). That is what summing `getContactPoints` forces gives (tested), without
+        # reading ~100 contact points from Python every physics step.
+        sfx = sfy = sfz = stx = sty = stz = 0.0
+        ux = uy = uz = wx = wy = wz = fx = fy = fz = mx = my = mz = px = py = pz = 0.0
+        lin, ang = get_vel(plug, physicsClientId=cid)
+        for k in range(n + 1):
+            if k:
+                # contact wrench of the physics step just taken, from the momentum change
+                lin, ang = get_vel(plug, physicsClientId=cid)
+                cfx = m_dt * (lin[0] - ux) - fx
+                cfy = m_dt * (lin[1] - uy) - fy
+                cfz = m_dt * (lin[2] - uz) - fz
+                sfx += cfx
+                sfy += cfy
+                sfz += cfz
+                stx += i_dt * (ang[0] - wx) - mx
+                sty += i_dt * (ang[1] - wy) - my
+                stz += i_dt * (ang[2] - wz) - mz
+                c2 = cfx * cfx + cfy * cfy + cfz * cfz
+                if c2 > peak2:
+                    peak2 = c2
+                pos, orn = get_pose(plug, physicsClientId=cid)
+                ux, uy, uz = lin
+                speed2 = ux * ux + uy * uy + uz * uz
+                if speed2 > vcap2:
+                    # The arm's Cartesian speed limit, on the step just taken: the plug moved
+                    # at most speed_limit·dt. Bullet adds F·dt/m to the velocity before it
+                    # solves contacts, so a plug whose contact drops out for one step under
+                    # 60 N (or that slips off an edge) would travel ~3 mm in 10 ms and land
+                    # past a cavity's rim or through a wall; capped, it travels <= 0.3 mm.
+                    c = vcap / math.sqrt(speed2)
+                    ux, uy, uz = ux * c, uy * c, uz * c
+                    x, y, z = pos
+                    pos = (px + (x - px) * c, py + (y - py) * c, pz + (z - pz) * c)
+                    p.resetBasePositionAndOrientation(plug, pos, orn, physicsClientId=cid)
+                    p.resetBaseVelocity(plug, (ux, uy, uz), ang, physicsClientId=cid)
+                if k == n:
+                    break
+            else:
+                pos, orn = get_pose(plug, physicsClientId=cid)
+                ux, uy, uz = lin
+            px, py, pz = pos
+            x, y, z = pos
             # move the target with the commanded twist, without wind-up or leaving the workspace
-            tgt = self._target + v_cmd * dt
-            tgt = np.clip(tgt, x - lead, x + lead)
-            tgt[:2] = np.clip(tgt[:2], -self._ws, self._ws)
-            self._target = tgt
-            yaw = _yaw_of(orn)
-            ty = self._target_yaw + w_cmd * dt
-            err_yaw = _wrap(ty - yaw)
-            if abs(err_yaw) > lead_yaw:
-                ty = yaw + math.copysign(lead_yaw, err_yaw)
-            self._target_yaw = ty
-            v = np.asarray(lin)
-            speed = float(np.linalg.norm(v))
-            if speed > self._vcap:
-                # the arm's speed limit: a plug slipping off an edge under a large force would
-                # otherwise reach metres per second and tunnel through millimetre walls
-                v = v * (self._vcap / speed)
-                p.resetBaseVelocity(plug, v.tolist(), ang, physicsClientId=cid)
-            force = self._K * (tgt - x) - self._D * v
-            fn = float(np.linalg.norm(force))
-            if fn > self._Fmax:
-                force *= self._Fmax / fn
-            # rotation error as a rotation vector, world frame: q_err = q_t · q⁻¹
-            q_err = p.getDifferenceQuaternion(orn, _quat_yaw(ty))
-            qx, qy, qz, qw = q_err
-            if qw < 0:
-                qx, qy, qz, qw = -qx, -qy, -qz, -qw
-            s = math.sqrt(qx * qx + qy * qy + qz * qz)
-            angle = 2 * math.atan2(s, qw)
-            rv = np.array([qx, qy, qz]) * (angle / s) if s > 1e-12 else np.zeros(3)
-            torque = self._Kr * rv - self._Dr * np.asarray(ang)
-            tn = float(np.linalg.norm(torque))
-            if tn > self._Tmax:
-                torque *= self._Tmax / tn
-            p.applyExternalForce(plug, -1, force.tolist(), pos, p.WORLD_FRAME, physicsClientId=cid)
-            p.applyExternalTorque(plug, -1, torque.tolist(), p.WORLD_FRAME, physicsClientId=cid)
-            p.stepSimulation(physicsClientId=cid)
-            w = self._contact_wrench()
-            wrench_sum += w
-            peak = max(peak, float(np.linalg.norm(w[:3])))
+            # (conditional expressions: ~3x cheaper than min/max calls at this rate)
+            tx += vx * dt
+            tx = x - lead if tx < x - lead else (x + lead if tx > x + lead else tx)
+            tx = -ws if tx < -ws else (ws if tx > ws else tx)
+            ty += vy * dt
+            ty = y - lead if ty < y - lead else (y + lead if ty > y + lead else ty)
+            ty = -ws if ty < -ws else (ws if ty > ws else ty)
+            tz += vz * dt
+            tz = z - lead if tz < z - lead else (z + lead if tz > z + lead else tz)
+            qx, qy, qz, qw = orn
+            yaw = math.atan2(2 * (qw * qz + qx * qy), 1 - 2 * (qy * qy + qz * qz))
+            tyaw += w_cmd * dt
+            err_yaw = (tyaw - yaw + math.pi) % (2 * math.pi) - math.pi
+            if err_yaw > lead_yaw:
+                tyaw = yaw + lead_yaw
+            elif err_yaw < -lead_yaw:
+                tyaw = yaw - lead_yaw
+            fx = K * (tx - x) - D * ux
+            fy = K * (ty - y) - D * uy
+            fz = K * (tz - z) - D * uz
+            fn2 = fx * fx + fy * fy + fz * fz
+            if fn2 > Fmax2:
+                c = Fmax / math.sqrt(fn2)
+                fx, fy, fz = fx * c, fy * c, fz * c
+            # rotation error as a rotation vector, world frame: q_err = q_t · q⁻¹ with
+            # q_t = (0, 0, sin(yaw_t/2), cos(yaw_t/2))
+            sz, cz = math.sin(tyaw / 2), math.cos(tyaw / 2)
+            ex, ey, ez = sz * qy - cz * qx, -cz * qy - sz * qx, sz * qw - cz * qz
+            ew = cz * qw + sz * qz
+            if ew < 0:
+                ex, ey, ez, ew = -ex, -ey, -ez, -ew
+            s = math.sqrt(ex * ex + ey * ey + ez * ez)
+            g = Kr * 2 * math.atan2(s, ew) / s if s > 1e-12 else 0.0
+            wx, wy, wz = ang
+            mx = g * ex - Dr * wx
+            my = g * ey - Dr * wy
+            mz = g * ez - Dr * wz
+            tn2 = mx * mx + my * my + mz * mz
+            if tn2 > Tmax2:
+                c = Tmax / math.sqrt(tn2)
+                mx, my, mz = mx * c, my * c, mz * c
+            apply_f(plug, -1, (fx, fy, fz), pos, world, physicsClientId=cid)
+            apply_t(plug, -1, (mx, my, mz), world, physicsClientId=cid)
+            step_sim(physicsClientId=cid)
+        self._target = np.array([tx, ty, tz])
+        self._target_yaw = tyaw
+        lin = (ux, uy, uz)
+        self._cache = (
+            np.asarray(pos),
+            p.getEulerFromQuaternion(orn),
+            np.asarray(lin),
+            np.asarray(ang),
+        )
         # the wrist F/T reading: the contact wrench averaged over the control period (a real
-        # sensor is low-pass filtered at about the control rate)
-        self._wrench = wrench_sum / self.config.substeps
+        # sensor is low-pass filtered at about the control rate); N and N·m
+        self._wrench = np.array([sfx, sfy, sfz, stx, sty, stz]) / n
+        self._wrench[:3] /= MM
+        self._wrench[3:] /= MM * MM
+        peak = math.sqrt(peak2) / MM
         self._peak_force = max(self._peak_force, peak)
         self._steps += 1
         obs = self._observe()
@@ -419,7 +520,9 @@ class InsertionEnv(gym.Env):
         return obs, reward, terminated, truncated, self._info(success, violation)
 
     def _contact_wrench(self) -> np.ndarray:
-        """Contact force (N) and torque about the plug origin (N·m) on the plug, world frame."""
+        """Contact force (N) and torque about the plug origin (N·m) on the plug, world frame,
+        summed over `getContactPoints` (the last physics step). Not used by `step` (which
+        gets the same wrench from momentum); kept to check it."""
         pts = p.getContactPoints(bodyA=self._plug_id, physicsClientId=self._cid)
         if not pts:
             return np.zeros(6)
@@ -427,18 +530,24 @@ class InsertionEnv(gym.Env):
         arr = np.array(
             [(*c[5], *c[7], c[9], c[10], *c[11], c[12], *c[13]) for c in pts], dtype=np.float64
         )
-        # columns: posOnA(3) normalOnB(3) fn f1 dir1(3) f2 dir2(3); normal on B points to A
-        f = arr[:, 6:7] * arr[:, 3:6] + arr[:, 7:8] * arr[:, 8:11] + arr[:, 11:12] * arr[:, 12:15]
+        # columns: posOnA(3) normalOnB(3) fn f1 dir1(3) f2 dir2(3); normal on B points to A.
+        # The friction forces f1·dir1, f2·dir2 are reported as acting on B, hence the minus
+        # (checked against the momentum change; the old `+` inverted the lateral F/T reading).
+        f = arr[:, 6:7] * arr[:, 3:6] - arr[:, 7:8] * arr[:, 8:11] - arr[:, 11:12] * arr[:, 12:15]
         r = arr[:, 0:3] - np.asarray(pos)
         force = f.sum(axis=0) / MM
         torque = np.cross(r, f).sum(axis=0) / (MM * MM)
         return np.concatenate([force, torque])
 
     def _pose(self) -> tuple[np.ndarray, tuple[float, float, float], np.ndarray, np.ndarray]:
-        pos, orn = p.getBasePositionAndOrientation(self._plug_id, physicsClientId=self._cid)
-        lin, ang = p.getBaseVelocity(self._plug_id, physicsClientId=self._cid)
-        rpy = p.getEulerFromQuaternion(orn)
-        return np.asarray(pos), rpy, np.asarray(lin), np.asarray(ang)
+        # read once per control step (observation, success, reward and info all use it);
+        # `step` and `reset` clear the cache after moving the plug
+        if self._cache is None:
+            pos, orn = p.getBasePositionAndOrientation(self._plug_id, physicsClientId=self._cid)
+            lin, ang = p.getBaseVelocity(self._plug_id, physicsClientId=self._cid)
+            rpy = p.getEulerFromQuaternion(orn)
+            self._cache = (np.asarray(pos), rpy, np.asarray(lin), np.asarray(ang))
+        return self._cache
 
     def _observe(self) -> np.ndarray:
         pos, rpy, lin, ang = self._pose()
@@ -495,7 +604,7 @@ class InsertionEnv(gym.Env):
             "is_success": bool(success),
             "safety_violation": bool(violation),
             "peak_force": float(self._peak_force),
-            "task": self._task.model_dump(),
+            "task": dict(self._task_dict),
             "insertion_depth_mm": float(depth),
             "lateral_error_mm": float(exy),
             "yaw_error_rad": float(eyaw),

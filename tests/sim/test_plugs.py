@@ -37,6 +37,15 @@ def test_every_shipped_plug_loads_and_cites_a_source(name: str) -> None:
     assert geom.boxes
 
 
+def test_round_cavity_walls_skip_the_edges_on_its_bounding_box() -> None:
+    """A 12-gon cavity needs 8 walls: its 4 axis-aligned flats lie on its bounding box, beyond
+    which the grid plate is already solid (the coverage property test checks the result)."""
+    geom = socket_geometry(load_plug("Metal-peg-rd"), 0.1)
+    r = [b.yaw % (np.pi / 2) for b in geom.boxes]
+    slanted = [x for x in r if min(x, np.pi / 2 - x) > 1e-9]
+    assert len(slanted) == 8
+
+
 def test_uk_plug_dimensions_follow_bs1363() -> None:
     spec = load_plug("UK-AC-plug")
     ln = [p for p in spec.pins if p.name in ("L", "N")]
