@@ -1,21 +1,230 @@
-"""Training configuration; defaults live here, `configs/train/*.yaml` override."""
+"""Training configuration; defaults live here, `configs/train/*.yaml` override.
+
+The defaults are sized for the 2-core CPU machine this project is developed on (see
+bench/train_update.py and BENCHMARKS.md): PEARL's own meta-batch 16 x batch 256 with
+300-wide networks costs ~120 ms per update here, so the default update is a meta-batch of 8
+tasks x 128 transitions on 128-wide networks.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from zshot.config import StrictModel
 
 
+class SACConfig(StrictModel):
+    """Soft actor-critic underneath PEARL (Haarnoja et al. 2018, twin-Q variant)."""
+
+    hidden: list[int] = Field(default_factory=lambda: [128, 128])
+    """Hidden widths of the policy and of each Q network."""
+    policy_lr: float = Field(3e-4, gt=0)
+    qf_lr: float = Field(3e-4, gt=0)
+    """Learning rate of the Q networks and of the context encoder (they share one loss)."""
+    alpha_lr: float = Field(3e-4, gt=0)
+    gamma: float = Field(0.99, ge=0, lt=1)
+    """Discount."""
+    tau: float = Field(0.005, gt=0, le=1)
+    """Polyak factor for the target Q networks."""
+    reward_scale: float = Field(5.0, gt=0)
+    """PEARL's reward scale: rewards are multiplied by it in the Bellman target only."""
+    alpha: float = Field(1.0, gt=0)
+    """Entropy temperature when `auto_entropy` is off (PEARL fixes it to 1 with reward_scale)."""
+    auto_entropy: bool = False
+    """Tune alpha towards `target_entropy` (SAC v2). Off by default as in PEARL."""
+    target_entropy: float | None = None
+    """None: -act_dim (SAC's heuristic)."""
+
+
+class EncoderConfig(StrictModel):
+    """The context encoder q(z | c) of PEARL."""
+
+    latent_dim: int = Field(5, ge=1, le=64)
+    hidden: list[int] = Field(default_factory=lambda: [128, 128])
+    kl_lambda: float = Field(0.1, ge=0)
+    """Weight of KL(q(z|c) || N(0, I)) in the encoder's loss (PEARL eq. 4, beta)."""
+    prior_in_posterior: bool = True
+    """Multiply the N(0, I) prior into the product of factors. True makes the empty context
+    exactly the prior and matches a runtime that accumulates natural parameters from the
+    prior; False is the paper's product over transitions only."""
+
+
+class EvalConfig(StrictModel):
+    """Few-shot evaluation protocol."""
+
+    explore_episodes: int = Field(2, ge=0, le=50)
+    """K: exploration episodes with posterior sampling, accumulating context."""
+    eval_episodes: int = Field(1, ge=1)
+    """N: evaluation episodes per test task with the posterior mean."""
+    mode: Literal["episodic", "online"] = "episodic"
+    """episodic: z resampled per episode from the posterior (paper); online: posterior
+    updated after every step from the first episode on, z = posterior mean."""
+    tasks_per_plug: int | None = Field(None, ge=1)
+    """Evaluate at most this many test tasks of each plug (None: all)."""
+    max_tasks: int | None = Field(None, ge=1)
+    """Then at most this many test tasks in all (None: all)."""
+
+
+class OfflineConfig(StrictModel):
+    """Offline PEARL, the ODA recipe (Zhao et al. 2022): PEARL's encoder trained through an
+    offline critic, with an advantage-weighted actor (AWAC, Nair et al. 2020), from a fixed
+    multi-task dataset (`zshot collect`). Set `dataset` to train offline with `zshot train`."""
+
+    dataset: str | None = None
+    """A dataset directory written by `zshot collect` (or recordings with task metadata)."""
+    updates: int = Field(5000, ge=1)
+    """Gradient steps (offline: no env interaction during training)."""
+    awac_lambda: float = Field(1.0, gt=0)
+    """AWAC temperature: policy weight exp(A / lambda) on each dataset action."""
+    max_weight: float = Field(20.0, gt=0)
+    """Clip on exp(A / lambda) (as in CRR/IQL) so a few large advantages cannot dominate."""
+    value_samples: int = Field(4, ge=1)
+    """Actions sampled from pi to estimate V(s, z) = E_pi Q(s, a, z) in the advantage."""
+    context_sampling: Literal["mixed", "per_behaviour"] = "per_behaviour"
+    """mixed: each task's context drawn from all its transitions (every behaviour at once);
+    per_behaviour: each context drawn from one behaviour's transitions, chosen at random per
+    task and step, so the encoder learns to identify the task from any single policy's data.
+    The context-shift remedy (see training/offline.py and docs)."""
+    eval_every: int = Field(0, ge=0)
+    """Few-shot evaluation every this many updates (0: only at the end)."""
+    log_every: int = Field(100, ge=1)
+
+
 class TrainConfig(StrictModel):
-    """A meta-training run."""
+    """A PEARL meta-training run (or the SAC-without-context baseline when latent is off)."""
 
     seed: int = 0
-    total_steps: int = Field(100_000, ge=1)
+    env: Literal["insertion", "point", "terrain"] = "insertion"
+    """insertion: sim.insertion.InsertionEnv over sim.tasks.TaskFamily; point: the 2-D toy
+    meta-RL task of training.toy_env (hidden goal), for CI and sanity checks; terrain:
+    sim.terrain.TerrainEnv over sim.terrain_tasks.TerrainTaskFamily (`terrain_config`)."""
+    terrain_config: str | None = None
+    """terrain only: YAML of sim.terrain_config.TerrainEnvConfig (a configs/terrain/ file,
+    relative to the cwd or the repository root); `sim_overrides` apply on top of it."""
+    sim_config: str | None = None
+    """YAML overriding sim.config.InsertionEnvConfig (insertion only; a configs/sim/ file)."""
+    sim_overrides: dict[str, Any] = Field(default_factory=dict)
+    """Keys of sim.config.InsertionEnvConfig set on top of `sim_config`, e.g.
+    {tasks: {n_train_per_plug: 4}} (validated by the sim's model when the run starts)."""
+    train_plugs: list[str] = Field(default_factory=lambda: ["family"])
+    """Plugs to meta-train on (insertion only): "family" = the procedural specs in
+    training/plugs/; other entries are shipped plug names or spec paths. The held-out
+    plugs (sim default: the 9 named ones) are never trained on."""
+    eval_held_out_only: bool = True
+    """Few-shot evaluation on the held-out plugs' test tasks only (insertion only)."""
+    use_latent: bool = True
+    """False: plain multi-task SAC without context (z is all zeros, the encoder is unused);
+    the baseline that shows what the context buys."""
+    num_train_tasks: int | None = Field(None, ge=1)
+    """Use at most this many of the family's train tasks (None: all)."""
+
+    iterations: int = Field(200, ge=1)
+    """Meta-training iterations (collect, then `updates_per_iteration` gradient steps)."""
+    initial_steps: int = Field(400, ge=0)
+    """Env steps per train task with z from the prior before training starts."""
+    tasks_per_iteration: int = Field(5, ge=1)
+    """Tasks whose data is refreshed each iteration."""
+    steps_prior: int = Field(200, ge=0)
+    """Per sampled task: steps with z ~ prior, added to both buffers."""
+    steps_posterior: int = Field(0, ge=0)
+    """Per sampled task: steps with z ~ posterior, added to both buffers."""
+    steps_extra_posterior: int = Field(200, ge=0)
+    """Per sampled task: steps with z ~ posterior, RL buffer only (PEARL's
+    num_extra_rl_steps_posterior)."""
+    updates_per_iteration: int = Field(100, ge=1)
+    meta_batch: int = Field(8, ge=1)
+    """Tasks per gradient step."""
+    batch_size: int = Field(128, ge=1)
+    """RL transitions per task per gradient step."""
+    context_size: int = Field(64, ge=1)
+    """Context transitions per task fed to the encoder (PEARL's embedding_batch_size)."""
+    buffer_capacity: int = Field(20_000, ge=1)
+    """Per-task RL replay capacity (transitions)."""
+    max_episode_steps: int | None = Field(None, ge=1)
+    """None: the env's own time limit."""
+
+    offline: OfflineConfig = Field(default_factory=lambda: OfflineConfig.model_validate({}))
+    """Offline PEARL (training/offline.py); used when `offline.dataset` is set."""
+    sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
+    encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
+    eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
+    eval_every: int = Field(20, ge=0)
+    """Few-shot evaluation every this many iterations (0: only at the end)."""
+    checkpoint_every: int = Field(10, ge=1)
+    """Iterations between checkpoints (one is always written at the end)."""
+    torch_threads: int = Field(1, ge=1, le=64)
+    """torch intra-op threads. One: on the shared 2-core machine a second OpenMP thread
+    spin-waits against other processes (bench/train_update.py: 42 ms/update with 1 thread
+    against 891 ms with 2 under load), and the small batches gain little from it."""
+    run_dir: str = "runs/{name}-s{seed}"
+    """Where the run is written; {name} is the config file's stem, {seed} the seed."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
+            raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
+        if self.env == "terrain" and self.terrain_config is None:
+            raise ValueError("env 'terrain' needs terrain_config (a configs/terrain/*.yaml path)")
+        return self
+
+
+class BehaviourMix(StrictModel):
+    """Fractions of each task's episodes per behaviour policy (normalised to sum 1)."""
+
+    scripted: float = Field(0.5, ge=0)
+    """The scripted expert with action noise: noisy spiral search (insertion) or a noisy
+    go-to-goal controller that sees the hidden goal (point)."""
+    random: float = Field(0.25, ge=0)
+    """Uniform random actions, low-pass filtered (see `random_smoothing`)."""
+    policy: float = Field(0.25, ge=0)
+    """A partially trained PEARL run (`policy_run`), z from its prior per episode."""
+
+    @model_validator(mode="after")
+    def _check(self) -> BehaviourMix:
+        if self.scripted + self.random + self.policy <= 0:
+            raise ValueError("mix: at least one behaviour needs a fraction > 0")
+        return self
 
 
 class CollectConfig(StrictModel):
-    """An offline data-collection run."""
+    """An offline data-collection run (`zshot collect`): per train task, episodes of a mix of
+    behaviour policies, written in the recorder's HDF5 layout (training/datasets.py)."""
 
     seed: int = 0
     episodes_per_task: int = Field(10, ge=1)
+    env: Literal["insertion", "point"] = "insertion"
+    """The task family, as in TrainConfig (same seed + same task keys = same train tasks)."""
+    sim_config: str | None = None
+    """As TrainConfig.sim_config."""
+    sim_overrides: dict[str, Any] = Field(default_factory=dict)
+    """As TrainConfig.sim_overrides."""
+    train_plugs: list[str] = Field(default_factory=lambda: ["family"])
+    """As TrainConfig.train_plugs (the held-out plugs are never collected on)."""
+    num_tasks: int | None = Field(None, ge=1)
+    """Collect on at most this many of the train tasks (None: all)."""
+    mix: BehaviourMix = Field(default_factory=lambda: BehaviourMix.model_validate({}))
+    scripted_noise: float = Field(0.3, ge=0, le=2)
+    """Std of Gaussian noise added to the scripted expert's normalised action (then clipped)."""
+    random_smoothing: float = Field(0.8, ge=0, lt=1)
+    """Random behaviour a_t = s * a_{t-1} + (1 - s) * u_t, u_t ~ U(-1, 1): wanders like a
+    poorly tuned controller instead of jittering in place."""
+    policy_run: str | None = None
+    """Run dir (checkpoint.pt) of a partially trained PEARL run; needed when mix.policy > 0."""
+    max_episode_steps: int | None = Field(None, ge=1)
+    """None: the env's own time limit."""
+
+    def as_train_config(self) -> TrainConfig:
+        """The TrainConfig whose task source has the same train tasks (tasks.make_task_source)."""
+        return TrainConfig.model_validate(
+            {
+                "seed": self.seed,
+                "env": self.env,
+                "sim_config": self.sim_config,
+                "sim_overrides": self.sim_overrides,
+                "train_plugs": self.train_plugs,
+                "num_train_tasks": self.num_tasks,
+                "max_episode_steps": self.max_episode_steps,
+            }
+        )

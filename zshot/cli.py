@@ -28,31 +28,31 @@ class Command:
 
 COMMANDS: dict[str, Command] = {
     "train": Command(
-        "training.cli:train_main", "meta-train PEARL (or a baseline) from a config", 4, False
+        "training.cli:train_main", "meta-train PEARL (or a baseline) from a config", 4, True
     ),
     "export": Command(
         "training.cli:export_main",
         "export a run to encoder.onnx + policy.onnx + manifest.json",
         4,
-        False,
+        True,
     ),
     "eval": Command(
-        "training.cli:eval_main", "few-shot evaluation of a run or an exported artifact", 4, False
+        "training.cli:eval_main", "few-shot evaluation of a run or an exported artifact", 4, True
     ),
     "collect": Command(
-        "training.collect:main", "collect multi-task offline datasets from the sim", 7, False
+        "training.collect:main", "collect multi-task offline datasets from the sim", 7, True
     ),
     "serve": Command(
-        "runtime.cli:serve_main", "serve an exported artifact over ZeroMQ (no torch)", 5, False
+        "runtime.cli:serve_main", "serve an exported artifact over ZeroMQ (no torch)", 5, True
     ),
     "keys": Command(
-        "runtime.cli:keys_main", "generate CurveZMQ key pairs for the runtime and clients", 5, False
+        "runtime.cli:keys_main", "generate CurveZMQ key pairs for the runtime and clients", 5, True
     ),
     "trials": Command(
         "hardware_bridge.cli:trials_main",
         "run few-shot trials on a robot against a runtime",
         6,
-        False,
+        True,
     ),
     "demo": Command(
         "hardware_bridge.cli:demo_main",
@@ -64,7 +64,7 @@ COMMANDS: dict[str, Command] = {
         "sim.cli:main",
         "simulation tools: list plugs, view a plug and socket, check specs",
         3,
-        False,
+        True,
     ),
     "config": Command(
         "zshot.config_cli:main", "show or validate a config (defaults + YAML + --set)", 2, True

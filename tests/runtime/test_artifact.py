@@ -88,3 +88,9 @@ def test_path_escape_is_refused(tmp_path: Path) -> None:
 def test_bad_spec_is_rejected(over: dict[str, object], msg: str) -> None:
     with pytest.raises(ValueError, match=msg):
         spec(**over)
+
+
+def test_written_files_are_world_readable(tmp_path: Path) -> None:
+    write_artifact(tmp_path, b"enc", b"pol", spec())
+    for name in ("encoder.onnx", "policy.onnx", "manifest.json"):
+        assert (tmp_path / name).stat().st_mode & 0o444 == 0o444, name

@@ -1,0 +1,195 @@
+"""Few-shot evaluation: the protocol's bookkeeping, the posterior, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from training.config import EvalConfig
+from training.evaluate import Posterior, few_shot_eval
+from training.pearl import product_of_gaussians
+from training.tasks import TaskSource
+from training.toy_env import PointGoalEnv, PointTask, point_tasks
+from zshot.cli import main as zshot
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 12), st.integers(0, 2**31), st.booleans())
+def test_incremental_posterior_equals_batch_product(n: int, seed: int, prior: bool) -> None:
+    rng = np.random.default_rng(seed)
+    mu, var = rng.normal(size=(n, 3)), rng.uniform(0.05, 5, size=(n, 3))
+    post = Posterior(3, prior_in_posterior=prior)
+    for i in range(n):  # one transition at a time, as the runtime does
+        post.add(mu[i : i + 1], var[i : i + 1])
+    m, v = product_of_gaussians(torch.from_numpy(mu), torch.from_numpy(var), prior=prior)
+    np.testing.assert_allclose(post.mean, m.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(post.var, v.numpy(), rtol=1e-9)
+    post.reset()
+    np.testing.assert_array_equal(post.mean, np.zeros(3))
+    np.testing.assert_array_equal(post.var, np.ones(3))
+
+
+class UpAgent:
+    """Scripted: always heads straight up (reaches the 'up' goal, never the 'right' one).
+
+    It records the z of every step, and its factors put mu at s' with var 1, so the
+    posterior is easy to predict.
+    """
+
+    latent_dim = 3
+    use_latent = True
+    prior_in_posterior = True
+
+    def __init__(self) -> None:
+        self.factor_calls = 0
+        self.zs: list[np.ndarray] = []
+
+    def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.factor_calls += len(transitions)
+        mu = np.concatenate([transitions[:, 5:7], np.ones((len(transitions), 1))], axis=1)
+        return mu, np.ones_like(mu)
+
+    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        self.zs.append(z.copy())
+        return np.array([0.0, 1.0], np.float32)
+
+
+class ExactStartEnv(PointGoalEnv):
+    """No start noise: step counts are exact (the 'up' goal is reached at step 9)."""
+
+    start_noise = 0.0
+
+
+def _source() -> TaskSource:
+    tasks = [
+        PointTask(plug="up", goal_x=0.0, goal_y=1.0),
+        PointTask(plug="right", goal_x=0.9, goal_y=0.4),
+    ]
+    return TaskSource("point", point_tasks(3, 0, "train"), tasks, ExactStartEnv)
+
+
+def test_protocol_counts_and_table() -> None:
+    agent = UpAgent()
+    cfg = EvalConfig(explore_episodes=2, eval_episodes=3)
+    report = few_shot_eval(_source(), agent, cfg, seed=0)
+    # 'up' (1 m away at 0.1 m/step, radius 0.15) succeeds at step 9: 0.9 s at 10 Hz
+    assert [p.plug for p in report.plugs] == ["right", "up"]
+    for p in report.plugs:
+        assert p.episodes == 3 and p.explore_episodes == 2
+        assert p.peak_force == 0.0
+    up = report.plugs[1]
+    assert up.successes == 3 and up.explore_successes == 2
+    assert up.mean_steps == 9 and report.plugs[0].mean_steps == PointGoalEnv.max_steps
+    assert up.safety_violations == 0
+    assert up.mean_time_to_insert == pytest.approx(0.9)
+    assert report.plugs[0].successes == 0 and report.plugs[0].mean_time_to_insert is None
+    assert report.success_rate == 0.5
+    # episodic: factors only from the exploration episodes ('up' ends at step 9 when it
+    # succeeds, 'right' runs the full 20 steps): 2 * 9 + 2 * 20
+    assert agent.factor_calls == 2 * 9 + 2 * PointGoalEnv.max_steps
+    table = report.table()
+    assert "up" in table and "3/3" in table
+    data = report.to_json()
+    assert data["protocol"]["explore_episodes"] == 2 and len(data["plugs"]) == 2
+
+
+def test_without_exploration_the_posterior_stays_at_the_prior() -> None:
+    agent = UpAgent()
+    few_shot_eval(_source(), agent, EvalConfig(explore_episodes=0, eval_episodes=2), seed=0)
+    assert agent.factor_calls == 0  # episodic mode: eval episodes do not update the posterior
+    assert all(np.array_equal(z, np.zeros(3)) for z in agent.zs)  # the prior mean
+
+
+def test_exploration_samples_z_and_evaluation_uses_the_mean() -> None:
+    agent = UpAgent()
+    src = _source()
+    src.test_tasks = src.test_tasks[:1]  # 'up': explore 9 steps, evaluate 9 steps twice
+    few_shot_eval(src, agent, EvalConfig(explore_episodes=1, eval_episodes=2), seed=0)
+    explore, evals = agent.zs[:9], agent.zs[9:]
+    assert len(evals) == 18
+    assert not np.allclose(explore[0], 0.0)  # a sample from the prior, once per episode
+    assert all(np.array_equal(z, explore[0]) for z in explore)
+    # posterior mean after 9 factors with var 1 and the prior: sum(mu) / 10
+    assert evals[0][2] == pytest.approx(9 / 10)
+    assert all(np.array_equal(z, evals[0]) for z in evals)
+
+
+def test_online_mode_updates_every_step() -> None:
+    agent = UpAgent()
+    src = _source()
+    src.test_tasks = src.test_tasks[:1]
+    report = few_shot_eval(
+        src, agent, EvalConfig(explore_episodes=0, eval_episodes=1, mode="online"), seed=0
+    )
+    assert agent.factor_calls == 9 and report.protocol["mode"] == "online"
+    # z at step t is the posterior mean after t transitions: z[2] = t / (t + 1)
+    np.testing.assert_allclose([z[2] for z in agent.zs], [t / (t + 1) for t in range(9)], rtol=1e-6)
+
+
+def test_tasks_per_plug_limits_each_plug() -> None:
+    src = _source()
+    src.test_tasks = [*src.test_tasks, PointTask(plug="up", goal_x=0.1, goal_y=1.0)]
+    report = few_shot_eval(src, UpAgent(), EvalConfig(explore_episodes=0, tasks_per_plug=1), seed=0)
+    assert report.protocol["tasks"] == 2 and all(p.episodes == 1 for p in report.plugs)
+
+
+def test_unknown_plug_is_named() -> None:
+    with pytest.raises(ValueError, match=r"\['nope'\] not among the test plugs"):
+        few_shot_eval(_source(), UpAgent(), EvalConfig(), seed=0, plugs=["nope"])
+
+
+@pytest.mark.slow
+def test_eval_cli_on_run_and_artifact(
+    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    art = tmp_path / "art"
+    assert zshot(["export", str(trained_run), "--out", str(art)]) == 0
+    assert "max |err|" in capsys.readouterr().out
+    outs = {}
+    for target in (trained_run, art):
+        js = tmp_path / f"{target.name}.json"
+        assert (
+            zshot(
+                [
+                    "eval",
+                    str(target),
+                    "--plugs",
+                    "test-0",
+                    "test-1",
+                    "-k",
+                    "1",
+                    "-n",
+                    "2",
+                    "--json",
+                    str(js),
+                ]
+            )
+            == 0
+        )
+        out = capsys.readouterr().out
+        assert "test-0" in out and "/2" in out
+        outs[target.name] = json.loads(js.read_text())
+    run_res, art_res = outs[trained_run.name], outs["art"]
+    assert (
+        run_res["protocol"]["backend"] == "torch"
+        and art_res["protocol"]["backend"] == "onnxruntime"
+    )
+    # Same seed, same protocol: the robot's numbers (onnxruntime) equal the training ones.
+    for a, b in zip(run_res["plugs"], art_res["plugs"], strict=True):
+        assert a["successes"] == b["successes"]
+        assert a["mean_return"] == pytest.approx(b["mean_return"], abs=1e-3)
+
+
+def test_eval_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert zshot(["eval", str(tmp_path)]) == 2
+    assert "neither a run dir" in capsys.readouterr().err
+    assert zshot(["export", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert zshot(["eval", "spiral"]) == 2
+    assert "needs --config" in capsys.readouterr().err

@@ -1,0 +1,117 @@
+"""The training loop: a smoke run through the CLI, checkpoints, and exact resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.trainer import CHECKPOINT, Trainer, load_checkpoint
+from zshot.cli import main as zshot
+
+from .conftest import SMOKE, tiny_config
+
+
+def test_run_dir_has_everything(trained_run: Path) -> None:
+    for name in ("checkpoint.pt", "config.yaml", "history.json", "eval.json", "curves.png"):
+        assert (trained_run / name).is_file(), name
+    assert any((trained_run / "tb").iterdir())
+    state = load_checkpoint(trained_run / CHECKPOINT)
+    assert state["iteration"] == 2 and state["updates"] == 20
+    # initial: 5 tasks x 20 steps; per iteration 2 tasks x (20 + 20) steps
+    assert state["env_steps"] == 5 * 20 + 2 * 2 * 40
+    assert int(state["rl_buffer"]["sizes"].sum()) == state["env_steps"]
+    history = json.loads((trained_run / "history.json").read_text())
+    assert [h["iteration"] for h in history] == [1, 2]
+    assert all(np.isfinite(h["loss/qf"]) for h in history)
+    assert "eval_success" in history[-1]  # the final few-shot evaluation
+
+
+def test_encoder_buffer_holds_only_this_iterations_context(trained_run: Path) -> None:
+    state = load_checkpoint(trained_run / CHECKPOINT)
+    enc = state["enc_buffer"]["sizes"].numpy()
+    rl = state["rl_buffer"]["sizes"].numpy()
+    # refreshed tasks: cleared, then 20 prior steps (the extra posterior steps are RL-only)
+    assert set(enc.tolist()) <= {20}
+    assert (rl >= enc).all() and rl.sum() > enc.sum()
+
+
+def _weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in trainer.nets.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_resume_restores_buffers_counters_and_continues_exactly(tmp_path: Path) -> None:
+    # A: 4 iterations straight.  B: 2 iterations, stop, new process-like Trainer, resume to 4.
+    a = Trainer(tiny_config(iterations=4), tmp_path / "a")
+    a.run(progress=False)
+
+    b = Trainer(tiny_config(iterations=2), tmp_path / "b")
+    b.run(progress=False)
+    saved = load_checkpoint(tmp_path / "b" / CHECKPOINT)
+
+    torch.manual_seed(999)  # a different process would have other RNG states
+    b2 = Trainer(tiny_config(iterations=4), tmp_path / "b")
+    b2.load_checkpoint()
+    assert (b2.iteration, b2.updates, b2.env_steps) == (2, 20, saved["env_steps"])
+    for buf, key in ((b2.rl_buffer, "rl_buffer"), (b2.enc_buffer, "enc_buffer")):
+        np.testing.assert_array_equal(buf.sizes, saved[key]["sizes"].numpy())
+        n = saved[key]["obs"].shape[1]
+        np.testing.assert_array_equal(buf.obs[:, :n], saved[key]["obs"].numpy())
+    assert b2.optimizers.critic.state_dict()["state"], "Adam moments must come back"
+    b2.run(progress=False)
+
+    wa, wb = _weights(a), _weights(b2)
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+    np.testing.assert_array_equal(a.rl_buffer.obs, b2.rl_buffer.obs)
+    assert a.env_steps == b2.env_steps and a.updates == b2.updates == 40
+
+
+def test_resume_refuses_other_tasks(trained_run: Path, tmp_path: Path) -> None:
+    other = Trainer(tiny_config(seed=1), tmp_path / "x")
+    with pytest.raises(ValueError, match="other train tasks"):
+        other.load_checkpoint(trained_run / CHECKPOINT)
+
+
+@pytest.mark.slow
+def test_smoke_config_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "smoke"
+    assert zshot(["train", str(SMOKE), "--run-dir", str(run), "--no-progress"]) == 0
+    state = load_checkpoint(run / CHECKPOINT)
+    assert state["updates"] == 300  # "a few hundred steps"
+    out = capsys.readouterr().out
+    assert "all" in out and str(run) in out
+    # a second train into the same dir without --resume is refused; with it, it is a no-op
+    assert zshot(["train", str(SMOKE), "--run-dir", str(run), "--no-progress"]) == 2
+    assert zshot(["train", str(SMOKE), "--run-dir", str(run), "--no-progress", "--resume"]) == 0
+    assert "resumed" in capsys.readouterr().out
+    # more iterations on resume continue the counters
+    assert (
+        zshot(
+            [
+                "train",
+                str(SMOKE),
+                "--run-dir",
+                str(run),
+                "--no-progress",
+                "--resume",
+                "--set",
+                "iterations=5",
+            ]
+        )
+        == 0
+    )
+    assert load_checkpoint(run / CHECKPOINT)["updates"] == 375
+
+
+def test_bad_config_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env: point\nmeta_bach: 3\n")
+    assert zshot(["train", str(bad)]) == 2
+    assert "meta_bach" in capsys.readouterr().err
+    assert zshot(["train", str(SMOKE), "--run-dir", str(tmp_path / "r"), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

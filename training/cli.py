@@ -1,0 +1,192 @@
+"""`zshot train`, `zshot export`, `zshot eval`: each is `main(argv) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from zshot.config import load_config
+
+
+def _run_dir(template: str, config_path: str, seed: int) -> Path:
+    return Path(template.format(name=Path(config_path).stem, seed=seed))
+
+
+def train_main(argv: Sequence[str]) -> int:
+    """Meta-train PEARL (or SAC without context when use_latent is false) from a config."""
+    p = argparse.ArgumentParser(
+        prog="zshot train",
+        description="Meta-train PEARL from a YAML config (defaults in training/config.py).",
+    )
+    p.add_argument("config", help="YAML under configs/train/")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--run-dir", help="where to write the run (default: the config's run_dir)")
+    p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(list(argv))
+
+    from training.config import TrainConfig
+    from training.trainer import CHECKPOINT, Trainer
+
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else _run_dir(cfg.run_dir, args.config, cfg.seed)
+    ckpt = run_dir / CHECKPOINT
+    if ckpt.exists() and not args.resume:
+        print(
+            f"zshot train: {run_dir} already holds a run; pass --resume or another --run-dir",
+            file=sys.stderr,
+        )
+        return 2
+    if args.resume and not ckpt.exists():
+        print(f"zshot train: --resume: no checkpoint in {run_dir}", file=sys.stderr)
+        return 2
+    try:
+        trainer = Trainer(cfg, run_dir)
+        if args.resume:
+            trainer.load_checkpoint()
+            print(f"resumed {run_dir} at iteration {trainer.iteration} ({trainer.updates} updates)")
+    except (RuntimeError, ValueError) as exc:
+        print(f"zshot train: {exc}", file=sys.stderr)
+        return 2
+    report = trainer.run(progress=not args.no_progress)
+    if report is not None:
+        print(report.table())
+    print(f"run: {run_dir}  (checkpoint, tb/, history.json, eval.json, curves.png)")
+    return 0
+
+
+def export_main(argv: Sequence[str]) -> int:
+    """Export a run to encoder.onnx + policy.onnx + manifest.json (with a parity check)."""
+    p = argparse.ArgumentParser(
+        prog="zshot export", description="Export a training run to an ONNX artifact directory."
+    )
+    p.add_argument("run_dir", help="a run directory written by `zshot train`")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    args = p.parse_args(list(argv))
+
+    from training.export import export_run
+
+    try:
+        artifact, errors = export_run(args.run_dir, args.out)
+    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        print(f"zshot export: {exc}", file=sys.stderr)
+        return 2
+    m = artifact.manifest
+    print(
+        f"wrote {artifact.root}: encoder.onnx, policy.onnx, manifest.json "
+        f"(obs {m.obs_dim}, act {m.act_dim}, latent {m.latent_dim}); "
+        f"onnxruntime vs torch max |err|: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+    )
+    return 0
+
+
+def eval_main(argv: Sequence[str]) -> int:
+    """Few-shot evaluation of a run dir (torch) or an exported artifact (onnxruntime)."""
+    p = argparse.ArgumentParser(
+        prog="zshot eval",
+        description="Few-shot evaluation: per test task start from the prior, explore K "
+        "episodes (posterior sampling), then N episodes with the posterior mean.",
+    )
+    p.add_argument("target", metavar="RUN_OR_ARTIFACT", help="run dir or artifact dir")
+    p.add_argument("--plugs", nargs="+", help="only these test plugs (default: all test tasks)")
+    p.add_argument("--explore", "-k", type=int, help="K exploration episodes per task")
+    p.add_argument("--episodes", "-n", type=int, help="N evaluation episodes per task")
+    p.add_argument("--mode", choices=["episodic", "online"], help="posterior update protocol")
+    p.add_argument("--tasks-per-plug", type=int, help="at most this many test tasks per plug")
+    p.add_argument(
+        "--config", help="with RUN_OR_ARTIFACT = spiral: the train config whose test tasks to use"
+    )
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--json", help="write the report here (default: TARGET/eval-<mode>.json)")
+    args = p.parse_args(list(argv))
+
+    from training.config import EvalConfig, TrainConfig
+    from training.evaluate import (
+        FewShotAgent,
+        OnnxAgent,
+        SpiralAgent,
+        TorchAgent,
+        few_shot_eval,
+    )
+    from training.tasks import make_task_source
+
+    target = Path(args.target)
+    agent: FewShotAgent
+    try:
+        if str(target) == "spiral":
+            if not args.config:
+                print("zshot eval spiral: needs --config (whose test tasks)", file=sys.stderr)
+                return 2
+            cfg = load_config(TrainConfig, args.config)
+            if cfg.env != "insertion":
+                print(
+                    "zshot eval spiral: the spiral baseline needs env: insertion", file=sys.stderr
+                )
+                return 2
+            source = make_task_source(cfg)
+            env = source.make_env()
+            agent = SpiralAgent(env.config)
+            env.close()
+            backend = "spiral-search (scripted)"
+        elif (target / "manifest.json").is_file():
+            onnx_agent = OnnxAgent(target)
+            cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
+            agent = onnx_agent
+            backend = "onnxruntime"
+        elif (target / "checkpoint.pt").is_file():
+            from training.pearl import make_nets
+            from training.trainer import load_checkpoint
+
+            state = load_checkpoint(target / "checkpoint.pt")
+            cfg = TrainConfig.model_validate(state["config"])
+            nets = make_nets(int(state["dims"]["obs"]), int(state["dims"]["act"]), cfg)
+            nets.load_state_dict(state["nets"])
+            agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
+            backend = "torch"
+        else:
+            print(
+                f"zshot eval: {target} is neither a run dir (checkpoint.pt) nor an artifact "
+                "(manifest.json)",
+                file=sys.stderr,
+            )
+            return 2
+        ev = cfg.eval.model_dump()
+        for key, val in (
+            ("explore_episodes", args.explore),
+            ("eval_episodes", args.episodes),
+            ("mode", args.mode),
+            ("tasks_per_plug", args.tasks_per_plug),
+        ):
+            if val is not None:
+                ev[key] = val
+        eval_cfg = EvalConfig.model_validate(ev)
+        source = make_task_source(cfg)
+        report = few_shot_eval(
+            source,
+            agent,
+            eval_cfg,
+            seed=args.seed,
+            plugs=args.plugs,
+            max_steps=cfg.max_episode_steps,
+        )
+    except (RuntimeError, ValueError, KeyError) as exc:
+        print(f"zshot eval: {exc}", file=sys.stderr)
+        return 2
+    report.protocol["backend"] = backend
+    report.protocol["target"] = str(target)
+    print(
+        f"{backend}: K={eval_cfg.explore_episodes} exploration + N={eval_cfg.eval_episodes} "
+        f"evaluation episodes per task, mode {eval_cfg.mode}"
+    )
+    print(report.table())
+    if args.json:
+        out = Path(args.json)
+    elif str(target) == "spiral":
+        out = Path(f"eval-spiral-{Path(args.config).stem}.json")
+    else:
+        out = target / f"eval-{eval_cfg.mode}.json"
+    report.write_json(out)
+    print(f"wrote {out}")
+    return 0

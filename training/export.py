@@ -1,0 +1,229 @@
+"""Export a trained run to the robot artifact: encoder.onnx + policy.onnx + manifest.json.
+
+Both graphs take raw units: observation normalisation is inside them (the networks carry
+it as buffers), and the policy graph squashes (tanh) and scales to the env's action bounds.
+Exported with torch's default dynamo exporter as single-file models (no external data),
+then checked against torch with onnxruntime on random inputs before the artifact is written.
+
+    encoder.onnx  transition[B, 2*obs+act+1] = (s, a, r, s')  ->  mu[B, L], var[B, L]
+    policy.onnx   obs[B, obs], z[B, L], noise[B, act]         ->  action[B, act]
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from training.networks import ContextEncoder, TanhGaussianPolicy
+
+PARITY_ATOL = 1e-5
+
+
+class EncoderGraph(nn.Module):
+    """transition -> (mu, var): the per-transition Gaussian factor."""
+
+    def __init__(self, encoder: ContextEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, transition: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, D) raw -> mu (B, L), var (B, L)."""
+        return self.encoder(transition)
+
+
+class PolicyGraph(nn.Module):
+    """(obs, z, noise) -> action = low + (tanh(mean + std * noise) + 1) / 2 * (high - low)."""
+
+    low: Tensor
+    high: Tensor
+
+    def __init__(self, policy: TanhGaussianPolicy, low: np.ndarray, high: np.ndarray) -> None:
+        super().__init__()
+        self.policy = policy
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: Tensor, z: Tensor, noise: Tensor) -> Tensor:
+        """obs (B, obs) raw, z (B, L), noise (B, act) -> action (B, act) in env units."""
+        mean, log_std = self.policy(obs, z)
+        squashed = torch.tanh(mean + log_std.exp() * noise)  # noise 0: deterministic
+        return self.low + (squashed + 1.0) * 0.5 * (self.high - self.low)
+
+
+def _export(
+    module: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outputs: list[str]
+) -> bytes:
+    """torch.onnx.export (dynamo) with a dynamic batch dim; returns one self-contained model."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = {name: {0: batch} for name in inputs}
+    module.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        program = torch.onnx.export(
+            module,
+            args,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_shapes=shapes,
+            dynamo=True,
+            external_data=False,
+        )
+        if program is None:
+            raise RuntimeError("torch.onnx.export returned no program")
+        program.save(str(path), external_data=False)
+        data = path.read_bytes()
+        leftovers = [p.name for p in Path(tmp).iterdir() if p.name != "model.onnx"]
+        if leftovers:  # weights were written next to the model: not a single file
+            raise RuntimeError(f"export wrote external data files {leftovers}")
+    return data
+
+
+def _ort_session(model: bytes) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def check_parity(
+    encoder_onnx: bytes,
+    policy_onnx: bytes,
+    encoder: EncoderGraph,
+    policy: PolicyGraph,
+    obs_dim: int,
+    act_dim: int,
+    latent_dim: int,
+    seed: int = 0,
+    batch: int = 64,
+) -> dict[str, float]:
+    """Max |onnxruntime - torch| on random inputs for every output; raises beyond 1e-5."""
+    g = torch.Generator().manual_seed(seed)
+    mean = encoder.encoder.normaliser.mean
+    std = encoder.encoder.normaliser.std
+    # Observations around the training distribution (and some far outside it).
+    obs = mean + std * 3 * torch.randn(batch, obs_dim, generator=g)
+    nxt = mean + std * 3 * torch.randn(batch, obs_dim, generator=g)
+    act = torch.rand(batch, act_dim, generator=g) * 2 - 1
+    rew = torch.randn(batch, 1, generator=g)
+    transition = torch.cat([obs, act, rew, nxt], dim=1)
+    z = torch.randn(batch, latent_dim, generator=g)
+    noise = torch.randn(batch, act_dim, generator=g)
+    noise[: batch // 2] = 0.0  # half deterministic, half sampling mode
+    with torch.no_grad():
+        mu_t, var_t = encoder(transition)
+        act_t = policy(obs, z, noise)
+    mu_o, var_o = _ort_session(encoder_onnx).run(["mu", "var"], {"transition": transition.numpy()})
+    (act_o,) = _ort_session(policy_onnx).run(
+        ["action"], {"obs": obs.numpy(), "z": z.numpy(), "noise": noise.numpy()}
+    )
+    errs = {
+        "mu": float(np.abs(mu_o - mu_t.numpy()).max()),
+        "var": float(np.abs(var_o - var_t.numpy()).max()),
+        "action": float(np.abs(act_o - act_t.numpy()).max()),
+    }
+    bad = {k: v for k, v in errs.items() if not v <= PARITY_ATOL}
+    if bad:
+        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {bad}")
+    return errs
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path) -> tuple[Any, dict[str, float]]:
+    """Export the run's checkpoint to an artifact directory; returns (Artifact, parity errors)."""
+    import onnx
+
+    from runtime.artifact import ArtifactSpec, Normalisation, write_artifact
+    from training.config import TrainConfig
+    from training.pearl import make_nets
+    from training.tasks import env_control_hz, make_task_source
+    from training.trainer import CHECKPOINT, load_checkpoint
+
+    run = Path(run_dir)
+    state = load_checkpoint(run / CHECKPOINT)
+    cfg = TrainConfig.model_validate(state["config"])
+    obs_dim, act_dim = int(state["dims"]["obs"]), int(state["dims"]["act"])
+    nets = make_nets(obs_dim, act_dim, cfg)
+    nets.load_state_dict(state["nets"])
+    nets.eval()
+
+    source = make_task_source(cfg)
+    env = source.make_env()
+    low = np.asarray(env.action_space.low, np.float32)
+    high = np.asarray(env.action_space.high, np.float32)
+    control_hz = env_control_hz(env)
+    obs_names = list(getattr(env, "obs_names", [f"obs{i}" for i in range(obs_dim)]))
+    action_names = list(getattr(env, "action_names", [f"act{i}" for i in range(act_dim)]))
+    env.close()
+
+    L = cfg.encoder.latent_dim
+    enc_graph, pol_graph = EncoderGraph(nets.encoder), PolicyGraph(nets.policy, low, high)
+    ex_t = torch.zeros(2, 2 * obs_dim + act_dim + 1)
+    enc_bytes = _export(enc_graph, (ex_t,), ["transition"], ["mu", "var"])
+    pol_bytes = _export(
+        pol_graph,
+        (torch.zeros(2, obs_dim), torch.zeros(2, L), torch.zeros(2, act_dim)),
+        ["obs", "z", "noise"],
+        ["action"],
+    )
+    errors = check_parity(enc_bytes, pol_bytes, enc_graph, pol_graph, obs_dim, act_dim, L)
+    opset = onnx.load_model_from_string(enc_bytes).opset_import
+    norm = nets.encoder.normaliser
+    spec = ArtifactSpec(
+        name=f"zshot-pearl-{run.name}",
+        obs_dim=obs_dim,
+        act_dim=act_dim,
+        latent_dim=L,
+        obs_names=obs_names,
+        action_names=action_names,
+        action_low=low.tolist(),
+        action_high=high.tolist(),
+        control_hz=control_hz,
+        obs_normalisation=Normalisation(mean=norm.mean.tolist(), std=norm.std.tolist()),
+        prior_mean=[0.0] * L,
+        prior_var=[1.0] * L,
+        normalisation_in_graph=True,
+        env=source.env_info,
+        training={
+            "run_dir": str(run.resolve()),
+            "iteration": int(state["iteration"]),
+            "updates": int(state["updates"]),
+            "env_steps": int(state["env_steps"]),
+            "seed": cfg.seed,
+            "config": cfg.model_dump(mode="json"),
+            "use_latent": cfg.use_latent,
+            "prior_in_posterior": cfg.encoder.prior_in_posterior,
+            "obs_clip": norm.clip,
+            "parity_max_abs_err": errors,
+        },
+        versions={
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnx_opset": str(next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")),
+        },
+    )
+    artifact = write_artifact(out_dir, enc_bytes, pol_bytes, spec)
+    return artifact, errors
+
+
+def export_bytes(
+    nets: Any, obs_dim: int, act_dim: int
+) -> tuple[bytes, bytes, EncoderGraph, PolicyGraph]:
+    """Export networks directly (tests): encoder and policy ONNX bytes and their torch graphs."""
+    L = nets.latent_dim
+    ones = np.ones(act_dim, np.float32)
+    enc_graph, pol_graph = EncoderGraph(nets.encoder), PolicyGraph(nets.policy, -ones, ones)
+    enc = _export(
+        enc_graph, (torch.zeros(2, 2 * obs_dim + act_dim + 1),), ["transition"], ["mu", "var"]
+    )
+    pol = _export(
+        pol_graph,
+        (torch.zeros(2, obs_dim), torch.zeros(2, L), torch.zeros(2, act_dim)),
+        ["obs", "z", "noise"],
+        ["action"],
+    )
+    return enc, pol, enc_graph, pol_graph

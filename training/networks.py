@@ -1,0 +1,170 @@
+"""PEARL's networks: context encoder, tanh-Gaussian policy, Q functions.
+
+Every network takes *raw* observations: an `ObsNormaliser` (buffers, not parameters) sits in
+front, so the exported ONNX graphs carry the normalisation and the robot needs no Python.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+LOG_STD_MIN = -20.0  # SAC's clamp on the policy's log-std (rlkit uses the same values)
+LOG_STD_MAX = 2.0
+VAR_MIN = 1e-7  # oyster's floor on each factor's variance: keeps 1/var finite
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given widths with ReLU between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ObsNormaliser(nn.Module):
+    """obs_n = clip((obs - mean) / std, -clip, clip); mean/std are frozen buffers.
+
+    Set once from the initial data (`set_stats`) and saved with the networks, so training,
+    checkpoints and the exported graphs all use the same numbers.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, obs_dim: int, clip: float = 10.0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("std", torch.ones(obs_dim))
+        self.clip = clip
+
+    def set_stats(self, mean: Tensor, std: Tensor, min_std: float = 1e-3) -> None:
+        """Freeze the statistics; std is floored so a constant feature does not explode."""
+        self.mean.copy_(mean)
+        self.std.copy_(torch.clamp(std, min=min_std))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Normalise raw observations (..., obs_dim)."""
+        return torch.clamp((obs - self.mean) / self.std, -self.clip, self.clip)
+
+
+class ContextEncoder(nn.Module):
+    """One transition c_n = (s, a, r, s') -> Gaussian factor Psi(z | c_n) = N(mu_n, var_n).
+
+    s' is part of the input because plugs differ in dynamics, not only in reward (PEARL
+    appendix: use_next_obs_in_context).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, latent_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
+        self.normaliser = ObsNormaliser(obs_dim)
+        self.net = mlp([2 * obs_dim + act_dim + 1, *hidden, 2 * latent_dim])
+
+    @property
+    def transition_dim(self) -> int:
+        """Width of one (s, a, r, s') row."""
+        return 2 * self.obs_dim + self.act_dim + 1
+
+    def forward(self, transition: Tensor) -> tuple[Tensor, Tensor]:
+        """transition (..., 2*obs+act+1) raw -> mu (..., L), var (..., L) with var > 0."""
+        o, a = self.obs_dim, self.act_dim
+        s, act, r, s_next = torch.split(transition, [o, a, 1, o], dim=-1)
+        x = torch.cat([self.normaliser(s), act, r, self.normaliser(s_next)], dim=-1)
+        out = self.net(x)
+        mu, pre_var = torch.split(out, [self.latent_dim, self.latent_dim], dim=-1)
+        var = torch.clamp(F.softplus(pre_var), min=VAR_MIN)  # oyster: sigma^2 = softplus(.)
+        return mu, var
+
+
+class TanhGaussianPolicy(nn.Module):
+    """pi(a | s, z): a = tanh(mean + std * eps), eps ~ N(0, I) (SAC appendix C)."""
+
+    def __init__(self, obs_dim: int, latent_dim: int, act_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.act_dim = act_dim
+        self.normaliser = ObsNormaliser(obs_dim)
+        self.trunk = mlp([obs_dim + latent_dim, *hidden])
+        self.mean_head = nn.Linear(hidden[-1], act_dim)
+        self.log_std_head = nn.Linear(hidden[-1], act_dim)
+
+    def forward(self, obs: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+        """obs (N, obs) raw, z (N, L) -> pre-tanh mean (N, A), log_std (N, A)."""
+        h = F.relu(self.trunk(torch.cat([self.normaliser(obs), z], dim=-1)))
+        log_std = torch.clamp(self.log_std_head(h), LOG_STD_MIN, LOG_STD_MAX)
+        return self.mean_head(h), log_std
+
+    def sample(self, obs: Tensor, z: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Reparameterised action in [-1, 1] and its log-probability (N, 1).
+
+        `noise` is eps ~ N(0, I); None draws it; zeros give the deterministic action tanh(mean).
+        """
+        mean, log_std = self(obs, z)
+        std = log_std.exp()
+        eps = torch.randn_like(mean) if noise is None else noise
+        pre_tanh = mean + std * eps
+        action = torch.tanh(pre_tanh)
+        # log N(pre_tanh; mean, std) - sum log(1 - tanh^2)  (SAC eq. 21), the correction in
+        # the numerically stable form 2 (log 2 - u - softplus(-2u)).
+        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1, keepdim=True)
+        log_prob = log_prob - (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(
+            -1, keepdim=True
+        )
+        return action, log_prob
+
+
+class QFunction(nn.Module):
+    """Q(s, a, z) -> (N, 1)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, latent_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.normaliser = ObsNormaliser(obs_dim)
+        self.net = mlp([obs_dim + act_dim + latent_dim, *hidden, 1])
+
+    def forward(self, obs: Tensor, action: Tensor, z: Tensor) -> Tensor:
+        """obs (N, obs) raw, action (N, A), z (N, L) -> Q (N, 1)."""
+        return self.net(torch.cat([self.normaliser(obs), action, z], dim=-1))
+
+
+class PearlNets(nn.Module):
+    """Everything PEARL learns: encoder, policy, twin Q, their targets, log alpha."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        latent_dim: int,
+        encoder_hidden: list[int],
+        hidden: list[int],
+        init_alpha: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
+        self.encoder = ContextEncoder(obs_dim, act_dim, latent_dim, encoder_hidden)
+        self.policy = TanhGaussianPolicy(obs_dim, latent_dim, act_dim, hidden)
+        self.qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden)
+        self.qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden)
+        self.target_qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden)
+        self.target_qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden)
+        self.target_qf1.load_state_dict(self.qf1.state_dict())
+        self.target_qf2.load_state_dict(self.qf2.state_dict())
+        for p in [*self.target_qf1.parameters(), *self.target_qf2.parameters()]:
+            p.requires_grad_(False)  # targets move only by Polyak averaging
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)))
+
+    def set_obs_stats(self, mean: Tensor, std: Tensor) -> None:
+        """Give every network the same frozen observation normalisation."""
+        for net in (
+            self.encoder,
+            self.policy,
+            self.qf1,
+            self.qf2,
+            self.target_qf1,
+            self.target_qf2,
+        ):
+            net.normaliser.set_stats(mean, std)

@@ -1,0 +1,216 @@
+"""Where training gets its tasks and envs: the insertion sim, the terrain sim or the 2-D toy task.
+
+`TaskSource` is the little that PEARL needs from an env family: train/test task lists, a
+way to build an env, a label per task (the plug name, used to group the eval report) and
+what the exported manifest states about the env. The same PEARL code trains on every
+source; only `metric` tells the report whether success or return is the figure to read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import gymnasium as gym
+
+from training.config import TrainConfig
+from training.toy_env import PointGoalEnv, point_tasks
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Task(Protocol):
+    """A task: pydantic model with a `plug` name (InsertionTask or PointTask)."""
+
+    plug: str
+
+    def model_dump(self) -> dict[str, Any]:
+        """JSON-able form."""
+        ...
+
+
+@dataclass
+class TaskSource:
+    """Train and test tasks of one family and a factory for its env."""
+
+    kind: str
+    train_tasks: list[Any]
+    test_tasks: list[Any]
+    make_env: Any  # () -> gym.Env with set_task(task)
+    env_info: dict[str, Any] = field(default_factory=dict)
+    labeler: Any = None  # (task) -> str; None: the task's plug name
+    metric: str = "success"
+    """The headline figure of the few-shot report: "success" (insertion, point) or
+    "return" (locomotion, where no episode "succeeds")."""
+
+    def task_label(self, task: Any) -> str:
+        """Name used to group results: the plug's name (a spec file's stem), or the
+        source's own labeler (terrain: which parameter is held out, or the target bin)."""
+        if self.labeler is not None:
+            return str(self.labeler(task))
+        return _label(str(getattr(task, "plug", "task")))
+
+
+def env_control_hz(env: Any) -> float:
+    """The env's control rate: `control_hz` of the env or its config, else 1 / `env.dt`
+    (the terrain env's control period, s); 10 Hz if none of them is there."""
+    for owner in (env, getattr(env, "config", None), getattr(env, "unwrapped", None)):
+        hz = getattr(owner, "control_hz", None)
+        if isinstance(hz, (int, float)) and hz > 0:
+            return float(hz)
+    for owner in (env, getattr(env, "unwrapped", None)):
+        dt = getattr(owner, "dt", None)
+        if isinstance(dt, (int, float)) and dt > 0:
+            return 1.0 / float(dt)
+    return 10.0
+
+
+def make_task_source(cfg: TrainConfig) -> TaskSource:
+    """Build the task family named by `cfg.env` with `cfg.seed`."""
+    if cfg.env == "point":
+        train = point_tasks(20, cfg.seed, "train")
+        test = point_tasks(6, cfg.seed + 10_000, "test")
+        source = TaskSource("point", train, test, PointGoalEnv, {"env": "zshot/toy-point"})
+    elif cfg.env == "terrain":
+        source = _terrain_source(cfg)
+    else:
+        source = _insertion_source(cfg)
+    if cfg.num_train_tasks is not None:
+        source.train_tasks = source.train_tasks[: cfg.num_train_tasks]
+    return source
+
+
+def _insertion_source(cfg: TrainConfig) -> TaskSource:
+    try:
+        from sim.config import InsertionEnvConfig
+        from sim.insertion import InsertionEnv
+        from sim.tasks import TaskFamily
+    except ImportError as exc:  # the sim package is built in parallel (issue #3)
+        raise RuntimeError(f"env 'insertion' needs the sim package: {exc}") from None
+    from sim.plugs import NAMED_PLUGS
+    from training.plug_family import plug_paths
+    from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
+
+    data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
+    data = _merge(data, cfg.sim_overrides)
+    train_plugs: list[str] = []
+    for name in cfg.train_plugs:
+        train_plugs.extend(plug_paths() if name == "family" else [_plug_ref(name)])
+    tasks = dict(data.get("tasks") or {})
+    held = tasks.get("held_out") or list(NAMED_PLUGS)
+    overlap = sorted(set(held) & set(train_plugs))
+    if overlap:
+        raise ValueError(f"train_plugs include held-out plugs {overlap}")
+    tasks.setdefault("include_plugs", [*held, *train_plugs])
+    data["tasks"] = tasks
+    try:
+        sim_cfg = InsertionEnvConfig.model_validate(apply_overrides(data, []))
+    except ValueError as exc:
+        raise ConfigError(f"sim config ({cfg.sim_config or 'sim_overrides'}): {exc}") from None
+    family = TaskFamily(sim_cfg, seed=cfg.seed)
+    if not family.train_tasks:
+        raise ValueError("the task family has no training tasks (every plug is held out)")
+    test = [t for t in family.test_tasks if family.is_held_out(t) or not cfg.eval_held_out_only]
+
+    def make_env() -> gym.Env:
+        return InsertionEnv(config=sim_cfg)
+
+    info = {
+        "env": "zshot/Insertion-v0",
+        "sim_config": sim_cfg.model_dump(mode="json"),
+        "held_out_plugs": sorted(family.held_out),
+        "train_plugs": [_label(p) for p in family.train_plugs],
+    }
+    source = TaskSource("insertion", list(family.train_tasks), test, make_env, info)
+    return source
+
+
+def _terrain_source(cfg: TrainConfig) -> TaskSource:
+    """TerrainTaskFamily(terrain_config + sim_overrides, cfg.seed); the env is TerrainEnv."""
+    try:
+        from sim.terrain import ENV_IDS, TerrainEnv
+        from sim.terrain_config import TerrainEnvConfig
+        from sim.terrain_tasks import TerrainTaskFamily
+    except ImportError as exc:
+        raise RuntimeError(f"env 'terrain' needs the sim package: {exc}") from None
+    from zshot.config import ConfigError, load_yaml_mapping
+
+    if cfg.terrain_config is None:  # the config model refuses this; kept for direct callers
+        raise ValueError("env 'terrain' needs terrain_config (a configs/terrain/*.yaml path)")
+    path = Path(cfg.terrain_config)
+    if not path.is_absolute() and not path.is_file() and (REPO_ROOT / path).is_file():
+        path = REPO_ROOT / path  # cwd-independent, like plug spec paths
+    if not path.is_file():
+        raise ValueError(f"terrain_config {cfg.terrain_config!r}: no such file")
+    data = _merge(load_yaml_mapping(path), cfg.sim_overrides)
+    try:
+        terrain_cfg = TerrainEnvConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"terrain config ({cfg.terrain_config}): {exc}") from None
+    family = TerrainTaskFamily(terrain_cfg, seed=cfg.seed)
+    if not family.test_tasks:
+        raise ValueError(f"terrain config {cfg.terrain_config}: n_test_tasks is 0 (nothing to evaluate)")
+
+    def make_env() -> gym.Env:
+        return TerrainEnv(config=terrain_cfg)
+
+    env_id = next((i for i, f in ENV_IDS.items() if f == terrain_cfg.family), "")
+    info = {
+        "env": env_id,
+        "family": terrain_cfg.family,
+        "terrain_config": terrain_cfg.model_dump(mode="json"),
+        "held_out": terrain_cfg.heldout,
+    }
+    source = TaskSource(
+        "terrain", list(family.train_tasks), list(family.test_tasks), make_env, info
+    )
+    source.labeler = lambda task: terrain_label(task, terrain_cfg)
+    source.metric = "return"
+    return source
+
+
+def terrain_label(task: Any, config: Any) -> str:
+    """Group label of a terrain task in the few-shot report.
+
+    `*-vel`: the 1 m/s bin of the target velocity ("v0-1"); `*-dir`: the heading in degrees
+    ("dir180"); terrain families: the parameters outside the training ranges with the side
+    ("friction-low+payload-high"), or "in-range" when none is (heldout: inside).
+    """
+    family = str(task.family)
+    if family.endswith("-vel"):
+        lo = int(task.target_velocity // 1.0)
+        return f"v{lo}-{lo + 1}"
+    if family.endswith("-dir"):
+        return f"dir{round(math.degrees(float(task.direction))) % 360}"
+    out = []
+    for name in ("friction", "slope", "roughness", "payload", "motor_strength"):
+        rng = config.train.range_of(name)
+        value = float(getattr(task, name))
+        if value < rng.low:
+            out.append(f"{name}-low")
+        elif value > rng.high:
+            out.append(f"{name}-high")
+    return "+".join(out) if out else "in-range"
+
+
+def _plug_ref(name: str) -> str:
+    """A shipped plug name stays a name; a spec path becomes absolute (cwd-independent)."""
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_absolute():
+            path = REPO_ROOT / path if (REPO_ROOT / path).is_file() else path.resolve()
+        return str(path)
+    return name
+
+
+def _label(plug: str) -> str:
+    return Path(plug).stem if plug.endswith((".yaml", ".yml")) else plug
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

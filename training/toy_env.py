@@ -1,0 +1,89 @@
+"""A 2-D point robot with a hidden goal: PEARL's sanity-check meta-RL task, CI-fast.
+
+Each task hides a goal on the upper half of the unit circle (PEARL's "point-robot"); the
+observation is only the position, so the goal must be inferred from rewards. A hidden
+per-task actuator gain also makes the dynamics (s -> s') differ between tasks, which is why
+the encoder reads s'. Same interface as the insertion env: `set_task`, `info["is_success"]`,
+`info["peak_force"]` (always 0 here), `obs_names`, `action_names`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class PointTask(BaseModel):
+    """One hidden goal (x, y) and actuator gain; `plug` names it in reports."""
+
+    model_config = ConfigDict(extra="forbid")
+    plug: str
+    goal_x: float
+    goal_y: float
+    gain: float = 1.0
+
+
+class PointGoalEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Move from the origin to within `goal_radius` of a hidden goal in `max_steps` steps."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+    control_hz = 10.0
+    max_steps = 20
+    step_size = 0.1  # metres per step at full action: the goal (1 m away) needs >= 10 steps
+    goal_radius = 0.15
+    start_noise = 0.02  # m, std of the start position around the origin
+
+    def __init__(self, task: PointTask | None = None) -> None:
+        self.observation_space = gym.spaces.Box(-5.0, 5.0, (2,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.obs_names = ["x", "y"]
+        self.action_names = ["vx", "vy"]
+        self._task = task or PointTask(plug="goal-0", goal_x=1.0, goal_y=0.0)
+        self._pending: PointTask | None = None
+        self._pos = np.zeros(2)
+        self._t = 0
+
+    def set_task(self, task: PointTask) -> None:
+        """Switch task; takes effect at the next reset()."""
+        self._pending = task
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Back to the origin (with the pending task, if any)."""
+        super().reset(seed=seed)
+        if self._pending is not None:
+            self._task, self._pending = self._pending, None
+        self._pos = self.np_random.normal(0.0, self.start_noise, 2)
+        self._t = 0
+        return self._pos.astype(np.float32), {"task": self._task.model_dump()}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Move by gain * step_size * clip(action); reward = -distance to the goal."""
+        a = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+        self._pos = np.clip(self._pos + self._task.gain * self.step_size * a, -5.0, 5.0)
+        self._t += 1
+        dist = math.hypot(self._pos[0] - self._task.goal_x, self._pos[1] - self._task.goal_y)
+        success = dist < self.goal_radius
+        info = {
+            "is_success": success,
+            "safety_violation": False,
+            "peak_force": 0.0,
+            "task": self._task.model_dump(),
+        }
+        return self._pos.astype(np.float32), -dist, success, self._t >= self.max_steps, info
+
+
+def point_tasks(n: int, seed: int, prefix: str) -> list[PointTask]:
+    """n goals at random angles on the upper unit half-circle, gains in [0.7, 1.3]."""
+    rng = np.random.default_rng(seed)
+    angles = rng.uniform(0.0, math.pi, n)
+    gains = rng.uniform(0.7, 1.3, n)
+    return [
+        PointTask(plug=f"{prefix}-{i}", goal_x=math.cos(a), goal_y=math.sin(a), gain=g)
+        for i, (a, g) in enumerate(zip(angles, gains, strict=True))
+    ]

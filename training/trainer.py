@@ -1,0 +1,352 @@
+"""PEARL meta-training loop (Rakelly et al. 2019, Algorithm 1) with resumable run dirs.
+
+Per iteration:
+  1. for `tasks_per_iteration` random train tasks: clear the task's encoder buffer, collect
+     `steps_prior` steps with z ~ N(0, I) and `steps_posterior` steps with z ~ q(z | c) (both
+     into the RL and encoder buffers), then `steps_extra_posterior` steps with z ~ q(z | c)
+     into the RL buffer only (oyster's num_extra_rl_steps_posterior);
+  2. `updates_per_iteration` gradient steps, each on `meta_batch` tasks: RL batch from the RL
+     buffer, context from the encoder buffer (random transitions, as oyster samples it).
+
+The run dir holds `config.yaml`, `checkpoint.pt` (networks, optimizers, both replay buffers,
+every RNG state, counters, history; written atomically), TensorBoard logs under `tb/`,
+periodic few-shot evaluations in `history.json` and PNG learning curves at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from training.config import TrainConfig
+from training.evaluate import FewShotReport, TorchAgent, few_shot_eval
+from training.networks import PearlNets
+from training.pearl import PearlBatch, PearlOptimizers, make_nets, product_of_gaussians, update
+from training.replay import MultiTaskReplayBuffer
+from training.tasks import TaskSource, env_control_hz, make_task_source
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class Trainer:
+    """Owns the env, networks, optimizers, buffers and RNGs of one run."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        torch.set_num_threads(cfg.torch_threads)
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.source: TaskSource = make_task_source(cfg)
+        self.env = self.source.make_env()
+        space = self.env.action_space
+        if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
+            raise ValueError(
+                f"PEARL here expects a normalised action space [-1, 1] (docs/INTERFACES.md); "
+                f"got low={space.low}, high={space.high}"
+            )
+        self.obs_dim = int(self.env.observation_space.shape[0])
+        self.act_dim = int(space.shape[0])
+        self.max_steps = cfg.max_episode_steps
+        self.control_hz = env_control_hz(self.env)
+        self.nets: PearlNets = make_nets(self.obs_dim, self.act_dim, cfg)
+        self.optimizers = PearlOptimizers.create(self.nets, cfg)
+        n = len(self.source.train_tasks)
+        self.rl_buffer = MultiTaskReplayBuffer(n, cfg.buffer_capacity, self.obs_dim, self.act_dim)
+        self.enc_buffer = MultiTaskReplayBuffer(n, cfg.buffer_capacity, self.obs_dim, self.act_dim)
+        self.iteration = 0
+        self.env_steps = 0
+        self.updates = 0
+        self.history: list[dict[str, Any]] = []
+        self._writer: Any = None
+
+    # ------------------------------------------------------------------ data collection
+    def _infer_posterior(self, task: int) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior from the task's encoder buffer (prior if it is empty)."""
+        L = self.nets.latent_dim
+        if self.enc_buffer.sizes[task] == 0:
+            return np.zeros(L), np.ones(L)
+        ctx = self.enc_buffer.sample_context(np.array([task]), self.cfg.context_size, self.rng)
+        with torch.no_grad():
+            mu_n, var_n = self.nets.encoder(torch.from_numpy(ctx))  # (1, C, L)
+            mean, var = product_of_gaussians(mu_n, var_n, prior=self.cfg.encoder.prior_in_posterior)
+        return mean[0].numpy(), var[0].numpy()
+
+    def collect(self, task: int, num_steps: int, z_from: str, add_to_enc: bool) -> dict[str, float]:
+        """Whole episodes on train task `task` until >= num_steps steps; returns stats.
+
+        z is drawn once per episode (posterior sampling): from the prior, or from the
+        posterior inferred from the task's encoder buffer before the episode.
+        """
+        self.env.set_task(self.source.train_tasks[task])
+        steps, returns, successes, episodes = 0, [], 0, 0
+        L = self.nets.latent_dim
+        while steps < num_steps:
+            if not self.cfg.use_latent:
+                z = np.zeros(L, np.float32)
+            else:
+                if z_from == "prior":
+                    mean, var = np.zeros(L), np.ones(L)
+                else:
+                    mean, var = self._infer_posterior(task)
+                z = (mean + np.sqrt(var) * self.rng.standard_normal(L)).astype(np.float32)
+            obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
+            ret, t, success = 0.0, 0, False
+            z_t = torch.from_numpy(z)[None]
+            while True:
+                with torch.no_grad():
+                    eps = torch.from_numpy(
+                        self.rng.standard_normal(self.act_dim).astype(np.float32)
+                    )
+                    a, _ = self.nets.policy.sample(torch.as_tensor(obs)[None], z_t, eps[None])
+                action = a[0].numpy()
+                next_obs, reward, terminated, truncated, info = self.env.step(action)
+                t += 1
+                self.rl_buffer.add(task, obs, action, reward, next_obs, terminated)
+                if add_to_enc:
+                    self.enc_buffer.add(task, obs, action, reward, next_obs, terminated)
+                ret += float(reward)
+                success = success or bool(info.get("is_success", False))
+                obs = next_obs
+                if terminated or truncated or (self.max_steps is not None and t >= self.max_steps):
+                    break
+            steps += t
+            returns.append(ret)
+            successes += int(success)
+            episodes += 1
+        self.env_steps += steps
+        return {"return": float(np.mean(returns)), "successes": successes, "episodes": episodes}
+
+    def _initial_collection(self) -> None:
+        """initial_steps per train task with z from the prior; then freeze obs statistics."""
+        for task in range(len(self.source.train_tasks)):
+            self.collect(task, max(self.cfg.initial_steps, 1), "prior", add_to_enc=True)
+        n = self.rl_buffer.sizes
+        obs = np.concatenate([self.rl_buffer.obs[i, : n[i]] for i in range(len(n))])
+        self.nets.set_obs_stats(torch.from_numpy(obs.mean(0)), torch.from_numpy(obs.std(0)))
+
+    # ------------------------------------------------------------------ training
+    def sample_batch(self) -> PearlBatch:
+        """A meta-batch: tasks without replacement when there are enough of them."""
+        cfg = self.cfg
+        n = len(self.source.train_tasks)
+        tasks = self.rng.choice(n, size=cfg.meta_batch, replace=cfg.meta_batch > n)
+        obs, act, rew, nxt, done = self.rl_buffer.sample(tasks, cfg.batch_size, self.rng)
+        ctx = self.enc_buffer.sample_context(tasks, cfg.context_size, self.rng)
+        t = torch.from_numpy
+        return PearlBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(ctx))
+
+    def train_iteration(self) -> dict[str, float]:
+        """One PEARL iteration (collect, then update); returns logged scalars."""
+        cfg = self.cfg
+        if self.iteration == 0 and self.updates == 0:
+            self._initial_collection()
+        n = len(self.source.train_tasks)
+        stats: dict[str, list[float]] = {"return": [], "successes": [], "episodes": []}
+        t0 = time.perf_counter()
+        for task in self.rng.choice(n, size=min(cfg.tasks_per_iteration, n), replace=False):
+            task = int(task)
+            self.enc_buffer.clear(task)  # the context reflects the current policy only
+            for steps, z_from, enc in (
+                (cfg.steps_prior, "prior", True),
+                (cfg.steps_posterior, "posterior", True),
+                (cfg.steps_extra_posterior, "posterior", False),
+            ):
+                if steps > 0:
+                    s = self.collect(task, steps, z_from, add_to_enc=enc)
+                    for k in stats:
+                        stats[k].append(s[k])
+        t_collect = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        logs: dict[str, float] = {}
+        for _ in range(cfg.updates_per_iteration):
+            logs = update(self.sample_batch(), self.nets, self.optimizers, cfg)
+            self.updates += 1
+        t_update = time.perf_counter() - t0
+        self.iteration += 1
+        episodes = sum(stats["episodes"])
+        logs.update(
+            {
+                "train/return": float(np.mean(stats["return"])) if stats["return"] else 0.0,
+                "train/success": sum(stats["successes"]) / episodes if episodes else 0.0,
+                "time/collect_s": t_collect,
+                "time/update_ms": 1000 * t_update / cfg.updates_per_iteration,
+                "counters/env_steps": float(self.env_steps),
+            }
+        )
+        return logs
+
+    def evaluate(self, seed_offset: int = 1) -> FewShotReport:
+        """Few-shot evaluation on the test tasks with the current networks."""
+        agent = TorchAgent(self.nets, self.cfg.use_latent, self.cfg.encoder.prior_in_posterior)
+        return few_shot_eval(
+            self.source,
+            agent,
+            self.cfg.eval,
+            seed=self.cfg.seed + 1_000_003 * seed_offset,
+            max_steps=self.max_steps,
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit: nets, optimizers, buffers, RNGs."""
+        return {
+            "config": self.cfg.model_dump(mode="json"),
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "nets": self.nets.state_dict(),
+            "optimizers": self.optimizers.state_dict(),
+            "rl_buffer": self.rl_buffer.state_dict(),
+            "enc_buffer": self.enc_buffer.state_dict(),
+            "rng": {
+                "numpy": json.dumps(self.rng.bit_generator.state),
+                "torch": torch.get_rng_state(),
+                "python": json.dumps(random.getstate()),
+            },
+            "history": json.dumps(self.history),
+            "dims": {"obs": self.obs_dim, "act": self.act_dim},
+            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from `state_dict()`; the train tasks must be the same ones."""
+        tasks = json.loads(state["train_tasks"])
+        mine = [t.model_dump(mode="json") for t in self.source.train_tasks]
+        if tasks != mine:
+            raise ValueError(
+                "checkpoint was trained on other train tasks (seed or task config changed)"
+            )
+        self.nets.load_state_dict(state["nets"])
+        self.optimizers.load_state_dict(state["optimizers"])
+        self.rl_buffer.load_state_dict(state["rl_buffer"])
+        self.enc_buffer.load_state_dict(state["enc_buffer"])
+        self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        version, internal, gauss = json.loads(state["rng"]["python"])
+        random.setstate((version, tuple(internal), gauss))
+        self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])
+        self.updates = int(state["updates"])
+        self.history = json.loads(state["history"])
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoint.pt atomically (temp file + fsync + rename)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / CHECKPOINT
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(self.state_dict(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Restore the run from `path` (default: the run dir's checkpoint)."""
+        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, progress: bool = True) -> FewShotReport | None:
+        """Train until cfg.iterations, with TensorBoard, progress bar, periodic eval, plots."""
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.iteration)
+        bar = tqdm(
+            total=cfg.iterations,
+            initial=self.iteration,
+            disable=not progress,
+            desc="PEARL",
+            unit="it",
+        )
+        last_eval = next(
+            (h["eval_success"] for h in reversed(self.history) if "eval_success" in h), None
+        )
+        report = None
+        try:
+            while self.iteration < cfg.iterations:
+                logs = self.train_iteration()
+                record: dict[str, Any] = {"iteration": self.iteration, **logs}
+                last = self.iteration == cfg.iterations
+                if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
+                    report = self.evaluate(seed_offset=self.iteration)
+                    last_eval = report.success_rate
+                    record["eval_success"] = report.success_rate
+                    record["eval_return"] = float(np.mean([p.mean_return for p in report.plugs]))
+                    writer.add_scalar("eval/success", report.success_rate, self.iteration)
+                    writer.add_scalar("eval/return", record["eval_return"], self.iteration)
+                for k, v in logs.items():
+                    writer.add_scalar(k, v, self.iteration)
+                self.history.append(record)
+                bar.update(1)
+                postfix = {"train_succ": f"{logs['train/success']:.2f}"}
+                if last_eval is not None:
+                    postfix["eval_succ"] = f"{last_eval:.2f}"
+                bar.set_postfix(postfix)
+                if last or self.iteration % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        finally:
+            bar.close()
+            writer.close()
+        if report is not None:
+            report.write_json(self.run_dir / "eval.json")
+        plot_curves(self.history, self.run_dir / "curves.png")
+        return report
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint (tensors and plain types only: safe `weights_only` loading)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no checkpoint (is this a run dir of `zshot train`?)")
+    return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def plot_curves(history: list[dict[str, Any]], path: str | Path) -> None:
+    """PNG learning curves: train/eval success, train return, losses per iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        return
+    it = [h["iteration"] for h in history]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    ax = axes[0, 0]
+    ax.plot(it, [h.get("train/success", np.nan) for h in history], label="train (collection)")
+    ev = [(h["iteration"], h["eval_success"]) for h in history if "eval_success" in h]
+    if ev:
+        ax.plot(*zip(*ev, strict=True), "o-", label="few-shot eval (test tasks)")
+    ax.set(title="success rate", xlabel="iteration", ylim=(-0.02, 1.02))
+    ax.legend()
+    axes[0, 1].plot(it, [h.get("train/return", np.nan) for h in history])
+    axes[0, 1].set(title="train episode return", xlabel="iteration")
+    axes[1, 0].plot(it, [h.get("loss/qf", np.nan) for h in history], label="qf")
+    axes[1, 0].plot(it, [h.get("loss/policy", np.nan) for h in history], label="policy")
+    axes[1, 0].set(title="losses", xlabel="iteration", yscale="symlog")
+    axes[1, 0].legend()
+    axes[1, 1].plot(it, [h.get("loss/kl_div", np.nan) for h in history])
+    axes[1, 1].set(title="KL(q(z|c) || N(0,I)), summed over tasks", xlabel="iteration")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
