@@ -12,6 +12,8 @@ from pydantic import Field, model_validator
 from zshot.config import StrictModel
 
 __all__ = [
+    "LocomotionLimits",
+    "LocomotionRobotConfig",
     "RecorderConfig",
     "SafetyLimits",
     "SimRobotConfig",
@@ -97,6 +99,29 @@ class SimRobotConfig(StrictModel):
     """Sample the hidden task parameters from the family's held-out test split."""
 
 
+class LocomotionLimits(StrictModel):
+    """What may reach a legged robot's joints, in normalised action units (fraction of each
+    joint's torque limit, the env's Box(-1, 1)). Non-finite or mis-shaped commands and
+    readings are held (zero torque) whatever these are."""
+
+    max_action: float = Field(default=1.0, gt=0, le=1.0)
+    """|a_i| at most this: a torque cap below the motors' rating (e.g. 0.8 on new ground)."""
+    max_action_delta: float | None = Field(default=None, gt=0, le=2.0)
+    """Max change of any joint's command per control step (None: no rate limit)."""
+
+
+class LocomotionRobotConfig(StrictModel):
+    """LocomotionRobot: the PyBullet terrain env (`sim.terrain.TerrainEnv`) behind the Robot
+    protocol, with its joint-space safety limits."""
+
+    terrain_config: str | None = None
+    """Path of a configs/terrain/*.yaml (relative to the cwd or the repository root; None:
+    the cheetah-vel defaults). Use the artifact's training config so the dims match."""
+    test_tasks: bool = True
+    """Run the family's held-out test tasks (False: its training tasks)."""
+    limits: LocomotionLimits = Field(default_factory=LocomotionLimits)
+
+
 class URConfig(StrictModel):
     """Universal Robots via ur_rtde (extra `robot`)."""
 
@@ -139,8 +164,10 @@ class TrialsConfig(StrictModel):
 
     runtime: str = "tcp://127.0.0.1:5555"
     """Endpoint of the zshot runtime."""
-    robot: str = Field(default="sim", pattern="^(sim|mock|ur)$")
-    """Which Robot adapter: sim (PyBullet), mock (tests), ur (Universal Robots via ur_rtde)."""
+    robot: str = Field(default="sim", pattern="^(sim|sim-locomotion|mock|ur)$")
+    """Which Robot adapter: sim (PyBullet insertion), sim-locomotion (PyBullet terrain
+    locomotion; `plugs` then names task splits or ids: test, train, test/3), mock (tests),
+    ur (Universal Robots via ur_rtde)."""
     plugs: list[str] = Field(default_factory=lambda: ["US-AC-plug", "EU-AC-plug", "Metal-peg-rd"])
     adapt_episodes: int = Field(default=3, ge=0, le=100)
     """K exploration episodes (posterior sampling) before evaluation."""
@@ -153,11 +180,23 @@ class TrialsConfig(StrictModel):
     """Pace the loop at control_hz. None: yes for real robots, no for sim/mock (a sim step
     is one simulated period whatever the wall clock; deadlines still apply)."""
     update: str = Field(default="episode", pattern="^(step|episode)$")
-    """When the runtime's posterior absorbs new transitions (runtime set_mode `update`)."""
+    """When the runtime's posterior absorbs new transitions (runtime set_mode `update`).
+    Left unset with robot sim-locomotion it is "step" (continuous adaptation, as RMA)."""
     record: str | None = None
     """Directory for recordings (None: do not record)."""
     safety: SafetyLimits = Field(default_factory=SafetyLimits)
     watchdog: WatchdogConfig = Field(default_factory=WatchdogConfig)
     recorder: RecorderConfig = Field(default_factory=RecorderConfig)
     sim: SimRobotConfig = Field(default_factory=SimRobotConfig)
+    locomotion: LocomotionRobotConfig = Field(default_factory=LocomotionRobotConfig)
     ur: URConfig = Field(default_factory=URConfig)
+
+    @model_validator(mode="after")
+    def _locomotion_updates_per_step(self) -> TrialsConfig:
+        # A legged robot adapts while it walks: its posterior follows every step unless the
+        # config asks otherwise explicitly.
+        if self.robot == "sim-locomotion" and "update" not in self.model_fields_set:
+            self.update = "step"
+        if self.robot == "sim-locomotion" and "plugs" not in self.model_fields_set:
+            self.plugs = ["test/0", "test/1", "test/2"]  # plug names mean nothing to it
+        return self

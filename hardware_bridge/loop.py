@@ -192,7 +192,14 @@ class ControlLoop:
         self.policy = policy
         self.control_hz = float(control_hz or robot.control_hz)
         self.period = 1.0 / self.control_hz
-        self.safety = SafetyLayer(safety, robot.action_spec, self.control_hz)
+        # A robot whose actions are not Cartesian twists (a legged robot's joint torques)
+        # brings its own safety layer; every other robot gets the twist/box/force layer.
+        make_layer = getattr(robot, "make_safety_layer", None)
+        self.safety: SafetyLayer = (
+            make_layer(safety, self.control_hz)
+            if callable(make_layer)
+            else SafetyLayer(safety, robot.action_spec, self.control_hz)
+        )
         self.limits = safety
         self.watchdog_cfg = watchdog
         self.watchdog = Watchdog(

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from hardware_bridge.config import TrialsConfig
 from hardware_bridge.loop import ControlLoop, EpisodeResult
 
@@ -34,6 +36,8 @@ class PlugResult:
     peak_force: float = 0.0
     aborted: int = 0
     adapt_successes: int = 0
+    mean_return: float = float("nan")  # over evaluation episodes
+    adapt_mean_return: float = float("nan")  # over adaptation episodes
     task: dict[str, Any] = field(default_factory=dict)
     episodes: list[dict[str, Any]] = field(default_factory=list)
     completed: bool = False
@@ -48,6 +52,8 @@ class TrialsReport:
     eval_episodes: int
     control_hz: float
     incomplete: str = ""
+    metric: str = "success"
+    """The robot's headline figure: "success" (insertion) or "return" (locomotion)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable (NaN written as null)."""
@@ -84,6 +90,7 @@ def run_trials(
     is returned as it stands, `incomplete` saying why.
     """
     report = TrialsReport([], cfg.adapt_episodes, cfg.eval_episodes, loop.control_hz)
+    report.metric = str(getattr(loop.robot, "metric", "success"))
     for plug_index, plug in enumerate(cfg.plugs):
         row = PlugResult(plug=plug, n_eval=cfg.eval_episodes)
         report.plugs.append(row)
@@ -97,6 +104,7 @@ def run_trials(
             loop.reset_task()
         schedule = ["explore"] * cfg.adapt_episodes + ["exploit"] * cfg.eval_episodes
         evals: list[EpisodeResult] = []
+        adapts: list[EpisodeResult] = []
         for ep, mode in enumerate(schedule):
             meta = {"plug": plug, "task": row.task, "episode_in_plug": ep}
             res = loop.run_episode(mode, meta)
@@ -104,12 +112,17 @@ def run_trials(
             row.aborted += int(res.aborted)
             if mode == "explore":
                 row.adapt_successes += int(res.success)
+                adapts.append(res)
             else:
                 evals.append(res)
             log(
                 f"{plug:<16} {mode:<7} {ep + 1:>3}/{len(schedule)}  "
-                f"{'success' if res.success else 'fail   '}  {res.steps:>4} steps  "
-                f"peak {res.peak_force:6.1f} N"
+                + (
+                    f"return {res.episode_return:9.2f}  {res.steps:>4} steps"
+                    if report.metric == "return"
+                    else f"{'success' if res.success else 'fail   '}  {res.steps:>4} steps  "
+                    f"peak {res.peak_force:6.1f} N"
+                )
                 + (f"  ABORTED ({res.abort_reason})" if res.aborted else "")
             )
             if res.aborted and res.abort_reason.startswith("runtime_lost"):
@@ -118,14 +131,20 @@ def run_trials(
                         f"runtime lost during plug {plug} and did not come back within "
                         f"{cfg.watchdog.reconnect_timeout_s:.1f} s"
                     )
-                    _summarise(row, evals)
+                    _summarise(row, evals, adapts)
                     return report
-        _summarise(row, evals)
+        _summarise(row, evals, adapts)
         row.completed = True
     return report
 
 
-def _summarise(row: PlugResult, evals: list[EpisodeResult]) -> None:
+def _summarise(
+    row: PlugResult, evals: list[EpisodeResult], adapts: list[EpisodeResult] | None = None
+) -> None:
+    if evals:
+        row.mean_return = sum(e.episode_return for e in evals) / len(evals)
+    if adapts:
+        row.adapt_mean_return = sum(e.episode_return for e in adapts) / len(adapts)
     ok = [e for e in evals if e.success]
     row.successes = len(ok)
     row.mean_time_s = sum(e.duration_s for e in ok) / len(ok) if ok else float("nan")
@@ -133,10 +152,24 @@ def _summarise(row: PlugResult, evals: list[EpisodeResult]) -> None:
 
 
 def format_table(report: TrialsReport) -> str:
-    """The per-plug table, fixed-width, Markdown-compatible."""
+    """The per-plug table, fixed-width, Markdown-compatible (per task and return-based for a
+    locomotion robot: task | mean return | adapt return | N | aborted)."""
     head = ["plug", "successes/N", "mean time", "peak force", "aborted"]
+    if report.metric == "return":
+        head = ["task", "mean return", "adapt return", "N", "aborted"]
     rows = [head]
     for r in report.plugs:
+        if report.metric == "return":
+            rows.append(
+                [
+                    str(r.task.get("name", r.plug)) + ("" if r.completed else " (incomplete)"),
+                    f"{r.mean_return:.1f}",
+                    f"{r.adapt_mean_return:.1f}",
+                    str(r.n_eval),
+                    str(r.aborted),
+                ]
+            )
+            continue
         mean = f"{r.mean_time_s:.1f} s" if math.isfinite(r.mean_time_s) else "-"
         rows.append(
             [
@@ -169,6 +202,21 @@ def save_plot(report: TrialsReport, path: str | Path) -> Path | None:
     except ImportError:
         return None
     names = [r.plug for r in report.plugs]
+    if report.metric == "return":
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        adapt = [r.adapt_mean_return for r in report.plugs]
+        x = np.arange(len(names))
+        ax.bar(x - 0.2, adapt, 0.4, label=f"adaptation (K = {report.adapt_episodes})")
+        ax.bar(x + 0.2, [r.mean_return for r in report.plugs], 0.4, label="evaluation")
+        ax.set_xticks(x, names, rotation=30)
+        ax.set_ylabel("mean episode return")
+        ax.legend()
+        fig.tight_layout()
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=100)
+        plt.close(fig)
+        return out
     rate = [r.successes / r.n_eval if r.n_eval else 0.0 for r in report.plugs]
     times = [r.mean_time_s if math.isfinite(r.mean_time_s) else 0.0 for r in report.plugs]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))

@@ -92,6 +92,33 @@ class OfflineConfig(StrictModel):
     log_every: int = Field(100, ge=1)
 
 
+class FinetuneConfig(StrictModel):
+    """Adaptation of an offline PEARL run to a new task (training/finetune.py)."""
+
+    context_source: Literal["scripted", "own"] = "scripted"
+    """Where the adaptation context comes from: K episodes of the noisy scripted expert
+    (demonstrations, the ODA protocol and the context-shift remedy) or K episodes of the
+    learned policy's own posterior-sampling exploration (PEARL's protocol)."""
+    context_episodes: int = Field(2, ge=0, le=50)
+    """K: episodes of context before the first evaluation or fine-tuning episode."""
+    scripted_noise: float = Field(0.3, ge=0, le=2)
+    """Action noise of the scripted demonstrations (as in `zshot collect`)."""
+    max_episodes: int = Field(20, ge=1)
+    """Online budget: fine-tuning episodes on the new task (context episodes not included)."""
+    streak: int = Field(5, ge=1)
+    """Stop once this many consecutive fine-tuning episodes succeed."""
+    far_window: int = Field(2, ge=1)
+    """Contextual adaptation only for this many episodes; gradient fine-tuning starts when
+    their success rate is below `far_threshold` (the task is far from the data)."""
+    far_threshold: float = Field(1.0, ge=0, le=1)
+    updates_per_episode: int = Field(100, ge=0)
+    """Gradient steps (offline PEARL's losses on the task's own data) after each episode of
+    the gradient phase."""
+    batch_size: int = Field(128, ge=1)
+    final_episodes: int = Field(100, ge=0)
+    """Evaluation episodes of the fine-tuned policy after fine-tuning (posterior mean)."""
+
+
 class TrainConfig(StrictModel):
     """A PEARL meta-training run (or the SAC-without-context baseline when latent is off)."""
 
@@ -147,6 +174,8 @@ class TrainConfig(StrictModel):
 
     offline: OfflineConfig = Field(default_factory=lambda: OfflineConfig.model_validate({}))
     """Offline PEARL (training/offline.py); used when `offline.dataset` is set."""
+    finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig.model_validate({}))
+    """Online fine-tuning of an offline run on a new task (training/finetune.py)."""
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))

@@ -204,19 +204,19 @@ class FewShotReport:
     def return_table(self) -> str:
         """Per task label: evaluation return (mean, std over episodes), the exploration
         episodes' mean return and length; success is not a locomotion figure."""
+        w = max([30, *(len(p.plug) for p in self.plugs)])  # terrain labels can be long
         head = (
-            f"{'tasks':<30} {'episodes':>8} {'return':>9} {'std':>8} {'explore ret':>11} "
+            f"{'tasks':<{w}} {'episodes':>8} {'return':>9} {'std':>8} {'explore ret':>11} "
             f"{'steps':>6}"
         )
         lines = [head, "-" * len(head)]
         for p in self.plugs:
             lines.append(
-                f"{p.plug:<30} {p.episodes:>8} {p.mean_return:>9.2f} {p.std_return:>8.2f} "
+                f"{p.plug:<{w}} {p.episodes:>8} {p.mean_return:>9.2f} {p.std_return:>8.2f} "
                 f"{p.explore_mean_return:>11.2f} {p.mean_steps:>6.0f}"
             )
         n = sum(p.episodes for p in self.plugs)
-        mean = sum(p.mean_return * p.episodes for p in self.plugs) / n if n else float("nan")
-        lines.append(f"{'all':<30} {n:>8} {mean:>9.2f}")
+        lines.append(f"{'all':<{w}} {n:>8} {self.mean_return:>9.2f}")
         return "\n".join(lines)
 
     @property

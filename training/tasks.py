@@ -151,7 +151,9 @@ def _terrain_source(cfg: TrainConfig) -> TaskSource:
         raise ConfigError(f"terrain config ({cfg.terrain_config}): {exc}") from None
     family = TerrainTaskFamily(terrain_cfg, seed=cfg.seed)
     if not family.test_tasks:
-        raise ValueError(f"terrain config {cfg.terrain_config}: n_test_tasks is 0 (nothing to evaluate)")
+        raise ValueError(
+            f"terrain config {cfg.terrain_config}: n_test_tasks is 0 (nothing to evaluate)"
+        )
 
     def make_env() -> gym.Env:
         return TerrainEnv(config=terrain_cfg)

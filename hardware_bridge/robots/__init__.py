@@ -13,11 +13,15 @@ __all__ = ["make_robot"]
 
 
 def make_robot(cfg: TrialsConfig, *, obs_names: tuple[str, ...] | None = None) -> Robot:
-    """The adapter named by `cfg.robot` (sim, mock, ur), configured from `cfg`."""
+    """The adapter named by `cfg.robot` (sim, sim-locomotion, mock, ur), configured from `cfg`."""
     if cfg.robot == "sim":
         from hardware_bridge.robots.sim import SimRobot
 
         return SimRobot(cfg.sim, seed=cfg.seed)
+    if cfg.robot == "sim-locomotion":
+        from hardware_bridge.robots.locomotion import LocomotionRobot
+
+        return LocomotionRobot(cfg.locomotion, seed=cfg.seed)
     if cfg.robot == "mock":
         from hardware_bridge.robots.mock import MockRobot
 
@@ -26,4 +30,4 @@ def make_robot(cfg: TrialsConfig, *, obs_names: tuple[str, ...] | None = None) -
         from hardware_bridge.robots.ur import URRobot
 
         return URRobot(cfg.ur, obs_names=obs_names)
-    raise ValueError(f"unknown robot {cfg.robot!r}; expected sim, mock or ur")
+    raise ValueError(f"unknown robot {cfg.robot!r}; expected sim, sim-locomotion, mock or ur")
