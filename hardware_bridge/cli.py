@@ -2,6 +2,7 @@
 
     zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --plugs US-AC-plug,EU-AC-plug \
         --adapt-episodes 3 --eval-episodes 10 --record runs/trials
+    zshot trials --config configs/trials/locomotion.yaml   # legged robot, per-step posterior
     zshot demo        # starts a runtime on loopback with the shipped artifact, runs SimRobot
 """
 
@@ -36,7 +37,9 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, e.g. --set safety.max_force=30")  # fmt: skip
     p.add_argument("--runtime", help="runtime endpoint, e.g. tcp://127.0.0.1:5555")
-    p.add_argument("--robot", choices=["sim", "ur", "mock"], help="robot adapter")
+    p.add_argument("--robot", choices=["sim", "sim-locomotion", "ur", "mock"], help="robot adapter")
+    p.add_argument("--update", choices=["step", "episode"],
+                   help="posterior update (default: step for sim-locomotion, else episode)")  # fmt: skip
     p.add_argument("--plugs", help="comma-separated plug names, e.g. US-AC-plug,EU-AC-plug")
     p.add_argument("--adapt-episodes", type=int, help="K exploration episodes per plug")
     p.add_argument("--eval-episodes", type=int, help="N evaluation episodes per plug")
@@ -56,6 +59,7 @@ def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
         "eval_episodes": args.eval_episodes,
         "record": args.record,
         "seed": args.seed,
+        "update": args.update,
     }
     for key, value in flag_keys.items():
         if value is not None:
@@ -239,7 +243,8 @@ def demo_main(argv: Sequence[str]) -> int:
     overrides = [*args.set, "robot=sim"]
     if not args.no_record:
         overrides.append(f"record={out / 'recordings'}")
-    cfg = load_config(TrialsConfig, DEMO_CONFIG, overrides)
+    # configs/ is not in the wheel; TrialsConfig's defaults are demo.yaml's (tested)
+    cfg = load_config(TrialsConfig, DEMO_CONFIG if DEMO_CONFIG.is_file() else None, overrides)
     t0 = time.monotonic()
     try:
         proc, endpoint = start_runtime(artifact)

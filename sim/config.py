@@ -48,8 +48,20 @@ class TaskSamplingConfig(StrictModel):
 
 
 class RewardConfig(StrictModel):
-    """Dense shaped reward: r = -(w_xy·|Δxy| + w_z·depth_left + w_yaw·|Δyaw|)/refs
-    - w_force·(|F|/force_ref)² + success_bonus·success - safety_penalty·violation."""
+    """Dense shaped reward, per control step:
+
+        cost = min(max_step_cost, (w_xy·|Δxy| + w_z·depth_left)/dist_ref
+                                  + w_yaw·|Δyaw|/yaw_ref + w_force·(|F|/force_ref)²)
+        r = -cost + success_bonus·success                    (no violation)
+        r = -cost - violation_penalty(max_steps)             (the step that violates)
+
+    The errors are against the *true* socket (the hidden task), so the shaping points into
+    the real hole, not the believed one the observation is relative to. A violation costs
+    `safety_penalty + max_steps · max_step_cost`: more than any episode without a violation
+    can cost (at most max_steps · max_step_cost), so ending an episode by force is never
+    cheaper than searching until the time limit (the first PEARL run learned exactly that
+    with a penalty of 10; BENCHMARKS.md `## training`).
+    """
 
     w_xy: float = Field(default=1.0, ge=0)
     w_z: float = Field(default=1.0, ge=0)
@@ -60,7 +72,17 @@ class RewardConfig(StrictModel):
     yaw_ref: float = Field(default=0.0873, gt=0)
     """rad (5°)."""
     success_bonus: float = Field(default=10.0, ge=0)
-    safety_penalty: float = Field(default=10.0, ge=0)
+    """Added on the step that succeeds (not when that step also violates the force limit)."""
+    max_step_cost: float = Field(default=4.0, gt=0)
+    """Clip on the per-step shaping cost. 4 is above every start pose of the shipped plugs
+    (depth_left <= 30 mm = 3.0, plus ~0.5 from xy/yaw), so the clip only bounds a plug that
+    wanders away; it makes the worst episode cost finite: max_steps · max_step_cost."""
+    safety_penalty: float = Field(default=10.0, gt=0)
+    """Margin by which a violation costs more than the worst non-violating episode."""
+
+    def violation_penalty(self, max_steps: int) -> float:
+        """Total penalty on the violating step: safety_penalty + max_steps · max_step_cost."""
+        return self.safety_penalty + max_steps * self.max_step_cost
 
 
 class InsertionEnvConfig(StrictModel):

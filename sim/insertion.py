@@ -590,13 +590,13 @@ class InsertionEnv(gym.Env):
         depth_left = max(0.0, self._spec.effective_success_depth - depth)
         ref = rc.dist_ref * MM
         f = float(np.linalg.norm(self._wrench[:3])) / self.config.force_ref
-        r = -(rc.w_xy * exy / ref + rc.w_z * depth_left / ref + rc.w_yaw * eyaw / rc.yaw_ref)
-        r -= rc.w_force * f * f
-        if success:
-            r += rc.success_bonus
+        cost = (rc.w_xy * exy + rc.w_z * depth_left) / ref + rc.w_yaw * eyaw / rc.yaw_ref
+        cost = min(cost + rc.w_force * f * f, rc.max_step_cost)
         if violation:
-            r -= rc.safety_penalty
-        return float(r)
+            # more than any non-violating episode can cost (RewardConfig): pushing past the
+            # force limit must never be a shortcut out of a long search
+            return float(-cost - rc.violation_penalty(self.config.max_steps))
+        return float(-cost + (rc.success_bonus if success else 0.0))
 
     def _info(self, success: bool, violation: bool) -> dict[str, Any]:
         exy, eyaw, depth = self._errors()

@@ -58,7 +58,7 @@ COMMANDS: dict[str, Command] = {
         "hardware_bridge.cli:demo_main",
         "the embedded end-to-end demo: runtime + sim robot + trials",
         6,
-        False,
+        True,
     ),
     "sim": Command(
         "sim.cli:main",

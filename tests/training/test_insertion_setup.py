@@ -35,7 +35,12 @@ def test_insertion_source_holds_out_the_named_plugs() -> None:
     test_labels = {source.task_label(t) for t in source.test_tasks}
     assert test_labels == NAMED
     assert not (train_labels & NAMED)
-    assert len(train_labels) == 24 and len(source.train_tasks) == 24 * 4
+    # the 24 procedural plugs and every shipped plug that is not held out (14)
+    from sim.plugs import list_plugs
+
+    shipped = set(list_plugs()) - NAMED
+    assert len(shipped) == 14 and shipped <= train_labels
+    assert len(train_labels) == 24 + 14 and len(source.train_tasks) == 38 * 4
     assert len(source.test_tasks) == 9 * 10
     assert sorted(source.env_info["held_out_plugs"]) == sorted(NAMED)
 
