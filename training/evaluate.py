@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from runtime.posterior import NaturalPosterior
 from training.config import EvalConfig
 from training.tasks import TaskSource, env_control_hz
 
@@ -43,42 +44,34 @@ class FewShotAgent(Protocol):
         ...
 
 
-class Posterior:
-    """q(z | c) in natural parameters: adding transitions is a sum (O(1) per transition)."""
+class Posterior(NaturalPosterior):
+    """q(z | c) exactly as the robot's runtime keeps it (`runtime.posterior`), so evaluation
+    in Python and on the robot share one implementation.
+
+    `prior_in_posterior=False` gives PEARL's original product over the context factors
+    alone (no N(0, I) factor; the prior itself when the context is empty).
+    """
 
     def __init__(self, latent_dim: int, prior_in_posterior: bool = True) -> None:
-        self.latent_dim = latent_dim
+        super().__init__(np.zeros(latent_dim), np.ones(latent_dim))
         self.prior_in_posterior = prior_in_posterior
-        self.reset()
-
-    def reset(self) -> None:
-        """Back to the prior N(0, I)."""
-        self.precision = np.zeros(self.latent_dim)
-        self.eta = np.zeros(self.latent_dim)  # precision-weighted mean
-        self.count = 0
-
-    def add(self, mu: np.ndarray, var: np.ndarray) -> None:
-        """Multiply in factors mu, var: (N, L)."""
-        self.precision += (1.0 / var).sum(0)
-        self.eta += (mu / var).sum(0)
-        self.count += len(mu)
 
     @property
     def var(self) -> np.ndarray:
         """Posterior variance (L,)."""
-        prec = self.precision + (1.0 if self.prior_in_posterior else 0.0)
+        if self.prior_in_posterior:
+            return 1.0 / self.precision
+        prec = self.precision_sum
         return 1.0 / np.where(prec > 0, prec, 1.0)
 
     @property
     def mean(self) -> np.ndarray:
         """Posterior mean (L,)."""
-        if not self.prior_in_posterior and self.count == 0:
+        if self.prior_in_posterior:
+            return self.eta / self.precision
+        if self.count == 0:
             return np.zeros(self.latent_dim)
-        return self.eta * self.var
-
-    def sample(self, rng: np.random.Generator) -> np.ndarray:
-        """z ~ q(z | c)."""
-        return self.mean + np.sqrt(self.var) * rng.standard_normal(self.latent_dim)
+        return self.eta_sum * self.var
 
 
 @dataclass
