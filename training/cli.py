@@ -28,6 +28,7 @@ def train_main(argv: Sequence[str]) -> int:
     args = p.parse_args(list(argv))
 
     from training.config import TrainConfig
+    from training.offline import OfflineTrainer
     from training.trainer import CHECKPOINT, Trainer
 
     cfg = load_config(TrainConfig, args.config, args.overrides)
@@ -42,8 +43,12 @@ def train_main(argv: Sequence[str]) -> int:
     if args.resume and not ckpt.exists():
         print(f"zshot train: --resume: no checkpoint in {run_dir}", file=sys.stderr)
         return 2
+    trainer: Trainer | OfflineTrainer
     try:
-        trainer = Trainer(cfg, run_dir)
+        if cfg.offline.dataset is not None:  # offline PEARL / AWAC (issue #7)
+            trainer = OfflineTrainer(cfg, run_dir)
+        else:
+            trainer = Trainer(cfg, run_dir)
         if args.resume:
             trainer.load_checkpoint()
             print(f"resumed {run_dir} at iteration {trainer.iteration} ({trainer.updates} updates)")

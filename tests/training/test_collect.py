@@ -1,0 +1,128 @@
+"""`zshot collect`: behaviour mixes, held-out plugs, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from training.collect import collect, main, split_episodes
+from training.config import CollectConfig
+from training.datasets import MANIFEST, load_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@given(
+    n=st.integers(1, 200),
+    fr=st.lists(st.floats(0, 10, allow_nan=False), min_size=3, max_size=3).filter(
+        lambda f: sum(f) > 1e-6
+    ),
+)
+def test_split_sums_to_n_and_stays_within_one_of_the_quota(n: int, fr: list[float]) -> None:
+    mix = dict(zip(("scripted", "random", "policy"), fr, strict=True))
+    counts = split_episodes(n, mix)
+    assert sum(counts.values()) == n
+    total = sum(fr)
+    for k, v in mix.items():
+        assert abs(counts[k] - n * v / total) < 1.0 + 1e-9
+        if v == 0:
+            assert counts[k] == 0
+
+
+def test_point_collection_follows_the_mix(tmp_path: Path) -> None:
+    cfg = CollectConfig.model_validate(
+        {
+            "env": "point",
+            "num_tasks": 2,
+            "episodes_per_task": 5,
+            "mix": {"scripted": 3, "random": 2, "policy": 0},
+        }
+    )
+    m = collect(cfg, tmp_path / "d", progress=False)
+    assert m["behaviours"]["scripted"]["episodes"] == 6
+    assert m["behaviours"]["random"]["episodes"] == 4
+    assert m["behaviours"]["policy"]["episodes"] == 0
+    # The noisy expert knows the goal: it mostly succeeds; filtered random actions rarely do.
+    assert m["behaviours"]["scripted"]["successes"] >= 4
+    assert all(r["episodes"] == {"scripted": 3, "random": 2} for r in m["tasks"])
+    with pytest.raises(ValueError, match="already holds a dataset"):
+        collect(cfg, tmp_path / "d", progress=False)
+
+
+def test_policy_mix_needs_a_run(tmp_path: Path) -> None:
+    cfg = CollectConfig.model_validate({"env": "point", "mix": {"policy": 1.0}})
+    with pytest.raises(ValueError, match="policy_run"):
+        collect(cfg, tmp_path / "d", progress=False)
+
+
+def test_policy_behaviour_from_a_trained_run(trained_run: Path, tmp_path: Path) -> None:
+    cfg = CollectConfig.model_validate(
+        {
+            "env": "point",
+            "num_tasks": 2,
+            "episodes_per_task": 2,
+            "mix": {"scripted": 0, "random": 0, "policy": 1},
+            "policy_run": str(trained_run),
+        }
+    )
+    collect(cfg, tmp_path / "d", progress=False)
+    ds = load_dataset(tmp_path / "d")
+    assert ds.behaviours == ["policy"] and len(ds.tasks) == 2
+
+
+def test_insertion_collection_never_visits_held_out_plugs(tmp_path: Path) -> None:
+    cfg = CollectConfig.model_validate(
+        {
+            "num_tasks": 2,
+            "episodes_per_task": 2,
+            "max_episode_steps": 4,
+            "sim_overrides": {"tasks": {"n_train_per_plug": 1, "n_test_per_plug": 1}},
+            "mix": {"scripted": 1, "random": 1, "policy": 0},
+        }
+    )
+    collect(cfg, tmp_path / "ins", progress=False)
+    ds = load_dataset(tmp_path / "ins")
+    from sim.plugs import NAMED_PLUGS
+
+    assert ds.obs_dim == 18 and ds.act_dim == 4
+    assert not {t.label for t in ds.tasks} & set(NAMED_PLUGS)
+    assert all(len(t) == 8 for t in ds.tasks)  # 2 episodes x 4 steps (time limit cut)
+    for t in ds.tasks:  # hidden parameters travel with the data
+        assert {"dx", "dy", "dyaw", "clearance", "friction"} <= set(t.task)
+
+
+def test_cli_writes_the_dataset_and_rejects_bad_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cli"
+    rc = main(
+        [
+            str(ROOT / "configs/collect/point.yaml"),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "num_tasks=2",
+            "--set",
+            "episodes_per_task=2",
+        ]
+    )
+    assert rc == 0
+    assert json.loads((out / MANIFEST).read_text())["episodes"] == 4
+    assert "4 episodes" in capsys.readouterr().out
+    from zshot.config import ConfigError
+
+    with pytest.raises(ConfigError, match="mix.bogus"):
+        main(
+            [
+                str(ROOT / "configs/collect/point.yaml"),
+                "--out",
+                str(tmp_path / "x"),
+                "--set",
+                "mix.bogus=1",
+            ]
+        )

@@ -1,0 +1,176 @@
+"""Offline datasets: round trip through the recorder's format, and clear errors on bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from training.collect import collect
+from training.config import CollectConfig
+from training.datasets import MANIFEST, DatasetError, load_dataset
+
+
+def point_collect_config(**over: object) -> CollectConfig:
+    """A toy-task collection of a few tasks and episodes (well under a second)."""
+    base: dict[str, object] = {
+        "env": "point",
+        "num_tasks": 3,
+        "episodes_per_task": 4,
+        "mix": {"scripted": 0.5, "random": 0.5, "policy": 0.0},
+    }
+    base.update(over)
+    return CollectConfig.model_validate(base)
+
+
+@pytest.fixture(scope="module")
+def point_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ds") / "point"
+    collect(point_collect_config(), out, progress=False)
+    return out
+
+
+def test_round_trip_matches_the_episode_files(point_dataset: Path) -> None:
+    ds = load_dataset(point_dataset)
+    manifest = json.loads((point_dataset / MANIFEST).read_text())
+    assert manifest["complete"] and manifest["episodes"] == 12
+    assert len(ds.tasks) == 3 and ds.obs_dim == 2 and ds.act_dim == 2
+    assert sorted(ds.behaviours) == ["random", "scripted"]
+    assert ds.num_transitions == manifest["steps"]
+    # Task metadata (hidden parameters) survives: each dataset task is one manifest task.
+    assert sorted(json.dumps(t.task, sort_keys=True) for t in ds.tasks) == sorted(
+        json.dumps(r["task"], sort_keys=True) for r in manifest["tasks"]
+    )
+    # Transitions equal the raw arrays of the episode files, in order, per task.
+    first = ds.tasks[0]
+    rows_obs, rows_next, rows_act = [], [], []
+    for f in sorted(point_dataset.glob("episode_*.h5")):
+        with h5py.File(f) as h5:
+            (name,) = [k for k in h5 if k.startswith("episode_")]
+            g = h5[name]
+            if json.loads(g.attrs["task"]) == first.task:
+                rows_obs.append(g["observations"][:-1])
+                rows_next.append(g["observations"][1:])
+                rows_act.append(g["actions"][()])
+    np.testing.assert_array_equal(first.obs, np.concatenate(rows_obs))
+    np.testing.assert_array_equal(first.next_obs, np.concatenate(rows_next))
+    np.testing.assert_array_equal(first.actions, np.concatenate(rows_act))
+    # next_obs of step t is obs of step t+1 inside an episode (same layout the recorder has)
+    assert first.episodes == 4
+
+
+def test_sampling_shapes_and_per_behaviour_context(point_dataset: Path) -> None:
+    ds = load_dataset(point_dataset)
+    rng = np.random.default_rng(0)
+    obs, act, rew, nxt, done = ds.sample(np.array([0, 2]), 5, rng)
+    assert obs.shape == (2, 5, 2) and act.shape == (2, 5, 2) and rew.shape == (2, 5, 1)
+    assert nxt.shape == (2, 5, 2) and done.shape == (2, 5, 1)
+    ctx = ds.sample_context(np.array([1]), 64, rng, per_behaviour=True)
+    assert ctx.shape == (1, 64, 2 * 2 + 2 + 1)
+    # Every row of a per-behaviour context comes from one behaviour's transitions.
+    d = ds.tasks[1]
+    table = np.concatenate([d.obs, d.actions, d.rewards, d.next_obs], -1)
+    for _ in range(5):
+        ctx = ds.sample_context(np.array([1]), 32, rng, per_behaviour=True)[0]
+        idx = [int(np.flatnonzero((table == row).all(1))[0]) for row in ctx]
+        assert len(set(d.behaviour[idx].tolist())) == 1
+    mixed = ds.sample_context(np.array([1]), 256, rng, per_behaviour=False)[0]
+    idx = [int(np.flatnonzero((table == row).all(1))[0]) for row in mixed]
+    assert len(set(d.behaviour[idx].tolist())) == 2
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_corrupt_file_is_named(point_dataset: Path, tmp_path: Path) -> None:
+    d = _copy(point_dataset, tmp_path / "bad")
+    victim = sorted(d.glob("episode_*.h5"))[3]
+    victim.write_bytes(b"this is not hdf5" * 100)
+    with pytest.raises(DatasetError, match=victim.name):
+        load_dataset(d)
+
+
+def test_truncated_file_is_named(point_dataset: Path, tmp_path: Path) -> None:
+    d = _copy(point_dataset, tmp_path / "trunc")
+    victim = sorted(d.glob("episode_*.h5"))[5]
+    raw = victim.read_bytes()
+    victim.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DatasetError, match=victim.name):
+        load_dataset(d)
+
+
+def test_partial_collection_is_refused(point_dataset: Path, tmp_path: Path) -> None:
+    d = _copy(point_dataset, tmp_path / "partial")
+    m = json.loads((d / MANIFEST).read_text())
+    m["complete"] = False
+    (d / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(DatasetError, match="partial dataset"):
+        load_dataset(d)
+
+
+def test_missing_episode_file_is_refused(point_dataset: Path, tmp_path: Path) -> None:
+    d = _copy(point_dataset, tmp_path / "missing")
+    sorted(d.glob("episode_*.h5"))[0].unlink()
+    with pytest.raises(DatasetError, match="manifest lists 12 episodes, found 11"):
+        load_dataset(d)
+
+
+def test_episode_without_task_metadata_is_refused(point_dataset: Path, tmp_path: Path) -> None:
+    d = _copy(point_dataset, tmp_path / "notask")
+    (d / MANIFEST).unlink()  # plain recordings: no manifest
+    victim = sorted(d.glob("episode_*.h5"))[2]
+    with h5py.File(victim, "r+") as h5:
+        (name,) = [k for k in h5 if k.startswith("episode_")]
+        h5[name].attrs["task"] = "{}"
+    with pytest.raises(DatasetError, match="no task metadata"):
+        load_dataset(d)
+
+
+def test_missing_dataset_and_wrong_dims(point_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such recording"):
+        load_dataset(tmp_path / "nope")
+    ds = load_dataset(point_dataset)
+    with pytest.raises(DatasetError, match=r"obs/act dims \(2, 2\)"):
+        ds.check_dims(18, 4)
+
+
+def test_bridge_recordings_load_as_a_dataset(tmp_path: Path) -> None:
+    """A robot recording (Recorder, no manifest) is a dataset: one format for both."""
+    from hardware_bridge.loop import StepRecord
+    from hardware_bridge.recorder import Recorder
+
+    rec = Recorder(tmp_path / "rec", latent_dim=2)
+    for plug in ("a", "b"):
+        rec.begin_episode({"task": {"plug": plug, "dx": 0.001}, "plug": plug, "mode": "trial"})
+        for t in range(3):
+            rec.record(
+                StepRecord(
+                    t_wall=0.0,
+                    t_mono=0.0,
+                    obs=np.full(3, t, np.float32),
+                    commanded=np.zeros(2),
+                    sent=np.ones(2) * 0.5,
+                    reward=-1.0,
+                    terminated=t == 2,
+                    truncated=False,
+                    next_obs=np.full(3, t + 1, np.float32),
+                    z_mean=np.zeros(2),
+                    z_var=np.ones(2),
+                    latency_s=0.0,
+                    flags=0,
+                    wrench=np.zeros(6),
+                )
+            )
+        rec.end_episode({})
+    ds = load_dataset(tmp_path / "rec")
+    assert [t.label for t in ds.tasks] == ["a", "b"]
+    assert ds.behaviours == ["trial"]
+    np.testing.assert_array_equal(ds.tasks[0].dones[:, 0], [0, 0, 1])
+    np.testing.assert_array_equal(ds.tasks[1].next_obs[:, 0], [1, 2, 3])

@@ -1,0 +1,292 @@
+"""`zshot collect CONFIG --out DATASET`: multi-task offline datasets from the sim.
+
+Per train task of the family (the held-out plugs are never visited), `episodes_per_task`
+episodes split between behaviour policies by `mix` (largest-remainder rounding):
+
+- scripted: the industrial expert with Gaussian action noise. Insertion: `sim.spiral`'s
+  spiral search; point: a go-to-goal controller that is told the hidden goal (a
+  demonstrator, as a human teaching a robot knows where the socket is);
+- random: uniform actions, low-pass filtered;
+- policy: a partially trained PEARL run (`policy_run`), z ~ prior once per episode,
+  stochastic actions: the "partially trained" data of the ODA paper.
+
+Episodes go through `hardware_bridge.recorder.Recorder`, so a collected dataset and a robot
+recording are the same files (training/datasets.py reads both); `mode` records the
+behaviour and `task` the hidden task parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.config import CollectConfig
+from training.datasets import MANIFEST, write_manifest
+from zshot.config import load_config
+
+BEHAVIOURS = ("scripted", "random", "policy")
+
+
+def split_episodes(n: int, mix: dict[str, float]) -> dict[str, int]:
+    """n episodes split by the fractions in `mix` (largest remainder; sums to n exactly)."""
+    total = sum(mix.values())
+    if total <= 0:
+        raise ValueError("mix fractions must sum to > 0")
+    quota = {k: n * v / total for k, v in mix.items()}
+    counts = {k: int(np.floor(q)) for k, q in quota.items()}
+    left = n - sum(counts.values())
+    for k in sorted(quota, key=lambda k: (counts[k] - quota[k], k))[:left]:
+        counts[k] += 1
+    return counts
+
+
+class ScriptedBehaviour:
+    """The expert with noise: spiral search (insertion) or go-to-goal (point)."""
+
+    def __init__(self, env: Any, noise: float, rng: np.random.Generator) -> None:
+        self.env, self.noise, self.rng = env, noise, rng
+        self.spiral: Any = None
+        if hasattr(env, "config") and hasattr(env, "obs_names") and "fz" in env.obs_names:
+            from sim.spiral import SpiralSearchPolicy
+
+            self.spiral = SpiralSearchPolicy(env.config)
+        self.task: Any = None
+
+    def reset(self, task: Any) -> None:
+        """New episode on `task`."""
+        self.task = task
+        if self.spiral is not None:
+            self.spiral.reset()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Expert action + N(0, noise^2), clipped to [-1, 1]."""
+        if self.spiral is not None:
+            a = np.asarray(self.spiral.act(obs), np.float64)
+        else:
+            # point: head for the goal at full speed (the env scales by the hidden gain)
+            goal = np.array([self.task.goal_x, self.task.goal_y])
+            a = (goal - obs) / 0.1
+        a = a + self.noise * self.rng.standard_normal(a.shape)
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+class RandomBehaviour:
+    """a_t = s a_{t-1} + (1 - s) u_t, u_t ~ U(-1, 1)."""
+
+    def __init__(self, act_dim: int, smoothing: float, rng: np.random.Generator) -> None:
+        self.act_dim, self.s, self.rng = act_dim, smoothing, rng
+        self.prev = np.zeros(act_dim)
+
+    def reset(self, task: Any) -> None:
+        """New episode (starts from rest)."""
+        self.prev = np.zeros(self.act_dim)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The next filtered random action."""
+        u = self.rng.uniform(-1.0, 1.0, self.act_dim)
+        self.prev = self.s * self.prev + (1.0 - self.s) * u
+        return np.clip(self.prev, -1.0, 1.0).astype(np.float32)
+
+
+class PolicyBehaviour:
+    """A (partially) trained PEARL run: z ~ N(0, I) per episode, stochastic actions."""
+
+    def __init__(self, run_dir: str, obs_dim: int, act_dim: int, rng: np.random.Generator) -> None:
+        import torch
+
+        from training.config import TrainConfig
+        from training.pearl import make_nets
+        from training.trainer import CHECKPOINT, load_checkpoint
+
+        state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+        cfg = TrainConfig.model_validate(state["config"])
+        # Batch-1 forward passes: more intra-op threads only spin-wait on a shared machine.
+        torch.set_num_threads(cfg.torch_threads)
+        dims = (int(state["dims"]["obs"]), int(state["dims"]["act"]))
+        if dims != (obs_dim, act_dim):
+            raise ValueError(f"policy_run {run_dir}: dims {dims} differ from the env's")
+        self.nets = make_nets(obs_dim, act_dim, cfg)
+        self.nets.load_state_dict(state["nets"])
+        self.nets.eval()
+        self.use_latent = cfg.use_latent
+        self.torch, self.rng = torch, rng
+        self.z = np.zeros(self.nets.latent_dim, np.float32)
+
+    def reset(self, task: Any) -> None:
+        """Draw the episode's z from the prior (zeros without a latent)."""
+        L = self.nets.latent_dim
+        self.z = (
+            self.rng.standard_normal(L).astype(np.float32)
+            if self.use_latent
+            else np.zeros(L, np.float32)
+        )
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """A stochastic action of the policy."""
+        t = self.torch
+        eps = t.from_numpy(self.rng.standard_normal(self.nets.act_dim).astype(np.float32))
+        with t.no_grad():
+            a, _ = self.nets.policy.sample(
+                t.as_tensor(obs, dtype=t.float32)[None], t.from_numpy(self.z)[None], eps[None]
+            )
+        return a[0].numpy()
+
+
+def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Collect the dataset into `out` (must not hold a dataset yet); returns the manifest."""
+    from tqdm import tqdm
+
+    from hardware_bridge.config import RecorderConfig
+    from hardware_bridge.loop import StepRecord
+    from hardware_bridge.recorder import Recorder
+    from training.tasks import make_task_source
+
+    out = Path(out)
+    if (out / MANIFEST).exists() or any(out.glob("episode_*.h5")):
+        raise ValueError(f"{out} already holds a dataset; choose another --out")
+    mix = cfg.mix.model_dump()
+    if mix["policy"] > 0 and not cfg.policy_run:
+        raise ValueError("mix.policy > 0 needs policy_run (a PEARL run dir with checkpoint.pt)")
+    counts = split_episodes(cfg.episodes_per_task, mix)
+    source = make_task_source(cfg.as_train_config())
+    env = source.make_env()
+    obs_dim = int(env.observation_space.shape[0])
+    act_dim = int(env.action_space.shape[0])
+    rng = np.random.default_rng(cfg.seed)
+    behaviours: dict[str, Any] = {
+        "scripted": ScriptedBehaviour(env, cfg.scripted_noise, rng),
+        "random": RandomBehaviour(act_dim, cfg.random_smoothing, rng),
+    }
+    latent = 1
+    if counts["policy"] > 0:
+        assert cfg.policy_run is not None
+        behaviours["policy"] = PolicyBehaviour(cfg.policy_run, obs_dim, act_dim, rng)
+        latent = behaviours["policy"].nets.latent_dim
+    base = {
+        "complete": False,
+        "config": cfg.model_dump(mode="json"),
+        "env": source.env_info,
+        "obs_dim": obs_dim,
+        "act_dim": act_dim,
+    }
+    write_manifest(out, base)
+    # fsync_every=0: a sim collection is repeatable, so power-loss durability buys nothing.
+    recorder = Recorder(out, RecorderConfig(fsync_every=0, compression=None), latent_dim=latent)
+    nan_z = np.full(latent, np.nan)
+    task_rows: list[dict[str, Any]] = []
+    stats = {b: {"episodes": 0, "successes": 0, "steps": 0} for b in BEHAVIOURS}
+    total_eps = len(source.train_tasks) * cfg.episodes_per_task
+    bar = tqdm(total=total_eps, disable=not progress, desc="collect", unit="ep")
+    t0 = time.perf_counter()
+    try:
+        for ti, task in enumerate(source.train_tasks):
+            env.set_task(task)
+            row: dict[str, Any] = {
+                "index": ti,
+                "label": source.task_label(task),
+                "task": task.model_dump(mode="json"),
+                "episodes": {},
+                "successes": {},
+            }
+            for name in BEHAVIOURS:
+                beh = behaviours.get(name)
+                for _ in range(counts[name]):
+                    assert beh is not None
+                    beh.reset(task)
+                    obs, _ = env.reset(seed=int(rng.integers(2**31)))
+                    recorder.begin_episode(
+                        {
+                            "task": task.model_dump(mode="json"),
+                            "plug": source.task_label(task),
+                            "mode": name,
+                            "task_index": ti,
+                        }
+                    )
+                    steps, success, ret = 0, False, 0.0
+                    z = getattr(beh, "z", nan_z)
+                    while True:
+                        action = beh.act(np.asarray(obs, np.float32))
+                        now = time.time()
+                        next_obs, reward, term, trunc, info = env.step(action)
+                        steps += 1
+                        stop = cfg.max_episode_steps is not None and steps >= cfg.max_episode_steps
+                        recorder.record(
+                            StepRecord(
+                                t_wall=now,
+                                t_mono=time.monotonic(),
+                                obs=np.asarray(obs, np.float32),
+                                commanded=action.astype(np.float64),
+                                sent=action.astype(np.float64),
+                                reward=float(reward),
+                                terminated=bool(term),
+                                truncated=bool(trunc or (stop and not term)),
+                                next_obs=np.asarray(next_obs, np.float32),
+                                z_mean=np.asarray(z, np.float64),
+                                z_var=np.zeros(latent) if name == "policy" else nan_z,
+                                latency_s=0.0,
+                                flags=0,
+                                wrench=np.zeros(6),  # the sim's F/T is in the observation
+                            )
+                        )
+                        ret += float(reward)
+                        success = success or bool(info.get("is_success", False))
+                        obs = next_obs
+                        if term or trunc or stop:
+                            break
+                    recorder.end_episode({"success": success, "return": ret, "steps": steps})
+                    row["episodes"][name] = row["episodes"].get(name, 0) + 1
+                    row["successes"][name] = row["successes"].get(name, 0) + int(success)
+                    stats[name]["episodes"] += 1
+                    stats[name]["successes"] += int(success)
+                    stats[name]["steps"] += steps
+                    bar.update(1)
+            task_rows.append(row)
+    finally:
+        bar.close()
+        recorder.close()
+        env.close()
+    manifest = {
+        **base,
+        "complete": True,
+        "episodes": sum(s["episodes"] for s in stats.values()),
+        "steps": sum(s["steps"] for s in stats.values()),
+        "behaviours": stats,
+        "tasks": task_rows,
+        "seconds": time.perf_counter() - t0,
+    }
+    write_manifest(out, manifest)
+    return manifest
+
+
+def main(argv: Sequence[str]) -> int:
+    """`zshot collect CONFIG --out DATASET [--set KEY=VALUE ...]`."""
+    p = argparse.ArgumentParser(
+        prog="zshot collect",
+        description="Collect a multi-task offline dataset from the sim (configs/collect/).",
+    )
+    p.add_argument("config", help="YAML under configs/collect/")
+    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(list(argv))
+    cfg = load_config(CollectConfig, args.config, args.overrides)
+    try:
+        m = collect(cfg, args.out, progress=not args.no_progress)
+    except (RuntimeError, ValueError, FileNotFoundError) as exc:
+        print(f"zshot collect: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {args.out}: {m['episodes']} episodes, {m['steps']} steps, {len(m['tasks'])} tasks"
+    )
+    for name, s in m["behaviours"].items():
+        if s["episodes"]:
+            print(
+                f"  {name:<9} {s['episodes']:>5} episodes, success {s['successes']}/{s['episodes']}"
+            )
+    return 0

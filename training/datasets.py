@@ -1,0 +1,234 @@
+"""Multi-task offline datasets: the recorder's HDF5 episodes grouped by task.
+
+One format for robot recordings and sim collections (docs/INTERFACES.md): episode files in
+Minari's layout written by `hardware_bridge.recorder.Recorder` and read back by its
+`load_recordings`. Each episode carries its task (JSON, with the hidden parameters: socket
+pose error, clearance, friction, ...), the plug and the behaviour policy (`mode`) as
+attributes. `zshot collect` adds a `dataset.json` beside the episode files:
+
+    {"format": "zshot-offline-dataset", "version": 1, "complete": true,
+     "episodes": N, "steps": S, "tasks": [...], "behaviours": {...}, "config": {...}}
+
+written with `complete: false` before the first episode and rewritten at the end, so an
+interrupted collection is refused on load ("partial dataset") instead of silently training
+on a subset. A directory of bridge recordings has no dataset.json and loads as it is.
+
+`OfflineDataset` holds one transition table per task, (s, a, r, s', done) plus the
+behaviour of each transition, and samples PEARL meta-batches from it:
+
+    RL batch      (T, B, .)  uniform over the task's transitions
+    context       (T, C, D)  from the whole task ("mixed") or from one behaviour's
+                             transitions ("per_behaviour"), D = 2*obs + act + 1
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hardware_bridge.recorder import RecordingError, load_recordings
+
+DATASET_FORMAT = "zshot-offline-dataset"
+DATASET_VERSION = 1
+MANIFEST = "dataset.json"
+
+
+class DatasetError(ValueError):
+    """A dataset is corrupt, truncated, partial or unusable; the message names the file."""
+
+
+@dataclass
+class TaskData:
+    """All transitions of one task: arrays (N, .) float32, `behaviour` (N,) int codes."""
+
+    task: dict[str, Any]
+    label: str
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray  # (N, 1)
+    next_obs: np.ndarray
+    dones: np.ndarray  # (N, 1): 1.0 for true terminations only (time-outs bootstrap)
+    behaviour: np.ndarray  # (N,) index into OfflineDataset.behaviours
+    episodes: int
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+
+@dataclass
+class OfflineDataset:
+    """Transitions grouped by task; `sample` and `sample_context` build PEARL batches."""
+
+    tasks: list[TaskData]
+    behaviours: list[str]
+    obs_dim: int
+    act_dim: int
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_transitions(self) -> int:
+        """Transitions over all tasks."""
+        return sum(len(t) for t in self.tasks)
+
+    def check_dims(self, obs_dim: int, act_dim: int) -> None:
+        """Raise DatasetError unless the dataset matches the env's dims."""
+        if (obs_dim, act_dim) != (self.obs_dim, self.act_dim):
+            raise DatasetError(
+                f"dataset has obs/act dims ({self.obs_dim}, {self.act_dim}); the env has "
+                f"({obs_dim}, {act_dim}) (collected on another env?)"
+            )
+
+    def obs_stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of every observation in the dataset, (obs_dim,) each."""
+        obs = np.concatenate([t.obs for t in self.tasks])
+        return obs.mean(0), obs.std(0)
+
+    def sample(self, tasks: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """n transitions per task (uniform, with replacement): obs, act, rew, next, done (T, n, .)."""
+        out: list[list[np.ndarray]] = [[], [], [], [], []]
+        for t in tasks:
+            d = self.tasks[int(t)]
+            idx = rng.integers(0, len(d), n)
+            for k, arr in enumerate((d.obs, d.actions, d.rewards, d.next_obs, d.dones)):
+                out[k].append(arr[idx])
+        return tuple(np.stack(parts) for parts in out)
+
+    def sample_context(
+        self,
+        tasks: np.ndarray,
+        n: int,
+        rng: np.random.Generator,
+        per_behaviour: bool = False,
+    ) -> np.ndarray:
+        """n (s, a, r, s') rows per task: (T, n, 2*obs + act + 1).
+
+        per_behaviour: each task's rows come from one behaviour present in that task, drawn
+        uniformly among them (the context-shift remedy, training/offline.py).
+        """
+        rows = []
+        for t in tasks:
+            d = self.tasks[int(t)]
+            pool = np.arange(len(d))
+            if per_behaviour:
+                present = np.unique(d.behaviour)
+                b = present[rng.integers(0, len(present))]
+                pool = pool[d.behaviour == b]
+            idx = pool[rng.integers(0, len(pool), n)]
+            rows.append(
+                np.concatenate([d.obs[idx], d.actions[idx], d.rewards[idx], d.next_obs[idx]], -1)
+            )
+        return np.stack(rows).astype(np.float32)
+
+
+def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
+    """Write dataset.json atomically (temp file, fsync, rename)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    body = {"format": DATASET_FORMAT, "version": DATASET_VERSION, **manifest}
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".dataset.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(body, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, d / MANIFEST)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return d / MANIFEST
+
+
+def _read_manifest(d: Path) -> dict[str, Any]:
+    path = d / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable dataset manifest ({exc})") from None
+    if not isinstance(m, dict) or m.get("format") != DATASET_FORMAT:
+        raise DatasetError(f"{path}: not a {DATASET_FORMAT} manifest")
+    if int(m.get("version", -1)) != DATASET_VERSION:
+        raise DatasetError(f"{path}: version {m.get('version')}, this code reads {DATASET_VERSION}")
+    if not m.get("complete", False):
+        raise DatasetError(
+            f"{d}: partial dataset (the collection was interrupted before it finished; "
+            "collect again, or delete dataset.json to use the episodes as plain recordings)"
+        )
+    return m
+
+
+def _task_key(task: dict[str, Any]) -> str:
+    return json.dumps(task, sort_keys=True)
+
+
+def load_dataset(path: str | Path) -> OfflineDataset:
+    """Load and validate a dataset directory (or a single episode file).
+
+    Raises DatasetError naming the file for corrupt, truncated or partial data, for episodes
+    without task metadata, and when the episode count differs from the manifest's.
+    """
+    p = Path(path)
+    manifest = _read_manifest(p) if p.is_dir() else {}
+    try:
+        rec = load_recordings(p)
+    except RecordingError as exc:
+        raise DatasetError(str(exc)) from None
+    if manifest and int(manifest.get("episodes", -1)) != len(rec.episodes):
+        raise DatasetError(
+            f"{p}: manifest lists {manifest.get('episodes')} episodes, found {len(rec.episodes)} "
+            "(episode files missing or added)"
+        )
+    behaviours: list[str] = []
+    groups: dict[str, dict[str, Any]] = {}
+    for ep in rec.episodes:
+        task = ep["task"]
+        if not isinstance(task, dict) or not task:
+            raise DatasetError(
+                f"{ep['file']}/{ep['group']}: no task metadata (attrs['task'] is empty); offline "
+                "meta-RL needs to know which task each episode belongs to"
+            )
+        mode = ep["mode"] or "unknown"
+        if mode not in behaviours:
+            behaviours.append(mode)
+        g = groups.setdefault(
+            _task_key(task), {"task": task, "label": ep["plug"] or "task", "eps": []}
+        )
+        g["eps"].append(ep)
+    ids = rec.episode_ids
+    tasks: list[TaskData] = []
+    for g in groups.values():
+        eps = g["eps"]
+        sel = np.isin(ids, [e["id"] for e in eps])
+        codes = np.zeros(len(ids), np.int64)
+        for e in eps:
+            codes[ids == e["id"]] = behaviours.index(e["mode"] or "unknown")
+        obs = rec.observations[sel]
+        if not np.isfinite(obs).all() or not np.isfinite(rec.actions[sel]).all():
+            raise DatasetError(f"{p}: task {g['label']} holds non-finite observations or actions")
+        tasks.append(
+            TaskData(
+                task=g["task"],
+                label=str(g["label"]),
+                obs=obs.astype(np.float32),
+                actions=rec.actions[sel].astype(np.float32),
+                rewards=rec.rewards[sel].astype(np.float32)[:, None],
+                next_obs=rec.next_observations[sel].astype(np.float32),
+                dones=rec.terminations[sel].astype(np.float32)[:, None],
+                behaviour=codes[sel],
+                episodes=len(eps),
+            )
+        )
+    return OfflineDataset(
+        tasks=tasks,
+        behaviours=behaviours,
+        obs_dim=int(rec.observations.shape[1]),
+        act_dim=int(rec.actions.shape[1]),
+        manifest=manifest,
+    )

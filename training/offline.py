@@ -1,0 +1,343 @@
+"""Offline PEARL, the ODA recipe (Zhao et al., "Offline Meta-Reinforcement Learning for
+Industrial Insertion", ICRA 2022, arXiv 2110.04276).
+
+One algorithm, one module. PEARL's context encoder (training/pearl.py: per-transition
+Gaussian factors, product of Gaussians, KL to N(0, I), trained through the critic) on top of
+AWAC (Nair et al. 2020, arXiv 2006.09359) instead of SAC, trained from a fixed multi-task
+dataset only (`zshot collect`, training/datasets.py). Read top to bottom:
+
+1. `offline_pearl_losses(batch, nets, cfg)`: pure; returns `OfflineLosses`:
+   - critic: policy evaluation of pi (AWAC eq. 3, twin Q + target networks, no entropy):
+         y = r_scale * r + gamma (1 - d) min_i Q'_i(s', a' ~ pi(.|s', z), z)
+   - actor: advantage-weighted maximum likelihood of the *dataset* actions (AWAC eq. 8):
+         L_pi = -E_(s,a)~D [ w(s, a) log pi(a | s, z) ],
+         w = min(exp(A(s, a, z) / lambda), max_weight),
+         A = min_i Q_i(s, a, z) - E_{a'~pi} min_i Q_i(s, a', z)
+     weights clipped as in CRR/IQL so a few large advantages cannot dominate a batch;
+   - kl_div: KL(q(z|c) || N(0, I)) summed over tasks (PEARL eq. 4).
+2. `update(batch, nets, optimizers, cfg)`: the optimizer steps. Gradient paths:
+       encoder  <- critic loss + kl_lambda * KL   (encoder only gets grads from Q and KL)
+       Q1, Q2   <- critic loss
+       policy   <- actor loss                      (z and the weights w detached)
+3. `OfflineTrainer`: the loop (no env steps), checkpoints in `zshot train`'s schema so
+   `zshot export` and `zshot eval` read offline runs unchanged.
+
+The context-shift remedy (the known weakness of offline context encoders: the dataset's
+behaviour policies produce other contexts than the learned policy explores with at test
+time; Dorfman et al. 2021 "BOReL" and Li et al. 2021 "FOCAL" describe it, and the ODA paper
+adapts from demonstrations for this reason): two parts.
+  a) `context_sampling: per_behaviour` (default): every training context is drawn from the
+     transitions of a *single* behaviour policy of the task, chosen at random per task and
+     step, instead of a mix of all of them. The encoder must then identify the task from the
+     data of any one policy (scripted, random, partially trained), so its posterior does not
+     depend on the behaviour mix that only the dataset has; the "training the encoder on
+     contexts from mixed policies" remedy (cf. Pong et al. 2022, "SMAC", who name the
+     mismatch between offline and online context distributions as the failure).
+  b) at test time, adaptation context from demonstrations of the behaviour-like scripted
+     policy (training/finetune.py, `context_source: scripted`), the ODA paper's protocol.
+The measurement (success with demonstration vs own-exploration context) is in finetune.py.
+
+Shapes: batch (T, B, .); context (T, C, D) with D = 2*obs + act + 1; z (T, L) -> (T*B, L).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from training.config import TrainConfig
+from training.networks import PearlNets, TanhGaussianPolicy
+from training.pearl import (
+    PearlBatch,
+    PearlOptimizers,
+    infer_posterior,
+    kl_to_standard_normal,
+    make_nets,
+    soft_update,
+)
+
+CHECKPOINT = "checkpoint.pt"  # the same name as training.trainer's (export/eval read it)
+ACTION_EPS = 1e-4  # dataset actions at exactly +-1 have atanh = inf: clip into the open box
+
+
+class OfflineLosses(NamedTuple):
+    """Every loss term of one offline PEARL step (scalars) plus diagnostics."""
+
+    qf_loss: Tensor
+    """Twin-Q Bellman error (policy evaluation); its gradient also trains the encoder."""
+    policy_loss: Tensor
+    """Advantage-weighted negative log-likelihood of the dataset actions."""
+    kl_div: Tensor
+    """Sum over tasks of KL(q(z|c_T) || N(0, I)) (not yet weighted by kl_lambda)."""
+    advantage: Tensor  # mean A(s, a, z) on the batch, detached
+    weight: Tensor  # mean clipped weight, detached
+    z_mean: Tensor  # (T, L), detached
+    z_var: Tensor  # (T, L), detached
+    q_mean: Tensor  # mean Q1 on the batch, detached
+
+
+def tanh_gaussian_log_prob(
+    policy: TanhGaussianPolicy, obs: Tensor, z: Tensor, action: Tensor
+) -> Tensor:
+    """log pi(a | s, z) of given actions in [-1, 1] under the tanh-Gaussian policy: (N, 1).
+
+    u = atanh(a); log pi(a) = log N(u; mean, std) - sum log(1 - a^2)  (SAC appendix C).
+    """
+    mean, log_std = policy(obs, z)
+    a = torch.clamp(action, -1.0 + ACTION_EPS, 1.0 - ACTION_EPS)
+    u = torch.atanh(a)
+    normal = -0.5 * ((u - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    return (normal - torch.log1p(-a.pow(2))).sum(-1, keepdim=True)
+
+
+def offline_pearl_losses(batch: PearlBatch, nets: PearlNets, cfg: TrainConfig) -> OfflineLosses:
+    """Every offline PEARL loss term for one meta-batch; pure (no optimizer step)."""
+    sac, off = cfg.sac, cfg.offline
+    T, B, _ = batch.obs.shape
+    L = nets.latent_dim
+
+    # --- q(z | c) and a reparameterised z: (T, L), grads -> encoder through the critic ---
+    if cfg.use_latent:
+        z_mean, z_var = infer_posterior(nets, batch.context, cfg.encoder.prior_in_posterior)
+        z = z_mean + torch.sqrt(z_var) * torch.randn_like(z_mean)
+        kl_div = kl_to_standard_normal(z_mean, z_var).sum()
+    else:  # offline RL without context (the ODA paper's AWAC baseline): z fixed at 0
+        z_mean, z_var, z = torch.zeros(T, L), torch.ones(T, L), torch.zeros(T, L)
+        kl_div = torch.zeros(())
+
+    z_flat = z.unsqueeze(1).expand(T, B, L).reshape(T * B, L)  # (T*B, L)
+    obs = batch.obs.reshape(T * B, -1)
+    actions = batch.actions.reshape(T * B, -1)
+    rewards = batch.rewards.reshape(T * B, 1)
+    next_obs = batch.next_obs.reshape(T * B, -1)
+    dones = batch.dones.reshape(T * B, 1)
+    z_det = z_flat.detach()
+
+    # --- critic: Q^pi by the Bellman backup with a' ~ pi (AWAC eq. 3); z not detached ---
+    q1 = nets.qf1(obs, actions, z_flat)
+    q2 = nets.qf2(obs, actions, z_flat)
+    with torch.no_grad():
+        next_actions, _ = nets.policy.sample(next_obs, z_det)
+        target_q = torch.min(
+            nets.target_qf1(next_obs, next_actions, z_det),
+            nets.target_qf2(next_obs, next_actions, z_det),
+        )
+        q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * target_q
+    qf_loss = F.mse_loss(q1, q_target) + F.mse_loss(q2, q_target)
+
+    # --- actor: advantage-weighted regression onto dataset actions (AWAC eq. 8) ---
+    with torch.no_grad():
+        q_data = torch.min(nets.qf1(obs, actions, z_det), nets.qf2(obs, actions, z_det))
+        k = off.value_samples
+        obs_k = obs.repeat(k, 1)  # (k*T*B, obs)
+        z_k = z_det.repeat(k, 1)
+        a_k, _ = nets.policy.sample(obs_k, z_k)
+        v = torch.min(nets.qf1(obs_k, a_k, z_k), nets.qf2(obs_k, a_k, z_k))
+        v = v.reshape(k, T * B, 1).mean(0)  # V(s, z) = E_pi Q(s, a, z)
+        adv = q_data - v
+        # exp(A / lambda) clipped at max_weight; clamp the exponent first so exp cannot overflow
+        weight = torch.exp(torch.clamp(adv / off.awac_lambda, max=math.log(off.max_weight)))
+    log_prob = tanh_gaussian_log_prob(nets.policy, obs, z_det, actions)  # grads -> policy only
+    policy_loss = -(weight * log_prob).mean()
+
+    return OfflineLosses(
+        qf_loss=qf_loss,
+        policy_loss=policy_loss,
+        kl_div=kl_div,
+        advantage=adv.mean(),
+        weight=weight.mean(),
+        z_mean=z_mean.detach(),
+        z_var=z_var.detach(),
+        q_mean=q1.detach().mean(),
+    )
+
+
+def update(
+    batch: PearlBatch, nets: PearlNets, optimizers: PearlOptimizers, cfg: TrainConfig
+) -> dict[str, float]:
+    """One offline PEARL gradient step; returns the loss terms as floats for logging."""
+    losses = offline_pearl_losses(batch, nets, cfg)
+    critic_params = [*nets.qf1.parameters(), *nets.qf2.parameters()]
+    encoder_params = list(nets.encoder.parameters())
+    policy_params = list(nets.policy.parameters())
+    for opt in (optimizers.encoder, optimizers.critic, optimizers.policy):
+        opt.zero_grad(set_to_none=True)
+    # `inputs=` keeps each loss's gradient on its own learners (see the module docstring).
+    critic_inputs = critic_params + (encoder_params if cfg.use_latent else [])
+    (losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div).backward(inputs=critic_inputs)
+    losses.policy_loss.backward(inputs=policy_params)
+    optimizers.critic.step()
+    if cfg.use_latent:
+        optimizers.encoder.step()
+    optimizers.policy.step()
+    soft_update(nets.target_qf1, nets.qf1, cfg.sac.tau)
+    soft_update(nets.target_qf2, nets.qf2, cfg.sac.tau)
+    return {
+        "loss/qf": float(losses.qf_loss.detach()),
+        "loss/policy": float(losses.policy_loss.detach()),
+        "loss/kl_div": float(losses.kl_div.detach()),
+        "awac/advantage": float(losses.advantage),
+        "awac/weight": float(losses.weight),
+        "sac/q_mean": float(losses.q_mean),
+        "z/var_mean": float(losses.z_var.mean()),
+    }
+
+
+def sample_offline_batch(
+    dataset: Any, cfg: TrainConfig, rng: np.random.Generator, tasks: np.ndarray | None = None
+) -> PearlBatch:
+    """A meta-batch from an OfflineDataset: `meta_batch` tasks (or `tasks`), RL + context."""
+    if tasks is None:
+        n = len(dataset.tasks)
+        tasks = rng.choice(n, size=min(cfg.meta_batch, n), replace=False)
+    obs, act, rew, nxt, done = dataset.sample(tasks, cfg.batch_size, rng)
+    ctx = dataset.sample_context(
+        tasks, cfg.context_size, rng, per_behaviour=cfg.offline.context_sampling == "per_behaviour"
+    )
+    t = torch.from_numpy
+    return PearlBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(ctx))
+
+
+class OfflineTrainer:
+    """Trains offline PEARL (or offline AWAC without context) from `cfg.offline.dataset`."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+        from training.datasets import DatasetError, load_dataset
+        from training.tasks import make_task_source
+
+        if cfg.offline.dataset is None:
+            raise ValueError("offline training needs offline.dataset (a `zshot collect` dir)")
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.dataset = load_dataset(cfg.offline.dataset)
+        self.source = make_task_source(cfg)
+        env = self.source.make_env()
+        self.obs_dim = int(env.observation_space.shape[0])
+        self.act_dim = int(env.action_space.shape[0])
+        env.close()
+        try:
+            self.dataset.check_dims(self.obs_dim, self.act_dim)
+        except DatasetError as exc:
+            raise ValueError(f"{cfg.offline.dataset}: {exc}") from None
+        held = set(self.source.env_info.get("held_out_plugs", []))
+        leaked = sorted({t.label for t in self.dataset.tasks} & held)
+        if leaked:
+            raise ValueError(f"dataset holds held-out plugs {leaked}: they must stay unseen")
+        self.nets = make_nets(self.obs_dim, self.act_dim, cfg)
+        mean, std = self.dataset.obs_stats()
+        self.nets.set_obs_stats(torch.as_tensor(mean), torch.as_tensor(std))
+        self.optimizers = PearlOptimizers.create(self.nets, cfg)
+        self.updates = 0
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def iteration(self) -> int:
+        """Gradient steps so far (offline training has no collection iterations)."""
+        return self.updates
+
+    def state_dict(self) -> dict[str, Any]:
+        """`zshot train`'s checkpoint schema (export/eval read it); env_steps is 0 (offline)."""
+        return {
+            "config": self.cfg.model_dump(mode="json"),
+            "algorithm": "offline_pearl" if self.cfg.use_latent else "offline_awac",
+            "iteration": self.updates,
+            "env_steps": 0,
+            "updates": self.updates,
+            "nets": self.nets.state_dict(),
+            "optimizers": self.optimizers.state_dict(),
+            "history": json.dumps(self.history),
+            "dims": {"obs": self.obs_dim, "act": self.act_dim},
+            "rng": {"numpy": json.dumps(self.rng.bit_generator.state)},
+        }
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Resume from a checkpoint written by `save_checkpoint`."""
+        from training.trainer import load_checkpoint
+
+        state = load_checkpoint(path or self.run_dir / CHECKPOINT)
+        self.nets.load_state_dict(state["nets"])
+        self.optimizers.load_state_dict(state["optimizers"])
+        self.updates = int(state["updates"])
+        self.history = json.loads(state["history"])
+        self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoint.pt atomically."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / CHECKPOINT
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(self.state_dict(), f)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def evaluate(self) -> Any:
+        """Few-shot evaluation (own-exploration context, `cfg.eval`) of the current networks."""
+        from training.evaluate import TorchAgent, few_shot_eval
+
+        agent = TorchAgent(self.nets, self.cfg.use_latent, self.cfg.encoder.prior_in_posterior)
+        return few_shot_eval(
+            self.source,
+            agent,
+            self.cfg.eval,
+            seed=self.cfg.seed + 1,
+            max_steps=self.cfg.max_episode_steps,
+        )
+
+    def run(self, progress: bool = True) -> Any:
+        """Train for `offline.updates` steps; checkpoint, history, final few-shot evaluation."""
+        import yaml
+        from tqdm import tqdm
+
+        cfg, off = self.cfg, self.cfg.offline
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        bar = tqdm(total=off.updates, initial=self.updates, disable=not progress, desc="offline")
+        t0 = time.perf_counter()
+        report = None
+        try:
+            while self.updates < off.updates:
+                logs = update(
+                    sample_offline_batch(self.dataset, cfg, self.rng),
+                    self.nets,
+                    self.optimizers,
+                    cfg,
+                )
+                self.updates += 1
+                bar.update(1)
+                if self.updates % off.log_every == 0 or self.updates == off.updates:
+                    rec: dict[str, Any] = {"updates": self.updates, **logs}
+                    rec["time/s"] = time.perf_counter() - t0
+                    if off.eval_every and self.updates % off.eval_every == 0:
+                        rec["eval_success"] = self.evaluate().success_rate
+                    self.history.append(rec)
+                    bar.set_postfix(
+                        {"qf": f"{logs['loss/qf']:.3g}", "w": f"{logs['awac/weight']:.2f}"}
+                    )
+                if self.updates % (cfg.checkpoint_every * off.log_every) == 0:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+        self.save_checkpoint()
+        (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        if cfg.eval.eval_episodes > 0:
+            report = self.evaluate()
+            report.write_json(self.run_dir / "eval.json")
+        return report
