@@ -232,6 +232,26 @@ class FewShotReport:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
 
 
+def plug_result(label: str, eps: list[EpisodeResult], explore: list[EpisodeResult]) -> PlugResult:
+    """One report row from a plug's evaluation episodes and its exploration episodes."""
+    ttis = [e.time_to_insert for e in eps if e.time_to_insert is not None]
+    return PlugResult(
+        plug=label,
+        successes=sum(e.success for e in eps),
+        episodes=len(eps),
+        mean_return=float(np.mean([e.ret for e in eps])),
+        mean_time_to_insert=float(np.mean(ttis)) if ttis else None,
+        peak_force=float(max(e.peak_force for e in eps)),
+        mean_peak_force=float(np.mean([e.peak_force for e in eps])),
+        safety_violations=sum(e.safety_violation for e in eps),
+        mean_steps=float(np.mean([e.steps for e in eps])),
+        explore_successes=sum(e.success for e in explore),
+        explore_episodes=len(explore),
+        std_return=float(np.std([e.ret for e in eps])),
+        explore_mean_return=float(np.mean([e.ret for e in explore])) if explore else float("nan"),
+    )
+
+
 def few_shot_eval(
     source: TaskSource,
     agent: FewShotAgent,
@@ -304,24 +324,7 @@ def few_shot_eval(
     for label in sorted(per_plug):
         eps: list[EpisodeResult] = per_plug[label]["eval"]
         exp: list[EpisodeResult] = per_plug[label]["explore"]
-        ttis = [e.time_to_insert for e in eps if e.time_to_insert is not None]
-        rows.append(
-            PlugResult(
-                plug=label,
-                successes=sum(e.success for e in eps),
-                episodes=len(eps),
-                mean_return=float(np.mean([e.ret for e in eps])),
-                mean_time_to_insert=float(np.mean(ttis)) if ttis else None,
-                peak_force=float(max(e.peak_force for e in eps)),
-                mean_peak_force=float(np.mean([e.peak_force for e in eps])),
-                safety_violations=sum(e.safety_violation for e in eps),
-                mean_steps=float(np.mean([e.steps for e in eps])),
-                explore_successes=sum(e.success for e in exp),
-                explore_episodes=len(exp),
-                std_return=float(np.std([e.ret for e in eps])),
-                explore_mean_return=float(np.mean([e.ret for e in exp])) if exp else float("nan"),
-            )
-        )
+        rows.append(plug_result(label, eps, exp))
     protocol = {
         "mode": cfg.mode,
         "explore_episodes": cfg.explore_episodes,

@@ -39,9 +39,9 @@ from training.config import TrainConfig
 from training.evaluate import (
     EpisodeResult,
     FewShotReport,
-    PlugResult,
     Posterior,
     TorchAgent,
+    plug_result,
     run_episode,
 )
 from training.networks import PearlNets
@@ -121,23 +121,6 @@ def gather_context(
     return out
 
 
-def _plug_row(label: str, eps: list[EpisodeResult], ctx: list[EpisodeResult]) -> PlugResult:
-    ttis = [e.time_to_insert for e in eps if e.time_to_insert is not None]
-    return PlugResult(
-        plug=label,
-        successes=sum(e.success for e in eps),
-        episodes=len(eps),
-        mean_return=float(np.mean([e.ret for e in eps])),
-        mean_time_to_insert=float(np.mean(ttis)) if ttis else None,
-        peak_force=float(max(e.peak_force for e in eps)),
-        mean_peak_force=float(np.mean([e.peak_force for e in eps])),
-        safety_violations=sum(e.safety_violation for e in eps),
-        mean_steps=float(np.mean([e.steps for e in eps])),
-        explore_successes=sum(e.success for e in ctx),
-        explore_episodes=len(ctx),
-    )
-
-
 def select_tasks(
     source: TaskSource, plugs: list[str] | None, tasks_per_plug: int | None
 ) -> list[Any]:
@@ -212,7 +195,7 @@ def context_eval(
                 )
             )
     env.close()
-    rows = [_plug_row(label, *per[label]) for label in sorted(per)]
+    rows = [plug_result(label, *per[label]) for label in sorted(per)]
     protocol = {
         "context_source": context_source,
         "context_episodes": ft.context_episodes,
