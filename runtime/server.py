@@ -37,9 +37,7 @@ from runtime.model import LoadedModel
 from runtime.posterior import NaturalPosterior
 from runtime.protocol import (
     FLAG_STOCHASTIC,
-    HEADER,
     HIST_EDGES_US,
-    MAGIC,
     PROTOCOL_VERSION,
     REPLY_BIT,
     STATS_FIELDS,
@@ -51,6 +49,8 @@ from runtime.protocol import (
     HelloRequest,
     MsgType,
     ProtocolError,
+    pack_header,
+    unpack_header,
 )
 
 __all__ = [
@@ -426,7 +426,7 @@ class RuntimeServer:
         try:
             if len(frames) < 2:
                 raise ProtocolError(ErrorCode.BAD_FRAMES, "empty message: no header frame")
-            head = _parse_header(frames[1])
+            head = unpack_header(frames[1])
             sid, seq = head.session, head.seq
             payload = frames[2:]
             if len(payload) > MAX_PAYLOAD_FRAMES:
@@ -457,7 +457,7 @@ class RuntimeServer:
             body = handler(sess, head, payload, ident)
             if body is None:
                 return None, sess
-            return [_header(head.msg_type | REPLY_BIT, sid, seq), *body], sess
+            return [pack_header(head.msg_type | REPLY_BIT, sid, seq), *body], sess
         except ProtocolError as exc:
             return self._error(sess, sid, seq, exc.code, exc.message), sess
         except Exception as exc:  # a bug or an onnxruntime failure: answer, keep serving
@@ -471,7 +471,7 @@ class RuntimeServer:
         if sess is not None:
             sess.errors += 1
         log.debug("error reply %s to session %x seq %d: %s", code.name, sid, seq, message)
-        return [_header(MsgType.ERROR, sid, seq), U32.pack(code), message[:1000].encode()]
+        return [pack_header(MsgType.ERROR, sid, seq), U32.pack(code), message[:1000].encode()]
 
     # -- handlers ---------------------------------------------------------------------
     def _on_hello(self, head: Header, payload: list[bytes]) -> list[bytes]:
@@ -520,7 +520,7 @@ class RuntimeServer:
         sess = Session(sid, m, self.cfg, np.random.default_rng(seed), time.monotonic(), head.seq)
         self.sessions[sid] = sess
         log.info("session %x opened by %r (%d open)", sid, req.client, len(self.sessions))
-        return [_header(MsgType.HELLO | REPLY_BIT, sid, head.seq), self._hello_json(sess)]
+        return [pack_header(MsgType.HELLO | REPLY_BIT, sid, head.seq), self._hello_json(sess)]
 
     def _hello_json(self, sess: Session) -> bytes:
         m = sess.model.artifact.manifest
@@ -721,7 +721,10 @@ class RuntimeServer:
                     model.artifact.root,
                     model.sha256[:12],
                 )
-                reply = [_header(MsgType.RELOAD | REPLY_BIT, p.sid, p.seq), self._hello_json(sess)]
+                reply = [
+                    pack_header(MsgType.RELOAD | REPLY_BIT, p.sid, p.seq),
+                    self._hello_json(sess),
+                ]
             except ProtocolError as exc:
                 reply = self._error(sess, p.sid, p.seq, exc.code, exc.message)
             except ArtifactError as exc:
@@ -743,26 +746,6 @@ class RuntimeServer:
 
 
 # -- frame helpers ------------------------------------------------------------------------
-def _header(msg_type: int, sid: int, seq: int) -> bytes:
-    return HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, sid, seq, time.time_ns(), 0)
-
-
-def _parse_header(frame: bytes) -> Header:
-    if len(frame) != HEADER.size:
-        raise ProtocolError(
-            ErrorCode.BAD_HEADER, f"header frame is {len(frame)} bytes, expected {HEADER.size}"
-        )
-    magic, version, msg_type, session, seq, send_ns, flags = HEADER.unpack(frame)
-    if magic != MAGIC:
-        raise ProtocolError(ErrorCode.BAD_HEADER, f"bad magic {magic!r}, expected {MAGIC!r}")
-    if version != PROTOCOL_VERSION:
-        raise ProtocolError(
-            ErrorCode.BAD_VERSION,
-            f"protocol version {version} not supported (server speaks {PROTOCOL_VERSION})",
-        )
-    return Header(version, msg_type, session, seq, send_ns, flags)
-
-
 def _f32_rows(frame: bytes, width: int, what: str, *, single: bool) -> F32:
     """A payload frame as float32 [1, width] (single) or [n, width]; checks size and finiteness."""
     nbytes = len(frame)
