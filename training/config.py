@@ -149,6 +149,10 @@ class TrainConfig(StrictModel):
 
     iterations: int = Field(200, ge=1)
     """Meta-training iterations (collect, then `updates_per_iteration` gradient steps)."""
+    max_minutes: float | None = Field(None, gt=0)
+    """Wall-clock budget for training (summed over resumed sessions): the iteration that
+    crosses it is the last one (final evaluation, checkpoint and curves as usual). None: run
+    all `iterations`."""
     initial_steps: int = Field(400, ge=0)
     """Env steps per train task with z from the prior before training starts."""
     tasks_per_iteration: int = Field(5, ge=1)

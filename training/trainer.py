@@ -67,6 +67,7 @@ class Trainer:
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0
+        self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
         self._writer: Any = None
 
@@ -182,6 +183,7 @@ class Trainer:
                 "time/collect_s": t_collect,
                 "time/update_ms": 1000 * t_update / cfg.updates_per_iteration,
                 "counters/env_steps": float(self.env_steps),
+                "counters/updates": float(self.updates),
             }
         )
         return logs
@@ -205,6 +207,7 @@ class Trainer:
             "iteration": self.iteration,
             "env_steps": self.env_steps,
             "updates": self.updates,
+            "train_seconds": self.train_seconds,
             "nets": self.nets.state_dict(),
             "optimizers": self.optimizers.state_dict(),
             "rl_buffer": self.rl_buffer.state_dict(),
@@ -238,6 +241,7 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.env_steps = int(state["env_steps"])
         self.updates = int(state["updates"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.history = json.loads(state["history"])
 
     def save_checkpoint(self) -> Path:
@@ -281,11 +285,23 @@ class Trainer:
             (h["eval_success"] for h in reversed(self.history) if "eval_success" in h), None
         )
         report = None
+        budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
+        session_start, before = time.perf_counter(), self.train_seconds
         try:
             while self.iteration < cfg.iterations:
                 logs = self.train_iteration()
+                # wall clock of this session so far (collection, updates, evaluations and
+                # checkpoints alike) plus that of the sessions before a resume
+                self.train_seconds = before + time.perf_counter() - session_start
+                logs["time/train_min"] = self.train_seconds / 60.0
                 record: dict[str, Any] = {"iteration": self.iteration, **logs}
-                last = self.iteration == cfg.iterations
+                out_of_time = budget is not None and self.train_seconds >= budget
+                last = self.iteration == cfg.iterations or out_of_time
+                if out_of_time and self.iteration < cfg.iterations:
+                    bar.write(
+                        f"time budget of {cfg.max_minutes:g} min reached after iteration "
+                        f"{self.iteration} of {cfg.iterations}: final evaluation and checkpoint"
+                    )
                 if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
                     report = self.evaluate(seed_offset=self.iteration)
                     last_eval = report.success_rate
@@ -304,6 +320,8 @@ class Trainer:
                 if last or self.iteration % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                     (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+                if last:
+                    break
         finally:
             bar.close()
             writer.close()

@@ -71,6 +71,18 @@ def test_resume_restores_buffers_counters_and_continues_exactly(tmp_path: Path) 
     assert a.env_steps == b2.env_steps and a.updates == b2.updates == 40
 
 
+def test_time_budget_ends_with_a_final_evaluation_and_checkpoint(tmp_path: Path) -> None:
+    # a budget far below one iteration's wall time: the first iteration is the last
+    trainer = Trainer(tiny_config(iterations=50, max_minutes=1e-6, eval_every=0), tmp_path)
+    report = trainer.run(progress=False)
+    assert report is not None and trainer.iteration == 1
+    state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["iteration"] == 1 and state["train_seconds"] > 0
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert [h["iteration"] for h in history] == [1] and "eval_success" in history[0]
+    assert (tmp_path / "curves.png").is_file()
+
+
 def test_resume_refuses_other_tasks(trained_run: Path, tmp_path: Path) -> None:
     other = Trainer(tiny_config(seed=1), tmp_path / "x")
     with pytest.raises(ValueError, match="other train tasks"):
