@@ -116,9 +116,8 @@ class LocomotionRobotConfig(StrictModel):
 
     terrain_config: str | None = None
     """Path of a configs/terrain/*.yaml (relative to the cwd or the repository root; None:
-    the cheetah-vel defaults). Use the artifact's training config so the dims match."""
-    test_tasks: bool = True
-    """Run the family's held-out test tasks (False: its training tasks)."""
+    the cheetah-vel defaults). Use the artifact's training config so the dims match.
+    Which split a trial runs is named per entry of `plugs`: 'test', 'train', 'test/3'."""
     limits: LocomotionLimits = Field(default_factory=LocomotionLimits)
 
 

@@ -101,11 +101,21 @@ def eval_main(argv: Sequence[str]) -> int:
     p.add_argument("--mode", choices=["episodic", "online"], help="posterior update protocol")
     p.add_argument("--tasks-per-plug", type=int, help="at most this many test tasks per plug")
     p.add_argument(
+        "--max-tasks",
+        type=int,
+        help="then at most this many test tasks in all, the first in test-task order (bounds "
+        "a locomotion evaluation, whose test tasks are not grouped by plug)",
+    )
+    p.add_argument(
         "--config", help="with RUN_OR_ARTIFACT = spiral: the train config whose test tasks to use"
     )
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--json", help="write the report here (default: TARGET/eval-<mode>.json)")
     args = p.parse_args(list(argv))
+    for flag, val in (("--tasks-per-plug", args.tasks_per_plug), ("--max-tasks", args.max_tasks)):
+        if val is not None and val < 1:
+            print(f"zshot eval: {flag} must be at least 1, got {val}", file=sys.stderr)
+            return 2
 
     from training.config import EvalConfig, TrainConfig
     from training.evaluate import (
@@ -163,6 +173,7 @@ def eval_main(argv: Sequence[str]) -> int:
             ("eval_episodes", args.episodes),
             ("mode", args.mode),
             ("tasks_per_plug", args.tasks_per_plug),
+            ("max_tasks", args.max_tasks),
         ):
             if val is not None:
                 ev[key] = val

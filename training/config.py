@@ -112,9 +112,18 @@ class FinetuneConfig(StrictModel):
     their success rate is below `far_threshold` (the task is far from the data)."""
     far_threshold: float = Field(1.0, ge=0, le=1)
     updates_per_episode: int = Field(100, ge=0)
-    """Gradient steps (offline PEARL's losses on the task's own data) after each episode of
-    the gradient phase."""
+    """Gradient steps (offline PEARL's losses) after each episode of the gradient phase."""
+    offline_tasks_per_batch: int = Field(3, ge=0)
+    """Offline data kept in the fine-tuning batches (the ODA recipe, as AWAC's offline-to-online
+    fine-tuning keeps its offline data in the replay buffer): each gradient step's meta-batch is
+    the new task (its online buffer) plus this many distinct tasks drawn from the run's
+    offline dataset (`offline.dataset`), each with `batch_size` transitions and
+    `context_size` context, so the new task weighs 1 / (1 + this) of the losses. 0: the new
+    task's own data only (T = 1; the earlier behaviour, which made the policy worse in
+    BENCHMARKS.md `## offline`). Must not exceed the dataset's task count; the dataset must
+    load when > 0 and `updates_per_episode` > 0 (else set it to 0)."""
     batch_size: int = Field(128, ge=1)
+    """RL transitions per task (online and offline alike) per fine-tuning gradient step."""
     final_episodes: int = Field(100, ge=0)
     """Evaluation episodes of the fine-tuned policy after fine-tuning (posterior mean)."""
 

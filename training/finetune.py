@@ -12,9 +12,13 @@ networks online on the task's own trials with the same offline losses (training/
 - `finetune_task`: K context episodes, then up to `max_episodes` online episodes with
   z = posterior mean; when the first `far_window` of them succeed less than `far_threshold`
   the task is far from the data and each further episode is followed by
-  `updates_per_episode` offline-PEARL gradient steps on the task's own buffer (T = 1). After
-  each gradient phase the networks can be exported to a new artifact and the runtime told to
-  RELOAD it (`on_artifact`), so the robot runs the fine-tuned policy from its next episode.
+  `updates_per_episode` offline-PEARL gradient steps. As in ODA (and AWAC's offline-to-online
+  fine-tuning) the offline data stays in the batches: each step's meta-batch is the new task
+  (its online buffer) plus `offline_tasks_per_batch` tasks of the run's offline dataset
+  (`offline.dataset`), built as training/offline.py builds them (`mixed_batch`); 0 is the
+  task's own buffer alone (T = 1). After each gradient phase the networks can be exported to
+  a new artifact and the runtime told to RELOAD it (`on_artifact`), so the robot runs the
+  fine-tuned policy from its next episode.
 
 CLI: `python -m training.finetune RUN --context both -n 10` (context-shift table) and
 `python -m training.finetune RUN --finetune PLUG [--artifacts DIR --runtime ADDR]`.
@@ -30,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -48,6 +52,9 @@ from training.networks import PearlNets
 from training.pearl import PearlBatch, PearlOptimizers
 from training.replay import MultiTaskReplayBuffer
 from training.tasks import TaskSource, env_control_hz
+
+if TYPE_CHECKING:
+    from training.datasets import OfflineDataset
 
 
 class DemoAgent:
@@ -219,6 +226,8 @@ class FinetuneResult:
     final_successes: int = 0
     final_episodes: int = 0
     artifacts: list[str] = field(default_factory=list)
+    offline_dataset: str | None = None  # the dataset mixed into the gradient steps, if any
+    offline_tasks_per_batch: int = 0  # dataset tasks per gradient step (0: own data only)
 
 
 def save_run(nets: PearlNets, cfg: TrainConfig, run_dir: Path, updates: int) -> Path:
@@ -239,6 +248,68 @@ def save_run(nets: PearlNets, cfg: TrainConfig, run_dir: Path, updates: int) -> 
     return path
 
 
+def load_finetune_dataset(cfg: TrainConfig, obs_dim: int, act_dim: int) -> OfflineDataset:
+    """The run's offline dataset (`cfg.offline.dataset`) for fine-tuning batches.
+
+    Raises ValueError (training.datasets.DatasetError for unreadable data) naming the path,
+    and saying how to fine-tune without it.
+    """
+    from training.datasets import DatasetError, load_dataset
+
+    k = cfg.finetune.offline_tasks_per_batch
+    path = cfg.offline.dataset
+    hint = (
+        "set offline.dataset=PATH to the dataset the run was trained on, or "
+        "finetune.offline_tasks_per_batch=0 to fine-tune on the new task's data only"
+    )
+    if path is None:
+        raise ValueError(
+            f"finetune.offline_tasks_per_batch={k} mixes offline data into fine-tuning, but the "
+            f"run's config names no offline.dataset (an online run?); {hint}"
+        )
+    try:
+        data = load_dataset(path)
+        data.check_dims(obs_dim, act_dim)
+    except DatasetError as exc:
+        raise DatasetError(
+            f"offline dataset for fine-tuning (offline.dataset={path!r}, relative paths from "
+            f"{Path.cwd()}): {exc}; {hint}"
+        ) from None
+    if k > len(data.tasks):
+        raise ValueError(
+            f"finetune.offline_tasks_per_batch={k} exceeds the {len(data.tasks)} tasks of the "
+            f"offline dataset {path}"
+        )
+    return data
+
+
+def mixed_batch(
+    buf: MultiTaskReplayBuffer,
+    dataset: OfflineDataset | None,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    data_rng: np.random.Generator,
+) -> PearlBatch:
+    """One fine-tuning meta-batch: row 0 the new task (buffer task 0), then
+    `cfg.finetune.offline_tasks_per_batch` distinct dataset tasks (training/offline.py's
+    sampling, `cfg.offline.context_sampling` included); `cfg.finetune.batch_size`
+    transitions and `cfg.context_size` context rows per task."""
+    ft = cfg.finetune
+    obs, act, rew, nxt, done = buf.sample(np.array([0]), ft.batch_size, rng)
+    c = buf.sample_context(np.array([0]), cfg.context_size, rng)
+    t = torch.from_numpy
+    online = PearlBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(c))
+    k = ft.offline_tasks_per_batch
+    if k == 0 or dataset is None:
+        return online
+    from training.offline import sample_offline_batch
+
+    tasks = data_rng.choice(len(dataset.tasks), size=k, replace=False)
+    off_cfg = cfg.model_copy(update={"batch_size": ft.batch_size})
+    offline = sample_offline_batch(dataset, off_cfg, data_rng, tasks)
+    return PearlBatch(*(torch.cat([a, b]) for a, b in zip(online, offline, strict=True)))
+
+
 def finetune_task(
     nets: PearlNets,
     cfg: TrainConfig,
@@ -248,16 +319,38 @@ def finetune_task(
     *,
     artifact_dir: str | Path | None = None,
     on_artifact: Callable[[Path], None] | None = None,
+    dataset: OfflineDataset | None = None,
 ) -> tuple[FinetuneResult, PearlNets]:
     """Contextual adaptation, then gradient fine-tuning if far from the data (module doc).
 
     `nets` are not modified (a copy is fine-tuned and returned). With `artifact_dir`, each
     gradient phase is exported to `artifact_dir/vNNN` and passed to `on_artifact` (e.g. a
-    RuntimeClient's reload) before the next episode.
+    RuntimeClient's reload) before the next episode. The offline data mixed into the
+    gradient steps (`finetune.offline_tasks_per_batch` > 0) is `dataset` if given, else
+    `cfg.offline.dataset`, loaded (and refused with a ValueError naming it) before the first
+    episode.
     """
     from training.offline import update
 
     ft = cfg.finetune
+    mix = ft.offline_tasks_per_batch if ft.updates_per_episode > 0 else 0
+    dataset_name = "(passed to finetune_task)"
+    if mix > 0:
+        if dataset is None:
+            dataset = load_finetune_dataset(cfg, nets.obs_dim, nets.act_dim)
+            dataset_name = str(cfg.offline.dataset)
+        elif mix > len(dataset.tasks):
+            raise ValueError(
+                f"finetune.offline_tasks_per_batch={mix} exceeds the {len(dataset.tasks)} "
+                "tasks of the dataset"
+            )
+        else:
+            dataset.check_dims(nets.obs_dim, nets.act_dim)
+    else:
+        dataset = None
+    # Offline tasks are drawn from their own stream: with offline_tasks_per_batch = 0 the
+    # episodes and online batches are the same as before offline data was mixed in.
+    data_rng = np.random.default_rng([seed, 1])
     nets = copy.deepcopy(nets)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -290,11 +383,14 @@ def finetune_task(
 
     for ep in ctx:
         remember(ep)
-    # One task per gradient step: T = 1 (the meta-batch is the new task alone).
-    ft_cfg = cfg.model_copy(update={"meta_batch": 1, "batch_size": ft.batch_size})
+    # T = 1 + mix tasks per gradient step: the new task, then `mix` offline tasks.
+    ft_cfg = cfg.model_copy(update={"meta_batch": 1 + mix, "batch_size": ft.batch_size})
     optimizers = PearlOptimizers.create(nets, ft_cfg)
     result = FinetuneResult(
-        task=task.model_dump(mode="json"), context_successes=sum(e.success for e in ctx)
+        task=task.model_dump(mode="json"),
+        context_successes=sum(e.success for e in ctx),
+        offline_dataset=None if dataset is None else dataset_name,
+        offline_tasks_per_batch=mix,
     )
     streak, updates = 0, 0
     for i in range(ft.max_episodes):
@@ -327,15 +423,7 @@ def finetune_task(
             grad = True
         if grad and ft.updates_per_episode > 0:
             for _ in range(ft.updates_per_episode):
-                obs, act, rew, nxt, done = buf.sample(np.array([0]), ft.batch_size, rng)
-                c = buf.sample_context(np.array([0]), cfg.context_size, rng)
-                t = torch.from_numpy
-                update(
-                    PearlBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(c)),
-                    nets,
-                    optimizers,
-                    ft_cfg,
-                )
+                update(mixed_batch(buf, dataset, ft_cfg, rng, data_rng), nets, optimizers, ft_cfg)
                 updates += 1
             # The encoder moved: rebuild the posterior from every transition seen on the task.
             post.reset()
@@ -398,7 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="finetune.* overrides, e.g. --set finetune.max_episodes=20",
+        help="config overrides, e.g. --set finetune.max_episodes=20, "
+        "--set finetune.offline_tasks_per_batch=0, --set offline.dataset=PATH",
     )
     p.add_argument("--artifacts", help="export each fine-tuned version here (vNNN/)")
     p.add_argument("--runtime", help="RELOAD each exported artifact on this runtime (tcp://...)")
@@ -444,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"{args.finetune}: context {res.context_successes}/{cfg.finetune.context_episodes}, "
                 f"online episodes {''.join('+' if s else '-' for s in res.episodes)}, gradient from "
-                f"{res.gradient_from}, {cfg.finetune.streak} in a row after {res.reached_after}, "
+                f"{res.gradient_from} (offline tasks per step: {res.offline_tasks_per_batch}), "
+                f"{cfg.finetune.streak} in a row after {res.reached_after}, "
                 f"final {res.final_successes}/{res.final_episodes}"
             )
         else:

@@ -45,6 +45,13 @@ class TaskSource:
     """The headline figure of the few-shot report: "success" (insertion, point) or
     "return" (locomotion, where no episode "succeeds")."""
 
+    @property
+    def has_success(self) -> bool:
+        """Whether the env reports a meaningful `info["is_success"]` (insertion, point: the
+        "success" metric). False for locomotion (terrain, metric "return"): progress bars and
+        curves then show return instead of a success rate that is always 0."""
+        return self.metric == "success"
+
     def task_label(self, task: Any) -> str:
         """Name used to group results: the plug's name (a spec file's stem), or the
         source's own labeler (terrain: which parameter is held out, or the target bin)."""

@@ -281,9 +281,9 @@ class Trainer:
             desc="PEARL",
             unit="it",
         )
-        last_eval = next(
-            (h["eval_success"] for h in reversed(self.history) if "eval_success" in h), None
-        )
+        has_success = self.source.has_success
+        eval_key = "eval_success" if has_success else "eval_return"
+        last_eval = next((h[eval_key] for h in reversed(self.history) if eval_key in h), None)
         report = None
         budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
         session_start, before = time.perf_counter(), self.train_seconds
@@ -304,19 +304,16 @@ class Trainer:
                     )
                 if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
                     report = self.evaluate(seed_offset=self.iteration)
-                    last_eval = report.success_rate
                     record["eval_success"] = report.success_rate
                     record["eval_return"] = float(np.mean([p.mean_return for p in report.plugs]))
+                    last_eval = record[eval_key]
                     writer.add_scalar("eval/success", report.success_rate, self.iteration)
                     writer.add_scalar("eval/return", record["eval_return"], self.iteration)
                 for k, v in logs.items():
                     writer.add_scalar(k, v, self.iteration)
                 self.history.append(record)
                 bar.update(1)
-                postfix = {"train_succ": f"{logs['train/success']:.2f}"}
-                if last_eval is not None:
-                    postfix["eval_succ"] = f"{last_eval:.2f}"
-                bar.set_postfix(postfix)
+                bar.set_postfix(progress_postfix(logs, last_eval, has_success))
                 if last or self.iteration % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                     (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
@@ -327,8 +324,24 @@ class Trainer:
             writer.close()
         if report is not None:
             report.write_json(self.run_dir / "eval.json")
-        plot_curves(self.history, self.run_dir / "curves.png")
+        plot_curves(self.history, self.run_dir / "curves.png", has_success=has_success)
         return report
+
+
+def progress_postfix(
+    logs: dict[str, float], last_eval: float | None, has_success: bool
+) -> dict[str, str]:
+    """The progress bar's figures: success rates (train collection, last few-shot eval) for
+    envs with a success notion, mean episode returns for the others (locomotion)."""
+    if has_success:
+        postfix = {"train_succ": f"{logs['train/success']:.2f}"}
+        if last_eval is not None:
+            postfix["eval_succ"] = f"{last_eval:.2f}"
+        return postfix
+    postfix = {"train_ret": f"{logs['train/return']:.1f}"}
+    if last_eval is not None:
+        postfix["eval_ret"] = f"{last_eval:.1f}"
+    return postfix
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -339,24 +352,43 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(p, map_location="cpu", weights_only=True)
 
 
-def plot_curves(history: list[dict[str, Any]], path: str | Path) -> None:
-    """PNG learning curves: train/eval success, train return, losses per iteration."""
+def plot_curves(
+    history: list[dict[str, Any]], path: str | Path, *, has_success: bool = True
+) -> None:
+    """PNG learning curves (see `curves_figure`); nothing without history."""
+    if not history:
+        return
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(history, has_success=has_success)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def curves_figure(history: list[dict[str, Any]], *, has_success: bool = True) -> Any:
+    """Learning curves per iteration: train/eval success rate (few-shot eval return for
+    envs without a success notion, `TaskSource.has_success`), train return, losses, KL."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not history:
-        return
     it = [h["iteration"] for h in history]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     ax = axes[0, 0]
-    ax.plot(it, [h.get("train/success", np.nan) for h in history], label="train (collection)")
-    ev = [(h["iteration"], h["eval_success"]) for h in history if "eval_success" in h]
-    if ev:
-        ax.plot(*zip(*ev, strict=True), "o-", label="few-shot eval (test tasks)")
-    ax.set(title="success rate", xlabel="iteration", ylim=(-0.02, 1.02))
-    ax.legend()
+    if has_success:
+        ax.plot(it, [h.get("train/success", np.nan) for h in history], label="train (collection)")
+        ev = [(h["iteration"], h["eval_success"]) for h in history if "eval_success" in h]
+        if ev:
+            ax.plot(*zip(*ev, strict=True), "o-", label="few-shot eval (test tasks)")
+        ax.set(title="success rate", xlabel="iteration", ylim=(-0.02, 1.02))
+        ax.legend()
+    else:
+        ev = [(h["iteration"], h["eval_return"]) for h in history if "eval_return" in h]
+        if ev:
+            ax.plot(*zip(*ev, strict=True), "o-", label="few-shot eval (test tasks)")
+            ax.legend()
+        ax.set(title="few-shot eval return", xlabel="iteration", ylabel="mean episode return")
     axes[0, 1].plot(it, [h.get("train/return", np.nan) for h in history])
     axes[0, 1].set(title="train episode return", xlabel="iteration")
     axes[1, 0].plot(it, [h.get("loss/qf", np.nan) for h in history], label="qf")
@@ -366,5 +398,4 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path) -> None:
     axes[1, 1].plot(it, [h.get("loss/kl_div", np.nan) for h in history])
     axes[1, 1].set(title="KL(q(z|c) || N(0,I)), summed over tasks", xlabel="iteration")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    return fig

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
-from training.config import TrainConfig
+from training.config import FinetuneConfig, TrainConfig
+from training.datasets import DatasetError, load_dataset
 from training.finetune import context_eval, finetune_task, load_run, main, select_tasks
 from training.offline import OfflineTrainer
+from training.pearl import PearlBatch
 from training.tasks import make_task_source
+
+
+def with_finetune(cfg: TrainConfig, **over: Any) -> TrainConfig:
+    """`cfg` with `finetune.*` (and top-level `max_episode_steps`, `offline`) replaced."""
+    top = {k: over.pop(k) for k in ("max_episode_steps", "offline") if k in over}
+    return cfg.model_copy(update={**top, "finetune": cfg.finetune.model_copy(update=over)})
+
+
+# Far from the data for sure: 3 steps cannot reach a goal ~1 m away at <= 0.2 m a step, so
+# the first online episode fails and the gradient phase starts after it.
+FAR = {
+    "max_episode_steps": 3,
+    "max_episodes": 1,
+    "far_window": 1,
+    "far_threshold": 1.0,
+    "streak": 10,
+    "final_episodes": 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +183,187 @@ def test_cli(offline_run: Path, tmp_path: Path) -> None:
     )
     assert out.is_file()
     assert main([str(tmp_path / "missing")]) == 2
+
+
+def _rows(a: np.ndarray) -> set[bytes]:
+    return {r.tobytes() for r in np.ascontiguousarray(a.reshape(-1, a.shape[-1]))}
+
+
+def test_finetune_batches_mix_the_new_task_with_offline_tasks(
+    offline_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.offline
+
+    nets, cfg = load_run(offline_run)
+    source = make_task_source(cfg)
+    data = load_dataset(cfg.offline.dataset or "")
+    per_task = [_rows(t.obs) for t in data.tasks]
+    real_update = training.offline.update
+    seen: list[PearlBatch] = []
+
+    def spy(batch: PearlBatch, *args: Any) -> dict[str, float]:
+        seen.append(batch)
+        return real_update(batch, *args)
+
+    monkeypatch.setattr(training.offline, "update", spy)
+    for k in (2, 0):
+        seen.clear()
+        ft_cfg = with_finetune(cfg, **FAR, updates_per_episode=4, offline_tasks_per_batch=k)
+        res, _ = finetune_task(nets, ft_cfg, source, source.test_tasks[0], seed=3)
+        assert res.gradient_from == 1 and len(seen) == 4
+        assert res.offline_tasks_per_batch == k
+        assert res.offline_dataset == (cfg.offline.dataset if k else None)
+        bs, cs = ft_cfg.finetune.batch_size, ft_cfg.context_size
+        for b in seen:
+            assert b.obs.shape == (1 + k, bs, 2) and b.rewards.shape == (1 + k, bs, 1)
+            assert b.context.shape == (1 + k, cs, 2 + 2 + 1 + 2)
+            # row 0: the new (held-out) task's online data, none of it from the dataset
+            assert not _rows(b.obs[0].numpy()) & set().union(*per_task)
+            # rows 1..k: distinct dataset tasks, RL batch and context from the same task
+            owners = []
+            for i in range(1, 1 + k):
+                rl, ctx = _rows(b.obs[i].numpy()), _rows(b.context[i, :, :2].numpy())
+                owner = [j for j, rows in enumerate(per_task) if rl <= rows and ctx <= rows]
+                assert len(owner) == 1
+                owners.append(owner[0])
+            assert len(set(owners)) == k
+
+
+def test_finetune_refuses_a_missing_or_unusable_offline_dataset(
+    offline_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nets, cfg = load_run(offline_run)
+    source = make_task_source(cfg)
+    task = source.test_tasks[0]
+    missing = str(tmp_path / "gone")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "episode_0.h5").write_bytes(b"not hdf5")
+    for path, needle in ((missing, "no such recording"), (str(bad), "not a readable HDF5")):
+        ft_cfg = with_finetune(cfg, offline=cfg.offline.model_copy(update={"dataset": path}))
+        with pytest.raises(DatasetError, match=needle) as info:
+            finetune_task(nets, ft_cfg, source, task, seed=0)
+        assert path in str(info.value) and "offline_tasks_per_batch=0" in str(info.value)
+    online_run = with_finetune(cfg, offline=cfg.offline.model_copy(update={"dataset": None}))
+    with pytest.raises(ValueError, match="names no offline.dataset"):
+        finetune_task(nets, online_run, source, task, seed=0)
+    with pytest.raises(ValueError, match="exceeds the 3 tasks"):
+        finetune_task(nets, with_finetune(cfg, offline_tasks_per_batch=4), source, task, seed=0)
+    with pytest.raises(ValidationError):
+        FinetuneConfig.model_validate({"offline_tasks_per_batch": -1})
+    # Without gradient steps (or with the mix off) no dataset is needed.
+    for over in ({"updates_per_episode": 0}, {"offline_tasks_per_batch": 0}):
+        res, _ = finetune_task(nets, with_finetune(online_run, **FAR, **over), source, task, 0)
+        assert res.offline_dataset is None and res.offline_tasks_per_batch == 0
+    # The CLI refuses before the first episode, naming the path.
+    argv = [str(offline_run), "--finetune", "test-0", "--set", f"offline.dataset={missing}"]
+    assert main(argv) == 2
+    assert missing in capsys.readouterr().err
+
+
+def _ort_act(art: Any, obs: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The artifact's deterministic action for (obs, z), straight from onnxruntime."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(art.policy_path), providers=["CPUExecutionProvider"])
+    feed = {
+        "obs": obs.reshape(1, -1).astype(np.float32),
+        "z": z.reshape(1, -1).astype(np.float32),
+        "noise": np.zeros((1, art.manifest.act_dim), np.float32),
+    }
+    return np.asarray(sess.run(["action"], feed)[0][0])
+
+
+def _ort_posterior(art: Any, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The artifact's prior times its encoder's factors of `transitions` (onnxruntime)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(art.encoder_path), providers=["CPUExecutionProvider"])
+    mu, var = (
+        np.asarray(a, np.float64) for a in sess.run(["mu", "var"], {"transition": transitions})
+    )
+    m0 = np.asarray(art.manifest.prior_mean, np.float64)
+    v0 = np.asarray(art.manifest.prior_var, np.float64)
+    prec = 1.0 / v0 + (1.0 / var).sum(0)
+    return (m0 / v0 + (mu / var).sum(0)) / prec, 1.0 / prec
+
+
+@pytest.mark.slow  # two ONNX exports and a live server (~10-20 s on the shared machine)
+def test_finetuned_artifact_hot_reloads_on_a_live_runtime(
+    offline_run: Path, tmp_path: Path
+) -> None:
+    from runtime.artifact import load_artifact
+    from runtime.config import ServeConfig
+    from runtime.model import LoadedModel
+    from runtime.protocol import RuntimeClient
+    from runtime.server import RuntimeServer
+    from training.export import export_run
+
+    nets, cfg = load_run(offline_run)
+    cfg = with_finetune(cfg, **FAR, updates_per_episode=20, offline_tasks_per_batch=2)
+    source = make_task_source(cfg)
+    export_run(offline_run, tmp_path / "original")
+    original = load_artifact(tmp_path / "original")
+    serve_cfg = ServeConfig(seed=0, poll_interval_s=0.01)
+    server = RuntimeServer(LoadedModel.load(original.root, serve_cfg), serve_cfg)
+    server.bind("tcp://127.0.0.1:*")
+    server.start()
+    robot = RuntimeClient(server.endpoint, timeout_s=5.0)
+    bystander = RuntimeClient(server.endpoint, timeout_s=5.0)
+    try:
+        hello = robot.hello(obs_dim=2, act_dim=2, artifact_sha256=original.sha256)
+        bystander.hello()
+        robot.set_mode("exploit", "step")
+        bystander.set_mode("exploit", "episode")
+        rng = np.random.default_rng(0)
+        obs = np.array([0.3, -0.2], np.float32)
+        ctx = rng.normal(0.0, 0.5, (6, hello.transition_dim)).astype(np.float32)
+        assert robot.observe(ctx) == 6
+        mean0, _ = _ort_posterior(original, ctx)
+        np.testing.assert_allclose(robot.step(obs), _ort_act(original, obs, mean0), atol=2e-5)
+
+        replies: list[Any] = []
+        res, _ = finetune_task(
+            nets,
+            cfg,
+            source,
+            source.test_tasks[0],
+            seed=1,
+            artifact_dir=tmp_path / "art",
+            on_artifact=lambda path: replies.append(robot.reload(str(path.resolve()))),
+        )
+        assert res.gradient_from == 1 and len(replies) == len(res.artifacts) == 1
+        tuned = load_artifact(res.artifacts[0])
+        assert tuned.sha256 != original.sha256
+
+        # PROTOCOL.md, RELOAD: same session, mode and update kept, the new artifact served,
+        # the posterior restarted at the new artifact's prior.
+        info = replies[0]
+        assert info.session_id == hello.session_id == robot.session_id
+        assert (info.mode, info.update) == ("exploit", "step")
+        assert info.artifact_sha256 == tuned.sha256
+        st = robot.get_state()
+        prior = np.asarray(tuned.manifest.prior_mean, np.float32)
+        assert st.count == 0
+        np.testing.assert_allclose(st.mean, prior)
+        np.testing.assert_allclose(st.var, tuned.manifest.prior_var)
+
+        # The answers are the fine-tuned artifact's, not the original's.
+        after = robot.step(obs)
+        np.testing.assert_allclose(after, _ort_act(tuned, obs, prior), atol=2e-5)
+        assert np.abs(after - _ort_act(original, obs, prior)).max() > 1e-4
+        # New context goes through the fine-tuned encoder.
+        assert robot.observe(ctx) == 6
+        mean1, var1 = _ort_posterior(tuned, ctx)
+        st = robot.get_state()
+        np.testing.assert_allclose(st.mean, mean1, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(st.var, var1, rtol=1e-4)
+        assert np.abs(mean1 - _ort_posterior(original, ctx)[0]).max() > 1e-4
+        np.testing.assert_allclose(robot.step(obs), _ort_act(tuned, obs, mean1), atol=2e-5)
+        # Other sessions keep the artifact the server started with.
+        prior0 = np.asarray(original.manifest.prior_mean, np.float32)
+        np.testing.assert_allclose(bystander.step(obs), _ort_act(original, obs, prior0), atol=2e-5)
+    finally:
+        robot.close()
+        bystander.close()
+        server.stop()

@@ -42,6 +42,7 @@ def test_terrain_source_follows_the_terrain_family() -> None:
     source = make_task_source(cfg)
     family = TerrainTaskFamily(load_config(TerrainEnvConfig, ROOT / VEL), seed=3)
     assert source.kind == "terrain" and source.metric == "return"
+    assert not source.has_success  # locomotion: bars and curves show return, not success
     assert source.train_tasks == family.train_tasks and source.test_tasks == family.test_tasks
     assert len(source.train_tasks) == 100 and len(source.test_tasks) == 30
     assert source.env_info["env"] == "zshot/CheetahVel-v0"

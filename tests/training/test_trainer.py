@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from training.trainer import CHECKPOINT, Trainer, load_checkpoint
+from training import trainer as trainer_module
+from training.trainer import (
+    CHECKPOINT,
+    Trainer,
+    curves_figure,
+    load_checkpoint,
+    progress_postfix,
+)
 from zshot.cli import main as zshot
 
 from .conftest import SMOKE, tiny_config
@@ -127,3 +134,64 @@ def test_bad_config_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "meta_bach" in capsys.readouterr().err
     assert zshot(["train", str(SMOKE), "--run-dir", str(tmp_path / "r"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_progress_postfix_shows_success_or_return() -> None:
+    logs = {"train/success": 0.25, "train/return": -123.456}
+    assert progress_postfix(logs, None, True) == {"train_succ": "0.25"}
+    assert progress_postfix(logs, 0.5, True) == {"train_succ": "0.25", "eval_succ": "0.50"}
+    assert progress_postfix(logs, None, False) == {"train_ret": "-123.5"}
+    assert progress_postfix(logs, -80.0, False) == {"train_ret": "-123.5", "eval_ret": "-80.0"}
+
+
+def test_curves_first_panel_is_success_or_eval_return() -> None:
+    import matplotlib.pyplot as plt
+
+    history = [
+        {"iteration": 1, "train/success": 0.0, "train/return": -9.0},
+        {"iteration": 2, "train/success": 0.5, "train/return": -5.0, "eval_success": 0.0,
+         "eval_return": -42.0},
+    ]  # fmt: skip
+    fig = curves_figure(history, has_success=True)
+    ax = fig.axes[0]
+    assert ax.get_title() == "success rate" and ax.get_ylim() == (-0.02, 1.02)
+    assert [line.get_label() for line in ax.lines] == [
+        "train (collection)",
+        "few-shot eval (test tasks)",
+    ]
+    plt.close(fig)
+    fig = curves_figure(history, has_success=False)
+    ax = fig.axes[0]
+    assert ax.get_title() == "few-shot eval return"
+    (line,) = ax.lines  # the eval points only: no train success curve
+    assert list(line.get_xdata()) == [2] and list(line.get_ydata()) == [-42.0]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("has_success", [True, False])
+def test_run_shows_success_only_where_the_env_has_it(
+    has_success: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls: list[bool] = []
+    real = trainer_module.curves_figure
+
+    def spy(history: list[dict[str, object]], *, has_success: bool = True) -> object:
+        calls.append(has_success)
+        return real(history, has_success=has_success)
+
+    monkeypatch.setattr(trainer_module, "curves_figure", spy)
+    trainer = Trainer(tiny_config(iterations=1), tmp_path)
+    if not has_success:
+        trainer.source.metric = "return"  # as the terrain source declares
+    trainer.run(progress=True)
+    bar = capsys.readouterr().err
+    if has_success:
+        assert "train_succ=" in bar and "eval_succ=" in bar and "_ret=" not in bar
+    else:
+        assert "train_ret=" in bar and "eval_ret=" in bar and "succ" not in bar
+    assert calls == [has_success] and (tmp_path / "curves.png").is_file()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert {"eval_success", "eval_return"} <= set(history[-1])  # history keeps both figures
