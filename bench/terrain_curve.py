@@ -4,7 +4,8 @@ Reads the periodic few-shot evaluations that `zshot train` writes to `RUN/histor
 (`eval_return`, `counters/env_steps`) and plots one curve per run; with `--paper` it marks
 the band the PEARL paper's cheetah-vel curve lies in after 1-2M steps (MuJoCo, read off the
 figure, approximate: the simulator, the episode budget and the scale differ). It also prints
-the table that BENCHMARKS.md records, plus the return of standing still (zero torque:
+the table that BENCHMARKS.md records (`--metric success` plots the insertion runs' success
+rate instead), plus the return of standing still (zero torque:
 -sum |0 - v_target| = -200 v_target per 200-step episode) on the same evaluation tasks.
 
     python bench/terrain_curve.py runs/cheetah_vel-s0 runs/cheetah_vel_nocontext-s0 \
@@ -23,17 +24,14 @@ from pathlib import Path
 PAPER_BANDS = {"cheetah-vel": (-100.0, -50.0, 1.0e6, 2.0e6)}
 
 
-def load_curve(run: Path) -> list[tuple[int, float]]:
-    """(env steps, few-shot eval return) pairs of a run dir's history.json."""
+def load_curve(run: Path, metric: str = "return") -> list[tuple[int, float]]:
+    """(env steps, few-shot eval return or success rate) pairs of a run dir's history.json."""
     path = run / "history.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no history (is {run} a `zshot train` run dir?)")
     history = json.loads(path.read_text())
-    return [
-        (int(h["counters/env_steps"]), float(h["eval_return"]))
-        for h in history
-        if "eval_return" in h
-    ]
+    key = f"eval_{metric}"
+    return [(int(h["counters/env_steps"]), float(h[key])) for h in history if key in h]
 
 
 def standing_still_return(run: Path) -> float | None:
@@ -64,6 +62,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--labels", nargs="+", help="one legend label per run (default: dir names)")
     p.add_argument("--paper", choices=sorted(PAPER_BANDS), help="mark the PEARL paper's band")
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument(
+        "--metric",
+        choices=["return", "success"],
+        default="return",
+        help="few-shot return (locomotion) or success rate (insertion)",
+    )
     args = p.parse_args(argv)
     labels = args.labels or [r.name for r in args.runs]
     if len(labels) != len(args.runs):
@@ -77,14 +81,15 @@ def main(argv: list[str]) -> int:
     fig, ax = plt.subplots(figsize=(7, 4))
     still = None
     for run, label in zip(args.runs, labels, strict=True):
-        curve = load_curve(run)
+        curve = load_curve(run, args.metric)
         if not curve:
             print(f"terrain_curve: {run} has no evaluation yet", file=sys.stderr)
             continue
         steps, ret = zip(*curve, strict=True)
         ax.plot(steps, ret, "o-", label=label)
-        print(f"{label}: " + ", ".join(f"{s / 1e3:.0f}k: {r:.1f}" for s, r in curve))
-        still = still if still is not None else standing_still_return(run)
+        print(f"{label}: " + ", ".join(f"{s / 1e3:.0f}k: {r:.2f}" for s, r in curve))
+        if args.metric == "return":
+            still = still if still is not None else standing_still_return(run)
     if still is not None:
         ax.axhline(still, color="grey", ls=":", label=f"standing still ({still:.0f})")
         print(f"standing still (zero torque) on the same tasks: {still:.1f}")
@@ -93,8 +98,9 @@ def main(argv: list[str]) -> int:
         ax.fill_between([s0, s1], lo, hi, color="tab:red", alpha=0.2,
                         label="PEARL paper (MuJoCo), approx.")  # fmt: skip
         ax.set_xscale("log")
-    ax.set(xlabel="environment steps (meta-training)", ylabel="few-shot average return",
-           title="few-shot return on held-out tasks")  # fmt: skip
+    what = "average return" if args.metric == "return" else "success rate"
+    ax.set(xlabel="environment steps (meta-training)", ylabel=f"few-shot {what}",
+           title=f"few-shot {what} on held-out tasks")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
