@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from hardware_bridge.config import LocomotionLimits, LocomotionRobotConfig, SafetyLimits
 from hardware_bridge.robot import ActionSpec, RobotError, RobotState, check_obs
+from hardware_bridge.robots.env_robot import EnvRobot
 from hardware_bridge.safety import SafeCommand, SafetyFlag, SafetyLayer
 
 __all__ = ["JointActionSpec", "JointSafetyLayer", "LocomotionRobot"]
@@ -166,15 +167,19 @@ def _as_vector(x: npt.ArrayLike | None) -> FloatArray | None:
         return None
 
 
-class LocomotionRobot:
+class LocomotionRobot(EnvRobot):
     """A simulated legged robot on hidden terrain; one `command` advances one control period.
 
     Tasks are named by split and index: `set_task("test", 3)` is test task 3 (mod the number
     of test tasks), `set_task("test/3", i)` the same whatever `i`. `metric = "return"`: the
-    trials table reports episode return, not success.
+    trials table reports episode return, not success. Actions are normalised joint torques
+    (`hold`: zero torque, motors passive); once the env ends an episode (fall or time limit),
+    commands are no-ops until the next reset.
     """
 
     metric = "return"
+    _label = "LocomotionRobot"
+    _idle_when_done = True
 
     def __init__(self, config: LocomotionRobotConfig | None = None, *, seed: int = 0) -> None:
         """Build the env (imports sim/pybullet here); `seed` seeds joint noise per episode."""
@@ -197,11 +202,13 @@ class LocomotionRobot:
                     f"LocomotionRobot: terrain_config {self.cfg.terrain_config!r}: no such file"
                 )
             env_cfg = zshot_config.load_config(terrain_config.TerrainEnvConfig, path)
-        self.env: Any = terrain.TerrainEnv(env_cfg)
-        self.family: Any = terrain_tasks.TerrainTaskFamily(env_cfg, seed=seed)
-        self.obs_names: tuple[str, ...] = tuple(self.env.obs_names)
+        super().__init__(
+            terrain.TerrainEnv(env_cfg),
+            terrain_tasks.TerrainTaskFamily(env_cfg, seed=seed),
+            seed=seed,
+        )
         n = len(self.env.action_names)
-        self.action_spec: ActionSpec = JointActionSpec(
+        self.action_spec = JointActionSpec(
             names=tuple(self.env.action_names),
             scale=tuple(float(t) for t in self.env.body.max_torque),
             low=tuple(float(x) for x in self.env.action_space.low),
@@ -210,13 +217,6 @@ class LocomotionRobot:
         assert self.action_spec.act_dim == n
         self.control_hz = 1.0 / float(self.env.dt)
         self.max_steps = int(env_cfg.max_steps)
-        self._seed = seed
-        self._episode = 0
-        self._connected = False
-        self._stopped = False
-        self._done = True  # no episode running: hold/command are no-ops until reset
-        self._state: RobotState | None = None
-        self.task: dict[str, Any] = {}
 
     def make_safety_layer(self, limits: SafetyLimits, control_hz: float) -> JointSafetyLayer:
         """The loop's safety layer for this robot: joint limits from its own config (the
@@ -224,10 +224,6 @@ class LocomotionRobot:
         spec = self.action_spec
         assert isinstance(spec, JointActionSpec)
         return JointSafetyLayer(self.cfg.limits, spec, control_hz)
-
-    def connect(self) -> None:
-        """Nothing to open (the env exists); marks the robot usable."""
-        self._connected = True
 
     def set_task(self, plug: str, index: int) -> dict[str, Any]:
         """Task `index` of split `plug` ("train" / "test"), or the task id "test/3"."""
@@ -247,57 +243,6 @@ class LocomotionRobot:
         self.env.set_task(task)
         self.task = {**task.model_dump(), "index": i % len(tasks), "name": task.name}
         return dict(self.task)
-
-    def reset(self) -> RobotState:
-        """New episode on the current task (seeded joint noise)."""
-        self._require()
-        obs, info = self.env.reset(seed=self._seed * 100_003 + self._episode)
-        self._episode += 1
-        self._stopped = False
-        self._done = False
-        self._state = self._reading(obs, 0.0, False, False, info)
-        return self._state
-
-    def observe(self) -> RobotState:
-        """The reading after the last command."""
-        self._require()
-        if self._state is None:
-            raise RobotError("LocomotionRobot.observe: reset() first")
-        return self._state
-
-    def command(self, action: npt.NDArray[np.float64]) -> None:
-        """One control period of normalised joint torques `action`."""
-        self._require()
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (self.action_spec.act_dim,) or not np.all(np.isfinite(a)):
-            raise RobotError(
-                f"LocomotionRobot.command: refusing non-finite or mis-shaped action {a}"
-            )
-        if self._done:
-            return  # the episode ended (fall or time limit): nothing runs until reset
-        if self._stopped:
-            a = np.zeros_like(a)
-        obs, reward, terminated, truncated, info = self.env.step(a.astype(np.float32))
-        self._done = bool(terminated or truncated)
-        self._state = self._reading(obs, float(reward), terminated, truncated, info)
-
-    def hold(self) -> None:
-        """Zero torque for one period (motors passive)."""
-        self.command(np.zeros(self.action_spec.act_dim))
-
-    def stop(self) -> None:
-        """Further commands are zero torque until the next reset."""
-        self._stopped = True
-
-    def disconnect(self) -> None:
-        """Close the env (pybullet client)."""
-        if self._connected:
-            self.env.close()
-        self._connected = False
-
-    def _require(self) -> None:
-        if not self._connected:
-            raise RobotError("LocomotionRobot: not connected (call connect() first)")
 
     def _reading(
         self, obs: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]

@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from hardware_bridge.config import SimRobotConfig
 from hardware_bridge.robot import ActionSpec, RobotError, RobotState, check_obs
+from hardware_bridge.robots.env_robot import EnvRobot
 from zshot.config import load_config
 
 __all__ = ["SimRobot"]
@@ -23,8 +23,13 @@ __all__ = ["SimRobot"]
 MM = 1000.0  # the env's observation is in mm
 
 
-class SimRobot:
-    """A simulated insertion robot; one `command` advances the simulation by one period."""
+class SimRobot(EnvRobot):
+    """A simulated insertion robot; one `command` advances the simulation by one period.
+
+    `hold` is a zero twist (the compliant controller keeps the pose). Commands step the env
+    even after it ends an episode; the loop stops on `terminated`/`truncated`."""
+
+    _label = "SimRobot"
 
     def __init__(self, config: SimRobotConfig | None = None, *, seed: int = 0) -> None:
         """Build the env (imports sim/pybullet here); `seed` seeds start poses per episode."""
@@ -36,9 +41,9 @@ class SimRobot:
 
         self.cfg = config or SimRobotConfig()
         env_cfg: Any = load_config(sim_config.InsertionEnvConfig, self.cfg.sim_config)
-        self.env: Any = sim_insertion.InsertionEnv(env_cfg)
-        self.family: Any = sim_tasks.TaskFamily(env_cfg, seed=seed)
-        self.obs_names: tuple[str, ...] = tuple(self.env.obs_names)
+        super().__init__(
+            sim_insertion.InsertionEnv(env_cfg), sim_tasks.TaskFamily(env_cfg, seed=seed), seed=seed
+        )
         names = tuple(self.env.action_names)
         # The env scales a normalised action by max_lin_speed (m/s) / max_yaw_rate (rad/s).
         scale = tuple(
@@ -52,16 +57,6 @@ class SimRobot:
         self._force_ref = float(env_cfg.force_ref)
         self._torque_ref = float(env_cfg.torque_ref)
         self._idx = {n: self.obs_names.index(n) for n in ("x_mm", "y_mm", "z_mm", "fx", "tx")}
-        self._seed = seed
-        self._episode = 0
-        self._connected = False
-        self._stopped = False
-        self._state: RobotState | None = None
-        self.task: dict[str, Any] = {}
-
-    def connect(self) -> None:
-        """Nothing to open (the env exists); marks the robot usable."""
-        self._connected = True
 
     def set_task(self, plug: str, index: int) -> dict[str, Any]:
         """Task `index` (mod the number available) of `plug` from the seeded task family."""
@@ -76,51 +71,6 @@ class SimRobot:
         self.env.set_task(task)
         self.task = {**task.model_dump(), "index": index}
         return dict(self.task)
-
-    def reset(self) -> RobotState:
-        """New episode at a (seeded, perturbed) start pose above the believed socket."""
-        self._require()
-        obs, info = self.env.reset(seed=self._seed * 100_003 + self._episode)
-        self._episode += 1
-        self._stopped = False
-        self._state = self._reading(obs, 0.0, False, False, info)
-        return self._state
-
-    def observe(self) -> RobotState:
-        """The reading after the last command."""
-        self._require()
-        if self._state is None:
-            raise RobotError("SimRobot.observe: reset() first")
-        return self._state
-
-    def command(self, action: npt.NDArray[np.float64]) -> None:
-        """One control period of the normalised twist `action`."""
-        self._require()
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != (self.action_spec.act_dim,) or not np.all(np.isfinite(a)):
-            raise RobotError(f"SimRobot.command: refusing non-finite or mis-shaped action {a}")
-        if self._stopped:
-            a = np.zeros_like(a)
-        obs, reward, terminated, truncated, info = self.env.step(a.astype(np.float32))
-        self._state = self._reading(obs, float(reward), terminated, truncated, info)
-
-    def hold(self) -> None:
-        """Zero twist for one period (the compliant controller keeps the pose)."""
-        self.command(np.zeros(self.action_spec.act_dim))
-
-    def stop(self) -> None:
-        """Further commands are zero until the next reset."""
-        self._stopped = True
-
-    def disconnect(self) -> None:
-        """Close the env (pybullet client)."""
-        if self._connected:
-            self.env.close()
-        self._connected = False
-
-    def _require(self) -> None:
-        if not self._connected:
-            raise RobotError("SimRobot: not connected (call connect() first)")
 
     def _reading(
         self, obs: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]
