@@ -204,9 +204,12 @@ class FewShotReport:
         )
         lines = [head, "-" * len(head)]
         for p in self.plugs:
+            # no exploration episodes (K = 0, online mode): "-", not nan
+            explore = p.explore_mean_return
+            explore_s = f"{explore:>11.2f}" if np.isfinite(explore) else f"{'-':>11}"
             lines.append(
                 f"{p.plug:<{w}} {p.episodes:>8} {p.mean_return:>9.2f} {p.std_return:>8.2f} "
-                f"{p.explore_mean_return:>11.2f} {p.mean_steps:>6.0f}"
+                f"{explore_s} {p.mean_steps:>6.0f}"
             )
         n = sum(p.episodes for p in self.plugs)
         lines.append(f"{'all':<{w}} {n:>8} {self.mean_return:>9.2f}")

@@ -193,3 +193,16 @@ def test_eval_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "no checkpoint" in capsys.readouterr().err
     assert zshot(["eval", "spiral"]) == 2
     assert "needs --config" in capsys.readouterr().err
+
+
+def test_return_table_shows_a_dash_without_exploration_episodes() -> None:
+    from training.evaluate import FewShotReport, PlugResult
+
+    def row(label: str, explore: float) -> PlugResult:
+        return PlugResult(label, 0, 3, -10.0, None, 0.0, 0.0, 0, 200.0, 0, 0, 1.0, explore)
+
+    table = FewShotReport([row("v0-1", float("nan")), row("v1-2", -12.5)], {}).return_table()
+    lines = table.splitlines()
+    assert "nan" not in table
+    assert lines[2].split()[-2:] == ["-", "200"]
+    assert lines[3].split()[-2:] == ["-12.50", "200"]
