@@ -163,7 +163,15 @@ class TerrainTaskFamily:
                 u = float(rng.uniform(0.0, hi - lo))  # in [0, width)
                 # Open at the end that touches the train range, so the value is strictly
                 # outside it: [lo, hi) below the train range, (lo, hi] above it.
-                values[name] = lo + u if hi <= outside.range_of(name).low else hi - u
+                train_r = outside.range_of(name)
+                if hi <= train_r.low:
+                    v = lo + u
+                    # lo + u can round up onto the train range's low end when the piece is
+                    # a few ulps wide; lo itself is strictly below it
+                    values[name] = v if v < train_r.low else lo
+                else:
+                    v = hi - u
+                    values[name] = v if v > train_r.high else hi
             try:
                 task = TerrainTask(
                     family=self.config.family,

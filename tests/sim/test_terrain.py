@@ -483,3 +483,25 @@ def test_outside_split_property_for_any_ranges(
     for t in fam.test_tasks:
         assert test[0] <= t.friction <= test[1]
         assert not train[0] <= t.friction <= train[1]
+
+
+def test_outside_split_when_the_test_range_reaches_one_ulp_beyond() -> None:
+    # found by hypothesis in CI: a test range 1 ulp below the train range's low end; a draw
+    # of lo + u rounded onto the train range, i.e. a "held-out" task inside the training set
+    train, test = (0.05000000000000001, 1.05), (0.05, 1.05)
+    data = {
+        "family": "cheetah-terrain",
+        "n_train_tasks": 8,
+        "n_test_tasks": 8,
+        "heldout": "outside",
+        "train": {name: {"low": 0.0, "high": 0.0} for name in ("slope", "roughness", "payload")}
+        | {
+            "friction": {"low": train[0], "high": train[1]},
+            "motor_strength": {"low": 1, "high": 1},
+        },
+        "test": {name: {"low": 0.0, "high": 0.0} for name in ("slope", "roughness", "payload")}
+        | {"friction": {"low": test[0], "high": test[1]}, "motor_strength": {"low": 1, "high": 1}},
+    }
+    for seed in range(5):
+        fam = TerrainTaskFamily(TerrainEnvConfig.model_validate(data), seed=seed)
+        assert all(not train[0] <= t.friction <= train[1] for t in fam.test_tasks)
