@@ -453,6 +453,24 @@ interval = st.tuples(
 ).map(lambda t: (t[0], t[0] + t[1]))
 
 
+def _friction_split(train: tuple[float, float], test: tuple[float, float]) -> dict:
+    """A cheetah-terrain config (heldout 'outside') where only friction varies."""
+    fixed = {name: {"low": 0.0, "high": 0.0} for name in ("slope", "roughness", "payload")}
+    return {
+        "family": "cheetah-terrain",
+        "n_train_tasks": 8,
+        "n_test_tasks": 8,
+        "heldout": "outside",
+        "train": fixed
+        | {
+            "friction": {"low": train[0], "high": train[1]},
+            "motor_strength": {"low": 1, "high": 1},
+        },
+        "test": fixed
+        | {"friction": {"low": test[0], "high": test[1]}, "motor_strength": {"low": 1, "high": 1}},
+    }
+
+
 @settings(max_examples=60, deadline=None)
 @given(train=interval, test=interval, seed=st.integers(0, 10_000))
 def test_outside_split_property_for_any_ranges(
@@ -461,19 +479,7 @@ def test_outside_split_property_for_any_ranges(
     # Property: with heldout='outside', train tasks lie in the train range, test tasks in the
     # test range and outside the train range, whatever the two intervals are; a config where
     # the test range does not reach beyond the train range is refused up front.
-    data = {
-        "family": "cheetah-terrain",
-        "n_train_tasks": 8,
-        "n_test_tasks": 8,
-        "heldout": "outside",
-        "train": {name: {"low": 0.0, "high": 0.0} for name in ("slope", "roughness", "payload")}
-        | {
-            "friction": {"low": train[0], "high": train[1]},
-            "motor_strength": {"low": 1, "high": 1},
-        },
-        "test": {name: {"low": 0.0, "high": 0.0} for name in ("slope", "roughness", "payload")}
-        | {"friction": {"low": test[0], "high": test[1]}, "motor_strength": {"low": 1, "high": 1}},
-    }
+    data = _friction_split(train, test)
     if not (test[0] < train[0] or test[1] > train[1]):
         with pytest.raises(ValidationError, match="outside"):
             TerrainEnvConfig.model_validate(data)
@@ -489,19 +495,7 @@ def test_outside_split_when_the_test_range_reaches_one_ulp_beyond() -> None:
     # found by hypothesis in CI: a test range 1 ulp below the train range's low end; a draw
     # of lo + u rounded onto the train range, i.e. a "held-out" task inside the training set
     train, test = (0.05000000000000001, 1.05), (0.05, 1.05)
-    data = {
-        "family": "cheetah-terrain",
-        "n_train_tasks": 8,
-        "n_test_tasks": 8,
-        "heldout": "outside",
-        "train": {name: {"low": 0.0, "high": 0.0} for name in ("slope", "roughness", "payload")}
-        | {
-            "friction": {"low": train[0], "high": train[1]},
-            "motor_strength": {"low": 1, "high": 1},
-        },
-        "test": {name: {"low": 0.0, "high": 0.0} for name in ("slope", "roughness", "payload")}
-        | {"friction": {"low": test[0], "high": test[1]}, "motor_strength": {"low": 1, "high": 1}},
-    }
+    data = _friction_split(train, test)
     for seed in range(5):
         fam = TerrainTaskFamily(TerrainEnvConfig.model_validate(data), seed=seed)
         assert all(not train[0] <= t.friction <= train[1] for t in fam.test_tasks)
