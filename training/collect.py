@@ -7,8 +7,11 @@ episodes split between behaviour policies by `mix` (largest-remainder rounding):
   spiral search; point: a go-to-goal controller that is told the hidden goal (a
   demonstrator, as a human teaching a robot knows where the socket is);
 - random: uniform actions, low-pass filtered;
-- policy: a partially trained PEARL run (`policy_run`), z ~ prior once per episode,
-  stochastic actions: the "partially trained" data of the ODA paper.
+- policy: a (partially) trained PEARL run (`policy_run`), stochastic actions: the
+  "partially trained" data of the ODA paper. `policy_latent` picks its z per episode:
+  "prior" draws z ~ N(0, I) every episode; "posterior" is PEARL's own posterior sampling
+  (z ~ q(z | the transitions of its earlier episodes on this task), the prior for the
+  first), so later episodes of a task adapt as the trained policy does at test time.
 
 Episodes go through `hardware_bridge.recorder.Recorder`, so a collected dataset and a robot
 recording are the same files (training/datasets.py reads both); `mode` records the
@@ -95,15 +98,26 @@ class RandomBehaviour:
 
 
 class PolicyBehaviour:
-    """A (partially) trained PEARL run: z ~ N(0, I) per episode, stochastic actions."""
+    """A (partially) trained PEARL run: z per episode from the prior or the task's posterior,
+    stochastic actions."""
 
-    def __init__(self, run_dir: str, obs_dim: int, act_dim: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        run_dir: str,
+        obs_dim: int,
+        act_dim: int,
+        rng: np.random.Generator,
+        latent: str = "prior",
+    ) -> None:
         import torch
 
         from training.config import TrainConfig
+        from training.evaluate import Posterior, TorchAgent
         from training.pearl import make_nets
         from training.trainer import CHECKPOINT, load_checkpoint
 
+        if latent not in ("prior", "posterior"):
+            raise ValueError(f"policy latent must be 'prior' or 'posterior', not {latent!r}")
         state = load_checkpoint(Path(run_dir) / CHECKPOINT)
         cfg = TrainConfig.model_validate(state["config"])
         # Batch-1 forward passes: more intra-op threads only spin-wait on a shared machine.
@@ -115,27 +129,42 @@ class PolicyBehaviour:
         self.nets.load_state_dict(state["nets"])
         self.nets.eval()
         self.use_latent = cfg.use_latent
-        self.torch, self.rng = torch, rng
+        self.latent = latent
+        self.agent = TorchAgent(self.nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
+        self._new_posterior = lambda: Posterior(
+            self.agent.latent_dim, self.agent.prior_in_posterior
+        )
+        self.posterior = self._new_posterior()
+        self.task: Any = None
+        self.rng = rng
         self.z = np.zeros(self.nets.latent_dim, np.float32)
+        self.z_var = np.zeros(self.nets.latent_dim)
 
     def reset(self, task: Any) -> None:
-        """Draw the episode's z from the prior (zeros without a latent)."""
+        """Draw the episode's z: from the prior, or from the posterior over this task's
+        earlier episodes (zeros without a latent)."""
         L = self.nets.latent_dim
-        self.z = (
-            self.rng.standard_normal(L).astype(np.float32)
-            if self.use_latent
-            else np.zeros(L, np.float32)
-        )
+        if task is not self.task:
+            self.task, self.posterior = task, self._new_posterior()
+        if not self.use_latent:
+            self.z, self.z_var = np.zeros(L, np.float32), np.zeros(L)
+            return
+        if self.latent == "posterior":
+            mean, var = self.posterior.mean, self.posterior.var
+        else:
+            mean, var = np.zeros(L), np.ones(L)
+        self.z = (mean + np.sqrt(var) * self.rng.standard_normal(L)).astype(np.float32)
+        self.z_var = np.asarray(var, np.float64)
+
+    def end_episode(self, transitions: np.ndarray) -> None:
+        """Add the episode's (s, a, r, s') rows to the task's posterior ("posterior" mode)."""
+        if self.latent == "posterior" and self.use_latent and len(transitions):
+            self.posterior.add(*self.agent.factors(transitions))
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """A stochastic action of the policy."""
-        t = self.torch
-        eps = t.from_numpy(self.rng.standard_normal(self.nets.act_dim).astype(np.float32))
-        with t.no_grad():
-            a, _ = self.nets.policy.sample(
-                t.as_tensor(obs, dtype=t.float32)[None], t.from_numpy(self.z)[None], eps[None]
-            )
-        return a[0].numpy()
+        noise = self.rng.standard_normal(self.nets.act_dim).astype(np.float32)
+        return self.agent.act(np.asarray(obs, np.float32), self.z, noise)
 
 
 def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
@@ -166,7 +195,9 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
     latent = 1
     if counts["policy"] > 0:
         assert cfg.policy_run is not None
-        behaviours["policy"] = PolicyBehaviour(cfg.policy_run, obs_dim, act_dim, rng)
+        behaviours["policy"] = PolicyBehaviour(
+            cfg.policy_run, obs_dim, act_dim, rng, latent=cfg.policy_latent
+        )
         latent = behaviours["policy"].nets.latent_dim
     base = {
         "complete": False,
@@ -210,6 +241,8 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
                     )
                     steps, success, ret = 0, False, 0.0
                     z = getattr(beh, "z", nan_z)
+                    z_var = getattr(beh, "z_var", nan_z)
+                    rows: list[np.ndarray] = []
                     while True:
                         action = beh.act(np.asarray(obs, np.float32))
                         now = time.time()
@@ -228,7 +261,7 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
                                 truncated=bool(trunc or (stop and not term)),
                                 next_obs=np.asarray(next_obs, np.float32),
                                 z_mean=np.asarray(z, np.float64),
-                                z_var=np.zeros(latent) if name == "policy" else nan_z,
+                                z_var=np.asarray(z_var, np.float64),
                                 latency_s=0.0,
                                 flags=0,
                                 wrench=np.zeros(6),  # the sim's F/T is in the observation
@@ -236,10 +269,16 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
                         )
                         ret += float(reward)
                         success = success or bool(info.get("is_success", False))
+                        if hasattr(beh, "end_episode"):
+                            rows.append(
+                                np.concatenate([obs, action, [reward], next_obs]).astype(np.float32)
+                            )
                         obs = next_obs
                         if term or trunc or stop:
                             break
                     recorder.end_episode({"success": success, "return": ret, "steps": steps})
+                    if hasattr(beh, "end_episode"):
+                        beh.end_episode(np.stack(rows))
                     row["episodes"][name] = row["episodes"].get(name, 0) + 1
                     row["successes"][name] = row["successes"].get(name, 0) + int(success)
                     stats[name]["episodes"] += 1

@@ -221,7 +221,7 @@ class BehaviourMix(StrictModel):
     random: float = Field(0.25, ge=0)
     """Uniform random actions, low-pass filtered (see `random_smoothing`)."""
     policy: float = Field(0.25, ge=0)
-    """A partially trained PEARL run (`policy_run`), z from its prior per episode."""
+    """A partially trained PEARL run (`policy_run`); z per episode as `policy_latent` says."""
 
     @model_validator(mode="after")
     def _check(self) -> BehaviourMix:
@@ -254,6 +254,9 @@ class CollectConfig(StrictModel):
     poorly tuned controller instead of jittering in place."""
     policy_run: str | None = None
     """Run dir (checkpoint.pt) of a partially trained PEARL run; needed when mix.policy > 0."""
+    policy_latent: Literal["prior", "posterior"] = "prior"
+    """The policy behaviour's z per episode: "prior" (z ~ N(0, I) every episode) or
+    "posterior" (PEARL's posterior sampling over its own earlier episodes on the task)."""
     max_episode_steps: int | None = Field(None, ge=1)
     """None: the env's own time limit."""
 

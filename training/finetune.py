@@ -275,12 +275,17 @@ def load_finetune_dataset(cfg: TrainConfig, obs_dim: int, act_dim: int) -> Offli
             f"offline dataset for fine-tuning (offline.dataset={path!r}, relative paths from "
             f"{Path.cwd()}): {exc}; {hint}"
         ) from None
+    _check_enough_tasks(k, data, str(path))
+    return data
+
+
+def _check_enough_tasks(k: int, data: OfflineDataset, name: str) -> None:
+    """Refuse drawing k distinct offline tasks per batch from a dataset with fewer."""
     if k > len(data.tasks):
         raise ValueError(
             f"finetune.offline_tasks_per_batch={k} exceeds the {len(data.tasks)} tasks of the "
-            f"offline dataset {path}"
+            f"offline dataset {name}"
         )
-    return data
 
 
 def mixed_batch(
@@ -292,10 +297,11 @@ def mixed_batch(
 ) -> PearlBatch:
     """One fine-tuning meta-batch: row 0 the new task (buffer task 0), then
     `cfg.finetune.offline_tasks_per_batch` distinct dataset tasks (training/offline.py's
-    sampling, `cfg.offline.context_sampling` included); `cfg.finetune.batch_size`
-    transitions and `cfg.context_size` context rows per task."""
+    sampling, `cfg.offline.context_sampling` included); `cfg.batch_size` transitions and
+    `cfg.context_size` context rows per task (`cfg` is the fine-tuning config, whose
+    batch_size is finetune.batch_size)."""
     ft = cfg.finetune
-    obs, act, rew, nxt, done = buf.sample(np.array([0]), ft.batch_size, rng)
+    obs, act, rew, nxt, done = buf.sample(np.array([0]), cfg.batch_size, rng)
     c = buf.sample_context(np.array([0]), cfg.context_size, rng)
     t = torch.from_numpy
     online = PearlBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(c))
@@ -305,8 +311,7 @@ def mixed_batch(
     from training.offline import sample_offline_batch
 
     tasks = data_rng.choice(len(dataset.tasks), size=k, replace=False)
-    off_cfg = cfg.model_copy(update={"batch_size": ft.batch_size})
-    offline = sample_offline_batch(dataset, off_cfg, data_rng, tasks)
+    offline = sample_offline_batch(dataset, cfg, data_rng, tasks)
     return PearlBatch(*(torch.cat([a, b]) for a, b in zip(online, offline, strict=True)))
 
 
@@ -339,12 +344,8 @@ def finetune_task(
         if dataset is None:
             dataset = load_finetune_dataset(cfg, nets.obs_dim, nets.act_dim)
             dataset_name = str(cfg.offline.dataset)
-        elif mix > len(dataset.tasks):
-            raise ValueError(
-                f"finetune.offline_tasks_per_batch={mix} exceeds the {len(dataset.tasks)} "
-                "tasks of the dataset"
-            )
         else:
+            _check_enough_tasks(mix, dataset, dataset_name)
             dataset.check_dims(nets.obs_dim, nets.act_dim)
     else:
         dataset = None

@@ -63,7 +63,7 @@ from training.pearl import (
     infer_posterior,
     kl_to_standard_normal,
     make_nets,
-    soft_update,
+    step_learners,
 )
 
 CHECKPOINT = "checkpoint.pt"  # the same name as training.trainer's (export/eval read it)
@@ -167,21 +167,15 @@ def update(
 ) -> dict[str, float]:
     """One offline PEARL gradient step; returns the loss terms as floats for logging."""
     losses = offline_pearl_losses(batch, nets, cfg)
-    critic_params = [*nets.qf1.parameters(), *nets.qf2.parameters()]
-    encoder_params = list(nets.encoder.parameters())
-    policy_params = list(nets.policy.parameters())
-    for opt in (optimizers.encoder, optimizers.critic, optimizers.policy):
-        opt.zero_grad(set_to_none=True)
-    # `inputs=` keeps each loss's gradient on its own learners (see the module docstring).
-    critic_inputs = critic_params + (encoder_params if cfg.use_latent else [])
-    (losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div).backward(inputs=critic_inputs)
-    losses.policy_loss.backward(inputs=policy_params)
-    optimizers.critic.step()
-    if cfg.use_latent:
-        optimizers.encoder.step()
-    optimizers.policy.step()
-    soft_update(nets.target_qf1, nets.qf1, cfg.sac.tau)
-    soft_update(nets.target_qf2, nets.qf2, cfg.sac.tau)
+    # No temperature in the advantage-weighted actor: log alpha is not trained offline.
+    step_learners(
+        nets,
+        optimizers,
+        cfg,
+        critic_loss=losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div,
+        policy_loss=losses.policy_loss,
+        alpha_loss=None,
+    )
     return {
         "loss/qf": float(losses.qf_loss.detach()),
         "loss/policy": float(losses.policy_loss.detach()),

@@ -210,37 +210,61 @@ def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) ->
             t.lerp_(s, tau)
 
 
-def update(
-    batch: PearlBatch, nets: PearlNets, optimizers: PearlOptimizers, cfg: TrainConfig
-) -> dict[str, float]:
-    """One PEARL gradient step; returns the loss terms as floats for logging."""
-    losses = pearl_losses(batch, nets, cfg)
+def step_learners(
+    nets: PearlNets,
+    optimizers: PearlOptimizers,
+    cfg: TrainConfig,
+    *,
+    critic_loss: Tensor,
+    policy_loss: Tensor,
+    alpha_loss: Tensor | None,
+) -> None:
+    """Backpropagate each loss into its own learners, step them, and move the target Qs
+    (shared by online PEARL and training/offline.py's advantage-weighted variant).
+
+    `critic_loss` (Q loss + lambda * KL) reaches the Q networks and, with a latent, the
+    encoder; `policy_loss` only the policy; `alpha_loss` (None: fixed temperature) only
+    log alpha.
+    """
     critic_params = [*nets.qf1.parameters(), *nets.qf2.parameters()]
     encoder_params = list(nets.encoder.parameters())
     policy_params = list(nets.policy.parameters())
-    for opt in (optimizers.encoder, optimizers.critic, optimizers.policy, optimizers.alpha):
+    opts = [optimizers.encoder, optimizers.critic, optimizers.policy]
+    for opt in opts + ([optimizers.alpha] if alpha_loss is not None else []):
         opt.zero_grad(set_to_none=True)
 
     # All backward passes run before any step: each optimizer step changes weights in place,
-    # and the other losses' graphs still hold those weights.
-    # Encoder and Q: critic loss + lambda * KL. `inputs=` keeps these grads off the policy.
+    # and the other losses' graphs still hold those weights. `inputs=` keeps each loss's
+    # gradient on its own learners (the actor's Q terms would otherwise push grads into Q).
     critic_inputs = critic_params + (encoder_params if cfg.use_latent else [])
-    (losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div).backward(
-        inputs=critic_inputs, retain_graph=True
-    )
-    # Policy: actor loss only (its Q terms would otherwise push grads into Q).
-    losses.policy_loss.backward(inputs=policy_params, retain_graph=cfg.sac.auto_entropy)
-    if cfg.sac.auto_entropy:
-        losses.alpha_loss.backward(inputs=[nets.log_alpha])
+    critic_loss.backward(inputs=critic_inputs, retain_graph=True)
+    policy_loss.backward(inputs=policy_params, retain_graph=alpha_loss is not None)
+    if alpha_loss is not None:
+        alpha_loss.backward(inputs=[nets.log_alpha])
 
     optimizers.critic.step()
     if cfg.use_latent:
         optimizers.encoder.step()
     optimizers.policy.step()
-    if cfg.sac.auto_entropy:
+    if alpha_loss is not None:
         optimizers.alpha.step()
     soft_update(nets.target_qf1, nets.qf1, cfg.sac.tau)
     soft_update(nets.target_qf2, nets.qf2, cfg.sac.tau)
+
+
+def update(
+    batch: PearlBatch, nets: PearlNets, optimizers: PearlOptimizers, cfg: TrainConfig
+) -> dict[str, float]:
+    """One PEARL gradient step; returns the loss terms as floats for logging."""
+    losses = pearl_losses(batch, nets, cfg)
+    step_learners(
+        nets,
+        optimizers,
+        cfg,
+        critic_loss=losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div,
+        policy_loss=losses.policy_loss,
+        alpha_loss=losses.alpha_loss if cfg.sac.auto_entropy else None,
+    )
     return {
         "loss/qf": float(losses.qf_loss.detach()),
         "loss/policy": float(losses.policy_loss.detach()),

@@ -74,6 +74,58 @@ def test_policy_behaviour_from_a_trained_run(trained_run: Path, tmp_path: Path) 
     assert ds.behaviours == ["policy"] and len(ds.tasks) == 2
 
 
+def test_policy_posterior_sampling_narrows_within_a_task_and_restarts_per_task(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from training.collect import PolicyBehaviour
+    from training.tasks import make_task_source
+
+    cfg = CollectConfig.model_validate({"env": "point", "num_tasks": 2})
+    source = make_task_source(cfg.as_train_config())
+    env = source.make_env()
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    beh = PolicyBehaviour(
+        str(trained_run), obs_dim, act_dim, np.random.default_rng(0), latent="posterior"
+    )
+    a, b = source.train_tasks[:2]
+
+    def episode(task: object) -> np.ndarray:
+        beh.reset(task)
+        env.set_task(task)
+        obs, _ = env.reset(seed=0)
+        rows = []
+        for _ in range(5):
+            act = beh.act(np.asarray(obs, np.float32))
+            nxt, r, *_ = env.step(act)
+            rows.append(np.concatenate([obs, act, [r], nxt]).astype(np.float32))
+            obs = nxt
+        beh.end_episode(np.stack(rows))
+        return beh.z_var.copy()
+
+    first = episode(a)
+    assert np.allclose(first, 1.0)  # nothing seen yet: the prior
+    second = episode(a)
+    assert np.all(second < 1.0)  # 5 transitions of this task narrow the posterior
+    assert np.allclose(episode(b), 1.0)  # a new task starts from the prior again
+    with pytest.raises(ValueError, match="prior' or 'posterior"):
+        PolicyBehaviour(str(trained_run), obs_dim, act_dim, np.random.default_rng(0), "mean")
+
+    cfg = CollectConfig.model_validate(
+        {
+            "env": "point",
+            "num_tasks": 2,
+            "episodes_per_task": 3,
+            "mix": {"scripted": 0, "random": 0, "policy": 1},
+            "policy_run": str(trained_run),
+            "policy_latent": "posterior",
+        }
+    )
+    m = collect(cfg, tmp_path / "post", progress=False)
+    assert m["behaviours"]["policy"]["episodes"] == 6
+
+
 def test_insertion_collection_never_visits_held_out_plugs(tmp_path: Path) -> None:
     cfg = CollectConfig.model_validate(
         {
