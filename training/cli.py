@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from zshot.config import load_config
 
@@ -87,6 +88,20 @@ def export_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _with_overrides(cfg: Any, overrides: Sequence[str], source: str) -> Any:
+    """`cfg` (a TrainConfig) with `--set` overrides applied and validated again."""
+    from pydantic import ValidationError
+
+    from training.config import TrainConfig
+    from zshot.config import ConfigError, apply_overrides, format_validation_error
+
+    try:
+        return TrainConfig.model_validate(apply_overrides(cfg.model_dump(mode="json"), overrides))
+    except ValidationError as exc:
+        where = f"{source} + --set " + " ".join(overrides)
+        raise ConfigError(format_validation_error(exc, where)) from None
+
+
 def eval_main(argv: Sequence[str]) -> int:
     """Few-shot evaluation of a run dir (torch) or an exported artifact (onnxruntime)."""
     p = argparse.ArgumentParser(
@@ -108,6 +123,16 @@ def eval_main(argv: Sequence[str]) -> int:
     )
     p.add_argument(
         "--config", help="with RUN_OR_ARTIFACT = spiral: the train config whose test tasks to use"
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the training config that defines the test tasks (the model is "
+        "unchanged), e.g. --set seed=1 for another draw of test tasks, "
+        "--set 'train_plugs=[family]' for the offline configs' split",
     )
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--json", help="write the report here (default: TARGET/eval-<mode>.json)")
@@ -134,7 +159,7 @@ def eval_main(argv: Sequence[str]) -> int:
             if not args.config:
                 print("zshot eval spiral: needs --config (whose test tasks)", file=sys.stderr)
                 return 2
-            cfg = load_config(TrainConfig, args.config)
+            cfg = load_config(TrainConfig, args.config, args.overrides)
             if cfg.env != "insertion":
                 print(
                     "zshot eval spiral: the spiral baseline needs env: insertion", file=sys.stderr
@@ -167,6 +192,8 @@ def eval_main(argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
             return 2
+        if args.overrides and str(target) != "spiral":
+            cfg = _with_overrides(cfg, args.overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
         for key, val in (
             ("explore_episodes", args.explore),
@@ -192,6 +219,7 @@ def eval_main(argv: Sequence[str]) -> int:
         return 2
     report.protocol["backend"] = backend
     report.protocol["target"] = str(target)
+    report.protocol["overrides"] = list(args.overrides)
     print(
         f"{backend}: K={eval_cfg.explore_episodes} exploration + N={eval_cfg.eval_episodes} "
         f"evaluation episodes per task, mode {eval_cfg.mode}"
