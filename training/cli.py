@@ -6,9 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from zshot.config import load_config
+from zshot.config import load_config, override_config
 
 
 def _run_dir(template: str, config_path: str, seed: int) -> Path:
@@ -86,20 +85,6 @@ def export_main(argv: Sequence[str]) -> int:
         f"onnxruntime vs torch max |err|: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
     )
     return 0
-
-
-def _with_overrides(cfg: Any, overrides: Sequence[str], source: str) -> Any:
-    """`cfg` (a TrainConfig) with `--set` overrides applied and validated again."""
-    from pydantic import ValidationError
-
-    from training.config import TrainConfig
-    from zshot.config import ConfigError, apply_overrides, format_validation_error
-
-    try:
-        return TrainConfig.model_validate(apply_overrides(cfg.model_dump(mode="json"), overrides))
-    except ValidationError as exc:
-        where = f"{source} + --set " + " ".join(overrides)
-        raise ConfigError(format_validation_error(exc, where)) from None
 
 
 def eval_main(argv: Sequence[str]) -> int:
@@ -193,7 +178,7 @@ def eval_main(argv: Sequence[str]) -> int:
             )
             return 2
         if args.overrides and str(target) != "spiral":
-            cfg = _with_overrides(cfg, args.overrides, f"{target}'s training config")
+            cfg = override_config(cfg, args.overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
         for key, val in (
             ("explore_episodes", args.explore),

@@ -496,14 +496,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     from training.tasks import make_task_source
-    from zshot.config import apply_overrides
+    from zshot.config import override_config
 
     try:
         nets, cfg = load_run(args.run)
-        data = cfg.model_dump(mode="json")
         if args.context_episodes is not None:
-            data["finetune"]["context_episodes"] = args.context_episodes
-        cfg = TrainConfig.model_validate(apply_overrides(data, args.overrides))
+            cfg.finetune.context_episodes = args.context_episodes
+        cfg = override_config(cfg, args.overrides, f"{args.run}'s config")
         # One intra-op thread (TrainConfig.torch_threads): batch-1 forward passes gain nothing
         # from more, and spin-waiting OpenMP threads stall on a shared machine.
         torch.set_num_threads(cfg.torch_threads)

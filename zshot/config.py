@@ -135,6 +135,18 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def override_config(cfg: M, overrides: Sequence[str], source: str) -> M:
+    """`cfg` with `--set` overrides applied and validated again (a run's or artifact's stored
+    config, say). Raises `ConfigError` naming `source`, the overrides and the offending key."""
+    if not overrides:
+        return cfg
+    try:
+        return type(cfg).model_validate(apply_overrides(cfg.model_dump(mode="json"), overrides))
+    except ValidationError as exc:
+        where = f"{source} + --set " + " ".join(overrides)
+        raise ConfigError(format_validation_error(exc, where)) from None
+
+
 def load_config(
     model: type[M],
     path: str | Path | None = None,

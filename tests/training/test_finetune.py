@@ -185,6 +185,21 @@ def test_cli(offline_run: Path, tmp_path: Path) -> None:
     assert main([str(tmp_path / "missing")]) == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--set", "nope=1"], "nope: unknown key"),
+        (["--set", "finetune.max_episodes=0"], "finetune.max_episodes"),
+        (["-k", "99"], "context_episodes"),
+    ],
+)
+def test_cli_names_a_bad_override(
+    offline_run: Path, argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(offline_run), *argv]) == 2
+    assert named in capsys.readouterr().err
+
+
 def _rows(a: np.ndarray) -> set[bytes]:
     return {r.tobytes() for r in np.ascontiguousarray(a.reshape(-1, a.shape[-1]))}
 

@@ -16,6 +16,7 @@ from zshot.config import (
     apply_overrides,
     config_model_for,
     load_config,
+    override_config,
 )
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -59,6 +60,15 @@ def test_set_overrides_win_over_yaml(tmp_path: Path) -> None:
     f.write_text("seed: 3\n")
     cfg = load_config(Outer, f, ["seed=7", "sac.layers=[8, 8, 8]"])
     assert cfg.seed == 7 and cfg.sac.layers == [8, 8, 8]
+
+
+def test_override_config_revalidates_a_loaded_config() -> None:
+    cfg = Outer(seed=3)
+    assert override_config(cfg, [], "run") is cfg
+    out = override_config(cfg, ["sac.lr=0.01"], "run")
+    assert out.sac.lr == 0.01 and out.seed == 3 and cfg.sac.lr == 3e-4  # cfg untouched
+    with pytest.raises(ConfigError, match=r"run \+ --set sac.lr=-1.*sac.lr"):
+        override_config(cfg, ["sac.lr=-1"], "run")
 
 
 def test_unknown_key_names_key_and_file(tmp_path: Path) -> None:
