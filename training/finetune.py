@@ -500,9 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         nets, cfg = load_run(args.run)
-        if args.context_episodes is not None:
-            cfg.finetune.context_episodes = args.context_episodes
-        cfg = override_config(cfg, args.overrides, f"{args.run}'s config")
+        # -k is one more override, so a bad value is reported like any --set.
+        k = args.context_episodes
+        overrides = ([f"finetune.context_episodes={k}"] if k is not None else []) + args.overrides
+        cfg = override_config(cfg, overrides, f"{args.run}'s config")
         # One intra-op thread (TrainConfig.torch_threads): batch-1 forward passes gain nothing
         # from more, and spin-waiting OpenMP threads stall on a shared machine.
         torch.set_num_threads(cfg.torch_threads)

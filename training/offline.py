@@ -172,7 +172,8 @@ def update(
         nets,
         optimizers,
         cfg,
-        critic_loss=losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div,
+        qf_loss=losses.qf_loss,
+        kl_div=losses.kl_div,
         policy_loss=losses.policy_loss,
         alpha_loss=None,
     )

@@ -215,15 +215,16 @@ def step_learners(
     optimizers: PearlOptimizers,
     cfg: TrainConfig,
     *,
-    critic_loss: Tensor,
+    qf_loss: Tensor,
+    kl_div: Tensor,
     policy_loss: Tensor,
     alpha_loss: Tensor | None,
 ) -> None:
     """Backpropagate each loss into its own learners, step them, and move the target Qs
     (shared by online PEARL and training/offline.py's advantage-weighted variant).
 
-    `critic_loss` (Q loss + lambda * KL) reaches the Q networks and, with a latent, the
-    encoder; `policy_loss` only the policy; `alpha_loss` (None: fixed temperature) only
+    The critic loss `qf_loss + encoder.kl_lambda * kl_div` reaches the Q networks and, with
+    a latent, the encoder; `policy_loss` only the policy; `alpha_loss` (None: fixed temperature) only
     log alpha.
     """
     critic_params = [*nets.qf1.parameters(), *nets.qf2.parameters()]
@@ -237,7 +238,7 @@ def step_learners(
     # and the other losses' graphs still hold those weights. `inputs=` keeps each loss's
     # gradient on its own learners (the actor's Q terms would otherwise push grads into Q).
     critic_inputs = critic_params + (encoder_params if cfg.use_latent else [])
-    critic_loss.backward(inputs=critic_inputs, retain_graph=True)
+    (qf_loss + cfg.encoder.kl_lambda * kl_div).backward(inputs=critic_inputs, retain_graph=True)
     policy_loss.backward(inputs=policy_params, retain_graph=alpha_loss is not None)
     if alpha_loss is not None:
         alpha_loss.backward(inputs=[nets.log_alpha])
@@ -261,7 +262,8 @@ def update(
         nets,
         optimizers,
         cfg,
-        critic_loss=losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div,
+        qf_loss=losses.qf_loss,
+        kl_div=losses.kl_div,
         policy_loss=losses.policy_loss,
         alpha_loss=losses.alpha_loss if cfg.sac.auto_entropy else None,
     )
