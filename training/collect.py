@@ -6,6 +6,10 @@ episodes split between behaviour policies by `mix` (largest-remainder rounding):
 - scripted: the industrial expert with Gaussian action noise. Insertion: `sim.spiral`'s
   spiral search; point: a go-to-goal controller that is told the hidden goal (a
   demonstrator, as a human teaching a robot knows where the socket is);
+- teleop: a demonstrator told the hidden task, as a person teleoperating with the socket in
+  view (insertion: `sim.teleop`, servo over the true socket then press in; point: the same
+  go-to-goal as "scripted"), with Gaussian action noise `teleop_noise`: the "demonstrations"
+  of the ODA paper's prior tasks;
 - random: uniform actions, low-pass filtered;
 - policy: a (partially) trained PEARL run (`policy_run`), stochastic actions: the
   "partially trained" data of the ODA paper. `policy_latent` picks its z per episode:
@@ -33,7 +37,7 @@ from training.config import CollectConfig
 from training.datasets import MANIFEST, write_manifest
 from zshot.config import load_config
 
-BEHAVIOURS = ("scripted", "random", "policy")
+BEHAVIOURS = ("scripted", "random", "policy", "teleop")
 
 
 def split_episodes(n: int, mix: dict[str, float]) -> dict[str, int]:
@@ -54,29 +58,47 @@ class ScriptedBehaviour:
 
     def __init__(self, env: Any, noise: float, rng: np.random.Generator) -> None:
         self.env, self.noise, self.rng = env, noise, rng
-        self.spiral: Any = None
+        self.expert: Any = None
         if hasattr(env, "config") and hasattr(env, "obs_names") and "fz" in env.obs_names:
-            from sim.spiral import SpiralSearchPolicy
-
-            self.spiral = SpiralSearchPolicy(env.config)
+            self.expert = self._insertion_expert(env.config)
         self.task: Any = None
+
+    def _insertion_expert(self, config: Any) -> Any:
+        from sim.spiral import SpiralSearchPolicy
+
+        return SpiralSearchPolicy(config)
+
+    def _reset_expert(self, task: Any) -> None:
+        self.expert.reset()  # the spiral does not know the task
 
     def reset(self, task: Any) -> None:
         """New episode on `task`."""
         self.task = task
-        if self.spiral is not None:
-            self.spiral.reset()
+        if self.expert is not None:
+            self._reset_expert(task)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Expert action + N(0, noise^2), clipped to [-1, 1]."""
-        if self.spiral is not None:
-            a = np.asarray(self.spiral.act(obs), np.float64)
+        if self.expert is not None:
+            a = np.asarray(self.expert.act(obs), np.float64)
         else:
             # point: head for the goal at full speed (the env scales by the hidden gain)
             goal = np.array([self.task.goal_x, self.task.goal_y])
             a = (goal - obs) / 0.1
         a = a + self.noise * self.rng.standard_normal(a.shape)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+class TeleopBehaviour(ScriptedBehaviour):
+    """A demonstrator told the task (sim.teleop on insertion, go-to-goal on point) + noise."""
+
+    def _insertion_expert(self, config: Any) -> Any:
+        from sim.teleop import TeleopDemonstrator
+
+        return TeleopDemonstrator(config)
+
+    def _reset_expert(self, task: Any) -> None:
+        self.expert.reset(task)  # it sees the hidden socket pose
 
 
 class RandomBehaviour:
@@ -191,6 +213,7 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
     behaviours: dict[str, Any] = {
         "scripted": ScriptedBehaviour(env, cfg.scripted_noise, rng),
         "random": RandomBehaviour(act_dim, cfg.random_smoothing, rng),
+        "teleop": TeleopBehaviour(env, cfg.teleop_noise, rng),
     }
     latent = 1
     if counts["policy"] > 0:

@@ -87,6 +87,15 @@ class OfflineConfig(StrictModel):
     per_behaviour: each context drawn from one behaviour's transitions, chosen at random per
     task and step, so the encoder learns to identify the task from any single policy's data.
     The context-shift remedy (see training/offline.py and docs)."""
+    task_targets: list[str] = Field(default_factory=list)
+    """Hidden task parameters (keys of each dataset task's metadata, e.g. [dx, dy, dyaw]) that
+    the encoder's posterior mean must also predict, through a linear head, in the encoder's
+    loss: supervised task inference with privileged training-time information (Humplik et
+    al. 2019, arXiv 1905.06424), a second context-shift remedy (training/offline.py). Targets
+    are standardised over the dataset's tasks. Empty: off (the encoder learns from Q and
+    KL alone, as in PEARL)."""
+    task_loss_weight: float = Field(1.0, ge=0)
+    """Weight of the task-inference loss (mean squared error of the standardised targets)."""
     eval_every: int = Field(0, ge=0)
     """Few-shot evaluation every this many updates (0: only at the end)."""
     log_every: int = Field(100, ge=1)
@@ -95,14 +104,18 @@ class OfflineConfig(StrictModel):
 class FinetuneConfig(StrictModel):
     """Adaptation of an offline PEARL run to a new task (training/finetune.py)."""
 
-    context_source: Literal["scripted", "own"] = "scripted"
+    context_source: Literal["scripted", "teleop", "own"] = "scripted"
     """Where the adaptation context comes from: K episodes of the noisy scripted expert
-    (demonstrations, the ODA protocol and the context-shift remedy) or K episodes of the
-    learned policy's own posterior-sampling exploration (PEARL's protocol)."""
+    (the spiral search, which does not know where the socket is), K demonstrations of the
+    teleop demonstrator told the task (sim/teleop.py; the ODA protocol: a person
+    demonstrating the new task), or K episodes of the learned policy's own
+    posterior-sampling exploration (PEARL's protocol)."""
     context_episodes: int = Field(2, ge=0, le=50)
     """K: episodes of context before the first evaluation or fine-tuning episode."""
     scripted_noise: float = Field(0.3, ge=0, le=2)
     """Action noise of the scripted demonstrations (as in `zshot collect`)."""
+    teleop_noise: float = Field(0.1, ge=0, le=2)
+    """Action noise of the teleop demonstrations (as in `zshot collect`)."""
     max_episodes: int = Field(20, ge=1)
     """Online budget: fine-tuning episodes on the new task (context episodes not included)."""
     streak: int = Field(5, ge=1)
@@ -222,10 +235,13 @@ class BehaviourMix(StrictModel):
     """Uniform random actions, low-pass filtered (see `random_smoothing`)."""
     policy: float = Field(0.25, ge=0)
     """A partially trained PEARL run (`policy_run`); z per episode as `policy_latent` says."""
+    teleop: float = Field(0.0, ge=0)
+    """A demonstrator told the hidden task (sim.teleop: a person teleoperating with the socket
+    in view), with action noise `teleop_noise`: the ODA paper's demonstrations."""
 
     @model_validator(mode="after")
     def _check(self) -> BehaviourMix:
-        if self.scripted + self.random + self.policy <= 0:
+        if self.scripted + self.random + self.policy + self.teleop <= 0:
             raise ValueError("mix: at least one behaviour needs a fraction > 0")
         return self
 
@@ -249,6 +265,9 @@ class CollectConfig(StrictModel):
     mix: BehaviourMix = Field(default_factory=lambda: BehaviourMix.model_validate({}))
     scripted_noise: float = Field(0.3, ge=0, le=2)
     """Std of Gaussian noise added to the scripted expert's normalised action (then clipped)."""
+    teleop_noise: float = Field(0.1, ge=0, le=2)
+    """Std of Gaussian noise added to the teleop demonstrator's normalised action (a person's
+    hand is steadier than the spiral's exploration noise; sim/teleop.py)."""
     random_smoothing: float = Field(0.8, ge=0, lt=1)
     """Random behaviour a_t = s * a_{t-1} + (1 - s) * u_t, u_t ~ U(-1, 1): wanders like a
     poorly tuned controller instead of jittering in place."""

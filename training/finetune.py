@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from training.config import TrainConfig
+from training.config import FinetuneConfig, TrainConfig
 from training.evaluate import (
     EpisodeResult,
     FewShotReport,
@@ -58,29 +58,40 @@ if TYPE_CHECKING:
 
 
 class DemoAgent:
-    """The noisy scripted expert (training.collect's) behind the FewShotAgent interface."""
+    """A demonstrator of training.collect behind the FewShotAgent interface: the noisy
+    scripted expert ("scripted") or the teleop demonstrator told the task ("teleop")."""
 
     use_latent = False
     prior_in_posterior = True
 
-    def __init__(self, env: Any, task: Any, noise: float, rng: np.random.Generator) -> None:
-        from training.collect import ScriptedBehaviour
+    def __init__(
+        self, env: Any, task: Any, noise: float, rng: np.random.Generator, kind: str = "scripted"
+    ) -> None:
+        from training.collect import ScriptedBehaviour, TeleopBehaviour
 
-        self.behaviour = ScriptedBehaviour(env, noise, rng)
+        if kind not in ("scripted", "teleop"):
+            raise ValueError(f"demonstrations are 'scripted' or 'teleop', not {kind!r}")
+        behaviour = TeleopBehaviour if kind == "teleop" else ScriptedBehaviour
+        self.behaviour = behaviour(env, noise, rng)
         self.task = task
         self.latent_dim = 1
 
     def reset_episode(self) -> None:
-        """Restart the expert on the task."""
+        """Restart the demonstrator on the task."""
         self.behaviour.reset(self.task)
 
     def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unused: the expert has no encoder."""
-        raise NotImplementedError("the scripted expert has no encoder")
+        """Unused: a demonstrator has no encoder."""
+        raise NotImplementedError("a demonstrator has no encoder")
 
     def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """The expert's noisy action."""
+        """The demonstrator's noisy action."""
         return self.behaviour.act(obs)
+
+
+def demo_noise(ft: FinetuneConfig) -> dict[str, float]:
+    """Action noise per demonstrator kind, from the fine-tuning config."""
+    return {"scripted": ft.scripted_noise, "teleop": ft.teleop_noise}
 
 
 def gather_context(
@@ -90,16 +101,19 @@ def gather_context(
     post: Posterior,
     source_kind: str,
     episodes: int,
-    noise: float,
+    noise: dict[str, float],
     rng: np.random.Generator,
     control_hz: float,
     max_steps: int | None,
 ) -> list[EpisodeResult]:
-    """K context episodes on `task` (env already set to it), each added to `post`."""
+    """K context episodes on `task` (env already set to it), each added to `post`.
+
+    `source_kind`: "scripted" or "teleop" (demonstrations, with action noise
+    `noise[source_kind]`, see `demo_noise`) or "own" (the policy's posterior sampling)."""
     out = []
     for _ in range(episodes):
-        if source_kind == "scripted":
-            demo = DemoAgent(env, task, noise, rng)
+        if source_kind in ("scripted", "teleop"):
+            demo = DemoAgent(env, task, noise[source_kind], rng, kind=source_kind)
             ep = run_episode(
                 env,
                 demo,
@@ -183,7 +197,7 @@ def context_eval(
             post,
             context_source,
             ft.context_episodes,
-            ft.scripted_noise,
+            demo_noise(ft),
             rng,
             hz,
             cfg.max_episode_steps,
@@ -367,7 +381,7 @@ def finetune_task(
         post,
         ft.context_source,
         ft.context_episodes,
-        ft.scripted_noise,
+        demo_noise(ft),
         rng,
         hz,
         cfg.max_episode_steps,
@@ -475,7 +489,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m training.finetune", description=__doc__.split("\n")[0]
     )
     p.add_argument("run", help="run dir (checkpoint.pt) of offline or online PEARL")
-    p.add_argument("--context", choices=["scripted", "own", "both"], default="both")
+    p.add_argument(
+        "--context",
+        choices=["scripted", "teleop", "own", "both", "all"],
+        default="both",
+        help="where the K context episodes come from: the noisy spiral (scripted), a "
+        "demonstrator told the task (teleop), the policy's own exploration (own); "
+        "both = scripted and own, all = the three",
+    )
     p.add_argument("-k", "--context-episodes", type=int, help="K context episodes per task")
     p.add_argument("-n", "--episodes", type=int, default=10, help="evaluation episodes per task")
     p.add_argument("--tasks-per-plug", type=int, default=10)
@@ -539,7 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"final {res.final_successes}/{res.final_episodes}"
             )
         else:
-            kinds = ["scripted", "own"] if args.context == "both" else [args.context]
+            groups = {"both": ["scripted", "own"], "all": ["teleop", "scripted", "own"]}
+            kinds = groups.get(args.context, [args.context])
             for kind in kinds:
                 rep = context_eval(
                     source,

@@ -21,6 +21,7 @@ D = 2*obs + act + 1 = (s, a, r, s'); z is (T, L), repeated to (T*B, L) for the R
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -219,13 +220,16 @@ def step_learners(
     kl_div: Tensor,
     policy_loss: Tensor,
     alpha_loss: Tensor | None,
+    encoder_aux: Tensor | None = None,
+    aux_params: Sequence[torch.nn.Parameter] = (),
 ) -> None:
     """Backpropagate each loss into its own learners, step them, and move the target Qs
     (shared by online PEARL and training/offline.py's advantage-weighted variant).
 
     The critic loss `qf_loss + encoder.kl_lambda * kl_div` reaches the Q networks and, with
     a latent, the encoder; `policy_loss` only the policy; `alpha_loss` (None: fixed temperature) only
-    log alpha.
+    log alpha. `encoder_aux` (offline task inference) is added to the encoder's loss and also
+    fills the gradients of `aux_params` (its head), which the caller steps.
     """
     critic_params = [*nets.qf1.parameters(), *nets.qf2.parameters()]
     encoder_params = list(nets.encoder.parameters())
@@ -238,7 +242,11 @@ def step_learners(
     # and the other losses' graphs still hold those weights. `inputs=` keeps each loss's
     # gradient on its own learners (the actor's Q terms would otherwise push grads into Q).
     critic_inputs = critic_params + (encoder_params if cfg.use_latent else [])
-    (qf_loss + cfg.encoder.kl_lambda * kl_div).backward(inputs=critic_inputs, retain_graph=True)
+    critic_loss = qf_loss + cfg.encoder.kl_lambda * kl_div
+    if encoder_aux is not None:
+        critic_loss = critic_loss + encoder_aux
+        critic_inputs = critic_inputs + list(aux_params)
+    critic_loss.backward(inputs=critic_inputs, retain_graph=True)
     policy_loss.backward(inputs=policy_params, retain_graph=alpha_loss is not None)
     if alpha_loss is not None:
         alpha_loss.backward(inputs=[nets.log_alpha])

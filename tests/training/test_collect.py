@@ -147,6 +147,29 @@ def test_insertion_collection_never_visits_held_out_plugs(tmp_path: Path) -> Non
         assert {"dx", "dy", "dyaw", "clearance", "friction"} <= set(t.task)
 
 
+def test_teleop_demonstrations_know_the_socket(tmp_path: Path) -> None:
+    """The teleop behaviour is told the task: noiseless, it inserts every episode; recorded
+    as its own behaviour, so per-behaviour contexts can draw from it."""
+    cfg = CollectConfig.model_validate(
+        {
+            "num_tasks": 3,
+            "episodes_per_task": 2,
+            "sim_overrides": {"tasks": {"n_train_per_plug": 1, "n_test_per_plug": 1}},
+            "mix": {"teleop": 1, "scripted": 0, "random": 0, "policy": 0},
+            "teleop_noise": 0.0,
+        }
+    )
+    m = collect(cfg, tmp_path / "tele", progress=False)
+    assert m["behaviours"]["teleop"] == {
+        "episodes": 6,
+        "successes": 6,
+        "steps": m["behaviours"]["teleop"]["steps"],
+    }
+    assert m["behaviours"]["teleop"]["steps"] < 6 * 60  # straight in, no search
+    ds = load_dataset(tmp_path / "tele")
+    assert ds.behaviours == ["teleop"]
+
+
 def test_cli_writes_the_dataset_and_rejects_bad_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

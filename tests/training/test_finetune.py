@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_context_eval_counts_episodes_per_plug(offline_run: Path) -> None:
     nets, cfg = load_run(offline_run)
     source = make_task_source(cfg)
-    for kind in ("scripted", "own"):
+    for kind in ("scripted", "teleop", "own"):
         rep = context_eval(
             source,
             nets,
@@ -182,6 +183,10 @@ def test_cli(offline_run: Path, tmp_path: Path) -> None:
         == 0
     )
     assert out.is_file()
+    # --context all: one report per context source, in the JSON
+    assert main([str(offline_run), "--context", "all", "-n", "1", "--tasks-per-plug", "1",
+                 "--plugs", "test-0", "--json", str(out)]) == 0  # fmt: skip
+    assert set(json.loads(out.read_text())) >= {"teleop", "scripted", "own"}
     assert main([str(tmp_path / "missing")]) == 2
 
 

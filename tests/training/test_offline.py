@@ -205,3 +205,61 @@ def test_train_cli_dispatches_offline(point_data: Path, tmp_path: Path) -> None:
     state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
     assert state["algorithm"] == "offline_pearl" and state["updates"] == 30
     assert np.isfinite(json.loads((tmp_path / "r" / "eval.json").read_text())["success_rate"])
+
+
+def test_task_inference_trains_the_encoder_to_name_the_task(
+    point_data: Path, tmp_path: Path
+) -> None:
+    """offline.task_targets: the head's error on the hidden goal falls, the loss reaches the
+    encoder (not Q or the policy), and the head travels in the checkpoint for a resume."""
+    from training.offline import TaskInference, sample_offline_batch
+
+    cfg = offline_cfg(
+        point_data,
+        offline={
+            "dataset": str(point_data),
+            "updates": 200,
+            "log_every": 50,
+            "task_targets": ["goal_x", "goal_y"],
+        },
+        sac={"hidden": [16, 16], "qf_lr": 3e-3},
+        eval={"explore_episodes": 1, "eval_episodes": 1, "max_tasks": 1},
+    )
+    trainer = OfflineTrainer(cfg, tmp_path / "ti")
+    assert trainer.task is not None and trainer.task.targets.shape == (4, 2)
+    # standardised over the dataset's tasks
+    torch.testing.assert_close(trainer.task.targets.mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+
+    # gradient paths of the task loss alone: encoder and head, nothing else
+    tasks = np.arange(3)
+    b = sample_offline_batch(trainer.dataset, cfg, np.random.default_rng(0), tasks)
+    out = offline_pearl_losses(
+        b, trainer.nets, cfg, trainer.task.head, trainer.task.targets_for(tasks)
+    )
+    out.task_loss.backward()
+    assert _grads(trainer.nets.encoder) and _grads(trainer.task.head)
+    assert not _grads(trainer.nets.qf1) and not _grads(trainer.nets.policy)
+    trainer.nets.zero_grad(set_to_none=True)
+
+    trainer.run(progress=False)
+    hist = json.loads((tmp_path / "ti" / "history.json").read_text())
+    assert hist[-1]["loss/task"] < 0.5 * hist[0]["loss/task"]
+    again = OfflineTrainer(cfg, tmp_path / "ti")
+    again.load_checkpoint()
+    assert isinstance(again.task, TaskInference)
+    for p, q in zip(again.task.head.parameters(), trainer.task.head.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_task_inference_errors_name_the_problem(point_data: Path, tmp_path: Path) -> None:
+    bad = {"dataset": str(point_data), "updates": 1, "task_targets": ["dx"]}
+    with pytest.raises(ValueError, match=r"no finite number under 'dx'.*goal_x"):
+        OfflineTrainer(offline_cfg(point_data, offline=bad), tmp_path / "a")
+    off = {"dataset": str(point_data), "updates": 1, "task_targets": ["goal_x"]}
+    with pytest.raises(ValueError, match="needs the latent"):
+        OfflineTrainer(offline_cfg(point_data, offline=off, use_latent=False), tmp_path / "b")
+    # a run trained without targets cannot be resumed with them
+    plain = OfflineTrainer(offline_cfg(point_data), tmp_path / "c")
+    plain.save_checkpoint()
+    with pytest.raises(ValueError, match="without offline.task_targets"):
+        OfflineTrainer(offline_cfg(point_data, offline=off), tmp_path / "c").load_checkpoint()
