@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hardware_bridge.config import TrialsConfig
-from zshot.config import load_config
+from zshot.config import add_set_argument, load_config
 
 __all__ = ["DEMO_ARTIFACT", "demo_main", "run_session", "trials_main"]
 
@@ -34,8 +34,7 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
         "as JSON and PNG.",
     )
     p.add_argument("--config", help="YAML overriding hardware_bridge.config.TrialsConfig")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set safety.max_force=30")  # fmt: skip
+    add_set_argument(p, help="override one config key, e.g. --set safety.max_force=30", dest="set")
     p.add_argument("--runtime", help="runtime endpoint, e.g. tcp://127.0.0.1:5555")
     p.add_argument("--robot", choices=["sim", "sim-locomotion", "ur", "mock"], help="robot adapter")
     p.add_argument("--update", choices=["step", "episode"],
@@ -227,8 +226,8 @@ def demo_main(argv: Sequence[str]) -> int:
     )
     p.add_argument("--artifact", default=str(DEMO_ARTIFACT), help="artifact directory")
     p.add_argument("--out", default="demo_out", help="where trials.json/png and recordings go")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a TrialsConfig key (configs/trials/demo.yaml is the base)")  # fmt: skip
+    add_set_argument(p, help="override a TrialsConfig key (configs/trials/demo.yaml is the base)",
+                     dest="set")  # fmt: skip
     p.add_argument("--no-record", action="store_true", help="do not record episodes")
     args = p.parse_args(list(argv))
     artifact = Path(args.artifact)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zshot.config import load_config
+from zshot.config import add_set_argument, load_config
 
 __all__ = ["main", "run_baseline"]
 
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, helptext in (("view", "render frames to PNG"), ("baseline", "spiral baseline")):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--config", default=None, help="configs/sim/*.yaml")
-        s.add_argument("--set", action="append", default=[], help="KEY=VALUE override")
+        add_set_argument(s, dest="set")
         s.add_argument("--seed", type=int, default=0)
         if name == "view":
             s.add_argument("--plug", default="UK-AC-plug")

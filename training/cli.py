@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from zshot.config import load_config, override_config
+from zshot.config import add_set_argument, load_config, override_config
 
 
 def _run_dir(template: str, config_path: str, seed: int) -> Path:
@@ -21,7 +21,7 @@ def train_main(argv: Sequence[str]) -> int:
         description="Meta-train PEARL from a YAML config (defaults in training/config.py).",
     )
     p.add_argument("config", help="YAML under configs/train/")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_argument(p)
     p.add_argument("--run-dir", help="where to write the run (default: the config's run_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -109,12 +109,8 @@ def eval_main(argv: Sequence[str]) -> int:
     p.add_argument(
         "--config", help="with RUN_OR_ARTIFACT = spiral: the train config whose test tasks to use"
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+    add_set_argument(
+        p,
         help="override the training config that defines the test tasks (the model is "
         "unchanged), e.g. --set seed=1 for another draw of test tasks, "
         "--set 'train_plugs=[family]' for the offline configs' split",

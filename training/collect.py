@@ -35,7 +35,7 @@ import numpy as np
 
 from training.config import CollectConfig
 from training.datasets import MANIFEST, write_manifest
-from zshot.config import load_config
+from zshot.config import add_set_argument, load_config
 
 BEHAVIOURS = ("scripted", "random", "policy", "teleop")
 
@@ -334,7 +334,7 @@ def main(argv: Sequence[str]) -> int:
     )
     p.add_argument("config", help="YAML under configs/collect/")
     p.add_argument("--out", required=True, help="dataset directory to create")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_set_argument(p)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(list(argv))
     cfg = load_config(CollectConfig, args.config, args.overrides)

@@ -52,6 +52,7 @@ from training.networks import PearlNets
 from training.pearl import PearlBatch, PearlOptimizers
 from training.replay import MultiTaskReplayBuffer
 from training.tasks import TaskSource, env_control_hz
+from zshot.config import add_set_argument
 
 if TYPE_CHECKING:
     from training.datasets import OfflineDataset
@@ -502,12 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--tasks-per-plug", type=int, default=10)
     p.add_argument("--plugs", nargs="+")
     p.add_argument("--finetune", metavar="PLUG", help="fine-tune on this plug's first test task")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+    add_set_argument(
+        p,
         help="config overrides, e.g. --set finetune.max_episodes=20, "
         "--set finetune.offline_tasks_per_batch=0, --set offline.dataset=PATH",
     )

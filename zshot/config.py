@@ -11,6 +11,7 @@ Files under `configs/<kind>/` are validated by the model registered for `<kind>`
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "CONFIG_KINDS",
     "ConfigError",
     "StrictModel",
+    "add_set_argument",
     "apply_overrides",
     "config_model_for",
     "load_config",
@@ -133,6 +135,18 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         shown = "" if err["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
         lines.append(f"  {source}: {loc}: {msg}{shown}")
     return "\n".join(lines)
+
+
+def add_set_argument(
+    parser: argparse.ArgumentParser,
+    help: str = "override one config key (dotted path), e.g. --set seed=1; repeatable",
+    dest: str = "overrides",
+) -> None:
+    """The `--set KEY=VALUE` option every config-reading CLI takes (repeatable; the values
+    go to `load_config` / `override_config`)."""
+    parser.add_argument(
+        "--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def override_config(cfg: M, overrides: Sequence[str], source: str) -> M:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import yaml
 
-from zshot.config import CONFIG_KINDS, config_model_for, load_config
+from zshot.config import CONFIG_KINDS, add_set_argument, config_model_for, load_config
 
 
 def main(argv: Sequence[str]) -> int:
@@ -18,14 +18,7 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("kind", choices=sorted(CONFIG_KINDS), help="which config model")
     parser.add_argument("file", nargs="?", help="YAML file overriding the defaults")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key (dotted path), e.g. --set sac.lr=1e-3; repeatable",
-    )
+    add_set_argument(parser, help="override one key (dotted path), e.g. --set sac.lr=1e-3")
     args = parser.parse_args(list(argv))
     cfg = load_config(config_model_for(args.kind), args.file, args.overrides)
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
