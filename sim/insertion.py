@@ -50,7 +50,15 @@ from sim.geometry import socket_geometry
 from sim.plugs import PlugSpec, load_plug
 from sim.tasks import InsertionTask
 
-__all__ = ["ACTION_NAMES", "ACT_DIM", "OBS_DIM", "OBS_NAMES", "InsertionEnv"]
+__all__ = [
+    "ACTION_NAMES",
+    "ACT_DIM",
+    "OBS_DIM",
+    "OBS_INDEX",
+    "OBS_NAMES",
+    "InsertionEnv",
+    "twist_action",
+]
 
 MM = 1000.0  # sim length units per metre
 OBS_NAMES: tuple[str, ...] = (
@@ -61,6 +69,20 @@ OBS_NAMES: tuple[str, ...] = (
 ACTION_NAMES: tuple[str, ...] = ("vx", "vy", "vz", "wz")
 OBS_DIM = len(OBS_NAMES)
 ACT_DIM = len(ACTION_NAMES)
+OBS_INDEX: dict[str, int] = {name: k for k, name in enumerate(OBS_NAMES)}
+"""Position of each named observation in the vector."""
+
+
+def twist_action(config: InsertionEnvConfig, v_mm_s: np.ndarray, wz_rad_s: float) -> np.ndarray:
+    """The normalised action for a Cartesian twist, the inverse of the env's scaling: x, y, z
+    speed (mm/s) over `max_lin_speed`, yaw rate (rad/s) over `max_yaw_rate`, clipped to
+    [-1, 1]; float32, shape (ACT_DIM,). For scripted controllers (sim.spiral, sim.teleop)."""
+    a = np.zeros(ACT_DIM, dtype=np.float32)
+    a[:3] = v_mm_s / (config.max_lin_speed * 1000.0)
+    a[3] = wz_rad_s / config.max_yaw_rate
+    return np.clip(a, -1.0, 1.0)
+
+
 # Observation bounds: generous physical limits (the Box is for documentation and check_env).
 _OBS_HIGH = np.array(
     [100, 100, 200, 180, 180, 180, 2000, 2000, 2000, 3600, 3600, 3600] + [50.0] * 6,

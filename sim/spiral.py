@@ -23,11 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config import InsertionEnvConfig
-from sim.insertion import ACT_DIM, OBS_NAMES
+from sim.insertion import OBS_INDEX, twist_action
 
 __all__ = ["SpiralParams", "SpiralSearchPolicy"]
-
-_I = {name: k for k, name in enumerate(OBS_NAMES)}
 
 
 @dataclass
@@ -72,20 +70,13 @@ class SpiralSearchPolicy:
         self.z_contact = math.nan
         self.theta = 0.0
 
-    def _twist(self, v_mm_s: np.ndarray, wz_rad_s: float) -> np.ndarray:
-        cfg = self.config
-        a = np.zeros(ACT_DIM, dtype=np.float32)
-        a[:3] = v_mm_s / (cfg.max_lin_speed * 1000.0)
-        a[3] = wz_rad_s / cfg.max_yaw_rate
-        return np.clip(a, -1.0, 1.0)
-
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The action for this observation (normalised twist, float32, shape (ACT_DIM,))."""
         prm, cfg = self.params, self.config
         o = np.asarray(obs, dtype=np.float64)
-        x, y, z = o[_I["x_mm"]], o[_I["y_mm"]], o[_I["z_mm"]]
-        yaw = math.radians(o[_I["yaw_deg"]])
-        fz = o[_I["fz"]] * cfg.force_ref  # N, upward contact force when pressing down
+        x, y, z = o[OBS_INDEX["x_mm"]], o[OBS_INDEX["y_mm"]], o[OBS_INDEX["z_mm"]]
+        yaw = math.radians(o[OBS_INDEX["yaw_deg"]])
+        fz = o[OBS_INDEX["fz"]] * cfg.force_ref  # N, upward contact force when pressing down
         wz = -yaw * 2.0  # rad/s: hold the believed socket yaw
         dt = cfg.control_dt
 
@@ -96,7 +87,7 @@ class SpiralSearchPolicy:
                 self.theta = 0.0
             else:
                 v = np.array([-prm.xy_gain * x, -prm.xy_gain * y, -prm.approach_speed])
-                return self._twist(v, wz)
+                return twist_action(self.config, v, wz)
 
         if self.phase == "search":
             if z < self.z_contact - prm.drop:
@@ -113,8 +104,8 @@ class SpiralSearchPolicy:
                 rx, ry = r * math.cos(self.theta), r * math.sin(self.theta)
                 vz = -prm.force_gain * (prm.search_force - fz)
                 v = np.array([prm.xy_gain * (rx - x), prm.xy_gain * (ry - y), vz])
-                return self._twist(v, wz)
+                return twist_action(self.config, v, wz)
 
         # insert: push down with a bounded force, no lateral command (compliance centres it)
         vz = -prm.force_gain * (prm.insert_force - fz) - 2.0
-        return self._twist(np.array([0.0, 0.0, vz]), wz)
+        return twist_action(self.config, np.array([0.0, 0.0, vz]), wz)

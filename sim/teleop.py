@@ -23,12 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config import InsertionEnvConfig
-from sim.insertion import ACT_DIM, OBS_NAMES
+from sim.insertion import OBS_INDEX, twist_action
 from sim.tasks import InsertionTask
 
 __all__ = ["TeleopDemonstrator", "TeleopParams"]
-
-_I = {name: k for k, name in enumerate(OBS_NAMES)}
 
 
 @dataclass
@@ -77,17 +75,16 @@ class TeleopDemonstrator:
             raise RuntimeError("TeleopDemonstrator.act before reset(task)")
         prm, cfg, t = self.params, self.config, self.task
         o = np.asarray(obs, dtype=np.float64)
-        ex = t.dx * 1000.0 - o[_I["x_mm"]]
-        ey = t.dy * 1000.0 - o[_I["y_mm"]]
-        eyaw = t.dyaw - math.radians(o[_I["yaw_deg"]])
-        fz = o[_I["fz"]] * cfg.force_ref  # N, upward when pressing down
+        ex = t.dx * 1000.0 - o[OBS_INDEX["x_mm"]]
+        ey = t.dy * 1000.0 - o[OBS_INDEX["y_mm"]]
+        eyaw = t.dyaw - math.radians(o[OBS_INDEX["yaw_deg"]])
+        fz = o[OBS_INDEX["fz"]] * cfg.force_ref  # N, upward when pressing down
         vz = 0.0
         if math.hypot(ex, ey) < prm.aligned_xy and abs(eyaw) < prm.aligned_yaw:
             if fz > prm.contact_force:
                 vz = -prm.force_gain * (prm.insert_force - fz) - 2.0
             else:
                 vz = -prm.approach_speed
-        a = np.zeros(ACT_DIM, dtype=np.float32)
-        a[:3] = np.array([prm.xy_gain * ex, prm.xy_gain * ey, vz]) / (cfg.max_lin_speed * 1000.0)
-        a[3] = prm.yaw_gain * eyaw / cfg.max_yaw_rate
-        return np.clip(a, -1.0, 1.0)
+        return twist_action(
+            cfg, np.array([prm.xy_gain * ex, prm.xy_gain * ey, vz]), prm.yaw_gain * eyaw
+        )

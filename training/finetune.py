@@ -70,10 +70,10 @@ class DemoAgent:
     ) -> None:
         from training.collect import ScriptedBehaviour, TeleopBehaviour
 
-        if kind not in ("scripted", "teleop"):
+        kinds = {"scripted": ScriptedBehaviour, "teleop": TeleopBehaviour}
+        if kind not in kinds:
             raise ValueError(f"demonstrations are 'scripted' or 'teleop', not {kind!r}")
-        behaviour = TeleopBehaviour if kind == "teleop" else ScriptedBehaviour
-        self.behaviour = behaviour(env, noise, rng)
+        self.behaviour = kinds[kind](env, noise, rng)
         self.task = task
         self.latent_dim = 1
 

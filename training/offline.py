@@ -123,7 +123,7 @@ def offline_pearl_losses(
     """Every offline PEARL loss term for one meta-batch; pure (no optimizer step).
 
     `task_head` and `task_targets` (T, n): the task-inference term, head(posterior mean)
-    against the batch tasks' standardised hidden parameters (`TaskTargets`)."""
+    against the batch tasks' standardised hidden parameters (`TaskInference`)."""
     sac, off = cfg.sac, cfg.offline
     T, B, _ = batch.obs.shape
     L = nets.latent_dim
@@ -202,14 +202,14 @@ def update(
 
     `task` and the batch's dataset task indices `tasks`: add the task-inference loss
     (`offline.task_targets`) to the encoder's and step its head."""
-    head = targets = None
-    if task is not None and tasks is not None:
-        head, targets = task.head, task.targets_for(tasks)
+    if tasks is None:
+        task = None  # the head needs to know which dataset tasks the batch holds
+    head = task.head if task is not None else None
+    targets = task.targets_for(tasks) if task is not None and tasks is not None else None
     losses = offline_pearl_losses(batch, nets, cfg, head, targets)
-    aux = None
-    if head is not None and task is not None:
+    aux = cfg.offline.task_loss_weight * losses.task_loss if task is not None else None
+    if task is not None:
         task.optimizer.zero_grad(set_to_none=True)
-        aux = cfg.offline.task_loss_weight * losses.task_loss
     # No temperature in the advantage-weighted actor: log alpha is not trained offline.
     step_learners(
         nets,
@@ -222,7 +222,7 @@ def update(
         encoder_aux=aux,
         aux_params=list(head.parameters()) if head is not None else [],
     )
-    if task is not None and head is not None:
+    if task is not None:
         task.optimizer.step()
     return {
         "loss/qf": float(losses.qf_loss.detach()),
