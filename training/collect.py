@@ -119,53 +119,92 @@ class RandomBehaviour:
         return np.clip(self.prev, -1.0, 1.0).astype(np.float32)
 
 
+class _TorchBehaviourAgent:
+    """A training run's checkpoint as a `training.evaluate.TorchAgent` (+ its dims)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import torch
+
+        from training.config import TrainConfig
+        from training.evaluate import TorchAgent
+        from training.pearl import make_nets
+        from training.trainer import CHECKPOINT, load_checkpoint
+
+        state = load_checkpoint(run_dir / CHECKPOINT)
+        cfg = TrainConfig.model_validate(state["config"])
+        # Batch-1 forward passes: more intra-op threads only spin-wait on a shared machine.
+        torch.set_num_threads(cfg.torch_threads)
+        self.dims = (int(state["dims"]["obs"]), int(state["dims"]["act"]))
+        nets = make_nets(*self.dims, cfg)
+        nets.load_state_dict(state["nets"])
+        nets.eval()
+        self._agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
+        self.latent_dim = self._agent.latent_dim
+        self.use_latent = self._agent.use_latent
+        self.prior_in_posterior = self._agent.prior_in_posterior
+        self.factors = self._agent.factors
+        self.act = self._agent.act
+
+
+def _load_policy_agent(path: Path) -> tuple[Any, tuple[int, int]]:
+    """A run dir (checkpoint.pt) or an exported artifact dir (manifest.json) as an agent,
+    with its (obs_dim, act_dim)."""
+    from runtime.artifact import MANIFEST_NAME
+    from training.evaluate import OnnxAgent
+    from training.trainer import CHECKPOINT
+
+    if (path / CHECKPOINT).is_file():
+        agent = _TorchBehaviourAgent(path)
+        return agent, agent.dims
+    if (path / MANIFEST_NAME).is_file():
+        onnx = OnnxAgent(path)
+        m = onnx.artifact.manifest
+        return onnx, (m.obs_dim, m.act_dim)
+    raise ValueError(
+        f"policy_run {path}: neither a training run ({CHECKPOINT}) nor an exported "
+        f"artifact ({MANIFEST_NAME}) is there"
+    )
+
+
 class PolicyBehaviour:
-    """A (partially) trained PEARL run: z per episode from the prior or the task's posterior,
-    stochastic actions."""
+    """A (partially) trained PEARL policy: z per episode from the prior or the task's
+    posterior, stochastic actions.
+
+    `source` is a training run dir (checkpoint.pt, run in torch) or an exported artifact
+    dir (manifest.json + ONNX graphs, run in onnxruntime as on the robot), so a collection
+    can use the model a site already deploys without its training run.
+    """
 
     def __init__(
         self,
-        run_dir: str,
+        source: str,
         obs_dim: int,
         act_dim: int,
         rng: np.random.Generator,
         latent: str = "prior",
     ) -> None:
-        import torch
-
-        from training.config import TrainConfig
-        from training.evaluate import Posterior, TorchAgent
-        from training.pearl import make_nets
-        from training.trainer import CHECKPOINT, load_checkpoint
+        from training.evaluate import Posterior
 
         if latent not in ("prior", "posterior"):
             raise ValueError(f"policy latent must be 'prior' or 'posterior', not {latent!r}")
-        state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-        cfg = TrainConfig.model_validate(state["config"])
-        # Batch-1 forward passes: more intra-op threads only spin-wait on a shared machine.
-        torch.set_num_threads(cfg.torch_threads)
-        dims = (int(state["dims"]["obs"]), int(state["dims"]["act"]))
+        self.agent, dims = _load_policy_agent(Path(source))
         if dims != (obs_dim, act_dim):
-            raise ValueError(f"policy_run {run_dir}: dims {dims} differ from the env's")
-        self.nets = make_nets(obs_dim, act_dim, cfg)
-        self.nets.load_state_dict(state["nets"])
-        self.nets.eval()
-        self.use_latent = cfg.use_latent
+            raise ValueError(f"policy_run {source}: dims {dims} differ from the env's")
+        self.act_dim = act_dim
+        self.latent_dim = int(self.agent.latent_dim)
+        self.use_latent = bool(self.agent.use_latent)
         self.latent = latent
-        self.agent = TorchAgent(self.nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
-        self._new_posterior = lambda: Posterior(
-            self.agent.latent_dim, self.agent.prior_in_posterior
-        )
+        self._new_posterior = lambda: Posterior(self.latent_dim, self.agent.prior_in_posterior)
         self.posterior = self._new_posterior()
         self.task: Any = None
         self.rng = rng
-        self.z = np.zeros(self.nets.latent_dim, np.float32)
-        self.z_var = np.zeros(self.nets.latent_dim)
+        self.z = np.zeros(self.latent_dim, np.float32)
+        self.z_var = np.zeros(self.latent_dim)
 
     def reset(self, task: Any) -> None:
         """Draw the episode's z: from the prior, or from the posterior over this task's
         earlier episodes (zeros without a latent)."""
-        L = self.nets.latent_dim
+        L = self.latent_dim
         if task is not self.task:
             self.task, self.posterior = task, self._new_posterior()
         if not self.use_latent:
@@ -185,7 +224,7 @@ class PolicyBehaviour:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """A stochastic action of the policy."""
-        noise = self.rng.standard_normal(self.nets.act_dim).astype(np.float32)
+        noise = self.rng.standard_normal(self.act_dim).astype(np.float32)
         return self.agent.act(np.asarray(obs, np.float32), self.z, noise)
 
 
@@ -203,7 +242,9 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
         raise ValueError(f"{out} already holds a dataset; choose another --out")
     mix = cfg.mix.model_dump()
     if mix["policy"] > 0 and not cfg.policy_run:
-        raise ValueError("mix.policy > 0 needs policy_run (a PEARL run dir with checkpoint.pt)")
+        raise ValueError(
+            "mix.policy > 0 needs policy_run (a PEARL run dir or an exported artifact dir)"
+        )
     counts = split_episodes(cfg.episodes_per_task, mix)
     source = make_task_source(cfg.as_train_config())
     env = source.make_env()
@@ -221,7 +262,7 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
         behaviours["policy"] = PolicyBehaviour(
             cfg.policy_run, obs_dim, act_dim, rng, latent=cfg.policy_latent
         )
-        latent = behaviours["policy"].nets.latent_dim
+        latent = behaviours["policy"].latent_dim
     base = {
         "complete": False,
         "config": cfg.model_dump(mode="json"),

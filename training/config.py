@@ -67,6 +67,15 @@ class EvalConfig(StrictModel):
     """Then at most this many test tasks in all (None: all)."""
 
 
+class TaskFeature(StrictModel):
+    """One belief feature: `scale * estimate(target) - obs[obs]` (OfflineConfig.task_features)."""
+
+    obs: str
+    """An observation name of the env (insertion: sim.insertion.OBS_INDEX, e.g. x_mm)."""
+    scale: float = 1.0
+    """Multiplies the target's unit into the observation's (m -> mm: 1000; rad -> deg)."""
+
+
 class OfflineConfig(StrictModel):
     """Offline PEARL, the ODA recipe (Zhao et al. 2022): PEARL's encoder trained through an
     offline critic, with an advantage-weighted actor (AWAC, Nair et al. 2020), from a fixed
@@ -96,9 +105,26 @@ class OfflineConfig(StrictModel):
     KL alone, as in PEARL)."""
     task_loss_weight: float = Field(1.0, ge=0)
     """Weight of the task-inference loss (mean squared error of the standardised targets)."""
+    task_features: dict[str, TaskFeature] = Field(default_factory=dict)
+    """Belief features for the policy and the critics (training/networks.py `TaskDecoder`):
+    per task target (a key of `task_targets`), the observation it is compared with and the
+    unit scale, e.g. `dx: {obs: x_mm, scale: 1000}` (dx in m, x_mm in mm). The networks then
+    also see `scale * estimate - obs`, the estimate decoded from z by the task-inference
+    head: "where the socket is, relative to the plug", the quantity a demonstrator servoes
+    on, the same function on every task. Insertion only. Empty: off."""
     eval_every: int = Field(0, ge=0)
     """Few-shot evaluation every this many updates (0: only at the end)."""
     log_every: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> OfflineConfig:
+        missing = sorted(set(self.task_features) - set(self.task_targets))
+        if missing:
+            raise ValueError(
+                f"offline.task_features {missing} are not in offline.task_targets "
+                f"{self.task_targets}: a feature is decoded by the task-inference head"
+            )
+        return self
 
 
 class FinetuneConfig(StrictModel):
@@ -222,6 +248,19 @@ class TrainConfig(StrictModel):
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:
             raise ValueError("env 'terrain' needs terrain_config (a configs/terrain/*.yaml path)")
+        if self.offline.task_features:
+            if self.env != "insertion":
+                raise ValueError("offline.task_features: only env 'insertion' has them")
+            from sim.insertion import OBS_INDEX
+
+            bad = {
+                k: f.obs for k, f in self.offline.task_features.items() if f.obs not in OBS_INDEX
+            }
+            if bad:
+                raise ValueError(
+                    f"offline.task_features: unknown observation names {bad}; "
+                    f"known: {sorted(OBS_INDEX)}"
+                )
         return self
 
 
@@ -272,7 +311,9 @@ class CollectConfig(StrictModel):
     """Random behaviour a_t = s * a_{t-1} + (1 - s) * u_t, u_t ~ U(-1, 1): wanders like a
     poorly tuned controller instead of jittering in place."""
     policy_run: str | None = None
-    """Run dir (checkpoint.pt) of a partially trained PEARL run; needed when mix.policy > 0."""
+    """A partially trained PEARL: its run dir (checkpoint.pt) or an exported artifact dir
+    (manifest.json, run in onnxruntime; e.g. hardware_bridge/demo_artifact); needed when
+    mix.policy > 0."""
     policy_latent: Literal["prior", "posterior"] = "prior"
     """The policy behaviour's z per episode: "prior" (z ~ N(0, I) every episode) or
     "posterior" (PEARL's posterior sampling over its own earlier episodes on the task)."""

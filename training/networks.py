@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -82,20 +83,91 @@ class ContextEncoder(nn.Module):
         return mu, var
 
 
+class TaskDecoder(nn.Module):
+    """Belief features: the task-inference head's estimate of hidden task parameters, read
+    out of z and put relative to the robot's own observation.
+
+    For feature k: e_k = scale_k * (W z + b)_k * t_std_k + t_mean_k) - obs[idx_k], in the
+    observation's unit (e.g. "socket x - plug x" in mm); the networks get e_k / std(obs_k)
+    (coarse) and tanh(e_k) (fine: saturates beyond a few units, resolves the last mm).
+    W, b are a frozen copy of the offline task-inference head (`set_head`, after each of
+    its steps), so no other loss moves them and the exported policy graph carries them.
+    One instance is shared by the policy and all Q networks.
+    """
+
+    weight: Tensor
+    bias: Tensor
+    t_mean: Tensor
+    t_std: Tensor
+    scale: Tensor
+    index: Tensor
+
+    def __init__(self, latent_dim: int, obs_index: list[int], scale: list[float]) -> None:
+        super().__init__()
+        n = len(obs_index)
+        self.register_buffer("weight", torch.zeros(n, latent_dim))
+        self.register_buffer("bias", torch.zeros(n))
+        self.register_buffer("t_mean", torch.zeros(n))
+        self.register_buffer("t_std", torch.ones(n))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+        self.register_buffer("index", torch.tensor(obs_index, dtype=torch.long))
+
+    @property
+    def out_dim(self) -> int:
+        """Features added to a network's input."""
+        return 2 * int(self.index.numel())
+
+    @torch.no_grad()
+    def set_head(
+        self, head: nn.Linear, t_mean: ArrayLike, t_std: ArrayLike, rows: list[int]
+    ) -> None:
+        """Copy rows `rows` of the task-inference head (standardised targets) and their
+        de-standardisation (`t_mean`, `t_std` of all the head's targets)."""
+        idx = torch.as_tensor(rows, dtype=torch.long)
+        self.weight.copy_(head.weight[idx])
+        self.bias.copy_(head.bias[idx])
+        self.t_mean.copy_(torch.as_tensor(t_mean, dtype=torch.float32)[idx])
+        self.t_std.copy_(torch.as_tensor(t_std, dtype=torch.float32)[idx])
+
+    def forward(self, obs: Tensor, z: Tensor, obs_std: Tensor) -> Tensor:
+        """obs (N, obs) raw, z (N, L), obs_std (obs,) -> features (N, 2 n)."""
+        estimate = (F.linear(z, self.weight, self.bias) * self.t_std + self.t_mean) * self.scale
+        err = estimate - obs[..., self.index]
+        return torch.cat([err / obs_std[self.index], torch.tanh(err)], dim=-1)
+
+
+def _inputs(decoder: TaskDecoder | None, norm: ObsNormaliser, obs: Tensor, *mid: Tensor) -> Tensor:
+    """[normalised obs, *mid, belief features (with a decoder)]; mid is (z,) for the policy,
+    (action, z) for Q: the order of the networks without features, so their checkpoints load."""
+    parts = [norm(obs), *mid]
+    if decoder is not None:
+        parts.append(decoder(obs, mid[-1], norm.std))
+    return torch.cat(parts, dim=-1)
+
+
 class TanhGaussianPolicy(nn.Module):
     """pi(a | s, z): a = tanh(mean + std * eps), eps ~ N(0, I) (SAC appendix C)."""
 
-    def __init__(self, obs_dim: int, latent_dim: int, act_dim: int, hidden: list[int]) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        latent_dim: int,
+        act_dim: int,
+        hidden: list[int],
+        decoder: TaskDecoder | None = None,
+    ) -> None:
         super().__init__()
         self.act_dim = act_dim
         self.normaliser = ObsNormaliser(obs_dim)
-        self.trunk = mlp([obs_dim + latent_dim, *hidden])
+        self.decoder = decoder
+        extra = decoder.out_dim if decoder is not None else 0
+        self.trunk = mlp([obs_dim + latent_dim + extra, *hidden])
         self.mean_head = nn.Linear(hidden[-1], act_dim)
         self.log_std_head = nn.Linear(hidden[-1], act_dim)
 
     def forward(self, obs: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """obs (N, obs) raw, z (N, L) -> pre-tanh mean (N, A), log_std (N, A)."""
-        h = F.relu(self.trunk(torch.cat([self.normaliser(obs), z], dim=-1)))
+        h = F.relu(self.trunk(_inputs(self.decoder, self.normaliser, obs, z)))
         log_std = torch.clamp(self.log_std_head(h), LOG_STD_MIN, LOG_STD_MAX)
         return self.mean_head(h), log_std
 
@@ -121,14 +193,23 @@ class TanhGaussianPolicy(nn.Module):
 class QFunction(nn.Module):
     """Q(s, a, z) -> (N, 1)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, latent_dim: int, hidden: list[int]) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        latent_dim: int,
+        hidden: list[int],
+        decoder: TaskDecoder | None = None,
+    ) -> None:
         super().__init__()
         self.normaliser = ObsNormaliser(obs_dim)
-        self.net = mlp([obs_dim + act_dim + latent_dim, *hidden, 1])
+        self.decoder = decoder
+        extra = decoder.out_dim if decoder is not None else 0
+        self.net = mlp([obs_dim + act_dim + latent_dim + extra, *hidden, 1])
 
     def forward(self, obs: Tensor, action: Tensor, z: Tensor) -> Tensor:
         """obs (N, obs) raw, action (N, A), z (N, L) -> Q (N, 1)."""
-        return self.net(torch.cat([self.normaliser(obs), action, z], dim=-1))
+        return self.net(_inputs(self.decoder, self.normaliser, obs, action, z))
 
 
 class PearlNets(nn.Module):
@@ -142,15 +223,18 @@ class PearlNets(nn.Module):
         encoder_hidden: list[int],
         hidden: list[int],
         init_alpha: float = 1.0,
+        decoder: TaskDecoder | None = None,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
         self.encoder = ContextEncoder(obs_dim, act_dim, latent_dim, encoder_hidden)
-        self.policy = TanhGaussianPolicy(obs_dim, latent_dim, act_dim, hidden)
-        self.qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden)
-        self.qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden)
-        self.target_qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden)
-        self.target_qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden)
+        self.decoder = decoder
+        """Belief features shared by the policy and every Q (None: off)."""
+        self.policy = TanhGaussianPolicy(obs_dim, latent_dim, act_dim, hidden, decoder)
+        self.qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
+        self.qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
+        self.target_qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
+        self.target_qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
         self.target_qf1.load_state_dict(self.qf1.state_dict())
         self.target_qf2.load_state_dict(self.qf2.state_dict())
         for p in [*self.target_qf1.parameters(), *self.target_qf2.parameters()]:

@@ -224,6 +224,7 @@ def update(
     )
     if task is not None:
         task.optimizer.step()
+        task.sync(nets, cfg)
     return {
         "loss/qf": float(losses.qf_loss.detach()),
         "loss/policy": float(losses.policy_loss.detach()),
@@ -261,6 +262,12 @@ class TaskInference:
         self.head = torch.nn.Linear(latent_dim, len(keys))
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr)
 
+    def sync(self, nets: PearlNets, cfg: TrainConfig) -> None:
+        """Give the networks' belief features (`offline.task_features`) the current head."""
+        if nets.decoder is not None:
+            rows = [self.keys.index(k) for k in cfg.offline.task_features]
+            nets.decoder.set_head(self.head, self.mean, self.std, rows)
+
     def targets_for(self, tasks: np.ndarray) -> Tensor:
         """Standardised targets of dataset tasks `tasks`: (T, n)."""
         return self.targets[torch.as_tensor(np.asarray(tasks, np.int64))]
@@ -281,6 +288,8 @@ class TaskInference:
             raise ValueError(f"checkpoint's task_targets {state['keys']} differ from {self.keys}")
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.mean = np.asarray(state["mean"], np.float64)
+        self.std = np.asarray(state["std"], np.float64)
 
 
 def sample_offline_tasks(dataset: Any, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from training.config import TrainConfig
-from training.networks import PearlNets
+from training.networks import PearlNets, TaskDecoder
 
 
 class PearlBatch(NamedTuple):
@@ -289,6 +289,16 @@ def update(
 
 def make_nets(obs_dim: int, act_dim: int, cfg: TrainConfig) -> PearlNets:
     """The networks for `cfg` (seed torch before calling for reproducible weights)."""
+    decoder = None
+    if cfg.offline.task_features:
+        from sim.insertion import OBS_INDEX
+
+        feats = cfg.offline.task_features
+        decoder = TaskDecoder(
+            cfg.encoder.latent_dim,
+            [OBS_INDEX[f.obs] for f in feats.values()],
+            [f.scale for f in feats.values()],
+        )
     return PearlNets(
         obs_dim,
         act_dim,
@@ -296,4 +306,5 @@ def make_nets(obs_dim: int, act_dim: int, cfg: TrainConfig) -> PearlNets:
         cfg.encoder.hidden,
         cfg.sac.hidden,
         init_alpha=cfg.sac.alpha,
+        decoder=decoder,
     )

@@ -74,6 +74,48 @@ def test_policy_behaviour_from_a_trained_run(trained_run: Path, tmp_path: Path) 
     assert ds.behaviours == ["policy"] and len(ds.tasks) == 2
 
 
+@pytest.mark.slow  # the ONNX exporter takes a few seconds
+def test_policy_behaviour_from_an_exported_artifact(trained_run: Path, tmp_path: Path) -> None:
+    """policy_run may be an artifact dir: onnxruntime gives the torch run's actions and
+    posterior, and a collection runs from it."""
+    import numpy as np
+
+    from training.collect import PolicyBehaviour
+    from training.export import export_run
+
+    export_run(trained_run, tmp_path / "art")
+    behs = [
+        PolicyBehaviour(str(src), 2, 2, np.random.default_rng(0), latent="posterior")
+        for src in (trained_run, tmp_path / "art")
+    ]
+    rows = np.random.default_rng(1).normal(size=(6, 7)).astype(np.float32)
+    for b in behs:
+        b.reset("task")
+        b.end_episode(rows)
+        b.reset("task")
+    np.testing.assert_allclose(behs[0].z, behs[1].z, atol=1e-5)
+    np.testing.assert_allclose(behs[0].z_var, behs[1].z_var, rtol=1e-5)
+    obs = np.array([0.3, -0.2], np.float32)
+    np.testing.assert_allclose(behs[0].act(obs), behs[1].act(obs), atol=1e-5)
+    with pytest.raises(ValueError, match="dims"):
+        PolicyBehaviour(str(tmp_path / "art"), 3, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="neither a training run"):
+        PolicyBehaviour(str(tmp_path), 2, 2, np.random.default_rng(0))
+
+    cfg = CollectConfig.model_validate(
+        {
+            "env": "point",
+            "num_tasks": 2,
+            "episodes_per_task": 2,
+            "mix": {"scripted": 0, "random": 0, "policy": 1},
+            "policy_run": str(tmp_path / "art"),
+            "policy_latent": "posterior",
+        }
+    )
+    m = collect(cfg, tmp_path / "d", progress=False)
+    assert m["behaviours"]["policy"]["episodes"] == 4
+
+
 def test_policy_posterior_sampling_narrows_within_a_task_and_restarts_per_task(
     trained_run: Path, tmp_path: Path
 ) -> None:

@@ -263,3 +263,75 @@ def test_task_inference_errors_name_the_problem(point_data: Path, tmp_path: Path
     plain.save_checkpoint()
     with pytest.raises(ValueError, match="without offline.task_targets"):
         OfflineTrainer(offline_cfg(point_data, offline=off), tmp_path / "c").load_checkpoint()
+
+
+@pytest.mark.slow  # an insertion dataset and the ONNX exporter: ~15 s
+def test_belief_features_follow_the_head_and_reach_the_exported_policy(tmp_path: Path) -> None:
+    """offline.task_features: after every update the networks' decoder is the task head,
+    a resumed run restores it, and the exported policy computes the same actions."""
+    from training.collect import collect
+    from training.config import CollectConfig
+    from training.evaluate import OnnxAgent, TorchAgent
+    from training.export import export_run
+
+    sim = {"tasks": {"n_train_per_plug": 1, "n_test_per_plug": 1}}
+    data = tmp_path / "ins"
+    collect(
+        CollectConfig.model_validate(
+            {
+                "num_tasks": 3,
+                "episodes_per_task": 1,
+                "max_episode_steps": 10,
+                "sim_overrides": sim,
+                "mix": {"teleop": 1, "scripted": 0, "random": 0, "policy": 0},
+            }
+        ),
+        data,
+        progress=False,
+    )
+    deg = 180.0 / np.pi
+    cfg = TrainConfig.model_validate(
+        {
+            "meta_batch": 3,
+            "batch_size": 8,
+            "context_size": 4,
+            "max_episode_steps": 10,
+            "sim_overrides": sim,
+            "sac": {"hidden": [16, 16]},
+            "encoder": {"hidden": [16], "latent_dim": 3},
+            "offline": {
+                "dataset": str(data),
+                "updates": 5,
+                "log_every": 5,
+                "task_targets": ["dx", "dy", "dyaw"],
+                "task_features": {
+                    "dyaw": {"obs": "yaw_deg", "scale": deg},
+                    "dx": {"obs": "x_mm", "scale": 1000.0},
+                },
+            },
+            "eval": {"explore_episodes": 1, "eval_episodes": 1, "max_tasks": 1},
+            "checkpoint_every": 1,
+        }
+    )
+    trainer = OfflineTrainer(cfg, tmp_path / "run")
+    trainer.run(progress=False)
+    dec, task = trainer.nets.decoder, trainer.task
+    assert dec is not None and task is not None
+    # feature order is the config's (dyaw, dx), rows of the head picked by key
+    torch.testing.assert_close(dec.weight, task.head.weight.detach()[[2, 0]])
+    torch.testing.assert_close(dec.t_std, torch.as_tensor(task.std[[2, 0]], dtype=torch.float32))
+    again = OfflineTrainer(cfg, tmp_path / "run")
+    again.load_checkpoint()
+    assert again.nets.decoder is not None
+    torch.testing.assert_close(again.nets.decoder.weight, dec.weight)
+
+    export_run(tmp_path / "run", tmp_path / "art")
+    onnx_agent = OnnxAgent(tmp_path / "art")
+    torch_agent = TorchAgent(trainer.nets, True, True)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        obs = rng.normal(size=18).astype(np.float32) * 5
+        z, noise = rng.normal(size=3).astype(np.float32), np.zeros(4, np.float32)
+        np.testing.assert_allclose(
+            onnx_agent.act(obs, z, noise), torch_agent.act(obs, z, noise), atol=1e-5
+        )
