@@ -119,43 +119,24 @@ class RandomBehaviour:
         return np.clip(self.prev, -1.0, 1.0).astype(np.float32)
 
 
-class _TorchBehaviourAgent:
-    """A training run's checkpoint as a `training.evaluate.TorchAgent` (+ its dims)."""
-
-    def __init__(self, run_dir: Path) -> None:
-        import torch
-
-        from training.config import TrainConfig
-        from training.evaluate import TorchAgent
-        from training.pearl import make_nets
-        from training.trainer import CHECKPOINT, load_checkpoint
-
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        cfg = TrainConfig.model_validate(state["config"])
-        # Batch-1 forward passes: more intra-op threads only spin-wait on a shared machine.
-        torch.set_num_threads(cfg.torch_threads)
-        self.dims = (int(state["dims"]["obs"]), int(state["dims"]["act"]))
-        nets = make_nets(*self.dims, cfg)
-        nets.load_state_dict(state["nets"])
-        nets.eval()
-        self._agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
-        self.latent_dim = self._agent.latent_dim
-        self.use_latent = self._agent.use_latent
-        self.prior_in_posterior = self._agent.prior_in_posterior
-        self.factors = self._agent.factors
-        self.act = self._agent.act
-
-
 def _load_policy_agent(path: Path) -> tuple[Any, tuple[int, int]]:
     """A run dir (checkpoint.pt) or an exported artifact dir (manifest.json) as an agent,
     with its (obs_dim, act_dim)."""
     from runtime.artifact import MANIFEST_NAME
-    from training.evaluate import OnnxAgent
+    from training.evaluate import OnnxAgent, TorchAgent
     from training.trainer import CHECKPOINT
 
     if (path / CHECKPOINT).is_file():
-        agent = _TorchBehaviourAgent(path)
-        return agent, agent.dims
+        import torch
+
+        from training.finetune import load_run
+
+        nets, cfg = load_run(path)
+        nets.eval()
+        # Batch-1 forward passes: more intra-op threads only spin-wait on a shared machine.
+        torch.set_num_threads(cfg.torch_threads)
+        agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
+        return agent, (nets.obs_dim, nets.act_dim)
     if (path / MANIFEST_NAME).is_file():
         onnx = OnnxAgent(path)
         m = onnx.artifact.manifest

@@ -288,8 +288,6 @@ class TaskInference:
             raise ValueError(f"checkpoint's task_targets {state['keys']} differ from {self.keys}")
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.mean = np.asarray(state["mean"], np.float64)
-        self.std = np.asarray(state["std"], np.float64)
 
 
 def sample_offline_tasks(dataset: Any, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
