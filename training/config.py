@@ -150,6 +150,10 @@ class FinetuneConfig(StrictModel):
     """Contextual adaptation only for this many episodes; gradient fine-tuning starts when
     their success rate is below `far_threshold` (the task is far from the data)."""
     far_threshold: float = Field(1.0, ge=0, le=1)
+    online_context: Literal["all", "successes", "none"] = "all"
+    """Which of the online episodes join the posterior's context (the K context episodes
+    always do): all (PEARL), only those that inserted (an insertion shows where the socket
+    is; a failed search may mislead the belief), or none (the context episodes alone)."""
     updates_per_episode: int = Field(100, ge=0)
     """Gradient steps (offline PEARL's losses) after each episode of the gradient phase."""
     offline_tasks_per_batch: int = Field(3, ge=0)

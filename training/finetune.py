@@ -389,16 +389,24 @@ def finetune_task(
     )
     cap = (ft.context_episodes + ft.max_episodes + 1) * int(cfg.max_episode_steps or 1000)
     buf = MultiTaskReplayBuffer(1, cap, nets.obs_dim, nets.act_dim)
-    rows: list[np.ndarray] = []  # every transition on this task: the posterior's context
+    rows: list[np.ndarray] = []  # the posterior's context (`finetune.online_context`)
 
-    def remember(ep: EpisodeResult) -> None:
+    def remember(ep: EpisodeResult, online: bool = True) -> None:
+        """Every transition into the replay buffer; into the posterior as configured."""
         o, a = nets.obs_dim, nets.act_dim
         for r in ep.transitions:
             buf.add(0, r[:o], r[o : o + a], float(r[o + a]), r[o + a + 1 :], False)
-        rows.append(ep.transitions)
+        if (
+            not online
+            or ft.online_context == "all"
+            or (ft.online_context == "successes" and ep.success)
+        ):
+            rows.append(ep.transitions)
+            if online and agent.use_latent:
+                post.add(*agent.factors(ep.transitions))
 
     for ep in ctx:
-        remember(ep)
+        remember(ep, online=False)  # gather_context added them to the posterior
     # T = 1 + mix tasks per gradient step: the new task, then `mix` offline tasks.
     ft_cfg = cfg.model_copy(update={"meta_batch": 1 + mix, "batch_size": ft.batch_size})
     optimizers = PearlOptimizers.create(nets, ft_cfg)
@@ -423,8 +431,6 @@ def finetune_task(
             stochastic_policy=grad,
         )
         remember(ep)
-        if agent.use_latent:
-            post.add(*agent.factors(ep.transitions))
         result.episodes.append(bool(ep.success))
         streak = streak + 1 if ep.success else 0
         if streak >= ft.streak:
@@ -441,7 +447,7 @@ def finetune_task(
             for _ in range(ft.updates_per_episode):
                 update(mixed_batch(buf, dataset, ft_cfg, rng, data_rng), nets, optimizers, ft_cfg)
                 updates += 1
-            # The encoder moved: rebuild the posterior from every transition seen on the task.
+            # The encoder moved: rebuild the posterior from its context transitions.
             post.reset()
             if agent.use_latent:
                 post.add(*agent.factors(np.concatenate(rows)))

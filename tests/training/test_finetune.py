@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,46 @@ def test_finetuned_artifact_hot_reloads_on_a_live_runtime(
         robot.close()
         bystander.close()
         server.stop()
+
+
+@pytest.mark.parametrize("which", ["all", "successes", "none"])
+def test_online_context_picks_the_episodes_that_join_the_posterior(
+    offline_run: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    import training.finetune
+    from training.evaluate import Posterior
+
+    calls: list[int] = []
+
+    class Spy(Posterior):
+        def add(self, mu: Any, var: Any) -> None:
+            calls.append(len(mu))
+            super().add(mu, var)
+
+    # every other online episode "inserts", so the three choices differ
+    real_run = training.finetune.run_episode
+    count = iter(range(1000))
+
+    def alternating(*args: Any, **kwargs: Any) -> Any:
+        return dataclasses.replace(real_run(*args, **kwargs), success=next(count) % 2 == 0)
+
+    monkeypatch.setattr(training.finetune, "Posterior", Spy)
+    monkeypatch.setattr(training.finetune, "run_episode", alternating)
+    nets, cfg = load_run(offline_run)
+    k, n = 2, 6
+    ft_cfg = with_finetune(
+        cfg,
+        context_episodes=k,
+        max_episodes=n,
+        streak=n + 1,
+        far_threshold=0.0,  # never "far": no gradient phase, no posterior rebuild
+        final_episodes=0,
+        online_context=which,
+        max_episode_steps=4,
+    )
+    source = make_task_source(ft_cfg)
+    res, _ = finetune_task(nets, ft_cfg, source, source.test_tasks[0], seed=0)
+    assert res.episodes == [True, False] * 3 and res.gradient_from is None
+    online = {"all": 6, "successes": 3, "none": 0}[which]
+    assert len(calls) == k + online  # one add per episode that joins
+    assert all(c > 0 for c in calls)
