@@ -74,6 +74,9 @@ class TaskFeature(StrictModel):
     """An observation name of the env (insertion: sim.insertion.OBS_INDEX, e.g. x_mm)."""
     scale: float = 1.0
     """Multiplies the target's unit into the observation's (m -> mm: 1000; rad -> deg)."""
+    fine: float = Field(1.0, gt=0)
+    """Width of the fine feature tanh(e / fine), in the observation's unit: errors well
+    below it are resolved, errors above it saturate."""
 
 
 class OfflineConfig(StrictModel):

@@ -89,7 +89,8 @@ class TaskDecoder(nn.Module):
 
     For feature k: e_k = scale_k * (W z + b)_k * t_std_k + t_mean_k) - obs[idx_k], in the
     observation's unit (e.g. "socket x - plug x" in mm); the networks get e_k / std(obs_k)
-    (coarse) and tanh(e_k) (fine: saturates beyond a few units, resolves the last mm).
+    (coarse) and tanh(e_k / fine_k) (fine: resolves errors below its width `fine_k`, in the
+    observation's unit, and saturates beyond a few widths).
     W, b are a frozen copy of the offline task-inference head (`set_head`, after each of
     its steps), so no other loss moves them and the exported policy graph carries them.
     One instance is shared by the policy and all Q networks.
@@ -101,8 +102,15 @@ class TaskDecoder(nn.Module):
     t_std: Tensor
     scale: Tensor
     index: Tensor
+    fine: Tensor
 
-    def __init__(self, latent_dim: int, obs_index: list[int], scale: list[float]) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        obs_index: list[int],
+        scale: list[float],
+        fine: list[float] | None = None,
+    ) -> None:
         super().__init__()
         n = len(obs_index)
         self.register_buffer("weight", torch.zeros(n, latent_dim))
@@ -111,6 +119,9 @@ class TaskDecoder(nn.Module):
         self.register_buffer("t_std", torch.ones(n))
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
         self.register_buffer("index", torch.tensor(obs_index, dtype=torch.long))
+        widths = [1.0] * n if fine is None else fine
+        # not persistent: from the config (make_nets), so checkpoints from before it load
+        self.register_buffer("fine", torch.tensor(widths, dtype=torch.float32), persistent=False)
 
     @property
     def out_dim(self) -> int:
@@ -133,7 +144,7 @@ class TaskDecoder(nn.Module):
         """obs (N, obs) raw, z (N, L), obs_std (obs,) -> features (N, 2 n)."""
         estimate = (F.linear(z, self.weight, self.bias) * self.t_std + self.t_mean) * self.scale
         err = estimate - obs[..., self.index]
-        return torch.cat([err / obs_std[self.index], torch.tanh(err)], dim=-1)
+        return torch.cat([err / obs_std[self.index], torch.tanh(err / self.fine)], dim=-1)
 
 
 def _inputs(decoder: TaskDecoder | None, norm: ObsNormaliser, obs: Tensor, *mid: Tensor) -> Tensor:

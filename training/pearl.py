@@ -298,6 +298,7 @@ def make_nets(obs_dim: int, act_dim: int, cfg: TrainConfig) -> PearlNets:
             cfg.encoder.latent_dim,
             [OBS_INDEX[f.obs] for f in feats.values()],
             [f.scale for f in feats.values()],
+            [f.fine for f in feats.values()],
         )
     return PearlNets(
         obs_dim,

@@ -32,18 +32,22 @@ def belief_config(**over: object) -> TrainConfig:
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), rows=st.permutations([0, 1, 2]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    rows=st.permutations([0, 1, 2]),
+    fine=st.lists(st.floats(0.05, 5.0), min_size=3, max_size=3),
+)
 def test_features_are_the_decoded_task_relative_to_the_observation(
-    seed: int, rows: list[int]
+    seed: int, rows: list[int], fine: list[float]
 ) -> None:
-    """e = scale * (head(z) * t_std + t_mean) - obs[idx]; features e / std(obs), tanh(e)."""
+    """e = scale * (head(z) * t_std + t_mean) - obs[idx]; features e / std(obs), tanh(e / fine)."""
     rng = np.random.default_rng(seed)
     L, n_obs = 4, 6
     head = torch.nn.Linear(L, 3)
     torch.nn.init.normal_(head.weight, generator=torch.Generator().manual_seed(seed))
     t_mean, t_std = rng.normal(size=3), rng.uniform(0.1, 2.0, 3)
     idx, scale = [4, 0, 2], [1000.0, 2.0, 0.5]
-    dec = TaskDecoder(L, idx, scale)
+    dec = TaskDecoder(L, idx, scale, fine)
     dec.set_head(head, t_mean, t_std, rows)
     z = rng.normal(size=(5, L)).astype(np.float32)
     obs = rng.normal(size=(5, n_obs)).astype(np.float32) * 10
@@ -53,7 +57,7 @@ def test_features_are_the_decoded_task_relative_to_the_observation(
         out = head(torch.as_tensor(z)).numpy().astype(np.float64)
     est = (out[:, rows] * t_std[rows] + t_mean[rows]) * np.asarray(scale)
     err = est - obs[:, idx]
-    want = np.concatenate([err / obs_std[idx], np.tanh(err)], axis=1)
+    want = np.concatenate([err / obs_std[idx], np.tanh(err / np.asarray(fine))], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
     assert got.shape == (5, dec.out_dim) == (5, 6)
 
@@ -78,7 +82,9 @@ def test_one_decoder_serves_every_network_and_no_loss_moves_it() -> None:
     before = nets.policy(obs, z)[0].detach()
     dec.set_head(torch.nn.Linear(3, 3), np.zeros(3), np.ones(3), [0, 1, 2])
     assert not torch.allclose(before, nets.policy(obs, z)[0])
-    # a checkpoint round trip restores it in every network at once
+    # a checkpoint round trip restores it in every network at once; the fine widths come
+    # from the config, not the checkpoint (checkpoints from before them load)
+    assert not any(k.endswith("fine") for k in nets.state_dict())
     again = make_nets(18, 4, belief_config())
     again.load_state_dict(nets.state_dict())
     assert again.policy.decoder is again.decoder
@@ -93,6 +99,10 @@ def test_without_features_the_networks_are_unchanged() -> None:
     torch.manual_seed(0)
     feats = make_nets(18, 4, belief_config())
     assert feats.policy.trunk[0].in_features == 18 + 3 + 6
+    narrow = {**FEATURES, "dy": {"obs": "y_mm", "scale": 1000.0, "fine": 0.25}}
+    cfg = belief_config(offline={"task_targets": ["dx", "dy", "dyaw"], "task_features": narrow})
+    dec = make_nets(18, 4, cfg).decoder
+    assert dec is not None and dec.fine.tolist() == [1.0, 0.25, 1.0]
 
 
 @pytest.mark.parametrize(
