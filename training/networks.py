@@ -87,7 +87,7 @@ class TaskDecoder(nn.Module):
     """Belief features: the task-inference head's estimate of hidden task parameters, read
     out of z and put relative to the robot's own observation.
 
-    For feature k: e_k = scale_k * (W z + b)_k * t_std_k + t_mean_k) - obs[idx_k], in the
+    For feature k: e_k = scale_k * ((W z + b)_k * t_std_k + t_mean_k) - obs[idx_k], in the
     observation's unit (e.g. "socket x - plug x" in mm); the networks get e_k / std(obs_k)
     (coarse) and tanh(e_k / fine_k) (fine: resolves errors below its width `fine_k`, in the
     observation's unit, and saturates beyond a few widths).
