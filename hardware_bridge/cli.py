@@ -137,6 +137,7 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
         control_hz=control_hz,
         realtime=realtime,
         update=cfg.update,
+        stochastic=cfg.sample_actions,
         latent_dim=info.latent_dim,
         sink=recorder,
         log=log,

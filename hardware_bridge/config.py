@@ -181,6 +181,11 @@ class TrialsConfig(StrictModel):
     update: str = Field(default="episode", pattern="^(step|episode)$")
     """When the runtime's posterior absorbs new transitions (runtime set_mode `update`).
     Left unset with robot sim-locomotion it is "step" (continuous adaptation, as RMA)."""
+    sample_actions: bool = False
+    """Ask the runtime for actions sampled from the policy (the STEP flag `stochastic`) instead
+    of its mean action, in every episode. On tight fits the noise lets a plug stuck on the
+    socket face find the hole (BENCHMARKS.md `## offline` r7, in sim); the safety layer bounds
+    sampled actions like any other."""
     record: str | None = None
     """Directory for recordings (None: do not record)."""
     safety: SafetyLimits = Field(default_factory=SafetyLimits)

@@ -77,8 +77,10 @@ class Policy(Protocol):
         transition: npt.ArrayLike | None = None,
         *,
         timeout_s: float | None = None,
+        stochastic: bool = False,
     ) -> npt.NDArray[np.float32]:
-        """Add `transition` (if given) to the context; return the action for `obs`."""
+        """Add `transition` (if given) to the context; return the action for `obs` (sampled
+        from the policy with `stochastic`, else its mean action)."""
         ...
 
     def observe(self, transitions: npt.ArrayLike) -> int:
@@ -181,13 +183,15 @@ class ControlLoop:
         control_hz: float | None = None,
         realtime: bool = False,
         update: str = "episode",
+        stochastic: bool = False,
         latent_dim: int = 0,
         sink: StepSink | None = None,
         log: Callable[[str], None] = print,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """`control_hz` defaults to the robot's; `realtime` paces periods with `sleep`."""
+        """`control_hz` defaults to the robot's; `realtime` paces periods with `sleep`;
+        `stochastic` asks the runtime for sampled actions (STEP flag) in every episode."""
         self.robot = robot
         self.policy = policy
         self.control_hz = float(control_hz or robot.control_hz)
@@ -207,6 +211,7 @@ class ControlLoop:
         )
         self.realtime = realtime
         self.update = update
+        self.stochastic = stochastic
         self.latent_dim = latent_dim
         self.sink = sink
         self.log = log
@@ -321,7 +326,9 @@ class ControlLoop:
                 else:
                     action: npt.NDArray[np.float32] | None
                     try:
-                        action = self.policy.step(state.obs, transition, timeout_s=deadline)
+                        action = self.policy.step(
+                            state.obs, transition, timeout_s=deadline, stochastic=self.stochastic
+                        )
                         latency = self.clock() - t0
                         self.watchdog.reply()
                     except TRANSPORT_ERRORS as exc:

@@ -88,6 +88,16 @@ class OfflineConfig(StrictModel):
     """A dataset directory written by `zshot collect` (or recordings with task metadata)."""
     updates: int = Field(5000, ge=1)
     """Gradient steps (offline: no env interaction during training)."""
+    critic: Literal["awac", "iql"] = "awac"
+    """How the advantage of a dataset action is measured. awac (AWAC, Nair et al. 2020):
+    Q^pi by Bellman backups through a' ~ pi, A = Q(s, a) - E_pi Q(s, a'). iql (Implicit
+    Q-Learning, Kostrikov et al. 2021, arXiv 2110.06169): a value network V(s, z) fitted
+    by expectile regression onto the dataset actions' Q (`expectile`), Q backed up through
+    V(s'), A = Q(s, a) - V(s): no action the data never took is ever evaluated. The actor
+    is the same advantage-weighted likelihood either way (IQL's beta = 1 / awac_lambda)."""
+    expectile: float = Field(0.7, gt=0.5, lt=1.0)
+    """iql: the expectile tau of Q(s, a) over the dataset's actions that V(s) fits (0.5 = their
+    mean, towards 1 = their best); IQL's 0.7 for locomotion, 0.9 for AntMaze."""
     awac_lambda: float = Field(1.0, gt=0)
     """AWAC temperature: policy weight exp(A / lambda) on each dataset action."""
     max_weight: float = Field(20.0, gt=0)
@@ -157,6 +167,11 @@ class FinetuneConfig(StrictModel):
     """Which of the online episodes join the posterior's context (the K context episodes
     always do): all (PEARL), only those that inserted (an insertion shows where the socket
     is; a failed search may mislead the belief), or none (the context episodes alone)."""
+    sample_actions: bool = False
+    """Act with actions sampled from pi (its Gaussian; the runtime's stochastic STEP) instead
+    of its mean action, in evaluation episodes and in the online episodes before the gradient
+    phase (which always samples). Noise lets a plug stuck on the socket face jiggle free
+    (BENCHMARKS.md `## offline` r7)."""
     updates_per_episode: int = Field(100, ge=0)
     """Gradient steps (offline PEARL's losses) after each episode of the gradient phase."""
     offline_tasks_per_batch: int = Field(3, ge=0)

@@ -214,6 +214,7 @@ def context_eval(
                     update_every_step=False,
                     control_hz=hz,
                     max_steps=cfg.max_episode_steps,
+                    stochastic_policy=ft.sample_actions,
                 )
             )
     env.close()
@@ -225,6 +226,7 @@ def context_eval(
         "tasks_per_plug": tasks_per_plug,
         "seed": seed,
         "use_latent": cfg.use_latent,
+        "sample_actions": ft.sample_actions,
     }
     return FewShotReport(rows, protocol)
 
@@ -428,7 +430,7 @@ def finetune_task(
             update_every_step=False,
             control_hz=hz,
             max_steps=cfg.max_episode_steps,
-            stochastic_policy=grad,
+            stochastic_policy=grad or ft.sample_actions,
         )
         remember(ep)
         result.episodes.append(bool(ep.success))
@@ -471,6 +473,7 @@ def finetune_task(
             update_every_step=False,
             control_hz=hz,
             max_steps=cfg.max_episode_steps,
+            stochastic_policy=ft.sample_actions,
         )
         result.final_successes += int(ep.success)
         result.final_episodes += 1

@@ -223,8 +223,26 @@ class QFunction(nn.Module):
         return self.net(_inputs(self.decoder, self.normaliser, obs, action, z))
 
 
+class ValueFunction(nn.Module):
+    """V(s, z) -> (N, 1): the state value of offline IQL (`offline.critic: iql`)."""
+
+    def __init__(
+        self, obs_dim: int, latent_dim: int, hidden: list[int], decoder: TaskDecoder | None = None
+    ) -> None:
+        super().__init__()
+        self.normaliser = ObsNormaliser(obs_dim)
+        self.decoder = decoder
+        extra = decoder.out_dim if decoder is not None else 0
+        self.net = mlp([obs_dim + latent_dim + extra, *hidden, 1])
+
+    def forward(self, obs: Tensor, z: Tensor) -> Tensor:
+        """obs (N, obs) raw, z (N, L) -> V (N, 1)."""
+        return self.net(_inputs(self.decoder, self.normaliser, obs, z))
+
+
 class PearlNets(nn.Module):
-    """Everything PEARL learns: encoder, policy, twin Q, their targets, log alpha."""
+    """Everything PEARL learns: encoder, policy, twin Q, their targets, log alpha (and V for
+    offline IQL)."""
 
     def __init__(
         self,
@@ -235,6 +253,7 @@ class PearlNets(nn.Module):
         hidden: list[int],
         init_alpha: float = 1.0,
         decoder: TaskDecoder | None = None,
+        value_function: bool = False,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
@@ -251,15 +270,23 @@ class PearlNets(nn.Module):
         for p in [*self.target_qf1.parameters(), *self.target_qf2.parameters()]:
             p.requires_grad_(False)  # targets move only by Polyak averaging
         self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)))
+        self.vf = ValueFunction(obs_dim, latent_dim, hidden, decoder) if value_function else None
+        """V(s, z) of offline IQL (None otherwise, and then absent from checkpoints)."""
 
     def set_obs_stats(self, mean: Tensor, std: Tensor) -> None:
         """Give every network the same frozen observation normalisation."""
-        for net in (
-            self.encoder,
-            self.policy,
-            self.qf1,
-            self.qf2,
-            self.target_qf1,
-            self.target_qf2,
-        ):
-            net.normaliser.set_stats(mean, std)
+        norms = [
+            net.normaliser
+            for net in (
+                self.encoder,
+                self.policy,
+                self.qf1,
+                self.qf2,
+                self.target_qf1,
+                self.target_qf2,
+            )
+        ]
+        if self.vf is not None:
+            norms.append(self.vf.normaliser)
+        for norm in norms:
+            norm.set_stats(mean, std)

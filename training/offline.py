@@ -14,12 +14,17 @@ dataset only (`zshot collect`, training/datasets.py). Read top to bottom:
          w = min(exp(A(s, a, z) / lambda), max_weight),
          A = min_i Q_i(s, a, z) - E_{a'~pi} min_i Q_i(s, a', z)
      weights clipped as in CRR/IQL so a few large advantages cannot dominate a batch;
+   - or, with `offline.critic: iql` (Implicit Q-Learning, Kostrikov et al. 2021, arXiv
+     2110.06169), no action outside the data is evaluated: V(s, z) fits the tau-expectile
+     of the target Qs of the dataset actions (`expectile_loss`), the critic backs up through
+     it, y = r_scale * r + gamma (1 - d) V(s', z), and A = min_i Q'_i(s, a, z) - V(s, z);
+     the same weighted actor (beta = 1 / lambda). V's loss joins the critic loss (V only);
    - kl_div: KL(q(z|c) || N(0, I)) summed over tasks (PEARL eq. 4);
    - task_loss (optional): MSE of head(posterior mean) against the standardised hidden task
      parameters (remedy c below).
 2. `update(batch, nets, optimizers, cfg)`: the optimizer steps. Gradient paths:
        encoder  <- critic loss + kl_lambda * KL (+ task_loss_weight * task_loss)
-       Q1, Q2   <- critic loss
+       Q1, Q2   <- critic loss                     (and V <- its expectile loss, iql)
        policy   <- actor loss                      (z and the weights w detached)
 3. `OfflineTrainer`: the loop (no env steps), checkpoints in `zshot train`'s schema so
    `zshot export` and `zshot eval` read offline runs unchanged.
@@ -84,7 +89,10 @@ class OfflineLosses(NamedTuple):
     """Every loss term of one offline PEARL step (scalars) plus diagnostics."""
 
     qf_loss: Tensor
-    """Twin-Q Bellman error (policy evaluation); its gradient also trains the encoder."""
+    """Twin-Q Bellman error (policy evaluation); its gradient also trains the encoder. With
+    `offline.critic: iql` it also holds V's expectile loss (`v_loss`), which reaches V only."""
+    v_loss: Tensor
+    """iql: V's expectile loss, detached, for logging (0 with awac)."""
     policy_loss: Tensor
     """Advantage-weighted negative log-likelihood of the dataset actions."""
     kl_div: Tensor
@@ -97,6 +105,13 @@ class OfflineLosses(NamedTuple):
     z_mean: Tensor  # (T, L), detached
     z_var: Tensor  # (T, L), detached
     q_mean: Tensor  # mean Q1 on the batch, detached
+
+
+def expectile_loss(diff: Tensor, tau: float) -> Tensor:
+    """IQL's asymmetric squared loss of u = Q - V: mean |tau - 1(u < 0)| u^2 (eq. 5). Its
+    minimiser over a constant V is the tau-expectile of Q (the mean at tau = 0.5)."""
+    w = torch.where(diff < 0, 1.0 - tau, tau)
+    return (w * diff.pow(2)).mean()
 
 
 def tanh_gaussian_log_prob(
@@ -145,28 +160,48 @@ def offline_pearl_losses(
     dones = batch.dones.reshape(T * B, 1)
     z_det = z_flat.detach()
 
-    # --- critic: Q^pi by the Bellman backup with a' ~ pi (AWAC eq. 3); z not detached ---
+    vf = nets.vf if off.critic == "iql" else None  # V(s, z): the iql critic
+    if off.critic == "iql" and vf is None:
+        raise ValueError("offline.critic: iql needs networks with a value function (make_nets)")
+    # --- critic: Q by the Bellman backup; z not detached (the encoder learns through it) ---
+    #   awac: through a' ~ pi (AWAC eq. 3); iql: through V(s', z) (IQL eq. 6)
     q1 = nets.qf1(obs, actions, z_flat)
     q2 = nets.qf2(obs, actions, z_flat)
     with torch.no_grad():
-        next_actions, _ = nets.policy.sample(next_obs, z_det)
-        target_q = torch.min(
-            nets.target_qf1(next_obs, next_actions, z_det),
-            nets.target_qf2(next_obs, next_actions, z_det),
-        )
-        q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * target_q
+        if vf is not None:
+            next_v = vf(next_obs, z_det)
+        else:
+            next_actions, _ = nets.policy.sample(next_obs, z_det)
+            next_v = torch.min(
+                nets.target_qf1(next_obs, next_actions, z_det),
+                nets.target_qf2(next_obs, next_actions, z_det),
+            )
+        q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * next_v
     qf_loss = F.mse_loss(q1, q_target) + F.mse_loss(q2, q_target)
 
-    # --- actor: advantage-weighted regression onto dataset actions (AWAC eq. 8) ---
+    # --- advantage of the dataset actions, and V's expectile loss (iql) ---
+    v_loss = torch.zeros(())
+    if vf is not None:
+        with torch.no_grad():  # IQL eq. 5: the target networks' Q of the dataset action
+            q_data = torch.min(
+                nets.target_qf1(obs, actions, z_det), nets.target_qf2(obs, actions, z_det)
+            )
+        v_pred = vf(obs, z_det)
+        v_loss = expectile_loss(q_data - v_pred, off.expectile)
+        adv = (q_data - v_pred).detach()
+    else:
+        with torch.no_grad():
+            q_data = torch.min(nets.qf1(obs, actions, z_det), nets.qf2(obs, actions, z_det))
+            k = off.value_samples
+            obs_k = obs.repeat(k, 1)  # (k*T*B, obs)
+            z_k = z_det.repeat(k, 1)
+            a_k, _ = nets.policy.sample(obs_k, z_k)
+            v = torch.min(nets.qf1(obs_k, a_k, z_k), nets.qf2(obs_k, a_k, z_k))
+            v = v.reshape(k, T * B, 1).mean(0)  # V(s, z) = E_pi Q(s, a, z)
+            adv = q_data - v
+
+    # --- actor: advantage-weighted regression onto dataset actions (AWAC eq. 8, IQL eq. 7) ---
     with torch.no_grad():
-        q_data = torch.min(nets.qf1(obs, actions, z_det), nets.qf2(obs, actions, z_det))
-        k = off.value_samples
-        obs_k = obs.repeat(k, 1)  # (k*T*B, obs)
-        z_k = z_det.repeat(k, 1)
-        a_k, _ = nets.policy.sample(obs_k, z_k)
-        v = torch.min(nets.qf1(obs_k, a_k, z_k), nets.qf2(obs_k, a_k, z_k))
-        v = v.reshape(k, T * B, 1).mean(0)  # V(s, z) = E_pi Q(s, a, z)
-        adv = q_data - v
         # exp(A / lambda) clipped at max_weight; clamp the exponent first so exp cannot overflow
         weight = torch.exp(torch.clamp(adv / off.awac_lambda, max=math.log(off.max_weight)))
     log_prob = tanh_gaussian_log_prob(nets.policy, obs, z_det, actions)  # grads -> policy only
@@ -178,7 +213,8 @@ def offline_pearl_losses(
         task_loss = F.mse_loss(task_head(z_mean), task_targets)
 
     return OfflineLosses(
-        qf_loss=qf_loss,
+        qf_loss=qf_loss + v_loss,
+        v_loss=v_loss.detach(),
         policy_loss=policy_loss,
         kl_div=kl_div,
         task_loss=task_loss,
@@ -226,10 +262,11 @@ def update(
         task.optimizer.step()
         task.sync(nets, cfg)
     return {
-        "loss/qf": float(losses.qf_loss.detach()),
+        "loss/qf": float((losses.qf_loss - losses.v_loss).detach()),
         "loss/policy": float(losses.policy_loss.detach()),
         "loss/kl_div": float(losses.kl_div.detach()),
         "loss/task": float(losses.task_loss.detach()),
+        "loss/v": float(losses.v_loss),
         "awac/advantage": float(losses.advantage),
         "awac/weight": float(losses.weight),
         "sac/q_mean": float(losses.q_mean),

@@ -174,6 +174,13 @@ def pearl_losses(batch: PearlBatch, nets: PearlNets, cfg: TrainConfig) -> PearlL
     )
 
 
+def critic_parameters(nets: PearlNets) -> list[torch.nn.Parameter]:
+    """What the critic loss trains: the twin Q (and V of offline IQL, whose loss is part of
+    the critic loss there)."""
+    vf = list(nets.vf.parameters()) if nets.vf is not None else []
+    return [*nets.qf1.parameters(), *nets.qf2.parameters(), *vf]
+
+
 @dataclass
 class PearlOptimizers:
     """One optimizer per learner, as in oyster (context, Q, policy) plus alpha."""
@@ -189,7 +196,7 @@ class PearlOptimizers:
         sac = cfg.sac
         return cls(
             encoder=torch.optim.Adam(nets.encoder.parameters(), lr=sac.qf_lr),
-            critic=torch.optim.Adam([*nets.qf1.parameters(), *nets.qf2.parameters()], lr=sac.qf_lr),
+            critic=torch.optim.Adam(critic_parameters(nets), lr=sac.qf_lr),
             policy=torch.optim.Adam(nets.policy.parameters(), lr=sac.policy_lr),
             alpha=torch.optim.Adam([nets.log_alpha], lr=sac.alpha_lr),
         )
@@ -231,7 +238,7 @@ def step_learners(
     log alpha. `encoder_aux` (offline task inference) is added to the encoder's loss and also
     fills the gradients of `aux_params` (its head), which the caller steps.
     """
-    critic_params = [*nets.qf1.parameters(), *nets.qf2.parameters()]
+    critic_params = critic_parameters(nets)
     encoder_params = list(nets.encoder.parameters())
     policy_params = list(nets.policy.parameters())
     opts = [optimizers.encoder, optimizers.critic, optimizers.policy]
@@ -308,4 +315,5 @@ def make_nets(obs_dim: int, act_dim: int, cfg: TrainConfig) -> PearlNets:
         cfg.sac.hidden,
         init_alpha=cfg.sac.alpha,
         decoder=decoder,
+        value_function=cfg.offline.critic == "iql",
     )

@@ -45,6 +45,7 @@ class FakeRuntime:
         self.session = 0
         self.sessions_opened = 0
         self.steps = 0
+        self.stochastic_steps = 0  # steps that asked for a sampled action
         self.context: list[npt.NDArray[np.float32]] = []
         self.mode = ("exploit", "episode")
         self.calls: list[str] = []
@@ -76,7 +77,9 @@ class FakeRuntime:
         transition: npt.ArrayLike | None = None,
         *,
         timeout_s: float | None = None,
+        stochastic: bool = False,
     ) -> npt.NDArray[np.float32]:
+        self.stochastic_steps += int(stochastic)
         if self.kill_after_steps is not None and self.steps >= self.kill_after_steps:
             self.kill()
             self.kill_after_steps = None

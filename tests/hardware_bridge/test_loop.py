@@ -93,6 +93,24 @@ def test_episode_succeeds_and_every_step_is_recorded() -> None:
     assert sink.episodes[0]["summary"]["success"] is True
 
 
+def test_sampled_actions_are_asked_for_on_every_step_only_when_set() -> None:
+    rt = FakeRuntime(action_fn=towards_hole)
+    loop, _, _, _ = make_loop(rt)
+    res = loop.run_episode("exploit", {"plug": "peg"})
+    assert res.steps > 0 and rt.stochastic_steps == 0  # default: the mean action
+    rt = FakeRuntime(action_fn=towards_hole)
+    loop, _, _, _ = make_loop(rt, stochastic=True)
+    res = loop.run_episode("exploit", {"plug": "peg"})
+    assert res.steps > 0 and rt.stochastic_steps == res.steps
+
+
+def test_trials_config_sample_actions_defaults_off() -> None:
+    from hardware_bridge.config import TrialsConfig
+
+    assert TrialsConfig().sample_actions is False
+    assert TrialsConfig.model_validate({"sample_actions": True}).sample_actions is True
+
+
 def test_nan_actions_hold_the_robot_and_are_recorded_as_commanded() -> None:
     rt = FakeRuntime(
         action_fn=lambda obs, i: np.full(4, np.nan if i % 2 else 0.5, dtype=np.float32)
@@ -223,11 +241,11 @@ def test_update_per_step_records_the_posterior_as_it_moves() -> None:
 
 def test_transitions_the_runtime_never_got_are_delivered_at_episode_end() -> None:
     class Refusing(FakeRuntime):
-        def step(self, obs, transition=None, *, timeout_s=None):  # type: ignore[no-untyped-def]
+        def step(self, obs, transition=None, *, timeout_s=None, stochastic=False):  # type: ignore[no-untyped-def]
             if self.steps in (4, 9):
                 self.steps += 1
                 raise ConnectionError("not sent: no connection")  # like RuntimeUnavailable
-            return super().step(obs, transition, timeout_s=timeout_s)
+            return super().step(obs, transition, timeout_s=timeout_s, stochastic=stochastic)
 
     rt = Refusing(action_fn=lambda obs, i: np.array([0.1, 0, -0.2, 0], dtype=np.float32))
     loop, _, _, _ = make_loop(rt)

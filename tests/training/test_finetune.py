@@ -431,3 +431,23 @@ def test_online_context_picks_the_episodes_that_join_the_posterior(
     online = {"all": 6, "successes": 3, "none": 0}[which]
     assert len(calls) == k + online  # one add per episode that joins
     assert all(c > 0 for c in calls)
+
+
+def test_sample_actions_makes_the_evaluation_episodes_stochastic(offline_run: Path) -> None:
+    """finetune.sample_actions: evaluation acts with sampled actions (returns change, the
+    protocol says so); without it evaluation is repeatable."""
+    nets, cfg = load_run(offline_run)
+    source = make_task_source(cfg)
+    kw: dict[str, Any] = {
+        "context_source": "teleop",
+        "episodes": 3,
+        "seed": 0,
+        "plugs": ["test-0"],
+        "tasks_per_plug": 1,
+    }
+    a = context_eval(source, nets, cfg, **kw)
+    b = context_eval(source, nets, cfg, **kw)
+    s = context_eval(source, nets, with_finetune(cfg, sample_actions=True), **kw)
+    assert a.plugs[0].mean_return == b.plugs[0].mean_return
+    assert s.plugs[0].mean_return != a.plugs[0].mean_return
+    assert a.protocol["sample_actions"] is False and s.protocol["sample_actions"] is True

@@ -335,3 +335,141 @@ def test_belief_features_follow_the_head_and_reach_the_exported_policy(tmp_path:
         np.testing.assert_allclose(
             onnx_agent.act(obs, z, noise), torch_agent.act(obs, z, noise), atol=1e-5
         )
+
+
+# --- offline.critic: iql (Implicit Q-Learning) ---
+
+
+def _expectile(x: np.ndarray, tau: float) -> float:
+    """The tau-expectile by bisection on its first-order condition
+    tau * sum((x - c)+) = (1 - tau) * sum((c - x)+)."""
+    lo, hi = float(x.min()), float(x.max())
+    for _ in range(200):
+        c = 0.5 * (lo + hi)
+        g = tau * np.clip(x - c, 0, None).sum() - (1 - tau) * np.clip(c - x, 0, None).sum()
+        lo, hi = (c, hi) if g > 0 else (lo, c)
+    return 0.5 * (lo + hi)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    xs=st.lists(st.floats(-50, 50, allow_nan=False), min_size=2, max_size=40),
+    tau=st.floats(0.05, 0.95),
+)
+def test_expectile_loss_is_minimised_by_the_expectile(xs: list[float], tau: float) -> None:
+    """A constant fitted by the loss is the tau-expectile of the data (the mean at 0.5), and
+    moving it either way raises the loss."""
+    from training.offline import expectile_loss
+
+    x = np.asarray(xs, np.float64)
+    c = _expectile(x, tau)
+    xt = torch.as_tensor(x)
+    at = float(expectile_loss(xt - c, tau))
+    for step in (1e-3, -1e-3, 0.5, -0.5):
+        assert float(expectile_loss(xt - (c + step), tau)) >= at - 1e-9
+    if abs(tau - 0.5) < 1e-12:
+        assert abs(c - x.mean()) < 1e-6
+
+
+def test_expectile_grows_with_tau() -> None:
+    x = np.random.default_rng(0).normal(size=200)
+    cs = [_expectile(x, t) for t in (0.5, 0.7, 0.9)]
+    assert abs(cs[0] - x.mean()) < 1e-9 and cs[0] < cs[1] < cs[2] < x.max()
+
+
+def test_iql_has_a_value_network_and_awac_does_not() -> None:
+    torch.manual_seed(0)
+    iql, awac = cfg_for(offline={"critic": "iql"}), cfg_for()
+    assert make_nets(OBS, ACT, iql).vf is not None
+    nets = make_nets(OBS, ACT, awac)
+    assert nets.vf is None and not any(k.startswith("vf.") for k in nets.state_dict())
+    with pytest.raises(ValueError, match="value function"):
+        offline_pearl_losses(batch(), nets, iql)  # awac networks under an iql config
+    with pytest.raises(ValueError, match="expectile"):
+        cfg_for(offline={"critic": "iql", "expectile": 0.5})
+
+
+def test_iql_gradient_paths() -> None:
+    """iql: the critic loss trains Q, V and the encoder; V's loss never reaches Q or the
+    encoder (z and the Q targets are detached there); the actor loss only the policy."""
+    torch.manual_seed(0)
+    cfg = cfg_for(offline={"critic": "iql"})
+    nets = make_nets(OBS, ACT, cfg)
+    assert nets.vf is not None
+    out = offline_pearl_losses(batch(), nets, cfg)
+    assert float(out.v_loss) > 0
+    out.policy_loss.backward(retain_graph=True)
+    assert _grads(nets.policy) and not _grads(nets.vf) and not _grads(nets.qf1)
+    nets.zero_grad(set_to_none=True)
+    out.qf_loss.backward(retain_graph=True)
+    assert _grads(nets.qf1) and _grads(nets.qf2) and _grads(nets.encoder) and _grads(nets.vf)
+    assert not _grads(nets.policy) and not _grads(nets.target_qf1)
+    # V's part alone: recompute and backpropagate only the expectile term
+    nets.zero_grad(set_to_none=True)
+    from training.offline import expectile_loss
+
+    b = batch()
+    z = torch.zeros(3 * 8, L)
+    obs, act = b.obs.reshape(24, -1), b.actions.reshape(24, -1)
+    q = torch.min(nets.target_qf1(obs, act, z), nets.target_qf2(obs, act, z)).detach()
+    expectile_loss(q - nets.vf(obs, z), 0.7).backward()
+    assert _grads(nets.vf) and not _grads(nets.qf1) and not _grads(nets.encoder)
+
+
+def test_iql_update_fits_v_to_the_expectile_of_the_data() -> None:
+    """With gamma 0 and a single state, V converges to the tau-expectile of the rewards the
+    dataset actions earn (Q = r), above their mean for tau 0.9."""
+    torch.manual_seed(0)
+    cfg = cfg_for(
+        offline={"critic": "iql", "expectile": 0.9},
+        sac={
+            "hidden": [32, 32],
+            "gamma": 0.0,
+            "reward_scale": 1.0,
+            "qf_lr": 3e-3,
+            "policy_lr": 1e-3,
+            "tau": 0.05,
+        },
+        use_latent=False,
+    )
+    nets = make_nets(OBS, ACT, cfg)
+    assert nets.vf is not None
+    opt = PearlOptimizers.create(nets, cfg)
+    g = torch.Generator().manual_seed(3)
+    T, B = 1, 64
+    obs = torch.zeros(T, B, OBS)  # one state
+    act = torch.rand(T, B, ACT, generator=g) * 2 - 1
+    rew = act[..., :1]  # reward = first action component: uniform on [-1, 1]
+    b = PearlBatch(obs, act, rew, obs, torch.ones(T, B, 1), torch.zeros(T, 4, 2 * OBS + ACT + 1))
+    for _ in range(800):
+        logs = update(b, nets, opt, cfg)
+    v = float(nets.vf(obs[0, :1], torch.zeros(1, L)).detach())
+    want = _expectile(rew.flatten().numpy().astype(np.float64), 0.9)
+    assert abs(v - want) < 0.1, (v, want)
+    assert v > float(rew.mean()) + 0.2
+    assert "loss/v" in logs and logs["loss/v"] >= 0
+
+
+def test_iql_trainer_runs_and_resumes(point_data: Path, tmp_path: Path) -> None:
+    """An iql run checkpoints V (and its optimizer state with the critic's), resumes, and
+    its checkpoint loads for fine-tuning and export like an awac one."""
+    from training.finetune import load_run
+
+    run = tmp_path / "iql"
+    cfg = offline_cfg(
+        point_data,
+        offline={"dataset": str(point_data), "updates": 20, "log_every": 10, "critic": "iql"},
+    )
+    OfflineTrainer(cfg, run).run(progress=False)
+    nets, loaded = load_run(run)
+    assert loaded.offline.critic == "iql" and nets.vf is not None
+    t = OfflineTrainer(
+        cfg.model_copy(update={"offline": cfg.offline.model_copy(update={"updates": 30})}), run
+    )
+    t.load_checkpoint()
+    assert t.updates == 20
+    before = [p.clone() for p in t.nets.vf.parameters()]  # type: ignore[union-attr]
+    t.run(progress=False)
+    assert t.updates == 30
+    after = list(t.nets.vf.parameters())  # type: ignore[union-attr]
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
