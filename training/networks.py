@@ -140,10 +140,14 @@ class TaskDecoder(nn.Module):
         self.t_mean.copy_(torch.as_tensor(t_mean, dtype=torch.float32)[idx])
         self.t_std.copy_(torch.as_tensor(t_std, dtype=torch.float32)[idx])
 
+    def estimate(self, z: Tensor) -> Tensor:
+        """z (N, L) -> the head's estimate of each feature's task parameter (N, n), in the
+        parameter's own unit (before `scale`; e.g. dx in m)."""
+        return F.linear(z, self.weight, self.bias) * self.t_std + self.t_mean
+
     def forward(self, obs: Tensor, z: Tensor, obs_std: Tensor) -> Tensor:
         """obs (N, obs) raw, z (N, L), obs_std (obs,) -> features (N, 2 n)."""
-        estimate = (F.linear(z, self.weight, self.bias) * self.t_std + self.t_mean) * self.scale
-        err = estimate - obs[..., self.index]
+        err = self.estimate(z) * self.scale - obs[..., self.index]
         return torch.cat([err / obs_std[self.index], torch.tanh(err / self.fine)], dim=-1)
 
 
