@@ -18,7 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hardware_bridge.config import TrialsConfig
-from zshot.config import add_set_argument, load_config
+from zshot.config import (
+    add_profile_argument,
+    add_set_argument,
+    load_config,
+    profile_override,
+)
 
 __all__ = ["DEMO_ARTIFACT", "demo_main", "run_session", "trials_main"]
 
@@ -39,9 +44,14 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
     p.add_argument("--robot", choices=["sim", "sim-locomotion", "ur", "mock"], help="robot adapter")
     p.add_argument("--update", choices=["step", "episode"],
                    help="posterior update (default: step for sim-locomotion, else episode)")  # fmt: skip
-    p.add_argument("--plugs", help="comma-separated plug names, e.g. US-AC-plug,EU-AC-plug")
-    p.add_argument("--adapt-episodes", type=int, help="K exploration episodes per plug")
-    p.add_argument("--eval-episodes", type=int, help="N evaluation episodes per plug")
+    p.add_argument(
+        "--plugs",
+        help="comma-separated shipped plug names or plug spec files, e.g. US-AC-plug,my.yaml",
+    )
+    p.add_argument("--adapt-episodes", type=int, help="K exploration episodes per task")
+    p.add_argument("--eval-episodes", type=int, help="N evaluation episodes per task")
+    p.add_argument("--tasks-per-plug", type=int, help="T hidden tasks per plug (default 1)")
+    add_profile_argument(p)
     p.add_argument("--record", help="directory to record every step into (HDF5 episodes)")
     p.add_argument("--out", help="where the table JSON/PNG go (default: --record dir, else .)")
     p.add_argument("--seed", type=int, help="task/start-pose seed")
@@ -59,10 +69,12 @@ def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
         "record": args.record,
         "seed": args.seed,
         "update": args.update,
+        "tasks_per_plug": args.tasks_per_plug,
     }
     for key, value in flag_keys.items():
         if value is not None:
             overrides.append(f"{key}={value}")
+    overrides += profile_override(args.profile, "sim.profile")
     if args.plugs is not None:
         plugs = [s.strip() for s in args.plugs.split(",") if s.strip()]
         overrides.append("plugs=[" + ", ".join(f'"{s}"' for s in plugs) + "]")
@@ -95,6 +107,13 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
     except (RobotError, ImportError) as exc:
         warn(f"cannot create the {cfg.robot} robot: {exc}")
         return 2
+    check_plugs = getattr(robot, "check_plugs", None)  # sim: plug files, names with tasks
+    if callable(check_plugs):
+        try:
+            check_plugs(list(cfg.plugs))
+        except RobotError as exc:
+            warn(f"--plugs: {exc}")
+            return 2
     # Handshake calls get a generous deadline; per-step deadlines come from the watchdog.
     client = RuntimeClient(cfg.runtime, timeout_s=1.0)
     try:
@@ -162,8 +181,10 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
     print()
     print(format_table(report))
     print(
-        f"\n{len(report.plugs)} plug(s), K = {cfg.adapt_episodes} adaptation + "
-        f"N = {cfg.eval_episodes} evaluation episodes each, {elapsed:.1f} s wall clock; "
+        f"\n{len(report.plugs)} plug(s) x {cfg.tasks_per_plug} task(s), K = "
+        f"{cfg.adapt_episodes} adaptation + N = {cfg.eval_episodes} evaluation episodes each"
+        + (f", profile {cfg.sim.profile}" if cfg.sim.profile else "")
+        + f", {elapsed:.1f} s wall clock; "
         f"artifact {info.artifact_name} ({info.artifact_sha256[:12]})"
     )
     out = out_dir or (Path(cfg.record) if cfg.record else Path("."))
@@ -181,7 +202,7 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
 def trials_main(argv: Sequence[str]) -> int:
     """`zshot trials ...`: few-shot trials against a running runtime."""
     args = _trials_parser().parse_args(list(argv))
-    cfg = _config_from_args(args)
+    cfg = _config_from_args(args)  # a bad value: ConfigError, one line by zshot.cli
     return run_session(cfg, Path(args.out) if args.out else None, quiet=args.quiet)
 
 

@@ -7,9 +7,12 @@ describes a whole trial session.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from zshot.config import StrictModel
+from zshot.reward import RewardConfig
 
 __all__ = [
     "LocomotionLimits",
@@ -95,6 +98,9 @@ class SimRobotConfig(StrictModel):
 
     sim_config: str | None = None
     """Path of a configs/sim/*.yaml overriding the env defaults (None: defaults)."""
+    profile: Literal["known", "oda", "hard"] | None = None
+    """Insertion benchmark profile (sim.config.PROFILES; `zshot trials --profile`); it wins
+    over the socket-error keys of `sim_config`. None: the sim config's values (default hard)."""
     test_tasks: bool = True
     """Sample the hidden task parameters from the family's held-out test split."""
 
@@ -144,8 +150,14 @@ class URConfig(StrictModel):
     servo_gain: float = Field(default=300.0, ge=100, le=2000)
     protective_stop_force: float = Field(default=60.0, gt=0)
     """|F| above this [N] in a reading triggers the controller's protective stop."""
+    force_limit: float = Field(default=40.0, gt=0)
+    """|F| above this [N] ends the episode as a force-limit violation (the reward's, as the
+    sim's `force_limit`; keep it below protective_stop_force)."""
     insertion_depth: float = Field(default=0.01, gt=0)
-    """Success when the TCP is this far below the socket top face [m]."""
+    """Success when the pin tips are this far below the socket top face [m] (the plug spec's
+    success depth) within the reward's success radius and yaw of the believed socket."""
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    """The reward's weights (zshot.reward): keep the training sim's (manifest env.reward)."""
     action_scale_lin: float = Field(default=0.02, gt=0)
     """m/s per unit of a normalised linear action (must match the sim used in training)."""
     action_scale_ang: float = Field(default=0.2, gt=0)
@@ -172,6 +184,9 @@ class TrialsConfig(StrictModel):
     """K exploration episodes (posterior sampling) before evaluation."""
     eval_episodes: int = Field(default=10, ge=1, le=10_000)
     """N evaluation episodes with z = posterior mean."""
+    tasks_per_plug: int = Field(default=1, ge=1, le=1000)
+    """Hidden tasks per plug: plug i runs tasks seed + i, ..., seed + i + T - 1 of its split,
+    each from the prior (K adaptation + N evaluation episodes); its row sums them (T·N)."""
     seed: int = 0
     control_hz: float | None = Field(default=None, gt=0, le=1000)
     """Control rate; None: the rate the runtime announces at handshake (the artifact's)."""

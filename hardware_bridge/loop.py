@@ -151,6 +151,7 @@ class EpisodeResult:
     peak_force: float = 0.0  # max |F| seen [N]
     aborted: bool = False
     abort_reason: str = ""
+    force_limit: bool = False  # the robot ended the episode on its own force limit
     misses: int = 0  # replies that missed their deadline
     holds: int = 0  # periods the safety layer replaced by a hold
     flags: int = 0  # OR of every step's SafetyFlag bits
@@ -400,6 +401,8 @@ class ControlLoop:
                     continue
                 if nxt.success:
                     result.success = True
+                if nxt.terminated and nxt.info.get("safety_violation"):
+                    result.force_limit = True
                 if nxt.terminated or nxt.truncated:
                     break
             # The last transition never rode on a step request: hand it over now, with any

@@ -1,16 +1,18 @@
 """Few-shot trials: per plug, reset the task, K adaptation episodes (explore), N evaluation
 episodes (exploit); the per-plug table of the ODA paper, saved as JSON and a PNG plot.
 
-    plug | successes/N | mean time | peak force | aborted
+    plug | successes/N | mean time | peak force | force limit | aborted
 
-`mean time` is the mean control time [s] of the *successful* evaluation episodes, `peak force`
-the largest |F| [N] seen in any evaluation episode, `aborted` the episodes (adaptation and
-evaluation) the bridge aborted (force limit, runtime lost, protective stop).
+A plug's row sums its `tasks_per_plug` hidden tasks (each from the prior: K adaptation, then
+N evaluation episodes), labelled by the plug's name (a spec file's `name`). `mean time` is the
+mean control time [s] of the *successful* evaluation episodes, `peak force` the largest |F|
+[N] seen in any evaluation episode, `force limit` the episodes (adaptation and evaluation)
+the robot ended on its own force limit (the sim's 40 N), `aborted` those the bridge aborted
+(its safety layer's force stop, runtime lost, protective stop).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +23,7 @@ import numpy as np
 
 from hardware_bridge.config import TrialsConfig
 from hardware_bridge.loop import ControlLoop, EpisodeResult
+from zshot.jsonio import strict, write_json
 
 __all__ = ["PlugResult", "TrialsReport", "format_table", "run_trials", "save_plot"]
 
@@ -35,10 +38,13 @@ class PlugResult:
     mean_time_s: float = float("nan")
     peak_force: float = 0.0
     aborted: int = 0
+    force_limit: int = 0
     adapt_successes: int = 0
     mean_return: float = float("nan")  # over evaluation episodes
     adapt_mean_return: float = float("nan")  # over adaptation episodes
     task: dict[str, Any] = field(default_factory=dict)
+    """The first task's description (all of them: `tasks`)."""
+    tasks: list[dict[str, Any]] = field(default_factory=list)
     episodes: list[dict[str, Any]] = field(default_factory=list)
     completed: bool = False
 
@@ -57,24 +63,12 @@ class TrialsReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable (NaN written as null)."""
-        return _json_safe(asdict(self))
+        out: dict[str, Any] = strict(asdict(self))
+        return out
 
     def save_json(self, path: str | Path) -> Path:
-        """Write the report as JSON; returns the path."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.as_dict(), indent=2) + "\n", encoding="utf-8")
-        return p
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    return x
+        """Write the report as strict JSON; returns the path."""
+        return write_json(path, self.as_dict())
 
 
 def run_trials(
@@ -92,50 +86,71 @@ def run_trials(
     report = TrialsReport([], cfg.adapt_episodes, cfg.eval_episodes, loop.control_hz)
     report.metric = str(getattr(loop.robot, "metric", "success"))
     for plug_index, plug in enumerate(cfg.plugs):
-        row = PlugResult(plug=plug, n_eval=cfg.eval_episodes)
+        row = PlugResult(plug=plug, n_eval=cfg.eval_episodes * cfg.tasks_per_plug)
         report.plugs.append(row)
-        row.task = loop.robot.set_task(plug, cfg.seed + plug_index)
-        try:
-            loop.reset_task()
-        except (TimeoutError, ConnectionError, RuntimeError) as exc:
-            if not loop.restore_runtime():
-                report.incomplete = f"runtime lost before plug {plug}: {exc}"
-                return report
-            loop.reset_task()
-        schedule = ["explore"] * cfg.adapt_episodes + ["exploit"] * cfg.eval_episodes
         evals: list[EpisodeResult] = []
         adapts: list[EpisodeResult] = []
-        for ep, mode in enumerate(schedule):
-            meta = {"plug": plug, "task": row.task, "episode_in_plug": ep}
-            res = loop.run_episode(mode, meta)
-            row.episodes.append({"mode": mode, **res.as_dict()})
-            row.aborted += int(res.aborted)
-            if mode == "explore":
-                row.adapt_successes += int(res.success)
-                adapts.append(res)
-            else:
-                evals.append(res)
-            log(
-                f"{plug:<16} {mode:<7} {ep + 1:>3}/{len(schedule)}  "
-                + (
-                    f"return {res.episode_return:9.2f}  {res.steps:>4} steps"
-                    if report.metric == "return"
-                    else f"{'success' if res.success else 'fail   '}  {res.steps:>4} steps  "
-                    f"peak {res.peak_force:6.1f} N"
-                )
-                + (f"  ABORTED ({res.abort_reason})" if res.aborted else "")
-            )
-            if res.aborted and res.abort_reason.startswith("runtime_lost"):
-                if not loop.restore_runtime():
-                    report.incomplete = (
-                        f"runtime lost during plug {plug} and did not come back within "
-                        f"{cfg.watchdog.reconnect_timeout_s:.1f} s"
-                    )
-                    _summarise(row, evals, adapts)
-                    return report
-        _summarise(row, evals, adapts)
+        for t in range(cfg.tasks_per_plug):
+            task = loop.robot.set_task(plug, cfg.seed + plug_index + t)
+            row.tasks.append(task)
+            row.task = row.tasks[0]
+            row.plug = str(task.get("label", plug))
+            lost = _run_task(loop, cfg, report, row, t, evals, adapts, log)
+            _summarise(row, evals, adapts)
+            if lost:
+                report.incomplete = lost
+                return report
         row.completed = True
     return report
+
+
+def _run_task(
+    loop: ControlLoop,
+    cfg: TrialsConfig,
+    report: TrialsReport,
+    row: PlugResult,
+    task_index: int,
+    evals: list[EpisodeResult],
+    adapts: list[EpisodeResult],
+    log: Callable[[str], None],
+) -> str:
+    """One hidden task of `row`'s plug from the prior; "" or why the session must stop."""
+    try:
+        loop.reset_task()
+    except (TimeoutError, ConnectionError, RuntimeError) as exc:
+        if not loop.restore_runtime():
+            return f"runtime lost before plug {row.plug} (task {task_index}): {exc}"
+        loop.reset_task()
+    schedule = ["explore"] * cfg.adapt_episodes + ["exploit"] * cfg.eval_episodes
+    tag = f"task {task_index + 1}/{cfg.tasks_per_plug} " if cfg.tasks_per_plug > 1 else ""
+    for ep, mode in enumerate(schedule):
+        meta = {"plug": row.plug, "task": row.tasks[-1], "episode_in_plug": ep}
+        res = loop.run_episode(mode, meta)
+        row.episodes.append({"mode": mode, "task_index": task_index, **res.as_dict()})
+        row.aborted += int(res.aborted)
+        row.force_limit += int(res.force_limit)
+        if mode == "explore":
+            row.adapt_successes += int(res.success)
+            adapts.append(res)
+        else:
+            evals.append(res)
+        log(
+            f"{row.plug:<16} {tag}{mode:<7} {ep + 1:>3}/{len(schedule)}  "
+            + (
+                f"return {res.episode_return:9.2f}  {res.steps:>4} steps"
+                if report.metric == "return"
+                else f"{'success' if res.success else 'fail   '}  {res.steps:>4} steps  "
+                f"peak {res.peak_force:6.1f} N" + ("  FORCE LIMIT" if res.force_limit else "")
+            )
+            + (f"  ABORTED ({res.abort_reason})" if res.aborted else "")
+        )
+        if res.aborted and res.abort_reason.startswith("runtime_lost"):
+            if not loop.restore_runtime():
+                return (
+                    f"runtime lost during plug {row.plug} and did not come back within "
+                    f"{cfg.watchdog.reconnect_timeout_s:.1f} s"
+                )
+    return ""
 
 
 def _summarise(
@@ -154,7 +169,7 @@ def _summarise(
 def format_table(report: TrialsReport) -> str:
     """The per-plug table, fixed-width, Markdown-compatible (per task and return-based for a
     locomotion robot: task | mean return | adapt return | N | aborted)."""
-    head = ["plug", "successes/N", "mean time", "peak force", "aborted"]
+    head = ["plug", "successes/N", "mean time", "peak force", "force limit", "aborted"]
     if report.metric == "return":
         head = ["task", "mean return", "adapt return", "N", "aborted"]
     rows = [head]
@@ -177,6 +192,7 @@ def format_table(report: TrialsReport) -> str:
                 f"{r.successes}/{r.n_eval}",
                 mean,
                 f"{r.peak_force:.1f} N",
+                str(r.force_limit),
                 str(r.aborted),
             ]
         )

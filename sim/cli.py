@@ -3,7 +3,7 @@
 zshot sim list
 zshot sim check my_plug.yaml
 zshot sim view --plug UK-AC-plug --out frames/
-zshot sim baseline --episodes 50 [--known-pose]
+zshot sim baseline [--profile known|oda|hard] [--memory] [--plug P ...] [--json F]
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zshot.config import add_set_argument, load_config
+from zshot.config import add_profile_argument, add_set_argument, load_config
 
 __all__ = ["main", "run_baseline"]
+
+_TRAIN_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train" / "insertion.yaml"
 
 
 def _config(path: str | None, overrides: Sequence[str]):
@@ -128,20 +130,26 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from sim.plugs import NAMED_PLUGS
+    """The scripted baseline on the same test tasks, with the same protocol and report, as
+    `zshot eval spiral[-memory] --config TRAIN_CONFIG` (it runs that command)."""
+    from zshot.cli import main as zshot_main
 
-    cfg = _config(args.config, args.set)
-    plugs = args.plug or list(NAMED_PLUGS)
-    print("| plug | success | mean time-to-insert (s) | safety violations |")
-    print("|---|---|---|---|")
-    for plug in plugs:
-        r = run_baseline(cfg, plug, args.episodes, args.known_pose, args.seed)
-        print(
-            f"| {plug} | {r['success_rate'] * 100:.0f}% ({round(r['success_rate'] * args.episodes)}"
-            f"/{args.episodes}) | {r['mean_time_s']:.2f} | {r['violations']} |",
-            flush=True,
-        )
-    return 0
+    if args.known_pose:
+        if args.profile not in (None, "known"):
+            print("zshot sim: --known-pose contradicts --profile " + args.profile, file=sys.stderr)
+            return 2
+        args.profile = "known"
+    argv = ["eval", "spiral-memory" if args.memory else "spiral", "--config", args.config]
+    argv += ["-k", str(args.explore), "-n", str(args.episodes)]
+    argv += ["--tasks-per-plug", str(args.tasks_per_plug), "--seed", str(args.seed)]
+    for flag, value in (("--profile", args.profile), ("--json", args.json)):
+        if value is not None:
+            argv += [flag, value]
+    if args.plug:
+        argv += ["--plugs", *args.plug]
+    for item in args.set:
+        argv += ["--set", item]
+    return zshot_main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,10 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("spec", nargs="+")
     for name, helptext in (("view", "render frames to PNG"), ("baseline", "spiral baseline")):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("--config", default=None, help="configs/sim/*.yaml")
-        add_set_argument(s, dest="set")
-        s.add_argument("--seed", type=int, default=0)
         if name == "view":
+            s.add_argument("--config", default=None, help="configs/sim/*.yaml")
+            add_set_argument(s, dest="set")
+            s.add_argument("--seed", type=int, default=0)
             s.add_argument("--plug", default="UK-AC-plug")
             s.add_argument("--out", required=True)
             s.add_argument("--steps", type=int, default=60)
@@ -164,9 +172,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             s.add_argument("--width", type=int, default=480)
             s.add_argument("--height", type=int, default=360)
         else:
-            s.add_argument("--plug", action="append", default=None)
-            s.add_argument("--episodes", type=int, default=50)
-            s.add_argument("--known-pose", action="store_true")
+            s.add_argument(
+                "--config",
+                default=str(_TRAIN_CONFIG),
+                help="the train config whose test tasks to use (default: "
+                "configs/train/insertion.yaml, as `zshot eval spiral --config` takes)",
+            )
+            add_set_argument(s, dest="set", help="override a key of that train config")
+            s.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+            s.add_argument(
+                "--plug",
+                action="append",
+                default=None,
+                help="a shipped plug name or a plug spec file (repeatable; default: the "
+                "held-out plugs)",
+            )
+            s.add_argument("--episodes", "-n", type=int, default=10, help="N per task")
+            s.add_argument(
+                "--explore", "-k", type=int, default=0, help="K exploration episodes per task"
+            )
+            s.add_argument("--tasks-per-plug", type=int, default=10)
+            add_profile_argument(s)
+            s.add_argument("--known-pose", action="store_true", help="= --profile known")
+            s.add_argument(
+                "--memory",
+                action="store_true",
+                help="the spiral search with memory (sim.spiral), not the plain one",
+            )
+            s.add_argument("--json", help="write the report here (default: ./eval-*.json)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     handler = {
         "list": _cmd_list,

@@ -7,10 +7,35 @@ internally (see `sim/insertion.py`), converting at the boundary.
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from zshot.config import StrictModel
+from zshot.reward import RewardConfig
+
+__all__ = [
+    "PROFILES",
+    "InsertionEnvConfig",
+    "ProfileName",
+    "RewardConfig",
+    "TaskSamplingConfig",
+    "profile_of",
+    "with_profile",
+]
+
+ProfileName = Literal["known", "oda", "hard"]
+
+PROFILES: dict[str, dict[str, float]] = {
+    # no socket error: the pose is known (the start noise stays, observed); the skill's ceiling
+    "known": {"socket_xy_error": 0.0, "socket_yaw_error": 0.0, "episode_socket_xy_error": 0.0},
+    # Zhao et al. 2022 (ODA): a fresh, unobserved U(-1 mm, 1 mm) x/y error every episode,
+    # no yaw error; a task is plug + clearance + friction
+    "oda": {"socket_xy_error": 0.0, "socket_yaw_error": 0.0, "episode_socket_xy_error": 0.001},
+    # ±2 mm / ±3° fixed per task (what a context can learn across episodes), redrawn per task
+    "hard": {"socket_xy_error": 0.002, "socket_yaw_error": 0.05236, "episode_socket_xy_error": 0.0},
+}
+"""The three benchmark profiles: the hidden socket error each draws (m, rad)."""
 
 
 def _range_ok(lo: float, hi: float, what: str) -> None:
@@ -45,44 +70,6 @@ class TaskSamplingConfig(StrictModel):
         if self.clearance_scale[0] <= 0 or self.friction_scale[0] <= 0:
             raise ValueError("clearance_scale and friction_scale must be > 0")
         return self
-
-
-class RewardConfig(StrictModel):
-    """Dense shaped reward, per control step:
-
-        cost = min(max_step_cost, (w_xy·|Δxy| + w_z·depth_left)/dist_ref
-                                  + w_yaw·|Δyaw|/yaw_ref + w_force·(|F|/force_ref)²)
-        r = -cost + success_bonus·success                    (no violation)
-        r = -cost - violation_penalty(max_steps)             (the step that violates)
-
-    The errors are against the *true* socket (the hidden task), so the shaping points into
-    the real hole, not the believed one the observation is relative to. A violation costs
-    `safety_penalty + max_steps · max_step_cost`: more than any episode without a violation
-    can cost (at most max_steps · max_step_cost), so ending an episode by force is never
-    cheaper than searching until the time limit (the first PEARL run learned exactly that
-    with a penalty of 10; BENCHMARKS.md `## training`).
-    """
-
-    w_xy: float = Field(default=1.0, ge=0)
-    w_z: float = Field(default=1.0, ge=0)
-    w_yaw: float = Field(default=0.3, ge=0)
-    w_force: float = Field(default=0.05, ge=0)
-    dist_ref: float = Field(default=0.01, gt=0)
-    """m; a distance of dist_ref costs w per step."""
-    yaw_ref: float = Field(default=0.0873, gt=0)
-    """rad (5°)."""
-    success_bonus: float = Field(default=10.0, ge=0)
-    """Added on the step that succeeds (not when that step also violates the force limit)."""
-    max_step_cost: float = Field(default=4.0, gt=0)
-    """Clip on the per-step shaping cost. 4 is above every start pose of the shipped plugs
-    (depth_left <= 30 mm = 3.0, plus ~0.5 from xy/yaw), so the clip only bounds a plug that
-    wanders away; it makes the worst episode cost finite: max_steps · max_step_cost."""
-    safety_penalty: float = Field(default=10.0, gt=0)
-    """Margin by which a violation costs more than the worst non-violating episode."""
-
-    def violation_penalty(self, max_steps: int) -> float:
-        """Total penalty on the violating step: safety_penalty + max_steps · max_step_cost."""
-        return self.safety_penalty + max_steps * self.max_step_cost
 
 
 class InsertionEnvConfig(StrictModel):
@@ -141,8 +128,42 @@ class InsertionEnvConfig(StrictModel):
     start_z_noise: float = Field(default=0.002, ge=0, le=0.05)
     """m; per-episode start height perturbation U(0, n)."""
 
+    # --- hidden socket error (besides the per-task draw in `tasks`) ---
+    episode_socket_xy_error: float = Field(default=0.0, ge=0, le=0.02)
+    """m; a fresh, unobserved socket offset U(-e, e) in x and y at every reset, on top of the
+    task's (dx, dy): the `oda` profile's ±1 mm. Drawn from the reset's seed."""
+    profile: ProfileName | None = None
+    """Benchmark profile (`PROFILES`): sets `tasks.socket_xy_error`, `tasks.socket_yaw_error`
+    and `episode_socket_xy_error` to the profile's values (setting one of those to another
+    value as well is an error). None: those fields as given (their defaults are `hard`'s)."""
+
     tasks: TaskSamplingConfig = Field(default_factory=TaskSamplingConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("profile") is None:
+            return data
+        name = data["profile"]
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
+        values = PROFILES[name]
+        out = dict(data)
+        tasks = dict(out.get("tasks") or {})
+        for key, owner in (
+            ("socket_xy_error", tasks),
+            ("socket_yaw_error", tasks),
+            ("episode_socket_xy_error", out),
+        ):
+            given = owner.get(key)
+            if given is not None and not math.isclose(float(given), values[key], abs_tol=1e-12):
+                raise ValueError(
+                    f"profile {name!r} sets {key} = {values[key]}, but {key} = {given} is set too"
+                )
+            owner[key] = values[key]
+        out["tasks"] = tasks
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> InsertionEnvConfig:
@@ -175,3 +196,35 @@ class InsertionEnvConfig(StrictModel):
     def control_dt(self) -> float:
         """Seconds per control step."""
         return 1.0 / self.control_hz
+
+
+def with_profile(data: dict[str, Any], profile: str | None) -> dict[str, Any]:
+    """An InsertionEnvConfig mapping with `profile` in force: the profile's fields that the
+    mapping set are dropped (a --profile switch wins over a file's values). None: unchanged."""
+    if profile is None:
+        return data
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+    out = {k: v for k, v in data.items() if k != "episode_socket_xy_error"}
+    tasks = out.get("tasks")
+    if isinstance(tasks, dict):
+        out["tasks"] = {
+            k: v for k, v in tasks.items() if k not in ("socket_xy_error", "socket_yaw_error")
+        }
+    out["profile"] = profile
+    return out
+
+
+def profile_of(config: InsertionEnvConfig) -> str:
+    """The profile whose values `config` has (its `profile` if set), else "custom"."""
+    if config.profile is not None:
+        return config.profile
+    have = {
+        "socket_xy_error": config.tasks.socket_xy_error,
+        "socket_yaw_error": config.tasks.socket_yaw_error,
+        "episode_socket_xy_error": config.episode_socket_xy_error,
+    }
+    for name, values in PROFILES.items():
+        if all(math.isclose(have[k], v, abs_tol=1e-12) for k, v in values.items()):
+            return name
+    return "custom"

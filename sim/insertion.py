@@ -49,6 +49,7 @@ from sim.config import InsertionEnvConfig
 from sim.geometry import socket_geometry
 from sim.plugs import PlugSpec, load_plug
 from sim.tasks import InsertionTask
+from zshot.reward import InsertionLimits, InsertionMeasurement, insertion_reward
 
 __all__ = [
     "ACTION_NAMES",
@@ -88,8 +89,6 @@ _OBS_HIGH = np.array(
     [100, 100, 200, 180, 180, 180, 2000, 2000, 2000, 3600, 3600, 3600] + [50.0] * 6,
     dtype=np.float32,
 )
-_SUCCESS_XY_MM = 2.0  # lateral error (mm) still counted as inserted (pins are in cavities)
-_SUCCESS_YAW = math.radians(5.0)
 
 
 def _quat_yaw(yaw: float) -> tuple[float, float, float, float]:
@@ -146,6 +145,8 @@ class InsertionEnv(gym.Env):
         self._built_plug: str | None = None
         self._built_socket: tuple[str, float] | None = None
         self._task = task
+        self._socket_pose: tuple[float, float, float] | None = None
+        self._step_peak = 0.0
         self._pending: InsertionTask | None = task
         self.build_counts = {"plug": 0, "socket": 0}
         """How many times each body was built (set_task rebuilds only what changed)."""
@@ -215,13 +216,20 @@ class InsertionEnv(gym.Env):
         mu = task.friction_value()
         for body in (self._plug_id, self._socket_id):
             p.changeDynamics(body, -1, lateralFriction=mu, physicsClientId=cid)
-        p.resetBasePositionAndOrientation(
-            self._socket_id, (task.dx * MM, task.dy * MM, 0.0), _quat_yaw(task.dyaw),
-            physicsClientId=cid,
-        )  # fmt: skip
+        self._place_socket((task.dx * MM, task.dy * MM, task.dyaw))
         self._task = task
         self._task_dict = task.model_dump()  # info["task"]: dumped once per task, not per step
         self._spec = spec
+        self._limits = self.reward_limits()
+
+    def _place_socket(self, pose: tuple[float, float, float]) -> None:
+        """Put the socket at (x mm, y mm, yaw rad) in the believed frame (the hidden truth)."""
+        if pose != self._socket_pose:
+            p.resetBasePositionAndOrientation(
+                self._socket_id, (pose[0], pose[1], 0.0), _quat_yaw(pose[2]),
+                physicsClientId=self._cid,
+            )  # fmt: skip
+            self._socket_pose = pose
 
     def _build_socket(self, spec: PlugSpec, clearance_mm: float) -> int:
         geom = socket_geometry(spec, clearance_mm)
@@ -386,6 +394,12 @@ class InsertionEnv(gym.Env):
             ]
         )
         yaw = float(rng.uniform(-cfg.start_yaw_noise, cfg.start_yaw_noise))
+        # the `oda` profile's fresh, unobserved socket offset; drawn after the start pose, and
+        # only when asked for, so the same seed gives the same start in every profile
+        e = cfg.episode_socket_xy_error * MM
+        ox, oy = (float(rng.uniform(-e, e)), float(rng.uniform(-e, e))) if e > 0 else (0.0, 0.0)
+        task = self._task
+        self._place_socket((task.dx * MM + ox, task.dy * MM + oy, task.dyaw))
         p.resetBasePositionAndOrientation(
             self._plug_id, start.tolist(), _quat_yaw(yaw), physicsClientId=self._cid
         )
@@ -394,6 +408,7 @@ class InsertionEnv(gym.Env):
         self._target_yaw = yaw
         self._steps = 0
         self._peak_force = 0.0
+        self._step_peak = 0.0
         self._wrench = np.zeros(6)
         self._cache = None
         obs = self._observe()
@@ -532,11 +547,12 @@ class InsertionEnv(gym.Env):
         self._wrench[3:] /= MM * MM
         peak = math.sqrt(peak2) / MM
         self._peak_force = max(self._peak_force, peak)
+        self._step_peak = peak
         self._steps += 1
         obs = self._observe()
-        success = self._is_success()
-        violation = peak > self.config.force_limit
-        reward = self._reward(success, violation)
+        reward, success, violation = insertion_reward(
+            self.config.reward, self.measurement(), self._limits
+        )
         terminated = success or violation
         truncated = (not terminated) and self._steps >= self.config.max_steps
         return obs, reward, terminated, truncated, self._info(success, violation)
@@ -590,35 +606,38 @@ class InsertionEnv(gym.Env):
         return obs
 
     def _errors(self) -> tuple[float, float, float]:
-        """(lateral error mm, yaw error rad, insertion depth mm) against the true socket."""
+        """(lateral error mm, yaw error rad, insertion depth mm) against the *true* socket of
+        this episode. Privileged: for `info` (diagnostics, a critic or teacher), never for the
+        observation or the reward."""
         pos, rpy, _, _ = self._pose()
-        t = self._task
-        exy = math.hypot(pos[0] - t.dx * MM, pos[1] - t.dy * MM)
-        eyaw = abs(_wrap(rpy[2] - t.dyaw))
+        assert self._socket_pose is not None  # placed by _apply_task in __init__
+        sx, sy, syaw = self._socket_pose
+        exy = math.hypot(pos[0] - sx, pos[1] - sy)
+        eyaw = abs(_wrap(rpy[2] - syaw))
         depth = self._spec.max_pin_length - pos[2]
         return exy, eyaw, depth
 
-    def _is_success(self) -> bool:
-        exy, eyaw, depth = self._errors()
-        return (
-            depth >= self._spec.effective_success_depth
-            and exy <= _SUCCESS_XY_MM
-            and eyaw <= _SUCCESS_YAW
+    def measurement(self, peak_force_n: float | None = None) -> InsertionMeasurement:
+        """What a robot measures now (zshot.reward): pose relative to the *believed* socket,
+        insertion depth of the lowest pin tip below the face, the wrist force."""
+        pos, rpy, _, _ = self._pose()
+        return InsertionMeasurement(
+            lateral_m=math.hypot(pos[0], pos[1]) / MM,
+            yaw_rad=abs(_wrap(rpy[2])),
+            depth_m=(self._spec.max_pin_length - pos[2]) / MM,
+            force_n=math.sqrt(sum(f * f for f in self._wrench[:3])),
+            peak_force_n=self._step_peak if peak_force_n is None else peak_force_n,
         )
 
-    def _reward(self, success: bool, violation: bool) -> float:
-        rc = self.config.reward
-        exy, eyaw, depth = self._errors()
-        depth_left = max(0.0, self._spec.effective_success_depth - depth)
-        ref = rc.dist_ref * MM
-        f = float(np.linalg.norm(self._wrench[:3])) / self.config.force_ref
-        cost = (rc.w_xy * exy + rc.w_z * depth_left) / ref + rc.w_yaw * eyaw / rc.yaw_ref
-        cost = min(cost + rc.w_force * f * f, rc.max_step_cost)
-        if violation:
-            # more than any non-violating episode can cost (RewardConfig): pushing past the
-            # force limit must never be a shortcut out of a long search
-            return float(-cost - rc.violation_penalty(self.config.max_steps))
-        return float(-cost + (rc.success_bonus if success else 0.0))
+    def reward_limits(self) -> InsertionLimits:
+        """The plug's and the env's numbers the reward needs besides the weights."""
+        cfg = self.config
+        return InsertionLimits(
+            success_depth_m=self._spec.effective_success_depth / MM,
+            max_steps=cfg.max_steps,
+            force_ref_n=cfg.force_ref,
+            force_limit_n=cfg.force_limit,
+        )
 
     def _info(self, success: bool, violation: bool) -> dict[str, Any]:
         exy, eyaw, depth = self._errors()
@@ -631,7 +650,14 @@ class InsertionEnv(gym.Env):
             "lateral_error_mm": float(exy),
             "yaw_error_rad": float(eyaw),
             "elapsed_s": self._steps * self.config.control_dt,
+            "socket_pose": self._socket_info(),
         }
+
+    def _socket_info(self) -> list[float]:
+        """The episode's true socket pose in the believed frame [m, m, rad] (privileged)."""
+        assert self._socket_pose is not None
+        x, y, yaw = self._socket_pose
+        return [x / MM, y / MM, yaw]
 
     # ------------------------------------------------------------------ rendering
 

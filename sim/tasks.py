@@ -15,9 +15,24 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sim.config import InsertionEnvConfig
-from sim.plugs import NAMED_PLUGS, PlugSpecError, list_plugs, load_plug
+from sim.plugs import NAMED_PLUGS, PlugSpecError, is_plug_file, list_plugs, load_plug
 
-__all__ = ["InsertionTask", "TaskFamily"]
+__all__ = ["InsertionTask", "TaskFamily", "check_plug", "is_plug_file", "plug_label"]
+
+
+def check_plug(ref: str) -> str:
+    """`ref` (a shipped name or a spec file) if its spec loads and its socket can be built;
+    else PlugSpecError / GeometryError (both ValueError) naming the file and the problem."""
+    from sim.geometry import socket_geometry
+
+    spec = load_plug(ref)
+    socket_geometry(spec, spec.clearance)
+    return ref
+
+
+def plug_label(plug: str) -> str:
+    """How results name a plug: its spec's `name` (a file's, or the shipped name)."""
+    return load_plug(plug).name
 
 
 class InsertionTask(BaseModel):
@@ -83,11 +98,25 @@ class TaskFamily:
         ts = self.config.tasks
         plugs = list(ts.include_plugs) if ts.include_plugs is not None else list_plugs()
         for name in plugs:
-            load_plug(name)  # an unknown name fails here, naming it
+            load_plug(name)  # an unknown name or a bad spec file fails here, naming it
         held = list(ts.held_out) if ts.held_out is not None else list(NAMED_PLUGS)
-        unknown = [h for h in held if h not in list_plugs()]
+        unknown = [h for h in held if not is_plug_file(h) and h not in list_plugs()]
         if unknown:
             raise PlugSpecError(f"tasks.held_out names unknown plugs: {', '.join(unknown)}")
+        # A held-out spec file outside the family is a test-only plug of its own, drawn after
+        # every other plug (so adding one leaves the other plugs' tasks as they were).
+        for h in held:
+            if is_plug_file(h) and h not in plugs:
+                load_plug(h)
+                plugs.append(h)
+        names: dict[str, str] = {}
+        for ref in plugs:
+            name = load_plug(ref).name
+            if names.setdefault(name, ref) != ref:
+                raise PlugSpecError(
+                    f"two plugs named {name!r} in one task family: {names[name]} and {ref} "
+                    "(results are labelled by name: rename one)"
+                )
         self.held_out: list[str] = [p for p in plugs if p in held]
         self.train_plugs: list[str] = [p for p in plugs if p not in held]
         self.test_plugs: list[str] = list(plugs)
@@ -122,6 +151,19 @@ class TaskFamily:
         return task.plug in self.held_out
 
     def tasks_for(self, plug: str, split: str = "test") -> list[InsertionTask]:
-        """The tasks of one plug in `split` ("train" or "test")."""
+        """The tasks of one plug in `split` ("train" or "test"): `plug` a shipped name, a spec
+        path as listed in the config, or a plug's `name`."""
         pool = self.train_tasks if split == "train" else self.test_tasks
-        return [t for t in pool if t.plug == plug]
+        return [t for t in pool if t.plug == plug or plug_label(t.plug) == plug]
+
+    def with_test_plugs(self, plugs: list[str]) -> TaskFamily:
+        """This family with `plugs` (spec paths or shipped names not in it) added as held-out,
+        test-only plugs, drawn after the others: every task already here stays the same."""
+        held = list(self.config.tasks.held_out or NAMED_PLUGS)
+        new = [p for p in plugs if p not in held]
+        if not new:
+            return self
+        tasks = self.config.tasks.model_copy(update={"held_out": [*held, *new]})
+        if tasks.include_plugs is not None:
+            tasks = tasks.model_copy(update={"include_plugs": [*tasks.include_plugs, *new]})
+        return TaskFamily(self.config.model_copy(update={"tasks": tasks}), seed=self.seed)

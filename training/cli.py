@@ -7,7 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from zshot.config import add_set_argument, load_config, override_config
+from zshot.config import (
+    add_profile_argument,
+    add_set_argument,
+    load_config,
+    override_config,
+    profile_override,
+)
 
 
 def _run_dir(template: str, config_path: str, seed: int) -> Path:
@@ -22,6 +28,7 @@ def train_main(argv: Sequence[str]) -> int:
     )
     p.add_argument("config", help="YAML under configs/train/")
     add_set_argument(p)
+    add_profile_argument(p)
     p.add_argument("--run-dir", help="where to write the run (default: the config's run_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -31,7 +38,8 @@ def train_main(argv: Sequence[str]) -> int:
     from training.offline import OfflineTrainer
     from training.trainer import CHECKPOINT, Trainer
 
-    cfg = load_config(TrainConfig, args.config, args.overrides)
+    overrides = [*args.overrides, *profile_override(args.profile)]
+    cfg = load_config(TrainConfig, args.config, overrides)  # ConfigError: one line (zshot.cli)
     run_dir = Path(args.run_dir) if args.run_dir else _run_dir(cfg.run_dir, args.config, cfg.seed)
     ckpt = run_dir / CHECKPOINT
     if ckpt.exists() and not args.resume:
@@ -94,8 +102,18 @@ def eval_main(argv: Sequence[str]) -> int:
         description="Few-shot evaluation: per test task start from the prior, explore K "
         "episodes (posterior sampling), then N episodes with the posterior mean.",
     )
-    p.add_argument("target", metavar="RUN_OR_ARTIFACT", help="run dir or artifact dir")
-    p.add_argument("--plugs", nargs="+", help="only these test plugs (default: all test tasks)")
+    p.add_argument(
+        "target",
+        metavar="RUN_OR_ARTIFACT",
+        help="run dir, artifact dir, or 'spiral' / 'spiral-memory' (the scripted baselines)",
+    )
+    p.add_argument(
+        "--plugs",
+        nargs="+",
+        help="only these test plugs: shipped names or plug spec files (a file's plug is "
+        "evaluated as a held-out plug; default: all test tasks)",
+    )
+    add_profile_argument(p)
     p.add_argument("--explore", "-k", type=int, help="K exploration episodes per task")
     p.add_argument("--episodes", "-n", type=int, help="N evaluation episodes per task")
     p.add_argument("--mode", choices=["episodic", "online"], help="posterior update protocol")
@@ -116,7 +134,11 @@ def eval_main(argv: Sequence[str]) -> int:
         "--set 'train_plugs=[family]' for the offline configs' split",
     )
     p.add_argument("--seed", type=int, default=12345)
-    p.add_argument("--json", help="write the report here (default: TARGET/eval-<mode>.json)")
+    p.add_argument(
+        "--json",
+        help="write the report here (default: RUN/eval-<mode>-<profile>.json beside a run; "
+        "./eval-<name>-<mode>-<profile>.json for an artifact or a baseline)",
+    )
     args = p.parse_args(list(argv))
     for flag, val in (("--tasks-per-plug", args.tasks_per_plug), ("--max-tasks", args.max_tasks)):
         if val is not None and val < 1:
@@ -135,18 +157,22 @@ def eval_main(argv: Sequence[str]) -> int:
 
     target = Path(args.target)
     agent: FewShotAgent
+    baseline = str(target) in ("spiral",)
     try:
-        if str(target) == "spiral":
+        overrides = [*args.overrides, *profile_override(args.profile)]
+        plug_filter, extra_plugs = _plug_args(args.plugs)
+        if baseline:
             if not args.config:
-                print("zshot eval spiral: needs --config (whose test tasks)", file=sys.stderr)
+                print(f"zshot eval {target}: needs --config (whose test tasks)", file=sys.stderr)
                 return 2
-            cfg = load_config(TrainConfig, args.config, args.overrides)
+            cfg = load_config(TrainConfig, args.config, overrides)
             if cfg.env != "insertion":
                 print(
-                    "zshot eval spiral: the spiral baseline needs env: insertion", file=sys.stderr
+                    f"zshot eval {target}: the spiral baseline needs env: insertion",
+                    file=sys.stderr,
                 )
                 return 2
-            source = make_task_source(cfg)
+            source = make_task_source(cfg, extra_plugs)
             env = source.make_env()
             agent = SpiralAgent(env.config)
             env.close()
@@ -169,12 +195,12 @@ def eval_main(argv: Sequence[str]) -> int:
         else:
             print(
                 f"zshot eval: {target} is neither a run dir (checkpoint.pt) nor an artifact "
-                "(manifest.json)",
+                "(manifest.json), nor a baseline (spiral)",
                 file=sys.stderr,
             )
             return 2
-        if args.overrides and str(target) != "spiral":
-            cfg = override_config(cfg, args.overrides, f"{target}'s training config")
+        if overrides and not baseline:
+            cfg = override_config(cfg, overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
         for key, val in (
             ("explore_episodes", args.explore),
@@ -186,13 +212,13 @@ def eval_main(argv: Sequence[str]) -> int:
             if val is not None:
                 ev[key] = val
         eval_cfg = EvalConfig.model_validate(ev)
-        source = make_task_source(cfg)
+        source = make_task_source(cfg, extra_plugs)
         report = few_shot_eval(
             source,
             agent,
             eval_cfg,
             seed=args.seed,
-            plugs=args.plugs,
+            plugs=plug_filter,
             max_steps=cfg.max_episode_steps,
         )
     except (RuntimeError, ValueError, KeyError) as exc:
@@ -201,17 +227,41 @@ def eval_main(argv: Sequence[str]) -> int:
     report.protocol["backend"] = backend
     report.protocol["target"] = str(target)
     report.protocol["overrides"] = list(args.overrides)
+    profile = source.env_info.get("profile")
+    report.protocol["profile"] = profile
     print(
         f"{backend}: K={eval_cfg.explore_episodes} exploration + N={eval_cfg.eval_episodes} "
         f"evaluation episodes per task, mode {eval_cfg.mode}"
+        + (f", profile {profile}" if profile else "")
     )
     print(report.table())
+    tag = eval_cfg.mode + (f"-{profile}" if profile else "")
     if args.json:
         out = Path(args.json)
-    elif str(target) == "spiral":
-        out = Path(f"eval-spiral-{Path(args.config).stem}.json")
-    else:
-        out = target / f"eval-{eval_cfg.mode}.json"
+    elif baseline:
+        out = Path(f"eval-{target}-{Path(args.config).stem}-{tag}.json")
+    elif (target / "checkpoint.pt").is_file():
+        out = target / f"eval-{tag}.json"  # beside the run
+    else:  # an artifact: never into its folder (it may be a shipped one)
+        out = Path(f"eval-{target.resolve().name}-{tag}.json")
     report.write_json(out)
     print(f"wrote {out}")
     return 0
+
+
+def _plug_args(plugs: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:
+    """`--plugs` entries -> (labels to keep, spec files to add as held-out test plugs).
+    A file must exist and pass its spec check (PlugSpecError, a ValueError, names it)."""
+    if not plugs:
+        return None, []
+    from sim.plugs import is_plug_file
+    from sim.tasks import check_plug, plug_label
+
+    labels, files = [], []
+    for item in plugs:
+        if is_plug_file(item):
+            labels.append(plug_label(check_plug(item)))
+            files.append(item)
+        else:
+            labels.append(item)
+    return labels, files

@@ -35,7 +35,7 @@ import numpy as np
 
 from training.config import CollectConfig
 from training.datasets import MANIFEST, write_manifest
-from zshot.config import add_set_argument, load_config
+from zshot.config import add_profile_argument, add_set_argument, load_config, profile_override
 
 BEHAVIOURS = ("scripted", "random", "policy", "teleop")
 
@@ -357,9 +357,11 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("config", help="YAML under configs/collect/")
     p.add_argument("--out", required=True, help="dataset directory to create")
     add_set_argument(p)
+    add_profile_argument(p)
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(list(argv))
-    cfg = load_config(CollectConfig, args.config, args.overrides)
+    overrides = [*args.overrides, *profile_override(args.profile)]
+    cfg = load_config(CollectConfig, args.config, overrides)
     try:
         m = collect(cfg, args.out, progress=not args.no_progress)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:

@@ -205,6 +205,10 @@ class TrainConfig(StrictModel):
     sim_overrides: dict[str, Any] = Field(default_factory=dict)
     """Keys of sim.config.InsertionEnvConfig set on top of `sim_config`, e.g.
     {tasks: {n_train_per_plug: 4}} (validated by the sim's model when the run starts)."""
+    profile: Literal["known", "oda", "hard"] | None = None
+    """Insertion benchmark profile (sim.config.PROFILES): known (no socket error), oda (a fresh
+    unobserved ±1 mm every episode), hard (±2 mm / ±3° per task). It wins over the socket-error
+    keys of `sim_config` / `sim_overrides`; None: those keys as given (defaults: hard)."""
     train_plugs: list[str] = Field(default_factory=lambda: ["family"])
     """Plugs to meta-train on (insertion only): "family" = the procedural specs in
     training/plugs/; other entries are shipped plug names or spec paths. The held-out
@@ -319,6 +323,8 @@ class CollectConfig(StrictModel):
     """As TrainConfig.sim_config."""
     sim_overrides: dict[str, Any] = Field(default_factory=dict)
     """As TrainConfig.sim_overrides."""
+    profile: Literal["known", "oda", "hard"] | None = None
+    """As TrainConfig.profile."""
     train_plugs: list[str] = Field(default_factory=lambda: ["family"])
     """As TrainConfig.train_plugs (the held-out plugs are never collected on)."""
     num_tasks: int | None = Field(None, ge=1)
@@ -350,6 +356,7 @@ class CollectConfig(StrictModel):
                 "env": self.env,
                 "sim_config": self.sim_config,
                 "sim_overrides": self.sim_overrides,
+                "profile": self.profile,
                 "train_plugs": self.train_plugs,
                 "num_train_tasks": self.num_tasks,
                 "max_episode_steps": self.max_episode_steps,

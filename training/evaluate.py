@@ -16,7 +16,6 @@ as the runtime does.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ import numpy as np
 from runtime.posterior import NaturalPosterior
 from training.config import EvalConfig
 from training.tasks import TaskSource, env_control_hz
+from zshot.jsonio import write_json
 
 
 class FewShotAgent(Protocol):
@@ -231,8 +231,8 @@ class FewShotReport:
         }
 
     def write_json(self, path: str | Path) -> None:
-        """Write `to_json()` to `path`."""
-        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        """Write `to_json()` to `path` as strict JSON (NaN as null)."""
+        write_json(path, self.to_json())
 
 
 def plug_result(label: str, eps: list[EpisodeResult], explore: list[EpisodeResult]) -> PlugResult:

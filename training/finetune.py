@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -53,6 +52,7 @@ from training.pearl import PearlBatch, PearlOptimizers
 from training.replay import MultiTaskReplayBuffer
 from training.tasks import TaskSource, env_control_hz
 from zshot.config import add_set_argument
+from zshot.jsonio import write_json
 
 if TYPE_CHECKING:
     from training.datasets import OfflineDataset
@@ -586,7 +586,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"finetune: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=str) + "\n")
+        write_json(args.json, out, indent=1, default=str)
         print(f"wrote {args.json}")
     return 0
 

@@ -80,6 +80,7 @@ from training.pearl import (
     make_nets,
     step_learners,
 )
+from zshot.jsonio import write_json
 
 CHECKPOINT = "checkpoint.pt"  # the same name as training.trainer's (export/eval read it)
 ACTION_EPS = 1e-4  # dataset actions at exactly +-1 have atanh = inf: clip into the open box
@@ -490,7 +491,7 @@ class OfflineTrainer:
         finally:
             bar.close()
         self.save_checkpoint()
-        (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        write_json(self.run_dir / "history.json", self.history, indent=1)
         if cfg.eval.eval_episodes > 0:
             report = self.evaluate()
             report.write_json(self.run_dir / "eval.json")

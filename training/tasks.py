@@ -74,8 +74,12 @@ def env_control_hz(env: Any) -> float:
     return 10.0
 
 
-def make_task_source(cfg: TrainConfig) -> TaskSource:
-    """Build the task family named by `cfg.env` with `cfg.seed`."""
+def make_task_source(cfg: TrainConfig, extra_test_plugs: list[str] | None = None) -> TaskSource:
+    """Build the task family named by `cfg.env` with `cfg.seed`. `extra_test_plugs`
+    (insertion only): shipped names or spec files to evaluate on as well, held out of
+    training and drawn after every other plug (the config's test tasks stay the same)."""
+    if extra_test_plugs and cfg.env != "insertion":
+        raise ValueError(f"plugs {extra_test_plugs} given, but env {cfg.env!r} has no plugs")
     if cfg.env == "point":
         train = point_tasks(20, cfg.seed, "train")
         test = point_tasks(6, cfg.seed + 10_000, "test")
@@ -83,15 +87,17 @@ def make_task_source(cfg: TrainConfig) -> TaskSource:
     elif cfg.env == "terrain":
         source = _terrain_source(cfg)
     else:
-        source = _insertion_source(cfg)
+        source = _insertion_source(cfg, extra_test_plugs or [], cfg.profile)
     if cfg.num_train_tasks is not None:
         source.train_tasks = source.train_tasks[: cfg.num_train_tasks]
     return source
 
 
-def _insertion_source(cfg: TrainConfig) -> TaskSource:
+def _insertion_source(
+    cfg: TrainConfig, extra_test_plugs: list[str], profile: str | None
+) -> TaskSource:
     try:
-        from sim.config import InsertionEnvConfig
+        from sim.config import InsertionEnvConfig, profile_of, with_profile
         from sim.insertion import InsertionEnv
         from sim.tasks import TaskFamily
     except ImportError as exc:  # the sim package is built in parallel (issue #3)
@@ -102,15 +108,21 @@ def _insertion_source(cfg: TrainConfig) -> TaskSource:
 
     data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
     data = _merge(data, cfg.sim_overrides)
+    data = with_profile(data, profile)
     train_plugs: list[str] = []
     for name in cfg.train_plugs:
         train_plugs.extend(plug_paths() if name == "family" else [_plug_ref(name)])
     tasks = dict(data.get("tasks") or {})
-    held = tasks.get("held_out") or list(NAMED_PLUGS)
+    held = [_plug_ref(h) for h in (tasks.get("held_out") or list(NAMED_PLUGS))]
     overlap = sorted(set(held) & set(train_plugs))
     if overlap:
         raise ValueError(f"train_plugs include held-out plugs {overlap}")
     tasks.setdefault("include_plugs", [*held, *train_plugs])
+    extra = [r for r in (_plug_ref(x) for x in extra_test_plugs) if r not in held]
+    if set(extra) & set(train_plugs):
+        raise ValueError(f"plugs {sorted(set(extra) & set(train_plugs))} are training plugs")
+    tasks["include_plugs"] = [*tasks["include_plugs"], *extra]
+    tasks["held_out"] = held + extra
     data["tasks"] = tasks
     try:
         sim_cfg = InsertionEnvConfig.model_validate(apply_overrides(data, []))
@@ -129,6 +141,7 @@ def _insertion_source(cfg: TrainConfig) -> TaskSource:
         "sim_config": sim_cfg.model_dump(mode="json"),
         "held_out_plugs": sorted(family.held_out),
         "train_plugs": [_label(p) for p in family.train_plugs],
+        "profile": profile_of(sim_cfg),
     }
     source = TaskSource("insertion", list(family.train_tasks), test, make_env, info)
     return source
@@ -215,7 +228,12 @@ def _plug_ref(name: str) -> str:
 
 
 def _label(plug: str) -> str:
-    return Path(plug).stem if plug.endswith((".yaml", ".yml")) else plug
+    """A plug's `name` (a spec file's, as tables and JSON label it)."""
+    if plug.endswith((".yaml", ".yml")):
+        from sim.tasks import plug_label
+
+        return plug_label(plug)
+    return plug
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

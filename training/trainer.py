@@ -33,6 +33,7 @@ from training.networks import PearlNets
 from training.pearl import PearlBatch, PearlOptimizers, make_nets, product_of_gaussians, update
 from training.replay import MultiTaskReplayBuffer
 from training.tasks import TaskSource, env_control_hz, make_task_source
+from zshot.jsonio import write_json
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -316,7 +317,7 @@ class Trainer:
                 bar.set_postfix(progress_postfix(logs, last_eval, has_success))
                 if last or self.iteration % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
-                    (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+                    write_json(self.run_dir / "history.json", self.history, indent=1)
                 if last:
                     break
         finally:

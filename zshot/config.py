@@ -22,13 +22,17 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 __all__ = [
     "CONFIG_KINDS",
+    "PROFILE_NAMES",
     "ConfigError",
     "StrictModel",
+    "add_profile_argument",
     "add_set_argument",
     "apply_overrides",
     "config_model_for",
     "load_config",
     "load_yaml_mapping",
+    "override_config",
+    "profile_override",
 ]
 
 
@@ -147,6 +151,30 @@ def add_set_argument(
     parser.add_argument(
         "--set", dest=dest, action="append", default=[], metavar="KEY=VALUE", help=help
     )
+
+
+PROFILE_NAMES: tuple[str, ...] = ("known", "oda", "hard")
+"""The insertion benchmark profiles (sim.config.PROFILES holds what each draws)."""
+
+
+def add_profile_argument(parser: argparse.ArgumentParser) -> None:
+    """The `--profile known|oda|hard` switch of eval, trials, sim baseline, train and collect
+    (checked by `profile_override`, which names a bad value in one line)."""
+    parser.add_argument(
+        "--profile",
+        metavar="|".join(PROFILE_NAMES),
+        help="insertion benchmark profile: known (no socket error), oda (a fresh unobserved "
+        "±1 mm every episode), hard (±2 mm / ±3° per task)",
+    )
+
+
+def profile_override(profile: str | None, key: str = "profile") -> list[str]:
+    """`--set` entries for a `--profile` value ([] for None); ConfigError naming a bad one."""
+    if profile is None:
+        return []
+    if profile not in PROFILE_NAMES:
+        raise ConfigError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILE_NAMES)}")
+    return [f"{key}={profile}"]
 
 
 def override_config(cfg: M, overrides: Sequence[str], source: str) -> M:

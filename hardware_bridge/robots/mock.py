@@ -5,6 +5,7 @@ The TCP integrates the commanded twist exactly (x += v * dt). The hidden socket 
 in the hole (|xy - socket_error| <= clearance: free to go down to `depth_success`) or
 pressing on the face, which pushes back with a spring force k * penetration and stops it.
 Every command and hold is kept in `.commands` so tests can check what reached the robot.
+Reward and success are zshot.reward's, from the believed-frame pose, depth and force.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hardware_bridge.robot import ActionSpec, RobotError, RobotState
+from zshot.reward import InsertionLimits, InsertionMeasurement, RewardConfig, insertion_reward
 
 __all__ = ["MOCK_OBS_NAMES", "MockRobot"]
 
@@ -58,6 +60,12 @@ class MockRobot:
         self.socket_error = np.zeros(2)
         self.task: dict[str, Any] = {}
         self.fault_nan_reading = False  # tests: the next readings carry NaN
+        # the hole is within pose_error_range + clearance of the believed socket; its floor
+        # (depth_success) is reached only in the hole, so depth there means inserted
+        self.reward_config = RewardConfig(success_radius=pose_error_range * 2**0.5 + clearance)
+        self._limits = InsertionLimits(
+            success_depth_m=depth_success - 1e-9, max_steps=max_steps, force_limit_n=1e9
+        )
         self.extra_force = np.zeros(3)  # tests: an external push [N]
         self._pos = self._start.copy()
         self._vel = np.zeros(3)
@@ -103,8 +111,7 @@ class MockRobot:
         obs = np.concatenate([self._pos, self._vel, force]).astype(np.float32)
         if self.fault_nan_reading:
             obs[:] = np.nan
-        lateral = float(np.linalg.norm(self._pos[:2] - self.socket_error))
-        success = bool(self._pos[2] <= -self._depth + 1e-9 and lateral <= self._clearance)
+        success = self._measure()[1]
         return RobotState(
             t=time.monotonic(),
             obs=obs,
@@ -165,5 +172,18 @@ class MockRobot:
         self._pos = new
         self._steps += 1
         self._peak_force = max(self._peak_force, float(np.linalg.norm(self._force)))
-        goal = np.array([*self.socket_error, -self._depth])
-        self._last_reward = -float(np.linalg.norm(self._pos - goal)) * 100.0
+        self._last_reward = self._measure()[0]
+
+    def _measure(self) -> tuple[float, bool]:
+        """(reward, success) by zshot.reward from what the mock's sensors give: the pose
+        relative to the believed socket, depth below its face (-z), |F|; never socket_error."""
+        force = float(np.linalg.norm(self._force))
+        m = InsertionMeasurement(
+            lateral_m=float(np.linalg.norm(self._pos[:2])),
+            yaw_rad=0.0,
+            depth_m=float(-self._pos[2]),
+            force_n=force,
+            peak_force_n=force,
+        )
+        reward, success, _ = insertion_reward(self.reward_config, m, self._limits)
+        return reward, success

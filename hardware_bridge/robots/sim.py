@@ -12,11 +12,12 @@ import time
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from hardware_bridge.config import SimRobotConfig
 from hardware_bridge.robot import ActionSpec, RobotError, RobotState, check_obs
 from hardware_bridge.robots.env_robot import EnvRobot
-from zshot.config import load_config
+from zshot.config import format_validation_error, load_yaml_mapping
 
 __all__ = ["SimRobot"]
 
@@ -40,7 +41,16 @@ class SimRobot(EnvRobot):
         sim_tasks = importlib.import_module("sim.tasks")
 
         self.cfg = config or SimRobotConfig()
-        env_cfg: Any = load_config(sim_config.InsertionEnvConfig, self.cfg.sim_config)
+        data = load_yaml_mapping(self.cfg.sim_config) if self.cfg.sim_config else {}
+        data = sim_config.with_profile(data, self.cfg.profile)
+        try:
+            env_cfg: Any = sim_config.InsertionEnvConfig.model_validate(data)
+        except ValidationError as exc:
+            where = self.cfg.sim_config or "sim defaults"
+            raise RobotError(
+                format_validation_error(exc, f"{where} (profile {self.cfg.profile})")
+            ) from None
+        self._sim_tasks = sim_tasks
         super().__init__(
             sim_insertion.InsertionEnv(env_cfg), sim_tasks.TaskFamily(env_cfg, seed=seed), seed=seed
         )
@@ -58,19 +68,39 @@ class SimRobot(EnvRobot):
         self._torque_ref = float(env_cfg.torque_ref)
         self._idx = {n: self.obs_names.index(n) for n in ("x_mm", "y_mm", "z_mm", "fx", "tx")}
 
+    def check_plugs(self, plugs: list[str]) -> None:
+        """RobotError naming the first plug that has no tasks here or whose file fails its
+        spec check (before a session starts, so a typo costs no episodes)."""
+        for plug in plugs:
+            self._tasks_of(plug)
+
     def set_task(self, plug: str, index: int) -> dict[str, Any]:
-        """Task `index` (mod the number available) of `plug` from the seeded task family."""
+        """Task `index` (mod the number available) of `plug` from the seeded task family.
+        `plug` is a shipped name or a plug spec file; a file outside the family becomes a
+        held-out, test-only plug of its own (the family's other tasks stay as they were).
+        The description's `label` is the plug's name (what tables show)."""
+        tasks = self._tasks_of(plug)
+        task = tasks[index % len(tasks)]
+        self.env.set_task(task)
+        self.task = {**task.model_dump(), "index": index, "label": self._sim_tasks.plug_label(plug)}
+        return dict(self.task)
+
+    def _tasks_of(self, plug: str) -> list[Any]:
         split = "test" if self.cfg.test_tasks else "train"
-        tasks = self.family.tasks_for(plug, split)
+        if self._sim_tasks.is_plug_file(plug):
+            try:
+                self._sim_tasks.check_plug(plug)
+            except ValueError as exc:
+                raise RobotError(f"SimRobot: {exc}") from None
+            if split == "test" and not self.family.tasks_for(plug, split):
+                self.family = self.family.with_test_plugs([plug])
+        tasks: list[Any] = self.family.tasks_for(plug, split)
         if not tasks:
             raise RobotError(
                 f"SimRobot: no {split} tasks for plug {plug!r} "
                 f"(known plugs: {', '.join(self.family.test_plugs)})"
             )
-        task = tasks[index % len(tasks)]
-        self.env.set_task(task)
-        self.task = {**task.model_dump(), "index": index}
-        return dict(self.task)
+        return tasks
 
     def _reading(
         self, obs: Any, reward: float, terminated: bool, truncated: bool, info: dict[str, Any]

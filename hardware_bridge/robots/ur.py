@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from hardware_bridge.config import URConfig
 from hardware_bridge.robot import ActionSpec, RobotError, RobotState
+from zshot.reward import InsertionLimits, InsertionMeasurement, insertion_reward
 
 __all__ = ["UR_OBS_NAMES", "URRobot"]
 
@@ -97,6 +98,12 @@ class URRobot:
         self._force_ref = force_ref
         self._torque_ref = torque_ref
         self._R = _rz(c.socket_yaw)  # socket frame -> base frame
+        self._limits = InsertionLimits(
+            success_depth_m=c.insertion_depth,
+            max_steps=c.max_steps,
+            force_ref_n=force_ref,
+            force_limit_n=c.force_limit,
+        )
         self._origin = np.asarray(c.socket_position, dtype=np.float64)
         self._ctrl: Any = None
         self._recv: Any = None
@@ -172,20 +179,41 @@ class URRobot:
         }
         obs = np.array([values[n] for n in self.obs_names], dtype=np.float32)
         tip = pos - np.array([0.0, 0.0, self.cfg.tcp_to_tip])
-        depth_left = max(0.0, tip[2] + self.cfg.insertion_depth)
-        success = tip[2] <= -self.cfg.insertion_depth
+        reward, success, violation = self.reward_of(pos, float(rpy[2]), fnorm)
         return RobotState(
             t=time.monotonic(),
             obs=obs,
             tcp_position=tip,
             wrench=wrench,
-            reward=-depth_left / 0.01 + (10.0 if success else 0.0),  # the sim's scale: 1 per cm
-            success=bool(success),
-            terminated=bool(success),
+            reward=reward,
+            success=success,
+            # a protective stop is the loop's to report (an abort), not an ordinary ending
+            terminated=success or (violation and not pstop),
             truncated=self._steps >= self.max_steps,
             protective_stop=bool(pstop),
-            info={"force_n": fnorm},
+            info={"force_n": fnorm, "peak_force": fnorm, "safety_violation": violation},
         )
+
+    def reward_of(
+        self, tcp_in_socket: FloatArray, yaw: float, force_n: float
+    ) -> tuple[float, bool, bool]:
+        """(reward, success, violation) by zshot.reward: the TCP (plug origin) position and
+        yaw relative to the believed socket [m, rad], |F| [N]; the sim's definition."""
+        depth = -(float(tcp_in_socket[2]) - self.cfg.tcp_to_tip)  # pin tips below the face
+        if not (np.all(np.isfinite(tcp_in_socket)) and math.isfinite(yaw + force_n)):
+            return (
+                float("nan"),
+                False,
+                False,
+            )  # a faulty reading: the loop holds, never trains on it
+        m = InsertionMeasurement(
+            lateral_m=math.hypot(float(tcp_in_socket[0]), float(tcp_in_socket[1])),
+            yaw_rad=abs((yaw + math.pi) % (2 * math.pi) - math.pi),
+            depth_m=depth,
+            force_n=force_n,
+            peak_force_n=force_n,  # one reading per period: its |F| is the period's peak
+        )
+        return insertion_reward(self.cfg.reward, m, self._limits)
 
     def command(self, action: npt.NDArray[np.float64]) -> None:
         """Send one normalised twist for one period (speedL, or servoL towards pose + v * dt)."""

@@ -28,6 +28,7 @@ __all__ = [
     "PinSpec",
     "PlugSpec",
     "PlugSpecError",
+    "is_plug_file",
     "list_plugs",
     "load_plug",
     "plug_dir",
@@ -308,6 +309,12 @@ def _load_path(path: Path) -> PlugSpec:
         return PlugSpec.model_validate(data)
     except ValidationError as exc:
         raise PlugSpecError(_format_error(exc, str(path))) from None
+
+
+def is_plug_file(ref: str | Path) -> bool:
+    """Does `ref` name a spec file (…/name.yaml or .yml) rather than a shipped plug?"""
+    text = str(ref)
+    return text.endswith((".yaml", ".yml")) and not (plug_dir() / f"{text}.yaml").is_file()
 
 
 def load_plug(name_or_path: str | Path) -> PlugSpec:

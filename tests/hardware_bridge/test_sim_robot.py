@@ -139,7 +139,9 @@ def test_bridge_is_transparent_when_no_limit_acts() -> None:
     from sim.tasks import InsertionTask
 
     env = InsertionEnv(r.env.config)
-    env.set_task(InsertionTask.model_validate({k: v for k, v in task.items() if k != "index"}))
+    env.set_task(
+        InsertionTask.model_validate({k: v for k, v in task.items() if k not in ("index", "label")})
+    )
     obs, _ = env.reset(seed=0)  # SimRobot's first episode seed: seed * 100_003 + 0
     spiral.reset()
     for t in range(res.steps):

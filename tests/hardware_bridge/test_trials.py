@@ -55,7 +55,7 @@ def test_schedule_modes_and_table() -> None:
     assert {r.successes for r in report.plugs} != {0}
     table = format_table(report)
     header = [c.strip() for c in table.splitlines()[0].split("|")[1:-1]]
-    assert header == ["plug", "successes/N", "mean time", "peak force", "aborted"]
+    assert header == ["plug", "successes/N", "mean time", "peak force", "force limit", "aborted"]
     assert all(f"{r.successes}/4" in table for r in report.plugs)
 
 
