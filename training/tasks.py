@@ -105,6 +105,7 @@ def _insertion_source(
     from sim.plugs import NAMED_PLUGS
     from training.plug_family import plug_paths
     from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
+    from zshot.reward import reward_manifest
 
     data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
     data = _merge(data, cfg.sim_overrides)
@@ -142,6 +143,13 @@ def _insertion_source(
         "held_out_plugs": sorted(family.held_out),
         "train_plugs": [_label(p) for p in family.train_plugs],
         "profile": profile_of(sim_cfg),
+        # what the context's rewards mean (docs/PROTOCOL.md, Reward): a client sends these
+        "reward": reward_manifest(
+            sim_cfg.reward,
+            cfg.max_episode_steps or sim_cfg.max_steps,
+            sim_cfg.force_ref,
+            sim_cfg.force_limit,
+        ),
     }
     source = TaskSource("insertion", list(family.train_tasks), test, make_env, info)
     return source

@@ -14,3 +14,37 @@ def test_has_success_follows_the_metric() -> None:
     tasks = point_tasks(2, 0, "t")
     assert TaskSource("x", tasks, tasks, PointGoalEnv).has_success  # the default
     assert not TaskSource("x", tasks, tasks, PointGoalEnv, metric="return").has_success
+
+
+def test_profile_key_sets_the_socket_error_of_train_and_test_tasks() -> None:
+    """`profile` (zshot train/collect/eval --profile) wins over a file's socket-error keys;
+    the tasks keep their plug, clearance and friction; the manifest's env names the profile
+    and the reward definition."""
+    import pytest
+
+    from training.config import TrainConfig
+
+    base = {
+        "env": "insertion",
+        "train_plugs": ["AU-AC-plug"],
+        "sim_overrides": {
+            "tasks": {"held_out": ["Metal-peg-sq"], "socket_xy_error": 0.003},
+            "episode_socket_xy_error": 0.0,
+        },
+    }
+    custom = make_task_source(TrainConfig.model_validate(base))
+    assert custom.env_info["profile"] == "custom"
+    assert max(abs(t.dx) for t in custom.test_tasks) > 0.002
+    for name, e in (("known", 0.0), ("oda", 0.0), ("hard", 0.002)):
+        src = make_task_source(TrainConfig.model_validate({**base, "profile": name}))
+        assert src.env_info["profile"] == name
+        assert src.env_info["reward"]["definition"] == "zshot.reward.insertion/v1"
+        for t in src.train_tasks + src.test_tasks:
+            assert abs(t.dx) <= e and abs(t.dy) <= e
+        assert [(t.plug, t.clearance) for t in src.test_tasks] == [
+            (t.plug, t.clearance) for t in custom.test_tasks
+        ]
+        env = src.make_env()
+        want = 0.001 if name == "oda" else 0.0
+        assert env.config.episode_socket_xy_error == pytest.approx(want)
+        env.close()
