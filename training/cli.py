@@ -9,6 +9,9 @@ from pathlib import Path
 
 from zshot.config import add_set_argument, load_config, override_config
 
+SCRIPTED_TARGETS = ("spiral", "spiral-memory")
+"""`zshot eval` targets that are scripted baselines (with --config), not a run or artifact."""
+
 
 def _run_dir(template: str, config_path: str, seed: int) -> Path:
     return Path(template.format(name=Path(config_path).stem, seed=seed))
@@ -94,7 +97,11 @@ def eval_main(argv: Sequence[str]) -> int:
         description="Few-shot evaluation: per test task start from the prior, explore K "
         "episodes (posterior sampling), then N episodes with the posterior mean.",
     )
-    p.add_argument("target", metavar="RUN_OR_ARTIFACT", help="run dir or artifact dir")
+    p.add_argument(
+        "target",
+        metavar="RUN_OR_ARTIFACT",
+        help="run dir, artifact dir, or spiral / spiral-memory (scripted baselines)",
+    )
     p.add_argument("--plugs", nargs="+", help="only these test plugs (default: all test tasks)")
     p.add_argument("--explore", "-k", type=int, help="K exploration episodes per task")
     p.add_argument("--episodes", "-n", type=int, help="N evaluation episodes per task")
@@ -107,7 +114,9 @@ def eval_main(argv: Sequence[str]) -> int:
         "a locomotion evaluation, whose test tasks are not grouped by plug)",
     )
     p.add_argument(
-        "--config", help="with RUN_OR_ARTIFACT = spiral: the train config whose test tasks to use"
+        "--config",
+        help="with RUN_OR_ARTIFACT = spiral or spiral-memory (the scripted baselines): the "
+        "train config whose test tasks to use",
     )
     add_set_argument(
         p,
@@ -126,6 +135,7 @@ def eval_main(argv: Sequence[str]) -> int:
     from training.config import EvalConfig, TrainConfig
     from training.evaluate import (
         FewShotAgent,
+        MemorySpiralAgent,
         OnnxAgent,
         SpiralAgent,
         TorchAgent,
@@ -134,23 +144,29 @@ def eval_main(argv: Sequence[str]) -> int:
     from training.tasks import make_task_source
 
     target = Path(args.target)
+    scripted = str(target) in SCRIPTED_TARGETS
     agent: FewShotAgent
     try:
-        if str(target) == "spiral":
+        if scripted:
             if not args.config:
-                print("zshot eval spiral: needs --config (whose test tasks)", file=sys.stderr)
+                print(f"zshot eval {target}: needs --config (whose test tasks)", file=sys.stderr)
                 return 2
             cfg = load_config(TrainConfig, args.config, args.overrides)
             if cfg.env != "insertion":
                 print(
-                    "zshot eval spiral: the spiral baseline needs env: insertion", file=sys.stderr
+                    f"zshot eval {target}: the spiral baselines need env: insertion",
+                    file=sys.stderr,
                 )
                 return 2
             source = make_task_source(cfg)
             env = source.make_env()
-            agent = SpiralAgent(env.config)
+            if str(target) == "spiral":
+                agent = SpiralAgent(env.config)
+                backend = "spiral-search (scripted)"
+            else:
+                agent = MemorySpiralAgent(env.config)
+                backend = "spiral-search with memory (scripted)"
             env.close()
-            backend = "spiral-search (scripted)"
         elif (target / "manifest.json").is_file():
             onnx_agent = OnnxAgent(target)
             cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
@@ -173,7 +189,7 @@ def eval_main(argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
             return 2
-        if args.overrides and str(target) != "spiral":
+        if args.overrides and not scripted:
             cfg = override_config(cfg, args.overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
         for key, val in (
@@ -208,8 +224,8 @@ def eval_main(argv: Sequence[str]) -> int:
     print(report.table())
     if args.json:
         out = Path(args.json)
-    elif str(target) == "spiral":
-        out = Path(f"eval-spiral-{Path(args.config).stem}.json")
+    elif scripted:
+        out = Path(f"eval-{target}-{Path(args.config).stem}.json")
     else:
         out = target / f"eval-{eval_cfg.mode}.json"
     report.write_json(out)
