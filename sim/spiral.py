@@ -1,5 +1,5 @@
-"""The scripted industrial baseline: approach, Archimedean spiral search under a downward
-force, insert. It sees only the observation (pose relative to the *believed* socket and the
+"""The scripted industrial baselines. `SpiralSearchPolicy`: approach, Archimedean spiral search
+under a downward force, insert. It sees only the observation (pose relative to the *believed* socket and the
 wrist force), like a learned policy, and answers in the env's normalised action space.
 
 Phases:
@@ -13,6 +13,15 @@ Phases:
 
 Yaw is not searched (industrial spirals do not): a socket yaw error larger than the
 clearance allows defeats it on multi-pin plugs, which is the gap learned policies must close.
+
+`MemorySpiralPolicy` is the stronger industrial baseline, spiral search *with memory* (issue
+16): the script an integrator writes for a cell that inserts one part into one socket over and
+over. It too sees only the observation, plus its own commanded pose and each episode's
+success signal, and keeps a per-task memory (`reset_task`, `reset_episode`, `act`,
+`end_episode`): after a success the next episodes go to where the plug went in; until then
+the search also covers yaw (one offset per pass) and resumes each episode where the last
+stopped. `zshot eval spiral-memory` runs it in the few-shot protocol (BENCHMARKS.md
+`## spiral search with memory`).
 """
 
 from __future__ import annotations
@@ -202,17 +211,27 @@ class MemorySpiralPolicy:
     - `reset_task()`: forget everything (new plug or socket);
     - `reset_episode()`: a new attempt at the same task (memory kept);
     - `act(obs)`: the next normalised twist;
-    - `end_episode(success, final_obs)`: the episode's outcome; after a success the final pose
-      (pins in their cavities) becomes the remembered pose.
+    - `end_episode(success, final_obs)`: the episode's outcome; after a success its final
+      pose (pins in their cavities) joins the task's success poses, whose mean is the
+      remembered pose.
 
-    Episode: with a remembered pose, hover above it, settle, lower and press; if the pins do
-    not drop, peck at rings of points around it (`peck_radii`), then fall back to the search.
-    Without one: descend at the search's current point and spiral under `search_force`,
-    resuming where the last episode stopped, one yaw offset per full pass (`yaw_offsets`).
-    The lateral setpoint leads the path by the damping and the measured sliding friction, so
-    the plug follows the spiral rather than lagging millimetres behind it. Once the pins drop
-    by `drop`, press in with `insert_force`, floating sideways on the measured contact force
-    and wiggling yaw when the descent stalls.
+    Episode without a remembered pose: descend at the search's current point and spiral
+    under `search_force` (0.4 mm pitch out to 3 mm), resuming where the last episode stopped;
+    one yaw offset per full pass, cycling `yaw_offsets` (0, +1, -1, +2, -2, +3, -3 deg), with
+    a small yaw dither about it, each pass turned by `pass_turn` so its arms fall between the
+    last pass's. The lateral setpoint leads the spiral point along its tangent by the
+    damping and by the friction estimated from the wrench (sliding: |F_xy| / F_z; sticking:
+    the estimate grows), so the plug follows the path instead of lagging millimetres behind.
+    Once the pins drop by `drop`, press in with `insert_force`, floating sideways on the
+    measured contact force; when the descent stalls, yaw steps to alternating sides of the
+    stall yaw with a growing amplitude (the longest pin is in, the others need the yaw); past
+    `wiggle_max` the press-in is abandoned and the search moves on.
+
+    Episode with a remembered pose (the mean of the task's success poses): hover above it,
+    settle, lower and press there (`peck_yaws` in turn); then optional peck rings
+    (`peck_radii`, none by default: measured worse than) a local spiral around it
+    (`local_pitch`, `local_radius`, one `local_yaws` offset per pass), since a success pose
+    can sit a clearance or more off the true one; then the task's search again.
     """
 
     def __init__(
@@ -233,7 +252,7 @@ class MemorySpiralPolicy:
     def reset_task(self) -> None:
         """Forget the task: no remembered pose, the search restarts from its first pass."""
         self.memory: tuple[float, float, float] | None = None
-        """(x mm, y mm, yaw deg) where the plug last went in, relative to the believed socket."""
+        """(x mm, y mm, yaw deg) where the plug went in, relative to the believed socket."""
         self.successes: list[tuple[float, float, float]] = []
         """The final poses of this task's successful episodes."""
         self.z_face = math.nan
@@ -265,7 +284,7 @@ class MemorySpiralPolicy:
         self.last = np.zeros(OBS_DIM)
 
     def end_episode(self, success: bool, final_obs: np.ndarray | None = None) -> None:
-        """The episode's outcome: after a success the final pose becomes the memory."""
+        """The episode's outcome: after a success the final pose joins the memory."""
         if not success:
             return
         o = np.asarray(final_obs if final_obs is not None else self.last, dtype=np.float64)
