@@ -228,10 +228,10 @@ class MemorySpiralPolicy:
     `wiggle_max` the press-in is abandoned and the search moves on.
 
     Episode with a remembered pose (the mean of the task's success poses): hover above it,
-    settle, lower and press there (`peck_yaws` in turn); then optional peck rings
-    (`peck_radii`, none by default: measured worse than) a local spiral around it
-    (`local_pitch`, `local_radius`, one `local_yaws` offset per pass), since a success pose
-    can sit a clearance or more off the true one; then the task's search again.
+    settle, lower and press there (`peck_yaws` in turn); then pecks on rings of points
+    around it (`peck_radii`; none by default, they measured worse) and a local spiral around
+    it (`local_pitch`, `local_radius`, one `local_yaws` offset per pass), since a success
+    pose can sit a clearance or more off the true one; then the task's search again.
     """
 
     def __init__(
