@@ -15,6 +15,9 @@ from zshot.config import (
     profile_override,
 )
 
+SCRIPTED_TARGETS = ("spiral", "spiral-memory")
+"""`zshot eval` targets that are scripted baselines (with --config), not a run or artifact."""
+
 
 def _run_dir(template: str, config_path: str, seed: int) -> Path:
     return Path(template.format(name=Path(config_path).stem, seed=seed))
@@ -125,7 +128,9 @@ def eval_main(argv: Sequence[str]) -> int:
         "a locomotion evaluation, whose test tasks are not grouped by plug)",
     )
     p.add_argument(
-        "--config", help="with RUN_OR_ARTIFACT = spiral: the train config whose test tasks to use"
+        "--config",
+        help="with RUN_OR_ARTIFACT = spiral or spiral-memory (the scripted baselines): the "
+        "train config whose test tasks to use",
     )
     add_set_argument(
         p,
@@ -148,6 +153,7 @@ def eval_main(argv: Sequence[str]) -> int:
     from training.config import EvalConfig, TrainConfig
     from training.evaluate import (
         FewShotAgent,
+        MemorySpiralAgent,
         OnnxAgent,
         SpiralAgent,
         TorchAgent,
@@ -156,27 +162,31 @@ def eval_main(argv: Sequence[str]) -> int:
     from training.tasks import make_task_source
 
     target = Path(args.target)
+    scripted = str(target) in SCRIPTED_TARGETS
     agent: FewShotAgent
-    baseline = str(target) in ("spiral",)
     try:
         overrides = [*args.overrides, *profile_override(args.profile)]
         plug_filter, extra_plugs = _plug_args(args.plugs)
-        if baseline:
+        if scripted:
             if not args.config:
                 print(f"zshot eval {target}: needs --config (whose test tasks)", file=sys.stderr)
                 return 2
             cfg = load_config(TrainConfig, args.config, overrides)
             if cfg.env != "insertion":
                 print(
-                    f"zshot eval {target}: the spiral baseline needs env: insertion",
+                    f"zshot eval {target}: the spiral baselines need env: insertion",
                     file=sys.stderr,
                 )
                 return 2
             source = make_task_source(cfg, extra_plugs)
             env = source.make_env()
-            agent = SpiralAgent(env.config)
+            if str(target) == "spiral":
+                agent = SpiralAgent(env.config)
+                backend = "spiral-search (scripted)"
+            else:
+                agent = MemorySpiralAgent(env.config)
+                backend = "spiral-search with memory (scripted)"
             env.close()
-            backend = "spiral-search (scripted)"
         elif (target / "manifest.json").is_file():
             onnx_agent = OnnxAgent(target)
             cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
@@ -195,11 +205,11 @@ def eval_main(argv: Sequence[str]) -> int:
         else:
             print(
                 f"zshot eval: {target} is neither a run dir (checkpoint.pt) nor an artifact "
-                "(manifest.json), nor a baseline (spiral)",
+                "(manifest.json), nor a baseline (spiral, spiral-memory)",
                 file=sys.stderr,
             )
             return 2
-        if overrides and not baseline:
+        if overrides and not scripted:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
         for key, val in (
@@ -238,7 +248,7 @@ def eval_main(argv: Sequence[str]) -> int:
     tag = eval_cfg.mode + (f"-{profile}" if profile else "")
     if args.json:
         out = Path(args.json)
-    elif baseline:
+    elif scripted:
         out = Path(f"eval-{target}-{Path(args.config).stem}-{tag}.json")
     elif (target / "checkpoint.pt").is_file():
         out = target / f"eval-{tag}.json"  # beside the run

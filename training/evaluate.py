@@ -129,6 +129,8 @@ def run_episode(
         obs = next_obs
         if terminated or truncated or (max_steps is not None and steps >= max_steps):
             break
+    if hasattr(agent, "end_episode"):  # scripted baselines with memory learn from the outcome
+        agent.end_episode(success, np.asarray(obs, np.float32))
     transitions = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
     return EpisodeResult(ret, success, steps, t_insert, peak, violation, transitions)
 
@@ -294,6 +296,8 @@ def few_shot_eval(
         label = source.task_label(task)
         acc = per_plug.setdefault(label, {"eval": [], "explore": []})
         env.set_task(task)
+        if hasattr(agent, "reset_task"):  # a scripted baseline's memory is per task
+            agent.reset_task()
         post = Posterior(agent.latent_dim, agent.prior_in_posterior)
         for _ in range(cfg.explore_episodes):
             ep = run_episode(
@@ -440,3 +444,28 @@ class SpiralAgent:
     def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
         """The spiral's next twist."""
         return np.asarray(self.policy.act(obs), np.float32)
+
+
+class MemorySpiralAgent(SpiralAgent):
+    """The spiral search with memory (sim.spiral.MemorySpiralPolicy) in the same protocol.
+
+    Its memory is per task: `reset_task` at each new test task, `end_episode` after every
+    episode (exploration and evaluation alike, as an integrator's script keeps learning).
+    """
+
+    def __init__(self, sim_config: Any) -> None:
+        from sim.spiral import MemorySpiralPolicy
+
+        self.policy = MemorySpiralPolicy(sim_config)  # type: ignore[assignment]
+
+    def reset_task(self) -> None:
+        """A new task: forget the remembered pose and the search position."""
+        self.policy.reset_task()  # type: ignore[attr-defined]
+
+    def reset_episode(self) -> None:
+        """A new attempt at the same task (memory kept)."""
+        self.policy.reset_episode()  # type: ignore[attr-defined]
+
+    def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
+        """Tell the script how the episode ended (a success is remembered)."""
+        self.policy.end_episode(success, final_obs)  # type: ignore[attr-defined]

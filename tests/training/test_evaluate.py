@@ -206,3 +206,50 @@ def test_return_table_shows_a_dash_without_exploration_episodes() -> None:
     assert "nan" not in table
     assert lines[2].split()[-2:] == ["-", "200"]
     assert lines[3].split()[-2:] == ["-12.50", "200"]
+
+
+@pytest.mark.slow
+def test_eval_spiral_memory_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`zshot eval spiral-memory` on two plugs x one task: the exploration episodes feed the
+    per-task memory (the agent is told each outcome; a new task resets it)."""
+    js = tmp_path / "mem.json"
+    argv = ["eval", "spiral-memory", "--config", "configs/train/insertion.yaml"]
+    argv += ["--plugs", "Car-plug-4p", "US-AC-plug", "--tasks-per-plug", "1"]
+    assert zshot([*argv, "-k", "1", "-n", "2", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "spiral-search with memory" in out and "Car-plug-4p" in out
+    rep = json.loads(js.read_text())
+    assert rep["protocol"]["target"] == "spiral-memory"
+    assert [p["plug"] for p in rep["plugs"]] == ["Car-plug-4p", "US-AC-plug"]
+    assert all(p["episodes"] == 2 and p["explore_episodes"] == 1 for p in rep["plugs"])
+    assert zshot(["eval", "spiral-memory"]) == 2
+    assert "spiral-memory: needs --config" in capsys.readouterr().err
+
+
+def test_memory_agent_is_reset_per_task_and_told_each_outcome() -> None:
+    from sim.config import InsertionEnvConfig
+    from sim.insertion import InsertionEnv
+    from sim.tasks import InsertionTask
+    from training.evaluate import MemorySpiralAgent
+
+    tasks = [
+        InsertionTask(plug="Car-plug-4p", dx=d, task_id=f"t{k}")
+        for k, d in enumerate((0.001, -0.001))
+    ]
+    calls: list[str] = []
+
+    class Recording(MemorySpiralAgent):
+        def reset_task(self) -> None:
+            calls.append("task")
+            super().reset_task()
+
+        def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
+            calls.append("end")
+            super().end_episode(success, final_obs)
+
+    cfg = InsertionEnvConfig()
+    source = TaskSource("insertion", tasks, tasks, lambda: InsertionEnv(cfg))
+    few_shot_eval(
+        source, Recording(cfg), EvalConfig(explore_episodes=1, eval_episodes=1), 0, max_steps=5
+    )
+    assert calls == ["task", "end", "end", "task", "end", "end"]
