@@ -143,6 +143,19 @@ ENV_IDS: dict[str, FamilyName] = {
 }
 
 
+def _obs_unit(name: str) -> str:
+    """Unit of a terrain observation entry (names in `TerrainEnv.obs_names`)."""
+    if name in ("rootz", "torso_z"):
+        return "m"
+    if name.startswith("quat_"):
+        return "1"
+    if name in ("rootx_vel", "rootz_vel") or name.startswith("vel_"):
+        return "m/s"
+    if name == "rooty" or name.endswith("_pos"):
+        return "rad"
+    return "rad/s"  # rooty_vel, angvel_*, joint rates
+
+
 def register_terrain_envs() -> list[str]:
     """Register the terrain env ids with Gymnasium (idempotent); returns the ids.
 
@@ -246,6 +259,8 @@ class TerrainEnv(gym.Env):
                 + ["vel_x", "vel_y", "vel_z", "angvel_x", "angvel_y", "angvel_z"]
                 + [f"{j}_vel" for j in self.body.motor_joints]
             )
+        self.obs_units: list[str] = [_obs_unit(n) for n in self.obs_names]
+        self.action_units: list[str] = ["1"] * n_act  # fraction of the joint's torque limit
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), dtype=np.float32)
         self.observation_space = spaces.Box(*self._obs_bounds(), dtype=np.float32)
         self._max_torque = np.asarray(self.body.max_torque, dtype=np.float64)
