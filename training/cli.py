@@ -24,7 +24,11 @@ def train_main(argv: Sequence[str]) -> int:
     add_set_argument(p)
     p.add_argument("--run-dir", help="where to write the run (default: the config's run_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none anyway when stderr is not a terminal)",
+    )
     args = p.parse_args(list(argv))
 
     from training.config import TrainConfig
@@ -55,10 +59,13 @@ def train_main(argv: Sequence[str]) -> int:
     except (RuntimeError, ValueError) as exc:
         print(f"zshot train: {exc}", file=sys.stderr)
         return 2
-    report = trainer.run(progress=not args.no_progress)
+    # Bars go to stderr, and only to a terminal: `\r` redraws would fill a piped log.
+    report = trainer.run(progress=not args.no_progress and sys.stderr.isatty())
     if report is not None:
         print(report.table())
     print(f"run: {run_dir}  (checkpoint, tb/, history.json, eval.json, curves.png)")
+    if (run_dir / "tb").is_dir():
+        print(f"look at it: tensorboard --logdir {run_dir / 'tb'}")
     return 0
 
 

@@ -175,9 +175,13 @@ class FewShotReport:
         return sum(p.successes for p in self.plugs) / n if n else 0.0
 
     def table(self) -> str:
-        """The per-plug table people read (return-based for locomotion, see `return_table`)."""
+        """The per-plug table people read: insertion's (time to insert, peak force, force-limit
+        endings), return-based for locomotion (`return_table`), success-based for other
+        success envs (`success_table`: the toy task has no insertion or forces)."""
         if self.protocol.get("metric") == "return":
             return self.return_table()
+        if self.protocol.get("env_kind", "insertion") != "insertion":
+            return self.success_table()
         head = (
             f"{'plug':<22} {'success':>9} {'return':>9} {'t_insert[s]':>11} {'peak F[N]':>10} "
             f"{'violations':>10}"
@@ -192,6 +196,22 @@ class FewShotReport:
         n = sum(p.episodes for p in self.plugs)
         s = sum(p.successes for p in self.plugs)
         lines.append(f"{'all':<22} {f'{s}/{n}':>9}")
+        return "\n".join(lines)
+
+    def success_table(self) -> str:
+        """Per task label: successes, mean return, time to success and episode length."""
+        w = max([22, *(len(p.plug) for p in self.plugs)])
+        head = f"{'task':<{w}} {'success':>9} {'return':>9} {'t_success[s]':>12} {'steps':>6}"
+        lines = [head, "-" * len(head)]
+        for p in self.plugs:
+            tts = f"{p.mean_time_to_insert:.2f}" if p.mean_time_to_insert is not None else "-"
+            lines.append(
+                f"{p.plug:<{w}} {f'{p.successes}/{p.episodes}':>9} {p.mean_return:>9.2f} "
+                f"{tts:>12} {p.mean_steps:>6.0f}"
+            )
+        n = sum(p.episodes for p in self.plugs)
+        s = sum(p.successes for p in self.plugs)
+        lines.append(f"{'all':<{w}} {f'{s}/{n}':>9}")
         return "\n".join(lines)
 
     def return_table(self) -> str:
@@ -336,6 +356,7 @@ def few_shot_eval(
         "seed": seed,
         "use_latent": agent.use_latent,
         "metric": getattr(source, "metric", "success"),
+        "env_kind": getattr(source, "kind", "insertion"),
     }
     return FewShotReport(rows, protocol)
 
