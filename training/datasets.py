@@ -176,8 +176,9 @@ def _recording_episodes(p: Path) -> list[dict[str, Any]]:
     except RecordingError as exc:
         raise DatasetError(str(exc)) from None
     out = []
-    for ep in rec.episodes:
-        sel = rec.episode_ids == ep["id"]
+    ends = np.cumsum([int(ep["steps"]) for ep in rec.episodes])  # episodes are contiguous
+    for ep, end in zip(rec.episodes, ends, strict=True):
+        sel = slice(int(end) - int(ep["steps"]), int(end))
         out.append(
             {
                 "name": f"{ep['file']}/{ep['group']}",

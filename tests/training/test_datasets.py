@@ -189,3 +189,31 @@ def test_bridge_recordings_load_as_a_dataset(tmp_path: Path) -> None:
     assert ds.behaviours == ["trial"]
     np.testing.assert_array_equal(ds.tasks[0].dones[:, 0], [0, 0, 1])
     np.testing.assert_array_equal(ds.tasks[1].next_obs[:, 0], [1, 2, 3])
+
+
+def test_an_earlier_per_episode_collection_still_loads(tmp_path: Path) -> None:
+    """Collections written before the Minari layout (episode_N.h5 + dataset.json) load, and
+    their manifest's episode count is still checked."""
+    from hardware_bridge.loop import StepRecord
+    from hardware_bridge.recorder import Recorder
+    from training.datasets import write_manifest
+
+    d = tmp_path / "old"
+    rec = Recorder(d, latent_dim=1)
+    for k in range(3):
+        rec.begin_episode({"task": {"plug": "p", "goal_x": float(k % 2)}, "mode": "scripted"})
+        rec.record(
+            StepRecord(
+                t_wall=0.0, t_mono=0.0, obs=np.zeros(2, np.float32), commanded=np.zeros(2),
+                sent=np.zeros(2), reward=0.0, terminated=True, truncated=False,
+                next_obs=np.ones(2, np.float32), z_mean=np.zeros(1), z_var=np.ones(1),
+                latency_s=0.0, flags=0, wrench=np.zeros(6),
+            )
+        )  # fmt: skip
+        rec.end_episode({})
+    write_manifest(d, {"complete": True, "episodes": 3})
+    ds = load_dataset(d)
+    assert [t.episodes for t in ds.tasks] == [2, 1] and ds.behaviours == ["scripted"]
+    write_manifest(d, {"complete": True, "episodes": 4})
+    with pytest.raises(DatasetError, match="manifest lists 4 episodes, found 3"):
+        load_dataset(d)
