@@ -368,9 +368,9 @@ def read_minari(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                     ep[key] = np.asarray(item[()])
                 # Only the attributes zshot wrote when task_json is there (each HDF5 attribute
                 # read costs ~0.1-0.3 ms); everything for a dataset from elsewhere.
-                names = set(g.attrs)
-                keys = ("task_json", "plug", "mode") if "task_json" in names else names
-                attrs = {k: g.attrs[k] for k in keys if k in names}
+                present = set(g.attrs)
+                keys = ("task_json", "plug", "mode") if "task_json" in present else present
+                attrs = {k: g.attrs[k] for k in keys if k in present}
                 task = episode_task(attrs, g)
             except (OSError, ValueError, KeyError) as exc:
                 if isinstance(exc, MinariFormatError):
