@@ -441,7 +441,7 @@ def collect(
 
 def main(argv: Sequence[str]) -> int:
     """`zshot collect CONFIG (--out DATASET | --dataset-id ID) [--set KEY=VALUE ...]`."""
-    from training.minari_format import MinariFormatError, minari_root_dir, valid_dataset_id
+    from training.minari_format import MinariFormatError, resolve_out
 
     p = argparse.ArgumentParser(
         prog="zshot collect",
@@ -457,11 +457,7 @@ def main(argv: Sequence[str]) -> int:
     add_set_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     args = p.parse_args(list(argv))
-    if args.out is None and args.dataset_id is None:
-        p.error("give --out DIR or --dataset-id ID (or both)")
-    if args.dataset_id is not None and not valid_dataset_id(args.dataset_id):
-        p.error(f"--dataset-id {args.dataset_id!r}: not of Minari's form (namespace/)name-vN")
-    out = Path(args.out) if args.out else minari_root_dir() / args.dataset_id
+    out = resolve_out(args.out, args.dataset_id, p.error)
     cfg = load_config(CollectConfig, args.config, args.overrides)
     try:
         m = collect(

@@ -31,9 +31,8 @@ from training.minari_format import (
     box_space_json,
     dataset_id_for,
     find_data_dir,
-    minari_root_dir,
+    resolve_out,
     space_json,
-    valid_dataset_id,
 )
 
 _INFO_KEYS = ("timestamps", "t_monotonic", "latency_s", "flags", "z_mean", "z_var", "wrench")
@@ -169,11 +168,7 @@ def main(argv: Sequence[str]) -> int:
         "--env-id", help="gymnasium id whose spaces and spec to record (e.g. zshot/Insertion-v0)"
     )
     args = p.parse_args(list(argv))
-    if args.out is None and args.dataset_id is None:
-        e.error("give --out DIR or --dataset-id ID (or both)")
-    if args.dataset_id is not None and not valid_dataset_id(args.dataset_id):
-        e.error(f"--dataset-id {args.dataset_id!r}: not of Minari's form (namespace/)name-vN")
-    out = Path(args.out) if args.out else minari_root_dir() / args.dataset_id
+    out = resolve_out(args.out, args.dataset_id, e.error)
     try:
         m = export_recordings(args.recording, out, args.dataset_id, args.env_id)
     except MinariFormatError as exc:

@@ -24,8 +24,6 @@ behaviour of each transition, and samples PEARL meta-batches from it:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +31,13 @@ from typing import Any
 import numpy as np
 
 from hardware_bridge.recorder import RecordingError, load_recordings
-from training.minari_format import DATA_DIR, MinariFormatError, find_data_dir, read_minari
+from training.minari_format import (
+    DATA_DIR,
+    MinariFormatError,
+    find_data_dir,
+    read_minari,
+    write_json_atomic,
+)
 
 DATASET_FORMAT = "zshot-offline-dataset"
 DATASET_VERSION = 1
@@ -131,17 +135,9 @@ def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
     """Write dataset.json atomically (temp file, fsync, rename)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    body = {"format": DATASET_FORMAT, "version": DATASET_VERSION, **manifest}
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".dataset.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(body, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, d / MANIFEST)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(
+        d / MANIFEST, {"format": DATASET_FORMAT, "version": DATASET_VERSION, **manifest}
+    )
     return d / MANIFEST
 
 

@@ -107,6 +107,16 @@ def dataset_id_for(root: Path, dataset_id: str | None = None) -> str:
     return f"zshot/{name}"
 
 
+def resolve_out(out: str | None, dataset_id: str | None, error: Any) -> Path:
+    """The dataset root of a command's `--out` / `--dataset-id` (`error`: the parser's
+    `error`, which exits 2 with its message): --out, else $MINARI_DATASETS_PATH/ID."""
+    if out is None and dataset_id is None:
+        error("give --out DIR or --dataset-id ID (or both)")
+    if dataset_id is not None and not valid_dataset_id(dataset_id):
+        error(f"--dataset-id {dataset_id!r}: not of Minari's form (namespace/)name-vN")
+    return Path(out) if out else minari_root_dir() / str(dataset_id)
+
+
 def find_data_dir(path: Path) -> Path | None:
     """The Minari data dir of `path` (ROOT or ROOT/data), or None when it is not one."""
     for d in (path / DATA_DIR, path):
@@ -138,7 +148,8 @@ def flatten_metadata(meta: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
-def _write_json_atomic(path: Path, body: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, body: dict[str, Any]) -> None:
+    """Write `body` as JSON (strict: no NaN) to `path`: temp file, fsync, rename; mode 0644."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)
@@ -251,7 +262,7 @@ class MinariWriter:
         if self.env_spec is not None:
             body["env_spec"] = self.env_spec
         path = self.data_dir / METADATA_FILE
-        _write_json_atomic(path, body)
+        write_json_atomic(path, body)
         return path
 
     def abort(self) -> None:

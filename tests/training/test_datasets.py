@@ -14,6 +14,8 @@ from training.collect import collect
 from training.config import CollectConfig
 from training.datasets import MANIFEST, DatasetError, load_dataset
 
+from .conftest import recorded_step
+
 
 def point_collect_config(**over: object) -> CollectConfig:
     """A toy-task collection of a few tasks and episodes (well under a second)."""
@@ -158,31 +160,13 @@ def test_missing_dataset_and_wrong_dims(point_dataset: Path, tmp_path: Path) -> 
 
 def test_bridge_recordings_load_as_a_dataset(tmp_path: Path) -> None:
     """A robot recording (Recorder, no manifest) is a dataset: one format for both."""
-    from hardware_bridge.loop import StepRecord
     from hardware_bridge.recorder import Recorder
 
     rec = Recorder(tmp_path / "rec", latent_dim=2)
     for plug in ("a", "b"):
         rec.begin_episode({"task": {"plug": plug, "dx": 0.001}, "plug": plug, "mode": "trial"})
         for t in range(3):
-            rec.record(
-                StepRecord(
-                    t_wall=0.0,
-                    t_mono=0.0,
-                    obs=np.full(3, t, np.float32),
-                    commanded=np.zeros(2),
-                    sent=np.ones(2) * 0.5,
-                    reward=-1.0,
-                    terminated=t == 2,
-                    truncated=False,
-                    next_obs=np.full(3, t + 1, np.float32),
-                    z_mean=np.zeros(2),
-                    z_var=np.ones(2),
-                    latency_s=0.0,
-                    flags=0,
-                    wrench=np.zeros(6),
-                )
-            )
+            rec.record(recorded_step(t, t == 2))
         rec.end_episode({})
     ds = load_dataset(tmp_path / "rec")
     assert [t.label for t in ds.tasks] == ["a", "b"]
@@ -194,7 +178,6 @@ def test_bridge_recordings_load_as_a_dataset(tmp_path: Path) -> None:
 def test_an_earlier_per_episode_collection_still_loads(tmp_path: Path) -> None:
     """Collections written before the Minari layout (episode_N.h5 + dataset.json) load, and
     their manifest's episode count is still checked."""
-    from hardware_bridge.loop import StepRecord
     from hardware_bridge.recorder import Recorder
     from training.datasets import write_manifest
 
@@ -202,14 +185,7 @@ def test_an_earlier_per_episode_collection_still_loads(tmp_path: Path) -> None:
     rec = Recorder(d, latent_dim=1)
     for k in range(3):
         rec.begin_episode({"task": {"plug": "p", "goal_x": float(k % 2)}, "mode": "scripted"})
-        rec.record(
-            StepRecord(
-                t_wall=0.0, t_mono=0.0, obs=np.zeros(2, np.float32), commanded=np.zeros(2),
-                sent=np.zeros(2), reward=0.0, terminated=True, truncated=False,
-                next_obs=np.ones(2, np.float32), z_mean=np.zeros(1), z_var=np.ones(1),
-                latency_s=0.0, flags=0, wrench=np.zeros(6),
-            )
-        )  # fmt: skip
+        rec.record(recorded_step(0, True, obs_dim=2, latent_dim=1))
         rec.end_episode({})
     write_manifest(d, {"complete": True, "episodes": 3})
     ds = load_dataset(d)

@@ -15,6 +15,8 @@ from training.dataset_cli import main as dataset_main
 from training.datasets import MANIFEST, load_dataset
 from training.minari_format import MINARI_LAYOUT_VERSION, dataset_id_for
 
+from .conftest import recorded_step
+
 minari = pytest.importorskip("minari")
 
 
@@ -144,31 +146,13 @@ def test_a_minari_data_collector_dataset_trains(minari_home: Path) -> None:
 
 
 def _record(directory: Path) -> None:
-    from hardware_bridge.loop import StepRecord
     from hardware_bridge.recorder import Recorder
 
     rec = Recorder(directory, latent_dim=2)
     for plug, n in (("a", 3), ("b", 2), ("a", 2)):
         rec.begin_episode({"task": {"plug": plug, "dx": 0.001}, "plug": plug, "mode": "trial"})
         for t in range(n):
-            rec.record(
-                StepRecord(
-                    t_wall=100.0 + t,
-                    t_mono=float(t),
-                    obs=np.full(3, t, np.float32),
-                    commanded=np.full(2, 0.9),
-                    sent=np.full(2, 0.5),
-                    reward=-1.0,
-                    terminated=t == n - 1,
-                    truncated=False,
-                    next_obs=np.full(3, t + 1, np.float32),
-                    z_mean=np.zeros(2),
-                    z_var=np.ones(2),
-                    latency_s=0.001,
-                    flags=0,
-                    wrench=np.zeros(6),
-                )
-            )
+            rec.record(recorded_step(t, t == n - 1, commanded=0.9, t_wall=100.0 + t))
         rec.end_episode({"success": plug == "b"})
     rec.close()
 
