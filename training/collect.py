@@ -17,9 +17,10 @@ episodes split between behaviour policies by `mix` (largest-remainder rounding):
   (z ~ q(z | the transitions of its earlier episodes on this task), the prior for the
   first), so later episodes of a task adapt as the trained policy does at test time.
 
-Episodes go through `hardware_bridge.recorder.Recorder`, so a collected dataset and a robot
-recording are the same files (training/datasets.py reads both); `mode` records the
-behaviour and `task` the hidden task parameters.
+The dataset is a Minari dataset (training/minari_format.py, docs/OFFLINE.md): `minari`
+opens it, and training/datasets.py reads it as it reads robot recordings (which `zshot
+dataset export` turns into the same layout); each episode's metadata names its behaviour
+(`mode`) and its task with the hidden parameters (`task_json`, `task/<param>`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,23 @@
-"""Multi-task offline datasets: the recorder's HDF5 episodes grouped by task.
+"""Multi-task offline datasets: episodes grouped by task, from Minari datasets or recordings.
 
-One format for robot recordings and sim collections (docs/INTERFACES.md): episode files in
-Minari's layout written by `hardware_bridge.recorder.Recorder` and read back by its
-`load_recordings`. Each episode carries its task (JSON, with the hidden parameters: socket
-pose error, clearance, friction, ...), the plug and the behaviour policy (`mode`) as
-attributes. `zshot collect` adds a `dataset.json` beside the episode files:
+`load_dataset` reads (docs/OFFLINE.md `## Data`):
+
+- a Minari dataset (training/minari_format.py): what `zshot collect` and `zshot dataset
+  export` write, or one made by Minari itself (e.g. `minari.DataCollector` around a zshot
+  env); each episode's task (with the hidden parameters: socket pose error, clearance,
+  friction, ...), plug and behaviour (`mode`) are its metadata;
+- a directory of bridge recordings (`hardware_bridge.recorder`, one HDF5 file per
+  episode, read by its `load_recordings`), or one such file; collections written before
+  the Minari layout are recordings plus a dataset.json.
+
+zshot's own datasets have a `dataset.json` beside them:
 
     {"format": "zshot-offline-dataset", "version": 1, "complete": true,
      "episodes": N, "steps": S, "tasks": [...], "behaviours": {...}, "config": {...}}
 
 written with `complete: false` before the first episode and rewritten at the end, so an
 interrupted collection is refused on load ("partial dataset") instead of silently training
-on a subset. A directory of bridge recordings has no dataset.json and loads as it is.
+on a subset. Recordings and Minari datasets from elsewhere have none and load as they are.
 
 `OfflineDataset` holds one transition table per task, (s, a, r, s', done) plus the
 behaviour of each transition, and samples PEARL meta-batches from it:
