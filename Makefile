@@ -9,10 +9,11 @@ export PYTHONHASHSEED := 0
 setup: $(STAMP)
 
 # torch==2.13.0 first: it is a local CPU wheel; a bare `torch` would pull CUDA builds.
+# The minari extra makes the Minari round-trip tests (tests/training/test_minari.py) run.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,dev]'
+	$(PY) -m pip install -q -e '.[train,dev,minari]'
 	touch $(STAMP)
 
 demo: setup

@@ -10,6 +10,18 @@ Graph IO (docs/INTERFACES.md):
     policy.onnx   obs[B, obs_dim], z[B, L], noise[B, act_dim]            ->  action[B, act_dim]
 Observation normalisation and action squashing/scaling live inside the graphs; the manifest
 repeats them for people and for other runtimes.
+
+Each graph also carries the manifest's essentials as ONNX `metadata_props` (`onnx_metadata`:
+format, artifact kind, dims, names, units, bounds, control rate, latent size and
+`zshot.interface_sha256`, the hash of the manifest fields that define the graphs' interface:
+the manifest's own hash cannot be inside the models it hashes), doc strings on every input
+and output (`io_docs`), and a graph name (`GRAPH_NAMES`), so Netron and other ONNX tools
+show them. `verify_graphs` checks that metadata against the manifest when a graph has it
+(artifacts exported before it was added have none and still load).
+
+`manifest.json`'s JSON Schema is `manifest.schema.json` beside this module, generated from
+`Manifest` (`manifest_json_schema`; a test keeps the file equal to it): `load_artifact`
+validates with the pydantic model the schema comes from.
 """
 
 from __future__ import annotations
@@ -30,7 +42,11 @@ from zshot import __version__ as zshot_version
 from zshot.config import StrictModel
 
 FORMAT_VERSION = 1
+FORMAT = "zshot-artifact"
 MANIFEST_NAME = "manifest.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "manifest.schema.json"
+ONNX_META_PREFIX = "zshot."
+GRAPH_NAMES = {"encoder": "zshot_context_encoder", "policy": "zshot_policy"}
 ENCODER_IO = {"inputs": ["transition"], "outputs": ["mu", "var"]}
 POLICY_IO = {"inputs": ["obs", "z", "noise"], "outputs": ["action"]}
 
@@ -44,7 +60,10 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "Normalisation",
+    "io_docs",
     "load_artifact",
+    "manifest_json_schema",
+    "onnx_metadata",
     "sha256_file",
     "verify_graphs",
     "write_artifact",
@@ -88,6 +107,11 @@ class ArtifactSpec(StrictModel):
     latent_dim: int = Field(ge=1, le=256)
     obs_names: list[str]
     action_names: list[str]
+    obs_units: list[str] | None = None
+    """Unit of each observation entry ("mm", "deg/s", "1" for a normalised one, "" unknown);
+    None in artifacts exported before units were recorded."""
+    action_units: list[str] | None = None
+    """Unit of each action entry (as obs_units)."""
     action_low: list[float]
     action_high: list[float]
     control_hz: float = Field(gt=0, le=10_000)
@@ -119,6 +143,10 @@ class ArtifactSpec(StrictModel):
         need("action_names", len(self.action_names), self.act_dim)
         need("action_low", len(self.action_low), self.act_dim)
         need("action_high", len(self.action_high), self.act_dim)
+        if self.obs_units is not None:
+            need("obs_units", len(self.obs_units), self.obs_dim)
+        if self.action_units is not None:
+            need("action_units", len(self.action_units), self.act_dim)
         for i, (lo, hi) in enumerate(zip(self.action_low, self.action_high, strict=True)):
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"action bound {i}: need finite low < high, got [{lo}, {hi}]")
@@ -131,6 +159,100 @@ class ArtifactSpec(StrictModel):
             if any(not (math.isfinite(v) and v > 0) for v in self.prior_var):
                 raise ValueError("prior_var entries must be finite and > 0")
         return self
+
+    def interface_sha256(self) -> str:
+        """sha256 of the fields that define how to call the graphs (canonical JSON of
+        INTERFACE_FIELDS): what each model's `zshot.interface_sha256` metadata states."""
+        body = {k: getattr(self, k) for k in INTERFACE_FIELDS}
+        if self.obs_normalisation is not None:
+            body["obs_normalisation"] = self.obs_normalisation.model_dump()
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+INTERFACE_FIELDS = (
+    "name",
+    "obs_dim",
+    "act_dim",
+    "latent_dim",
+    "obs_names",
+    "action_names",
+    "obs_units",
+    "action_units",
+    "action_low",
+    "action_high",
+    "control_hz",
+    "obs_normalisation",
+    "prior_mean",
+    "prior_var",
+    "normalisation_in_graph",
+)
+
+
+def _named(names: list[str], units: list[str] | None) -> str:
+    if units is None:
+        return ", ".join(names)
+    return ", ".join(f"{n} [{u}]" if u else n for n, u in zip(names, units, strict=True))
+
+
+def onnx_metadata(spec: ArtifactSpec, kind: Literal["encoder", "policy"]) -> dict[str, str]:
+    """The `metadata_props` of one graph: the manifest's essentials, every value a string
+    (lists and numbers as JSON)."""
+    values: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "artifact_kind": kind,
+        "name": spec.name,
+        "obs_dim": spec.obs_dim,
+        "act_dim": spec.act_dim,
+        "latent_dim": spec.latent_dim,
+        "transition_dim": spec.transition_dim,
+        "obs_names": spec.obs_names,
+        "obs_units": spec.obs_units,
+        "action_names": spec.action_names,
+        "action_units": spec.action_units,
+        "action_low": spec.action_low,
+        "action_high": spec.action_high,
+        "control_hz": spec.control_hz,
+        "normalisation_in_graph": spec.normalisation_in_graph,
+        "env": spec.env.get("env", ""),
+        "interface_sha256": spec.interface_sha256(),
+    }
+    return {
+        ONNX_META_PREFIX + k: v if isinstance(v, str) else json.dumps(v, allow_nan=False)
+        for k, v in values.items()
+    }
+
+
+def io_docs(spec: ArtifactSpec, kind: Literal["encoder", "policy"]) -> dict[str, str]:
+    """Doc strings of one graph's inputs and outputs, by name."""
+    o, a, L = spec.obs_dim, spec.act_dim, spec.latent_dim
+    obs = _named(spec.obs_names, spec.obs_units)
+    act = _named(spec.action_names, spec.action_units)
+    norm = (
+        "raw units (normalisation is inside the graph)"
+        if spec.normalisation_in_graph
+        else ("normalised observations")
+    )
+    if kind == "encoder":
+        return {
+            "transition": f"[batch, {spec.transition_dim}] rows (s, a, r, s'): observation "
+            f"[{o}] ({obs}), action sent [{a}] ({act}), reward [1], next observation [{o}]; "
+            f"{norm}",
+            "mu": f"[batch, {L}] mean of each transition's Gaussian factor over the task "
+            "latent z (the posterior is their product with the prior)",
+            "var": f"[batch, {L}] variance of each transition's Gaussian factor over z",
+        }
+    low = ", ".join(f"{v:g}" for v in spec.action_low)
+    high = ", ".join(f"{v:g}" for v in spec.action_high)
+    return {
+        "obs": f"[batch, {o}] observation ({obs}); {norm}",
+        "z": f"[batch, {L}] task latent (a posterior sample, or its mean)",
+        "noise": f"[batch, {a}] standard normal noise of the stochastic policy; zeros give "
+        "the deterministic action",
+        "action": f"[batch, {a}] action ({act}) in env units, within low [{low}] and high "
+        f"[{high}]; sent at {spec.control_hz:g} Hz",
+    }
 
 
 class Manifest(ArtifactSpec):
@@ -146,6 +268,17 @@ class Manifest(ArtifactSpec):
         if missing:
             raise ValueError(f"files: missing entries {sorted(missing)}")
         return self
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of manifest.json, generated from `Manifest`."""
+    schema = Manifest.model_json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://zshot.dev/schemas/manifest.schema.json",
+        "title": "zshot artifact manifest.json",
+        **schema,
+    }
 
 
 @dataclass(frozen=True)
@@ -293,12 +426,14 @@ def verify_graphs(artifact: Artifact) -> None:
     }
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    for key, (inputs, outputs) in expect.items():
+    key: Literal["encoder", "policy"]
+    for key, (inputs, outputs) in expect.items():  # type: ignore[assignment]
         path = artifact.encoder_path if key == "encoder" else artifact.policy_path
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ArtifactError(f"{path}: onnxruntime cannot load it: {exc}") from None
+        _check_metadata(path, dict(sess.get_modelmeta().custom_metadata_map), m, key)
         for kind, want, got in (
             ("input", inputs, {i.name: _dims(i.shape) for i in sess.get_inputs()}),
             ("output", outputs, {o.name: _dims(o.shape) for o in sess.get_outputs()}),
@@ -313,3 +448,18 @@ def verify_graphs(artifact: Artifact) -> None:
                     raise ArtifactError(
                         f"{path}: {kind} {name!r} has shape {shape}, expected [batch, {width}]"
                     )
+
+
+def _check_metadata(
+    path: Path, meta: dict[str, str], m: Manifest, kind: Literal["encoder", "policy"]
+) -> None:
+    """A graph's zshot metadata (when it has any) must be the manifest's."""
+    if not any(k.startswith(ONNX_META_PREFIX) for k in meta):
+        return  # exported before graphs carried metadata
+    want = onnx_metadata(m, kind)
+    for k in (ONNX_META_PREFIX + "artifact_kind", ONNX_META_PREFIX + "interface_sha256"):
+        if meta.get(k) != want[k]:
+            raise ArtifactError(
+                f"{path}: metadata {k} is {meta.get(k)!r}, the manifest gives {want[k]!r} "
+                "(a graph from another export?)"
+            )

@@ -2,7 +2,7 @@
 
 zshot sim list
 zshot sim check my_plug.yaml
-zshot sim view --plug UK-AC-plug --out frames/
+zshot sim view --plug UK-AC-plug --out frames/ [--hidden-error | --dx MM --dy MM --dyaw DEG]
 zshot sim baseline [--profile known|oda|hard] [--memory] [--plug P ...] [--json F]
 """
 
@@ -92,7 +92,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             geom = socket_geometry(spec, spec.clearance)
             print(f"{item}: ok ({len(spec.pins)} pins, socket of {len(geom.boxes)} boxes)")
         except (PlugSpecError, GeometryError) as exc:
-            print(str(exc), file=sys.stderr)
+            print(f"zshot sim: {exc}", file=sys.stderr)
             rc = 2
     return rc
 
@@ -101,15 +101,32 @@ def _cmd_view(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    import math
+
     import matplotlib.pyplot as plt
 
     from sim.insertion import InsertionEnv
     from sim.spiral import SpiralSearchPolicy
+    from sim.tasks import InsertionTask
 
     cfg = _config(args.config, args.set)
+    explicit = [v is not None for v in (args.dx, args.dy, args.dyaw)]
+    if args.hidden_error and any(explicit):
+        print("zshot sim: give --hidden-error or --dx/--dy/--dyaw, not both", file=sys.stderr)
+        return 2
+    dx, dy, dyaw = 0.0, 0.0, 0.0  # m, m, rad: the known-pose case
+    if args.hidden_error:  # a draw from the config's socket error ranges, as in training
+        rng = np.random.default_rng(args.seed)
+        e, ey = cfg.tasks.socket_xy_error, cfg.tasks.socket_yaw_error
+        dx, dy, dyaw = (float(rng.uniform(-e, e)), float(rng.uniform(-e, e)),
+                        float(rng.uniform(-ey, ey)))  # fmt: skip
+    elif any(explicit):
+        dx, dy = (args.dx or 0.0) / 1000.0, (args.dy or 0.0) / 1000.0
+        dyaw = math.radians(args.dyaw or 0.0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = InsertionEnv(cfg, plug=args.plug, render_mode="rgb_array")
+    env.set_task(InsertionTask(plug=args.plug, dx=dx, dy=dy, dyaw=dyaw))
     policy = SpiralSearchPolicy(cfg)
     obs, _ = env.reset(seed=args.seed)
     frames = 0
@@ -122,9 +139,15 @@ def _cmd_view(args: argparse.Namespace) -> int:
             break
     plt.imsave(out / "final.png", env.render_frame(args.width, args.height))
     env.close()
+    where = (
+        f"hidden socket error dx {dx * 1000:+.2f} mm, dy {dy * 1000:+.2f} mm, "
+        f"dyaw {math.degrees(dyaw):+.2f} deg"
+        if (dx, dy, dyaw) != (0.0, 0.0, 0.0)
+        else "known socket pose"
+    )
     print(
-        f"wrote {frames + 1} PNG frames to {out} (inserted: {info['is_success']}, "
-        f"peak force {info['peak_force']:.1f} N)"
+        f"wrote {frames + 1} PNG frames to {out} ({where}; spiral search inserted: "
+        f"{info['is_success']}, peak force {info['peak_force']:.1f} N)"
     )
     return 0
 
@@ -171,6 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             s.add_argument("--every", type=int, default=5)
             s.add_argument("--width", type=int, default=480)
             s.add_argument("--height", type=int, default=360)
+            s.add_argument(
+                "--hidden-error",
+                action="store_true",
+                help="socket pose error drawn from the config's task ranges (with --seed): "
+                "what a policy meets in training and on the robot",
+            )
+            s.add_argument("--dx", type=float, help="socket error in x, mm (default 0)")
+            s.add_argument("--dy", type=float, help="socket error in y, mm (default 0)")
+            s.add_argument("--dyaw", type=float, help="socket yaw error, deg (default 0)")
         else:
             s.add_argument(
                 "--config",

@@ -32,10 +32,13 @@ __all__ = [
     "Box",
     "GeometryError",
     "SocketGeometry",
+    "box_mesh",
     "cavity_outlines",
     "point_in_cavity",
     "point_in_socket_solid",
+    "prism_mesh",
     "socket_geometry",
+    "write_obj",
 ]
 
 CAVITY_EXTRA_DEPTH = 3.0
@@ -280,3 +283,68 @@ def pin_prism_vertices(pin: PinSpec) -> np.ndarray:
     top = [(x, y, 0.0) for x, y in outline]
     bottom = [(x, y, -pin.length) for x, y in outline]
     return np.asarray(top + bottom, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- visual meshes
+# Triangulated, closed, outward-facing meshes of convex solids, for the renderer. Bullet's
+# collision takes the convex hull of a mesh's vertices and ignores its faces; the renderer
+# draws the faces, so they must cover the whole surface.
+
+
+def _convex_solid_faces(
+    vertices: np.ndarray, faces: list[tuple[int, int, int]]
+) -> list[tuple[int, int, int]]:
+    """`faces` of a convex solid, each wound so that its normal points away from the centre."""
+    centre = vertices.mean(axis=0)
+    out = []
+    for a, b, c in faces:
+        n = np.cross(vertices[b] - vertices[a], vertices[c] - vertices[a])
+        mid = (vertices[a] + vertices[b] + vertices[c]) / 3.0
+        out.append((a, b, c) if float(np.dot(n, mid - centre)) >= 0 else (a, c, b))
+    return out
+
+
+def prism_mesh(
+    outline: list[tuple[float, float]], z_top: float, z_bottom: float
+) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """A convex polygon extruded from z_top down to z_bottom: (2n, 3) vertices (top ring,
+    then bottom ring) and 4n - 4 triangles (two per side face, fans for the caps)."""
+    n = len(outline)
+    verts = np.asarray(
+        [(x, y, z_top) for x, y in outline] + [(x, y, z_bottom) for x, y in outline],
+        dtype=np.float64,
+    )
+    faces: list[tuple[int, int, int]] = []
+    for k in range(n):
+        j = (k + 1) % n
+        faces += [(k, j, n + j), (k, n + j, n + k)]
+    for k in range(1, n - 1):
+        faces += [(0, k, k + 1), (n, n + k + 1, n + k)]
+    return verts, _convex_solid_faces(verts, faces)
+
+
+def box_mesh(boxes: tuple[Box, ...] | list[Box]) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Every box as 8 vertices and 12 triangles, in one mesh (the socket's visual shape)."""
+    verts: list[np.ndarray] = []
+    faces: list[tuple[int, int, int]] = []
+    for box in boxes:
+        hx, hy, hz = box.half
+        c, s = math.cos(box.yaw), math.sin(box.yaw)
+        corners = [
+            (c * x - s * y, s * x + c * y) for x, y in ((-hx, -hy), (hx, -hy), (hx, hy), (-hx, hy))
+        ]
+        cx, cy, cz = box.center
+        outline = [(cx + x, cy + y) for x, y in corners]
+        v, f = prism_mesh(outline, cz + hz, cz - hz)
+        base = sum(len(a) for a in verts)
+        verts.append(v)
+        faces += [(a + base, b + base, d + base) for a, b, d in f]
+    return np.concatenate(verts), faces
+
+
+def write_obj(path: str, vertices: np.ndarray, faces: list[tuple[int, int, int]]) -> None:
+    """A Wavefront OBJ file of the mesh (1-based face indices)."""
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")

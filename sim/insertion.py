@@ -46,7 +46,7 @@ import pybullet as p
 from gymnasium import spaces
 
 from sim.config import InsertionEnvConfig
-from sim.geometry import socket_geometry
+from sim.geometry import box_mesh, prism_mesh, socket_geometry, write_obj
 from sim.plugs import PlugSpec, load_plug
 from sim.tasks import InsertionTask
 from zshot.reward import InsertionLimits, InsertionMeasurement, insertion_reward
@@ -249,13 +249,16 @@ class InsertionEnv(gym.Env):
         col = p.createCollisionShapeArray(**kw)
         vis = -1
         if self.render_mode is not None:
-            kw.pop("collisionFramePositions")
-            kw.pop("collisionFrameOrientations")
-            vis = p.createVisualShapeArray(
-                **kw,
-                visualFramePositions=[b.center for b in boxes],
-                visualFrameOrientations=[_quat_yaw(b.yaw) for b in boxes],
-            )  # no rgbaColors here: PyBullet 3.2.6 segfaults with it on ~40+ shapes
+            # One mesh of every box: a visual shape *array* keeps only its first 16 shapes
+            # (PyBullet 3.2.7), which drew the cavities after the first few as bare squares
+            # or D shapes (their walls missing). The collision boxes above are unchanged.
+            verts, faces = box_mesh(boxes)
+            vis = p.createVisualShape(
+                p.GEOM_MESH,
+                fileName=self._mesh_file("socket", verts, faces),
+                meshScale=(1.0, 1.0, 1.0),
+                physicsClientId=self._cid,
+            )
         body = p.createMultiBody(
             0.0, col, vis, useMaximalCoordinates=True, physicsClientId=self._cid
         )
@@ -265,6 +268,16 @@ class InsertionEnv(gym.Env):
             )
         p.changeDynamics(body, -1, restitution=0.0, frictionAnchor=1, physicsClientId=self._cid)
         return body
+
+    def _mesh_file(self, kind: str, verts: np.ndarray, faces: list[tuple[int, int, int]]) -> str:
+        """An OBJ of a visual mesh, written once per content into the env's mesh dir."""
+        if self._mesh_dir is None:
+            self._mesh_dir = tempfile.mkdtemp(prefix="zshot_pins_")
+        key = abs(hash((verts.tobytes(), tuple(faces))))
+        path = os.path.join(self._mesh_dir, f"{kind}_vis_{key}.obj")
+        if not os.path.exists(path):
+            write_obj(path, verts, faces)
+        return path
 
     def _pin_mesh_file(self, vertices: np.ndarray) -> str:
         if self._mesh_dir is None:
@@ -337,8 +350,18 @@ class InsertionEnv(gym.Env):
         )
         vis = -1
         if self.render_mode is not None:
+            # Polygon pins: the collision file above has one triangle per side (Bullet takes
+            # the hull of its vertices); the renderer draws faces, so it gets a closed,
+            # triangulated prism of the same outline instead.
+            vis_files = list(files)
+            for k, pin in enumerate(spec.pins, start=1):
+                if pin.shape not in ("box", "cylinder"):
+                    verts, faces = prism_mesh(pin.outline(0.0), 0.0, -pin.length)
+                    vis_files[k] = self._mesh_file("pin", verts, faces)
             vis = p.createVisualShapeArray(
-                **kw, visualFramePositions=pos, visualFrameOrientations=orn
+                **{**kw, "fileNames": vis_files},
+                visualFramePositions=pos,
+                visualFrameOrientations=orn,
             )
         cfg = self.config
         body = p.createMultiBody(
@@ -653,11 +676,12 @@ class InsertionEnv(gym.Env):
             "socket_pose": self._socket_info(),
         }
 
-    def _socket_info(self) -> list[float]:
-        """The episode's true socket pose in the believed frame [m, m, rad] (privileged)."""
+    def _socket_info(self) -> np.ndarray:
+        """The episode's true socket pose in the believed frame [m, m, rad] (privileged);
+        an array, so dataset writers (minari.DataCollector) store it as one."""
         assert self._socket_pose is not None
         x, y, yaw = self._socket_pose
-        return [x / MM, y / MM, yaw]
+        return np.array([x / MM, y / MM, yaw])
 
     # ------------------------------------------------------------------ rendering
 

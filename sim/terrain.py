@@ -143,11 +143,26 @@ ENV_IDS: dict[str, FamilyName] = {
 }
 
 
+def _obs_unit(name: str) -> str:
+    """Unit of a terrain observation entry (names in `TerrainEnv.obs_names`)."""
+    if name in ("rootz", "torso_z"):
+        return "m"
+    if name.startswith("quat_"):
+        return "1"
+    if name in ("rootx_vel", "rootz_vel") or name.startswith("vel_"):
+        return "m/s"
+    if name == "rooty" or name.endswith("_pos"):
+        return "rad"
+    return "rad/s"  # rooty_vel, angvel_*, joint rates
+
+
 def register_terrain_envs() -> list[str]:
     """Register the terrain env ids with Gymnasium (idempotent); returns the ids.
 
     Each id builds `TerrainEnv(config=TerrainEnvConfig(family=...))`; pass `config=` (a
-    `TerrainEnvConfig`, a mapping or a YAML path) to `gym.make` to override it whole.
+    `TerrainEnvConfig`, a mapping or a YAML path) to `gym.make` to override it whole (and
+    `max_episode_steps=` with it when its `max_steps` differs from the family default's,
+    which the spec states).
     """
     for env_id, family in ENV_IDS.items():
         if env_id in gym.registry:
@@ -156,6 +171,7 @@ def register_terrain_envs() -> list[str]:
             id=env_id,
             entry_point="sim.terrain:TerrainEnv",
             kwargs={"config": {"family": family}},
+            max_episode_steps=TerrainEnvConfig(family=family).max_steps,
         )
     return list(ENV_IDS)
 
@@ -185,6 +201,8 @@ class TerrainEnv(gym.Env):
       root x/z velocity (m/s), pitch rate, 6 joint rates.
     - ant (27): torso z (m), torso quaternion (x, y, z, w), 8 joint angles, torso linear
       (m/s) and angular (rad/s) velocity in the world frame, 8 joint rates.
+
+    `observation_space` is ±inf except the quaternion's [-1, 1] (`_obs_bounds`).
 
     Actions: `Box(-1, 1, (n_motors,))`, fraction of each joint's torque limit (times the
     task's motor strength). Rewards, with v the torso velocity over the control step and
@@ -241,16 +259,28 @@ class TerrainEnv(gym.Env):
                 + ["vel_x", "vel_y", "vel_z", "angvel_x", "angvel_y", "angvel_z"]
                 + [f"{j}_vel" for j in self.body.motor_joints]
             )
+        self.obs_units: list[str] = [_obs_unit(n) for n in self.obs_names]
+        self.action_units: list[str] = ["1"] * n_act  # fraction of the joint's torque limit
         self.action_space = spaces.Box(-1.0, 1.0, (n_act,), dtype=np.float32)
-        self.observation_space = spaces.Box(
-            -np.inf, np.inf, (len(self.obs_names),), dtype=np.float32
-        )
+        self.observation_space = spaces.Box(*self._obs_bounds(), dtype=np.float32)
         self._max_torque = np.asarray(self.body.max_torque, dtype=np.float64)
 
         self._client: _Bullet | None = _Bullet()
         self._build_world()
         self._steps = 0
         self._needs_reset = True
+
+    def _obs_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Finite bounds where the quantity has them: the ant's torso quaternion components
+        lie in [-1, 1]. Joint angles get none: Bullet does not hold these MJCF joints to
+        their ranges under torque control (random actions drive the cheetah's 0.8 rad past
+        them), and heights, pitch and rates are unbounded."""
+        low = np.full(len(self.obs_names), -np.inf, np.float32)
+        high = np.full(len(self.obs_names), np.inf, np.float32)
+        for i, name in enumerate(self.obs_names):
+            if name.startswith("quat_"):
+                low[i], high[i] = -1.0, 1.0
+        return low, high
 
     # ------------------------------------------------------------------ tasks
 

@@ -34,7 +34,11 @@ def train_main(argv: Sequence[str]) -> int:
     add_profile_argument(p)
     p.add_argument("--run-dir", help="where to write the run (default: the config's run_dir)")
     p.add_argument("--resume", action="store_true", help="continue from the run dir's checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none anyway when stderr is not a terminal)",
+    )
     args = p.parse_args(list(argv))
 
     from training.config import TrainConfig
@@ -66,10 +70,13 @@ def train_main(argv: Sequence[str]) -> int:
     except (RuntimeError, ValueError) as exc:
         print(f"zshot train: {exc}", file=sys.stderr)
         return 2
-    report = trainer.run(progress=not args.no_progress)
+    # Bars go to stderr, and only to a terminal: `\r` redraws would fill a piped log.
+    report = trainer.run(progress=not args.no_progress and sys.stderr.isatty())
     if report is not None:
         print(report.table())
     print(f"run: {run_dir}  (checkpoint, tb/, history.json, eval.json, curves.png)")
+    if (run_dir / "tb").is_dir():
+        print(f"look at it: tensorboard --logdir {run_dir / 'tb'}")
     return 0
 
 
@@ -79,22 +86,36 @@ def export_main(argv: Sequence[str]) -> int:
         prog="zshot export", description="Export a training run to an ONNX artifact directory."
     )
     p.add_argument("run_dir", help="a run directory written by `zshot train`")
-    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument("--out", required=True, help="artifact directory to write (must not exist)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    p.add_argument(
+        "--verbose", "-v", action="store_true", help="show torch.onnx's progress and warnings"
+    )
     args = p.parse_args(list(argv))
 
     from training.export import export_run
 
     try:
-        artifact, errors = export_run(args.run_dir, args.out)
-    except (FileNotFoundError, RuntimeError, ValueError) as exc:
+        artifact, errors = export_run(
+            args.run_dir, args.out, force=args.force, verbose=args.verbose
+        )
+    except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as exc:
         print(f"zshot export: {exc}", file=sys.stderr)
         return 2
     m = artifact.manifest
+    secs = m.training.get("export_s", {})
+    L, o, a = m.latent_dim, m.obs_dim, m.act_dim
     print(
-        f"wrote {artifact.root}: encoder.onnx, policy.onnx, manifest.json "
-        f"(obs {m.obs_dim}, act {m.act_dim}, latent {m.latent_dim}); "
-        f"onnxruntime vs torch max |err|: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+        f"encoder.onnx  transition[B,{m.transition_dim}] -> mu[B,{L}], var[B,{L}]  "
+        f"onnxruntime vs torch max |err| mu {errors['mu']:.1e}, var {errors['var']:.1e}  "
+        f"({secs.get('encoder', float('nan')):.1f} s)"
     )
+    print(
+        f"policy.onnx   obs[B,{o}], z[B,{L}], noise[B,{a}] -> action[B,{a}]  "
+        f"onnxruntime vs torch max |err| action {errors['action']:.1e}  "
+        f"({secs.get('policy', float('nan')):.1f} s)"
+    )
+    print(f"wrote {artifact.root} (manifest.json sha256 {artifact.sha256[:12]})")
     return 0
 
 

@@ -17,14 +17,16 @@ episodes split between behaviour policies by `mix` (largest-remainder rounding):
   (z ~ q(z | the transitions of its earlier episodes on this task), the prior for the
   first), so later episodes of a task adapt as the trained policy does at test time.
 
-Episodes go through `hardware_bridge.recorder.Recorder`, so a collected dataset and a robot
-recording are the same files (training/datasets.py reads both); `mode` records the
-behaviour and `task` the hidden task parameters.
+The dataset is a Minari dataset (training/minari_format.py, docs/OFFLINE.md): `minari`
+opens it, and training/datasets.py reads it as it reads robot recordings (which `zshot
+dataset export` turns into the same layout); each episode's metadata names its behaviour
+(`mode`) and its task with the hidden parameters (`task_json`, `task/<param>`).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -209,18 +211,85 @@ class PolicyBehaviour:
         return self.agent.act(np.asarray(obs, np.float32), self.z, noise)
 
 
-def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Collect the dataset into `out` (must not hold a dataset yet); returns the manifest."""
+def env_spec_json(source: Any, env: Any, max_steps: int | None) -> str | None:
+    """The gymnasium EnvSpec (JSON) that rebuilds the collection's env, for Minari's
+    `recover_environment`; None for a family without one."""
+    from gymnasium.envs.registration import EnvSpec
+
+    info = source.env_info
+    if source.kind == "insertion":
+        entry, kwargs = "sim:make_insertion_env", {"config": info["sim_config"]}
+    elif source.kind == "terrain":
+        entry, kwargs = "sim.terrain:TerrainEnv", {"config": info["terrain_config"]}
+    elif source.kind == "point":
+        entry, kwargs = "training.toy_env:PointGoalEnv", {}
+    else:
+        return None
+    env_id = str(info.get("env") or f"zshot/{source.kind}")
+    if not re.search(r"-v\d+$", env_id):
+        env_id += "-v0"
+    limit = _env_limit(env)
+    if max_steps is not None:
+        limit = min(limit, max_steps) if limit else max_steps
+    spec = EnvSpec(id=env_id, entry_point=entry, kwargs=kwargs, max_episode_steps=limit)
+    return str(spec.to_json())
+
+
+def _env_limit(env: Any) -> int | None:
+    """The env's own episode limit (config.max_steps or max_steps), None if it has none."""
+    for owner in (getattr(env, "config", None), env):
+        n = getattr(owner, "max_steps", None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
+def _info_scalars(info: dict[str, Any]) -> dict[str, Any]:
+    """The scalar (bool / number) entries of an env's info dict."""
+    return {
+        k: v
+        for k, v in info.items()
+        if isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating))
+    }
+
+
+def _infos_table(reset_info: dict[str, Any], step_infos: list[dict[str, Any]]) -> dict[str, Any]:
+    """Minari's infos: T+1 rows (the reset's info, then each step's) of every scalar key the
+    steps report; a key the reset info lacks gets 0 / False / NaN in row 0."""
+    if not step_infos:
+        return {}
+    out: dict[str, Any] = {}
+    for key, v0 in _info_scalars(step_infos[0]).items():
+        col = [s.get(key, v0) for s in step_infos]
+        arr = np.asarray(col)
+        first = reset_info.get(key)
+        if first is None:
+            first = np.nan if arr.dtype.kind == "f" else np.zeros((), arr.dtype)[()]
+        out[key] = np.concatenate([np.asarray([first], arr.dtype), arr])
+    return out
+
+
+def collect(
+    cfg: CollectConfig,
+    out: str | Path,
+    progress: bool | None = None,
+    dataset_id: str | None = None,
+) -> dict[str, Any]:
+    """Collect the dataset into `out` (must not hold a dataset yet); returns the manifest.
+
+    `out` becomes a Minari dataset (training/minari_format.py) plus zshot's dataset.json;
+    `dataset_id` defaults to `dataset_id_for(out)`. progress: a bar on stderr (None: only
+    when stderr is a terminal).
+    """
     from tqdm import tqdm
 
-    from hardware_bridge.config import RecorderConfig
-    from hardware_bridge.loop import StepRecord
-    from hardware_bridge.recorder import Recorder
+    from training.minari_format import MinariWriter, dataset_id_for, find_data_dir, space_json
     from training.tasks import make_task_source
 
     out = Path(out)
-    if (out / MANIFEST).exists() or any(out.glob("episode_*.h5")):
+    if (out / MANIFEST).exists() or find_data_dir(out) is not None or any(out.glob("episode_*.h5")):
         raise ValueError(f"{out} already holds a dataset; choose another --out")
+    ds_id = dataset_id_for(out, dataset_id)
     mix = cfg.mix.model_dump()
     if mix["policy"] > 0 and not cfg.policy_run:
         raise ValueError(
@@ -250,16 +319,24 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
         "env": source.env_info,
         "obs_dim": obs_dim,
         "act_dim": act_dim,
+        "dataset_id": ds_id,
     }
     write_manifest(out, base)
-    # fsync_every=0: a sim collection is repeatable, so power-loss durability buys nothing.
-    recorder = Recorder(out, RecorderConfig(fsync_every=0, compression=None), latent_dim=latent)
+    writer = MinariWriter(
+        out,
+        dataset_id=ds_id,
+        observation_space=space_json(env.observation_space),
+        action_space=space_json(env.action_space),
+        env_spec=env_spec_json(source, env, cfg.max_episode_steps),
+    )
     nan_z = np.full(latent, np.nan)
     task_rows: list[dict[str, Any]] = []
     stats = {b: {"episodes": 0, "successes": 0, "steps": 0} for b in BEHAVIOURS}
     total_eps = len(source.train_tasks) * cfg.episodes_per_task
-    bar = tqdm(total=total_eps, disable=not progress, desc="collect", unit="ep")
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=total_eps, disable=not show, desc="collect", unit="ep")
     t0 = time.perf_counter()
+    done = False
     try:
         for ti, task in enumerate(source.train_tasks):
             env.set_task(task)
@@ -275,43 +352,26 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
                 for _ in range(counts[name]):
                     assert beh is not None
                     beh.reset(task)
-                    obs, _ = env.reset(seed=int(rng.integers(2**31)))
-                    recorder.begin_episode(
-                        {
-                            "task": task.model_dump(mode="json"),
-                            "plug": source.task_label(task),
-                            "mode": name,
-                            "task_index": ti,
-                        }
-                    )
+                    seed = int(rng.integers(2**31))
+                    obs, reset_info = env.reset(seed=seed)
                     steps, success, ret = 0, False, 0.0
-                    z = getattr(beh, "z", nan_z)
-                    z_var = getattr(beh, "z_var", nan_z)
+                    z = np.asarray(getattr(beh, "z", nan_z), np.float32)
+                    z_var = np.asarray(getattr(beh, "z_var", nan_z), np.float32)
+                    ep_obs = [np.asarray(obs, np.float32)]
+                    ep_act, ep_rew, ep_term, ep_trunc = [], [], [], []
+                    step_infos: list[dict[str, Any]] = []
                     rows: list[np.ndarray] = []
                     while True:
                         action = beh.act(np.asarray(obs, np.float32))
-                        now = time.time()
                         next_obs, reward, term, trunc, info = env.step(action)
                         steps += 1
                         stop = cfg.max_episode_steps is not None and steps >= cfg.max_episode_steps
-                        recorder.record(
-                            StepRecord(
-                                t_wall=now,
-                                t_mono=time.monotonic(),
-                                obs=np.asarray(obs, np.float32),
-                                commanded=action.astype(np.float64),
-                                sent=action.astype(np.float64),
-                                reward=float(reward),
-                                terminated=bool(term),
-                                truncated=bool(trunc or (stop and not term)),
-                                next_obs=np.asarray(next_obs, np.float32),
-                                z_mean=np.asarray(z, np.float64),
-                                z_var=np.asarray(z_var, np.float64),
-                                latency_s=0.0,
-                                flags=0,
-                                wrench=np.zeros(6),  # the sim's F/T is in the observation
-                            )
-                        )
+                        ep_obs.append(np.asarray(next_obs, np.float32))
+                        ep_act.append(np.asarray(action, np.float32))
+                        ep_rew.append(float(reward))
+                        ep_term.append(bool(term))
+                        ep_trunc.append(bool(trunc or (stop and not term)))
+                        step_infos.append(info)
                         ret += float(reward)
                         success = success or bool(info.get("is_success", False))
                         if hasattr(beh, "end_episode"):
@@ -321,7 +381,26 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
                         obs = next_obs
                         if term or trunc or stop:
                             break
-                    recorder.end_episode({"success": success, "return": ret, "steps": steps})
+                    infos = _infos_table(reset_info, step_infos)
+                    infos["z_mean"] = np.repeat(z[None], steps + 1, 0)
+                    infos["z_var"] = np.repeat(z_var[None], steps + 1, 0)
+                    writer.add_episode(
+                        np.stack(ep_obs),
+                        np.stack(ep_act),
+                        np.asarray(ep_rew),
+                        np.asarray(ep_term),
+                        np.asarray(ep_trunc),
+                        infos,
+                        {
+                            "task": task.model_dump(mode="json"),
+                            "plug": source.task_label(task),
+                            "mode": name,
+                            "task_index": ti,
+                            "success": success,
+                            "return": ret,
+                        },
+                        seed=seed,
+                    )
                     if hasattr(beh, "end_episode"):
                         beh.end_episode(np.stack(rows))
                     row["episodes"][name] = row["episodes"].get(name, 0) + 1
@@ -331,10 +410,23 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
                     stats[name]["steps"] += steps
                     bar.update(1)
             task_rows.append(row)
+        done = True
     finally:
         bar.close()
-        recorder.close()
         env.close()
+        if not done:
+            writer.abort()
+    used = [b for b in BEHAVIOURS if stats[b]["episodes"]]
+    writer.close(
+        author="zshot collect",
+        algorithm_name="+".join(used),
+        description=(
+            f"zshot collect on {source.env_info.get('env', source.kind)}: "
+            f"{len(task_rows)} tasks x {cfg.episodes_per_task} episodes, behaviours "
+            f"{', '.join(used)}; task and hidden parameters in each episode's metadata"
+        ),
+        zshot={"tasks": len(task_rows), "behaviours": used, "env": source.env_info},
+    )
     manifest = {
         **base,
         "complete": True,
@@ -349,26 +441,37 @@ def collect(cfg: CollectConfig, out: str | Path, progress: bool = True) -> dict[
 
 
 def main(argv: Sequence[str]) -> int:
-    """`zshot collect CONFIG --out DATASET [--set KEY=VALUE ...]`."""
+    """`zshot collect CONFIG (--out DATASET | --dataset-id ID) [--set KEY=VALUE ...]`."""
+    from training.minari_format import MinariFormatError, resolve_out
+
     p = argparse.ArgumentParser(
         prog="zshot collect",
-        description="Collect a multi-task offline dataset from the sim (configs/collect/).",
+        description="Collect a multi-task offline dataset (a Minari dataset) from the sim "
+        "(configs/collect/).",
     )
     p.add_argument("config", help="YAML under configs/collect/")
-    p.add_argument("--out", required=True, help="dataset directory to create")
+    p.add_argument("--out", help="dataset directory to create (default: $MINARI_DATASETS_PATH/ID)")
+    p.add_argument(
+        "--dataset-id",
+        help="Minari dataset id, (namespace/)name-vN (default: from --out; see docs/OFFLINE.md)",
+    )
     add_set_argument(p)
     add_profile_argument(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     args = p.parse_args(list(argv))
+    out = resolve_out(args.out, args.dataset_id, p.error)
     overrides = [*args.overrides, *profile_override(args.profile)]
     cfg = load_config(CollectConfig, args.config, overrides)
     try:
-        m = collect(cfg, args.out, progress=not args.no_progress)
-    except (RuntimeError, ValueError, FileNotFoundError) as exc:
+        m = collect(
+            cfg, out, progress=False if args.no_progress else None, dataset_id=args.dataset_id
+        )
+    except (RuntimeError, ValueError, FileNotFoundError, MinariFormatError) as exc:
         print(f"zshot collect: {exc}", file=sys.stderr)
         return 2
     print(
-        f"wrote {args.out}: {m['episodes']} episodes, {m['steps']} steps, {len(m['tasks'])} tasks"
+        f"wrote {out} (Minari dataset {m['dataset_id']}): {m['episodes']} episodes, "
+        f"{m['steps']} steps, {len(m['tasks'])} tasks"
     )
     for name, s in m["behaviours"].items():
         if s["episodes"]:

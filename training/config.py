@@ -313,7 +313,7 @@ class BehaviourMix(StrictModel):
 
 class CollectConfig(StrictModel):
     """An offline data-collection run (`zshot collect`): per train task, episodes of a mix of
-    behaviour policies, written in the recorder's HDF5 layout (training/datasets.py)."""
+    behaviour policies, written as a Minari dataset (training/minari_format.py)."""
 
     seed: int = 0
     episodes_per_task: int = Field(10, ge=1)

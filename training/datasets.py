@@ -1,17 +1,23 @@
-"""Multi-task offline datasets: the recorder's HDF5 episodes grouped by task.
+"""Multi-task offline datasets: episodes grouped by task, from Minari datasets or recordings.
 
-One format for robot recordings and sim collections (docs/INTERFACES.md): episode files in
-Minari's layout written by `hardware_bridge.recorder.Recorder` and read back by its
-`load_recordings`. Each episode carries its task (JSON, with the hidden parameters: socket
-pose error, clearance, friction, ...), the plug and the behaviour policy (`mode`) as
-attributes. `zshot collect` adds a `dataset.json` beside the episode files:
+`load_dataset` reads (docs/OFFLINE.md `## Data`):
+
+- a Minari dataset (training/minari_format.py): what `zshot collect` and `zshot dataset
+  export` write, or one made by Minari itself (e.g. `minari.DataCollector` around a zshot
+  env); each episode's task (with the hidden parameters: socket pose error, clearance,
+  friction, ...), plug and behaviour (`mode`) are its metadata;
+- a directory of bridge recordings (`hardware_bridge.recorder`, one HDF5 file per
+  episode, read by its `load_recordings`), or one such file; collections written before
+  the Minari layout are recordings plus a dataset.json.
+
+zshot's own datasets have a `dataset.json` beside them:
 
     {"format": "zshot-offline-dataset", "version": 1, "complete": true,
      "episodes": N, "steps": S, "tasks": [...], "behaviours": {...}, "config": {...}}
 
 written with `complete: false` before the first episode and rewritten at the end, so an
 interrupted collection is refused on load ("partial dataset") instead of silently training
-on a subset. A directory of bridge recordings has no dataset.json and loads as it is.
+on a subset. Recordings and Minari datasets from elsewhere have none and load as they are.
 
 `OfflineDataset` holds one transition table per task, (s, a, r, s', done) plus the
 behaviour of each transition, and samples PEARL meta-batches from it:
@@ -24,8 +30,6 @@ behaviour of each transition, and samples PEARL meta-batches from it:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,13 @@ from typing import Any
 import numpy as np
 
 from hardware_bridge.recorder import RecordingError, load_recordings
+from training.minari_format import (
+    DATA_DIR,
+    MinariFormatError,
+    find_data_dir,
+    read_minari,
+    write_json_atomic,
+)
 
 DATASET_FORMAT = "zshot-offline-dataset"
 DATASET_VERSION = 1
@@ -130,17 +141,9 @@ def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> Path:
     """Write dataset.json atomically (temp file, fsync, rename)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    body = {"format": DATASET_FORMAT, "version": DATASET_VERSION, **manifest}
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".dataset.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(body, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, d / MANIFEST)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(
+        d / MANIFEST, {"format": DATASET_FORMAT, "version": DATASET_VERSION, **manifest}
+    )
     return d / MANIFEST
 
 
@@ -168,31 +171,91 @@ def _task_key(task: dict[str, Any]) -> str:
     return json.dumps(task, sort_keys=True)
 
 
+def _recording_episodes(p: Path) -> list[dict[str, Any]]:
+    """Bridge recordings (episode_N.h5 files) as per-episode transition arrays."""
+    try:
+        rec = load_recordings(p)
+    except RecordingError as exc:
+        raise DatasetError(str(exc)) from None
+    out = []
+    ends = np.cumsum([int(ep["steps"]) for ep in rec.episodes])  # episodes are contiguous
+    for ep, end in zip(rec.episodes, ends, strict=True):
+        sel = slice(int(end) - int(ep["steps"]), int(end))
+        out.append(
+            {
+                "name": f"{ep['file']}/{ep['group']}",
+                "obs": rec.observations[sel],
+                "next_obs": rec.next_observations[sel],
+                "actions": rec.actions[sel],
+                "rewards": rec.rewards[sel],
+                "terminations": rec.terminations[sel],
+                "task": ep["task"],
+                "plug": ep["plug"],
+                "mode": ep["mode"],
+            }
+        )
+    return out
+
+
+def _minari_episodes(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A Minari dataset (zshot's or anyone's) as per-episode transition arrays."""
+    try:
+        raw, meta = read_minari(data_dir)
+    except MinariFormatError as exc:
+        raise DatasetError(str(exc)) from None
+    out = []
+    for ep in raw:
+        obs = ep["observations"]
+        out.append(
+            {
+                "name": ep["name"],
+                "obs": obs[:-1],
+                "next_obs": obs[1:],
+                "actions": ep["actions"],
+                "rewards": ep["rewards"],
+                "terminations": ep["terminations"],
+                "task": ep["task"],
+                "plug": ep["plug"],
+                "mode": ep["mode"],
+            }
+        )
+    return out, meta
+
+
 def load_dataset(path: str | Path) -> OfflineDataset:
-    """Load and validate a dataset directory (or a single episode file).
+    """Load and validate a dataset: a Minari dataset (ROOT or ROOT/data, written by
+    `zshot collect`, `zshot dataset export` or Minari itself), a directory of bridge
+    recordings, or a single recording file.
 
     Raises DatasetError naming the file for corrupt, truncated or partial data, for episodes
     without task metadata, and when the episode count differs from the manifest's.
     """
     p = Path(path)
-    manifest = _read_manifest(p) if p.is_dir() else {}
-    try:
-        rec = load_recordings(p)
-    except RecordingError as exc:
-        raise DatasetError(str(exc)) from None
-    if manifest and int(manifest.get("episodes", -1)) != len(rec.episodes):
+    data_dir = find_data_dir(p) if p.is_dir() else None
+    root = p if data_dir is None or data_dir == p / DATA_DIR else data_dir.parent
+    manifest = _read_manifest(root) if p.is_dir() else {}
+    minari_meta: dict[str, Any] = {}
+    if data_dir is not None:
+        episodes, minari_meta = _minari_episodes(data_dir)
+    else:
+        episodes = _recording_episodes(p)
+    if manifest and int(manifest.get("episodes", -1)) != len(episodes):
         raise DatasetError(
-            f"{p}: manifest lists {manifest.get('episodes')} episodes, found {len(rec.episodes)} "
-            "(episode files missing or added)"
+            f"{p}: manifest lists {manifest.get('episodes')} episodes, found {len(episodes)} "
+            "(episodes missing or added)"
         )
+    dims = {(e["obs"].shape[1], e["actions"].shape[1]) for e in episodes}
+    if len(dims) != 1:
+        raise DatasetError(f"{p}: episodes of different obs/act dims {sorted(dims)}")
     behaviours: list[str] = []
     groups: dict[str, dict[str, Any]] = {}
-    for ep in rec.episodes:
+    for ep in episodes:
         task = ep["task"]
         if not isinstance(task, dict) or not task:
             raise DatasetError(
-                f"{ep['file']}/{ep['group']}: no task metadata (attrs['task'] is empty); offline "
-                "meta-RL needs to know which task each episode belongs to"
+                f"{ep['name']}: no task metadata (no task_json / task/... episode metadata, "
+                "no infos/task); offline meta-RL needs to know which task each episode "
+                "belongs to (docs/OFFLINE.md)"
             )
         mode = ep["mode"] or "unknown"
         if mode not in behaviours:
@@ -201,34 +264,37 @@ def load_dataset(path: str | Path) -> OfflineDataset:
             _task_key(task), {"task": task, "label": ep["plug"] or "task", "eps": []}
         )
         g["eps"].append(ep)
-    ids = rec.episode_ids
     tasks: list[TaskData] = []
     for g in groups.values():
         eps = g["eps"]
-        sel = np.isin(ids, [e["id"] for e in eps])
-        codes = np.zeros(len(ids), np.int64)
-        for e in eps:
-            codes[ids == e["id"]] = behaviours.index(e["mode"] or "unknown")
-        obs = rec.observations[sel]
-        if not np.isfinite(obs).all() or not np.isfinite(rec.actions[sel]).all():
+
+        def cat(key: str, eps: list[dict[str, Any]] = eps) -> np.ndarray:
+            return np.concatenate([e[key] for e in eps])
+
+        obs, actions = cat("obs"), cat("actions")
+        if not np.isfinite(obs).all() or not np.isfinite(actions).all():
             raise DatasetError(f"{p}: task {g['label']} holds non-finite observations or actions")
+        codes = np.concatenate(
+            [np.full(len(e["actions"]), behaviours.index(e["mode"] or "unknown")) for e in eps]
+        ).astype(np.int64)
         tasks.append(
             TaskData(
                 task=g["task"],
                 label=str(g["label"]),
                 obs=obs.astype(np.float32),
-                actions=rec.actions[sel].astype(np.float32),
-                rewards=rec.rewards[sel].astype(np.float32)[:, None],
-                next_obs=rec.next_observations[sel].astype(np.float32),
-                dones=rec.terminations[sel].astype(np.float32)[:, None],
-                behaviour=codes[sel],
+                actions=actions.astype(np.float32),
+                rewards=cat("rewards").astype(np.float32)[:, None],
+                next_obs=cat("next_obs").astype(np.float32),
+                dones=cat("terminations").astype(np.float32)[:, None],
+                behaviour=codes,
                 episodes=len(eps),
             )
         )
+    (obs_dim, act_dim) = dims.pop()
     return OfflineDataset(
         tasks=tasks,
         behaviours=behaviours,
-        obs_dim=int(rec.observations.shape[1]),
-        act_dim=int(rec.actions.shape[1]),
-        manifest=manifest,
+        obs_dim=int(obs_dim),
+        act_dim=int(act_dim),
+        manifest=manifest or ({"minari": minari_meta} if minari_meta else {}),
     )

@@ -16,6 +16,7 @@ as the runtime does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,6 +164,11 @@ class PlugResult:
     explore_mean_return: float = float("nan")  # over exploration episodes (NaN: none)
 
 
+def _time_cell(p: PlugResult) -> str:
+    """Mean time to success (s) of a report row, "-" without successes."""
+    return f"{p.mean_time_to_insert:.2f}" if p.mean_time_to_insert is not None else "-"
+
+
 @dataclass
 class FewShotReport:
     """Per-plug results plus the protocol that produced them."""
@@ -177,23 +183,47 @@ class FewShotReport:
         return sum(p.successes for p in self.plugs) / n if n else 0.0
 
     def table(self) -> str:
-        """The per-plug table people read (return-based for locomotion, see `return_table`)."""
+        """The per-plug table people read: insertion's (time to insert, peak force, force-limit
+        endings), return-based for locomotion (`return_table`), success-based for other
+        success envs (`success_table`: the toy task has no insertion or forces)."""
         if self.protocol.get("metric") == "return":
             return self.return_table()
-        head = (
-            f"{'plug':<22} {'success':>9} {'return':>9} {'t_insert[s]':>11} {'peak F[N]':>10} "
-            f"{'violations':>10}"
+        if self.protocol.get("env_kind", "insertion") != "insertion":
+            return self.success_table()
+        return self._success_rows(
+            "plug",
+            22,
+            [
+                ("t_insert[s]", 11, _time_cell),
+                ("peak F[N]", 10, lambda p: f"{p.peak_force:.1f}"),
+                ("violations", 10, lambda p: str(p.safety_violations)),
+            ],
+        )
+
+    def success_table(self) -> str:
+        """Per task label: successes, mean return, time to success and episode length."""
+        return self._success_rows(
+            "task",
+            max([22, *(len(p.plug) for p in self.plugs)]),
+            [("t_success[s]", 12, _time_cell), ("steps", 6, lambda p: f"{p.mean_steps:.0f}")],
+        )
+
+    def _success_rows(
+        self, label: str, width: int, columns: list[tuple[str, int, Callable[[PlugResult], str]]]
+    ) -> str:
+        """label | success | return | the given columns (header, width, cell), then "all"."""
+        head = f"{label:<{width}} {'success':>9} {'return':>9}" + "".join(
+            f" {h:>{n}}" for h, n, _ in columns
         )
         lines = [head, "-" * len(head)]
         for p in self.plugs:
-            tti = f"{p.mean_time_to_insert:.2f}" if p.mean_time_to_insert is not None else "-"
             lines.append(
-                f"{p.plug:<22} {f'{p.successes}/{p.episodes}':>9} {p.mean_return:>9.2f} "
-                f"{tti:>11} {p.peak_force:>10.1f} {p.safety_violations:>10}"
+                f"{p.plug:<{width}} {f'{p.successes}/{p.episodes}':>9} {p.mean_return:>9.2f}"
+                + "".join(f" {cell(p):>{n}}" for _, n, cell in columns)
             )
         n = sum(p.episodes for p in self.plugs)
         s = sum(p.successes for p in self.plugs)
-        lines.append(f"{'all':<22} {f'{s}/{n}':>9}")
+        lines.append(f"{'all':<{width}} {f'{s}/{n}':>9}")
         return "\n".join(lines)
 
     def return_table(self) -> str:
@@ -340,6 +370,7 @@ def few_shot_eval(
         "seed": seed,
         "use_latent": agent.use_latent,
         "metric": getattr(source, "metric", "success"),
+        "env_kind": getattr(source, "kind", "insertion"),
     }
     return FewShotReport(rows, protocol)
 

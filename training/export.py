@@ -7,11 +7,24 @@ then checked against torch with onnxruntime on random inputs before the artifact
 
     encoder.onnx  transition[B, 2*obs+act+1] = (s, a, r, s')  ->  mu[B, L], var[B, L]
     policy.onnx   obs[B, obs], z[B, L], noise[B, act]         ->  action[B, act]
+
+Each graph is then annotated (`annotate`): graph name, doc strings on the model and on every
+input and output, and the manifest's essentials as `metadata_props` (runtime.artifact's
+`onnx_metadata`). The artifact is written into a temporary directory beside `out` and
+renamed into place; an existing `out` is refused unless `force` (then replaced whole).
+torch.onnx's progress lines and warnings are held back unless `verbose` (and shown if the
+export fails).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +66,92 @@ class PolicyGraph(nn.Module):
         mean, log_std = self.policy(obs, z)
         squashed = torch.tanh(mean + log_std.exp() * noise)  # noise 0: deterministic
         return self.low + (squashed + 1.0) * 0.5 * (self.high - self.low)
+
+
+@contextlib.contextmanager
+def held_output(hold: bool = True) -> Iterator[None]:
+    """Send fd 1 and fd 2 (Python's prints, warnings, logging and C libraries alike) to a
+    temporary file while the block runs; on an exception write what it caught to stderr."""
+    if not hold:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as buf:
+        saved = os.dup(1), os.dup(2)
+        os.dup2(buf.fileno(), 1)
+        os.dup2(buf.fileno(), 2)
+        # Python-level streams too, where something (pytest) replaced sys.stdout/stderr.
+        text = open(buf.fileno(), "w", closefd=False)
+        ok = False
+        try:
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
+            ok = True
+        finally:
+            text.close()  # flushes; the fd stays open (closefd=False)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if not ok:
+                buf.seek(0)
+                sys.stderr.write(buf.read().decode("utf-8", "replace"))
+
+
+_SUFFIX_UNITS = (("_mm_s", "mm/s"), ("_deg_s", "deg/s"), ("_mm", "mm"), ("_deg", "deg"))
+# The insertion env's wrench entries are divided by force_ref / torque_ref (sim/insertion.py).
+_NAMED_UNITS = {"fx": "F/force_ref", "fy": "F/force_ref", "fz": "F/force_ref"} | {
+    "tx": "T/torque_ref",
+    "ty": "T/torque_ref",
+    "tz": "T/torque_ref",
+}
+
+
+def units_of(env: Any, names: list[str], attr: str, low: Any = None, high: Any = None) -> list[str]:
+    """Units of named entries: the env's own `attr` list when it has one (terrain, point);
+    else from the name (insertion: x_mm "mm", wz_deg_s "deg/s", fx "F/force_ref"); "1" for
+    entries bounded to [-1, 1] (normalised commands); "" when unknown."""
+    for owner in (env, getattr(env, "unwrapped", None)):
+        declared = getattr(owner, attr, None)
+        if declared is not None and len(declared) == len(names):
+            return [str(u) for u in declared]
+    out = []
+    for i, name in enumerate(names):
+        unit = _NAMED_UNITS.get(name) or next(
+            (u for suf, u in _SUFFIX_UNITS if name.endswith(suf)), ""
+        )
+        if not unit and low is not None and high is not None and (low[i], high[i]) == (-1, 1):
+            unit = "1"
+        out.append(unit)
+    return out
+
+
+def annotate(model: bytes, spec: Any, kind: str) -> bytes:
+    """The model with graph name, doc strings and the manifest's essentials as metadata."""
+    import onnx
+
+    from runtime.artifact import GRAPH_NAMES, io_docs, onnx_metadata
+
+    proto = onnx.load_model_from_string(model)
+    proto.graph.name = GRAPH_NAMES[kind]
+    what = "context encoder" if kind == "encoder" else "policy"
+    proto.doc_string = (
+        f"zshot {what} of artifact {spec.name}: obs {spec.obs_dim}, act {spec.act_dim}, "
+        f"latent {spec.latent_dim}, {spec.control_hz:g} Hz; manifest.json beside this file "
+        "states the rest (docs/INTERFACES.md)"
+    )
+    proto.graph.doc_string = proto.doc_string
+    docs = io_docs(spec, kind)  # type: ignore[arg-type]
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.doc_string = docs[value.name]
+    del proto.metadata_props[:]
+    for key, val in onnx_metadata(spec, kind).items():  # type: ignore[arg-type]
+        proto.metadata_props.add(key=key, value=val)
+    onnx.checker.check_model(proto)
+    return bytes(proto.SerializeToString())
 
 
 def _export(
@@ -133,17 +232,48 @@ def check_parity(
     return errs
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path) -> tuple[Any, dict[str, float]]:
-    """Export the run's checkpoint to an artifact directory; returns (Artifact, parity errors)."""
+def _place(tmp: Path, out: Path, force: bool) -> None:
+    """Rename the finished artifact dir `tmp` to `out` (an existing `out` only with force)."""
+    old = None
+    if out.exists():
+        if not force:
+            raise FileExistsError(f"{out} exists; pass --force to replace it")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    verbose: bool = False,
+) -> tuple[Any, dict[str, float]]:
+    """Export the run's checkpoint to an artifact directory; returns (Artifact, parity errors).
+
+    Refuses an existing `out_dir` (FileExistsError) unless `force`; the artifact is built in
+    a temporary directory beside it and renamed into place, so `out_dir` is never half
+    written. The seconds each graph took are in `Artifact.manifest.training["export_s"]`.
+    """
     import onnx
 
-    from runtime.artifact import ArtifactSpec, Normalisation, write_artifact
+    from runtime.artifact import ArtifactSpec, Normalisation, load_artifact, write_artifact
     from training.config import TrainConfig
     from training.pearl import make_nets
     from training.tasks import env_control_hz, make_task_source
     from training.trainer import CHECKPOINT, load_checkpoint
 
-    run = Path(run_dir)
+    run, out = Path(run_dir), Path(out_dir)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
     state = load_checkpoint(run / CHECKPOINT)
     cfg = TrainConfig.model_validate(state["config"])
     obs_dim, act_dim = int(state["dims"]["obs"]), int(state["dims"]["act"])
@@ -158,20 +288,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> tuple[Any, dict[str,
     control_hz = env_control_hz(env)
     obs_names = list(getattr(env, "obs_names", [f"obs{i}" for i in range(obs_dim)]))
     action_names = list(getattr(env, "action_names", [f"act{i}" for i in range(act_dim)]))
+    obs_units = units_of(env, obs_names, "obs_units")
+    action_units = units_of(env, action_names, "action_units", low.tolist(), high.tolist())
     env.close()
 
     L = cfg.encoder.latent_dim
-    enc_graph, pol_graph = EncoderGraph(nets.encoder), PolicyGraph(nets.policy, low, high)
-    ex_t = torch.zeros(2, 2 * obs_dim + act_dim + 1)
-    enc_bytes = _export(enc_graph, (ex_t,), ["transition"], ["mu", "var"])
-    pol_bytes = _export(
-        pol_graph,
-        (torch.zeros(2, obs_dim), torch.zeros(2, L), torch.zeros(2, act_dim)),
-        ["obs", "z", "noise"],
-        ["action"],
-    )
-    errors = check_parity(enc_bytes, pol_bytes, enc_graph, pol_graph, obs_dim, act_dim, L)
-    opset = onnx.load_model_from_string(enc_bytes).opset_import
     norm = nets.encoder.normaliser
     spec = ArtifactSpec(
         name=f"zshot-pearl-{run.name}",
@@ -180,6 +301,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> tuple[Any, dict[str,
         latent_dim=L,
         obs_names=obs_names,
         action_names=action_names,
+        obs_units=obs_units,
+        action_units=action_units,
         action_low=low.tolist(),
         action_high=high.tolist(),
         control_hz=control_hz,
@@ -188,26 +311,61 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> tuple[Any, dict[str,
         prior_var=[1.0] * L,
         normalisation_in_graph=True,
         env=source.env_info,
-        training={
-            "run_dir": str(run.resolve()),
-            "iteration": int(state["iteration"]),
-            "updates": int(state["updates"]),
-            "env_steps": int(state["env_steps"]),
-            "seed": cfg.seed,
-            "config": cfg.model_dump(mode="json"),
-            "use_latent": cfg.use_latent,
-            "prior_in_posterior": cfg.encoder.prior_in_posterior,
-            "obs_clip": norm.clip,
-            "parity_max_abs_err": errors,
-        },
-        versions={
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "onnx_opset": str(next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")),
-        },
     )
-    artifact = write_artifact(out_dir, enc_bytes, pol_bytes, spec)
-    return artifact, errors
+    enc_graph, pol_graph = EncoderGraph(nets.encoder), PolicyGraph(nets.policy, low, high)
+    seconds: dict[str, float] = {}
+    with held_output(not verbose):
+        t0 = time.perf_counter()
+        ex_t = torch.zeros(2, 2 * obs_dim + act_dim + 1)
+        enc_bytes = annotate(
+            _export(enc_graph, (ex_t,), ["transition"], ["mu", "var"]), spec, "encoder"
+        )
+        seconds["encoder"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pol_bytes = _export(
+            pol_graph,
+            (torch.zeros(2, obs_dim), torch.zeros(2, L), torch.zeros(2, act_dim)),
+            ["obs", "z", "noise"],
+            ["action"],
+        )
+        pol_bytes = annotate(pol_bytes, spec, "policy")
+        seconds["policy"] = time.perf_counter() - t0
+    errors = check_parity(enc_bytes, pol_bytes, enc_graph, pol_graph, obs_dim, act_dim, L)
+    opset = onnx.load_model_from_string(enc_bytes).opset_import
+    spec = spec.model_copy(
+        update={
+            "training": {
+                "run_dir": str(run.resolve()),
+                "iteration": int(state["iteration"]),
+                "updates": int(state["updates"]),
+                "env_steps": int(state["env_steps"]),
+                "seed": cfg.seed,
+                "config": cfg.model_dump(mode="json"),
+                "use_latent": cfg.use_latent,
+                "prior_in_posterior": cfg.encoder.prior_in_posterior,
+                "obs_clip": norm.clip,
+                "parity_max_abs_err": errors,
+                "export_s": {k: round(v, 2) for k, v in seconds.items()},
+            },
+            "versions": {
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "onnx_opset": str(
+                    next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")
+                ),
+            },
+        }
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        write_artifact(tmp, enc_bytes, pol_bytes, spec)
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; an artifact is copied and read by others
+        _place(tmp, out, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_artifact(out), errors
 
 
 def export_bytes(

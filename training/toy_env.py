@@ -41,7 +41,9 @@ class PointGoalEnv(gym.Env[np.ndarray, np.ndarray]):
         self.observation_space = gym.spaces.Box(-5.0, 5.0, (2,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.obs_names = ["x", "y"]
+        self.obs_units = ["m", "m"]
         self.action_names = ["vx", "vy"]
+        self.action_units = ["1", "1"]  # fraction of step_size per step
         self._task = task or PointTask(plug="goal-0", goal_x=1.0, goal_y=0.0)
         self._pending: PointTask | None = None
         self._pos = np.zeros(2)

@@ -42,6 +42,12 @@ COMMANDS: dict[str, Command] = {
     "collect": Command(
         "training.collect:main", "collect multi-task offline datasets from the sim", 7, True
     ),
+    "dataset": Command(
+        "training.dataset_cli:main",
+        "export bridge recordings to a Minari dataset (zshot dataset export)",
+        23,
+        True,
+    ),
     "serve": Command(
         "runtime.cli:serve_main", "serve an exported artifact over ZeroMQ (no torch)", 5, True
     ),

@@ -37,15 +37,19 @@ def dumps_strict(x: Any, **kwargs: Any) -> str:
 
 
 def write_json(path: str | Path, x: Any, indent: int | None = 2, **kwargs: Any) -> Path:
-    """Write `x` as strict JSON to `path` atomically (temp file + rename; parents made);
+    """Write `x` as strict JSON to `path` atomically: temp file beside it, fsync, rename (so a
+    crash leaves the old file or the new one, never half of one); mode 0644, parents made;
     `kwargs` go to json.dumps (e.g. default=str)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     text = dumps_strict(x, indent=indent, **kwargs) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

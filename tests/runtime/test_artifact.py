@@ -94,3 +94,16 @@ def test_written_files_are_world_readable(tmp_path: Path) -> None:
     write_artifact(tmp_path, b"enc", b"pol", spec())
     for name in ("encoder.onnx", "policy.onnx", "manifest.json"):
         assert (tmp_path / name).stat().st_mode & 0o444 == 0o444, name
+
+
+def test_published_json_schema_is_the_manifest_models() -> None:
+    """runtime/manifest.schema.json is what load_artifact's pydantic model generates."""
+    import json
+
+    from runtime.artifact import SCHEMA_PATH, Manifest, manifest_json_schema
+
+    published = json.loads(SCHEMA_PATH.read_text())
+    assert published == manifest_json_schema()
+    assert set(published["properties"]) == set(Manifest.model_fields)
+    required = {k for k, f in Manifest.model_fields.items() if f.is_required()}
+    assert set(published["required"]) == required

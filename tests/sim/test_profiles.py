@@ -46,7 +46,7 @@ def _socket_poses(profile: str, seeds: list[int]):
     poses, starts = [], []
     for s in seeds:
         obs, info = env.reset(seed=s)
-        poses.append(info["socket_pose"])
+        poses.append(info["socket_pose"].tolist())
         starts.append(obs.copy())
     env.close()
     return poses, starts, fam.test_tasks[0]

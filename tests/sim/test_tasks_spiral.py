@@ -94,3 +94,22 @@ def test_cli_view_writes_pngs(tmp_path) -> None:  # type: ignore[no-untyped-def]
         == 0
     )
     assert len(list(tmp_path.glob("*.png"))) >= 2
+
+
+def test_cli_check_of_an_unknown_plug_says_who_speaks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "nosuchplug"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zshot sim: unknown plug 'nosuchplug'") and err.count("\n") == 1
+
+
+def test_cli_view_of_a_hidden_error_task(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    small = ["--steps", "2", "--every", "2", "--width", "80", "--height", "60"]
+    assert (
+        main(["view", "--out", str(tmp_path / "a"), "--hidden-error", "--seed", "3", *small]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "hidden socket error dx" in out and "known socket pose" not in out
+    assert main(["view", "--out", str(tmp_path / "b"), "--dx", "1.5", "--dyaw", "-2", *small]) == 0
+    assert "dx +1.50 mm, dy +0.00 mm, dyaw -2.00 deg" in capsys.readouterr().out
+    assert main(["view", "--out", str(tmp_path / "c"), "--hidden-error", "--dx", "1", *small]) == 2
+    assert capsys.readouterr().err.startswith("zshot sim: ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,36 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("run")
     Trainer(tiny_config(), run).run(progress=False)
     return run
+
+
+def recorded_step(
+    t: int,
+    terminated: bool,
+    *,
+    obs_dim: int = 3,
+    act: float = 0.5,
+    commanded: float = 0.0,
+    t_wall: float = 0.0,
+    latent_dim: int = 2,
+) -> Any:
+    """One `StepRecord` for recorder-based tests: obs = t, next obs = t + 1, reward -1."""
+    import numpy as np
+
+    from hardware_bridge.loop import StepRecord
+
+    return StepRecord(
+        t_wall=t_wall,
+        t_mono=float(t),
+        obs=np.full(obs_dim, t, np.float32),
+        commanded=np.full(2, commanded),
+        sent=np.full(2, act),
+        reward=-1.0,
+        terminated=terminated,
+        truncated=False,
+        next_obs=np.full(obs_dim, t + 1, np.float32),
+        z_mean=np.zeros(latent_dim),
+        z_var=np.ones(latent_dim),
+        latency_s=0.001,
+        flags=0,
+        wrench=np.zeros(6),
+    )

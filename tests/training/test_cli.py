@@ -50,3 +50,34 @@ def test_eval_set_redraws_the_test_tasks_and_names_a_bad_key(
     assert zshot(["eval", str(trained_run), "--set", "nope=1"]) == 2
     err = capsys.readouterr().err
     assert "nope" in err and "--set nope=1" in err
+
+
+@pytest.mark.slow
+def test_train_prints_no_bars_into_a_pipe_and_says_how_to_look(tmp_path: Path) -> None:
+    """`zshot train ... 2> log`: no `\\r` progress bar in the log (stderr is no terminal,
+    even without --no-progress); the last line names the TensorBoard command; the toy
+    task's table has no insertion columns."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from .conftest import ROOT, tiny_config
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config().model_dump(mode="json")))
+    run = tmp_path / "run"
+    out = subprocess.run(
+        [sys.executable, "-m", "zshot.cli", "train", str(cfg), "--run-dir", str(run)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stderr and "PEARL:" not in out.stderr
+    assert "pybullet build time" not in out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[-1] == f"look at it: tensorboard --logdir {run / 'tb'}"
+    assert (run / "tb").is_dir()
+    assert "t_insert[s]" not in out.stdout and "t_success[s]" in out.stdout

@@ -243,3 +243,15 @@ def test_cli_writes_the_dataset_and_rejects_bad_keys(
                 "mix.bogus=1",
             ]
         )
+
+
+def test_cli_shows_no_bar_when_stderr_is_not_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [str(ROOT / "configs/collect/point.yaml"), "--set", "num_tasks=1"]
+    assert main([*argv, "--set", "episodes_per_task=2", "--out", str(tmp_path / "d")]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "Minari dataset zshot/d-v0" in out
+    with pytest.raises(SystemExit):  # neither --out nor --dataset-id
+        main(argv)
+    assert "give --out DIR or --dataset-id ID" in capsys.readouterr().err

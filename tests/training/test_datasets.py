@@ -1,8 +1,9 @@
-"""Offline datasets: round trip through the recorder's format, and clear errors on bad files."""
+"""Offline datasets: round trip through the Minari layout (and recordings), clear errors on bad files."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -12,6 +13,8 @@ import pytest
 from training.collect import collect
 from training.config import CollectConfig
 from training.datasets import MANIFEST, DatasetError, load_dataset
+
+from .conftest import recorded_step
 
 
 def point_collect_config(**over: object) -> CollectConfig:
@@ -33,7 +36,17 @@ def point_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_round_trip_matches_the_episode_files(point_dataset: Path) -> None:
+def _episodes(root: Path) -> list[tuple[dict, np.ndarray, np.ndarray]]:
+    """(task, observations, actions) of every episode group in ROOT/data/main_data.hdf5."""
+    out = []
+    with h5py.File(root / "data" / "main_data.hdf5") as h5:
+        for name in sorted(h5, key=lambda k: int(k.split("_")[1])):
+            g = h5[name]
+            out.append((json.loads(g.attrs["task_json"]), g["observations"][()], g["actions"][()]))
+    return out
+
+
+def test_round_trip_matches_the_episode_groups(point_dataset: Path) -> None:
     ds = load_dataset(point_dataset)
     manifest = json.loads((point_dataset / MANIFEST).read_text())
     assert manifest["complete"] and manifest["episodes"] == 12
@@ -44,22 +57,16 @@ def test_round_trip_matches_the_episode_files(point_dataset: Path) -> None:
     assert sorted(json.dumps(t.task, sort_keys=True) for t in ds.tasks) == sorted(
         json.dumps(r["task"], sort_keys=True) for r in manifest["tasks"]
     )
-    # Transitions equal the raw arrays of the episode files, in order, per task.
+    # Transitions equal the raw arrays of the Minari episode groups, in order, per task.
     first = ds.tasks[0]
-    rows_obs, rows_next, rows_act = [], [], []
-    for f in sorted(point_dataset.glob("episode_*.h5")):
-        with h5py.File(f) as h5:
-            (name,) = [k for k in h5 if k.startswith("episode_")]
-            g = h5[name]
-            if json.loads(g.attrs["task"]) == first.task:
-                rows_obs.append(g["observations"][:-1])
-                rows_next.append(g["observations"][1:])
-                rows_act.append(g["actions"][()])
-    np.testing.assert_array_equal(first.obs, np.concatenate(rows_obs))
-    np.testing.assert_array_equal(first.next_obs, np.concatenate(rows_next))
-    np.testing.assert_array_equal(first.actions, np.concatenate(rows_act))
-    # next_obs of step t is obs of step t+1 inside an episode (same layout the recorder has)
-    assert first.episodes == 4
+    eps = [e for e in _episodes(point_dataset) if e[0] == first.task]
+    np.testing.assert_array_equal(first.obs, np.concatenate([o[:-1] for _, o, _ in eps]))
+    np.testing.assert_array_equal(first.next_obs, np.concatenate([o[1:] for _, o, _ in eps]))
+    np.testing.assert_array_equal(first.actions, np.concatenate([a for _, _, a in eps]))
+    assert first.episodes == 4 == len(eps)
+    # The data dir itself (what minari.MinariDataset takes) loads the same.
+    same = load_dataset(point_dataset / "data")
+    assert same.num_transitions == ds.num_transitions and len(same.tasks) == 3
 
 
 def test_sampling_shapes_and_per_behaviour_context(point_dataset: Path) -> None:
@@ -83,15 +90,13 @@ def test_sampling_shapes_and_per_behaviour_context(point_dataset: Path) -> None:
 
 
 def _copy(src: Path, dst: Path) -> Path:
-    dst.mkdir()
-    for f in src.iterdir():
-        (dst / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(src, dst)
     return dst
 
 
 def test_corrupt_file_is_named(point_dataset: Path, tmp_path: Path) -> None:
     d = _copy(point_dataset, tmp_path / "bad")
-    victim = sorted(d.glob("episode_*.h5"))[3]
+    victim = d / "data" / "main_data.hdf5"
     victim.write_bytes(b"this is not hdf5" * 100)
     with pytest.raises(DatasetError, match=victim.name):
         load_dataset(d)
@@ -99,7 +104,7 @@ def test_corrupt_file_is_named(point_dataset: Path, tmp_path: Path) -> None:
 
 def test_truncated_file_is_named(point_dataset: Path, tmp_path: Path) -> None:
     d = _copy(point_dataset, tmp_path / "trunc")
-    victim = sorted(d.glob("episode_*.h5"))[5]
+    victim = d / "data" / "main_data.hdf5"
     raw = victim.read_bytes()
     victim.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(DatasetError, match=victim.name):
@@ -113,23 +118,35 @@ def test_partial_collection_is_refused(point_dataset: Path, tmp_path: Path) -> N
     (d / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(DatasetError, match="partial dataset"):
         load_dataset(d)
+    # An interrupted write has no metadata.json yet: refused too (and Minari refuses it).
+    d2 = _copy(point_dataset, tmp_path / "nometa")
+    (d2 / MANIFEST).unlink()
+    (d2 / "data" / "metadata.json").unlink()
+    with pytest.raises(DatasetError, match=r"no metadata\.json"):
+        load_dataset(d2)
 
 
-def test_missing_episode_file_is_refused(point_dataset: Path, tmp_path: Path) -> None:
+def test_missing_episode_is_refused(point_dataset: Path, tmp_path: Path) -> None:
     d = _copy(point_dataset, tmp_path / "missing")
-    sorted(d.glob("episode_*.h5"))[0].unlink()
+    with h5py.File(d / "data" / "main_data.hdf5", "r+") as h5:
+        del h5["episode_11"]
+    with pytest.raises(DatasetError, match="lists 12 episodes, the file holds 11"):
+        load_dataset(d)
+    meta = json.loads((d / "data" / "metadata.json").read_text())
+    meta["total_episodes"] = 11
+    (d / "data" / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match="manifest lists 12 episodes, found 11"):
         load_dataset(d)
 
 
 def test_episode_without_task_metadata_is_refused(point_dataset: Path, tmp_path: Path) -> None:
     d = _copy(point_dataset, tmp_path / "notask")
-    (d / MANIFEST).unlink()  # plain recordings: no manifest
-    victim = sorted(d.glob("episode_*.h5"))[2]
-    with h5py.File(victim, "r+") as h5:
-        (name,) = [k for k in h5 if k.startswith("episode_")]
-        h5[name].attrs["task"] = "{}"
-    with pytest.raises(DatasetError, match="no task metadata"):
+    (d / MANIFEST).unlink()  # a Minari dataset from elsewhere: no zshot manifest
+    with h5py.File(d / "data" / "main_data.hdf5", "r+") as h5:
+        g = h5["episode_2"]
+        for key in [k for k in g.attrs if k.startswith("task")]:
+            del g.attrs[key]
+    with pytest.raises(DatasetError, match="episode_2: no task metadata"):
         load_dataset(d)
 
 
@@ -143,34 +160,36 @@ def test_missing_dataset_and_wrong_dims(point_dataset: Path, tmp_path: Path) -> 
 
 def test_bridge_recordings_load_as_a_dataset(tmp_path: Path) -> None:
     """A robot recording (Recorder, no manifest) is a dataset: one format for both."""
-    from hardware_bridge.loop import StepRecord
     from hardware_bridge.recorder import Recorder
 
     rec = Recorder(tmp_path / "rec", latent_dim=2)
     for plug in ("a", "b"):
         rec.begin_episode({"task": {"plug": plug, "dx": 0.001}, "plug": plug, "mode": "trial"})
         for t in range(3):
-            rec.record(
-                StepRecord(
-                    t_wall=0.0,
-                    t_mono=0.0,
-                    obs=np.full(3, t, np.float32),
-                    commanded=np.zeros(2),
-                    sent=np.ones(2) * 0.5,
-                    reward=-1.0,
-                    terminated=t == 2,
-                    truncated=False,
-                    next_obs=np.full(3, t + 1, np.float32),
-                    z_mean=np.zeros(2),
-                    z_var=np.ones(2),
-                    latency_s=0.0,
-                    flags=0,
-                    wrench=np.zeros(6),
-                )
-            )
+            rec.record(recorded_step(t, t == 2))
         rec.end_episode({})
     ds = load_dataset(tmp_path / "rec")
     assert [t.label for t in ds.tasks] == ["a", "b"]
     assert ds.behaviours == ["trial"]
     np.testing.assert_array_equal(ds.tasks[0].dones[:, 0], [0, 0, 1])
     np.testing.assert_array_equal(ds.tasks[1].next_obs[:, 0], [1, 2, 3])
+
+
+def test_an_earlier_per_episode_collection_still_loads(tmp_path: Path) -> None:
+    """Collections written before the Minari layout (episode_N.h5 + dataset.json) load, and
+    their manifest's episode count is still checked."""
+    from hardware_bridge.recorder import Recorder
+    from training.datasets import write_manifest
+
+    d = tmp_path / "old"
+    rec = Recorder(d, latent_dim=1)
+    for k in range(3):
+        rec.begin_episode({"task": {"plug": "p", "goal_x": float(k % 2)}, "mode": "scripted"})
+        rec.record(recorded_step(0, True, obs_dim=2, latent_dim=1))
+        rec.end_episode({})
+    write_manifest(d, {"complete": True, "episodes": 3})
+    ds = load_dataset(d)
+    assert [t.episodes for t in ds.tasks] == [2, 1] and ds.behaviours == ["scripted"]
+    write_manifest(d, {"complete": True, "episodes": 4})
+    with pytest.raises(DatasetError, match="manifest lists 4 episodes, found 3"):
+        load_dataset(d)

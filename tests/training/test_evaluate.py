@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.config import EvalConfig
-from training.evaluate import Posterior, few_shot_eval
+from training.evaluate import FewShotReport, Posterior, few_shot_eval
 from training.pearl import product_of_gaussians
 from training.tasks import TaskSource
 from training.toy_env import PointGoalEnv, PointTask, point_tasks
@@ -95,6 +95,13 @@ def test_protocol_counts_and_table() -> None:
     assert agent.factor_calls == 2 * 9 + 2 * PointGoalEnv.max_steps
     table = report.table()
     assert "up" in table and "3/3" in table
+    # The toy task's table has no insertion columns (no insertion, no forces).
+    assert report.protocol["env_kind"] == "point"
+    head = table.splitlines()[0].split()
+    assert head == ["task", "success", "return", "t_success[s]", "steps"]
+    assert "0.90" in table  # up's time to success
+    insertion = FewShotReport(report.plugs, {**report.protocol, "env_kind": "insertion"})
+    assert "t_insert[s]" in insertion.table() and "peak F[N]" in insertion.table()
     data = report.to_json()
     assert data["protocol"]["explore_episodes"] == 2 and len(data["plugs"]) == 2
 

@@ -15,7 +15,7 @@ from training.evaluate import OnnxAgent
 from training.export import PARITY_ATOL, check_parity, export_bytes, export_run
 from training.pearl import make_nets
 
-from .conftest import tiny_config
+from .conftest import ROOT, tiny_config
 
 pytestmark = pytest.mark.slow  # the dynamo exporter takes a few seconds per graph
 
@@ -85,3 +85,72 @@ def test_onnx_agent_matches_torch_agent(trained_run: Path, tmp_path: Path) -> No
 def test_export_of_missing_run_names_it(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         export_run(tmp_path / "nope", tmp_path / "out")
+
+
+def test_graphs_carry_the_manifests_essentials(trained_run: Path, tmp_path: Path) -> None:
+    from runtime.artifact import GRAPH_NAMES, onnx_metadata
+
+    art = export_run(trained_run, tmp_path / "meta")[0]
+    m = art.manifest
+    assert m.obs_units == ["m", "m"] and m.action_units == ["1", "1"]
+    for kind, path in (("encoder", art.encoder_path), ("policy", art.policy_path)):
+        proto = onnx.load(path)
+        onnx.checker.check_model(proto)
+        assert (proto.ir_version, proto.opset_import[0].version) == (10, 20)
+        assert proto.graph.name == GRAPH_NAMES[kind] and proto.doc_string
+        meta = {p.key: p.value for p in proto.metadata_props}
+        assert meta == onnx_metadata(m, kind)
+        assert meta["zshot.artifact_kind"] == kind
+        assert json.loads(meta["zshot.obs_names"]) == m.obs_names == ["x", "y"]
+        assert json.loads(meta["zshot.action_low"]) == m.action_low
+        assert json.loads(meta["zshot.latent_dim"]) == m.latent_dim == 3
+        assert float(meta["zshot.control_hz"]) == m.control_hz
+        assert meta["zshot.interface_sha256"] == m.interface_sha256()
+        for value in (*proto.graph.input, *proto.graph.output):
+            assert value.doc_string.startswith("[batch, "), value.name
+    # The runtime checks the metadata against the manifest: a graph from another export
+    # (here: re-annotated for another control rate) is named, though its sha256 is listed.
+    from runtime.artifact import ArtifactError, ArtifactSpec, load_artifact, write_artifact
+    from training.export import annotate
+
+    spec = ArtifactSpec.model_validate(m.model_dump(exclude={"created", "files", "format_version"}))
+    other = spec.model_copy(update={"control_hz": 20.0})
+    enc = annotate(art.encoder_path.read_bytes(), other, "encoder")
+    bad = write_artifact(tmp_path / "bad", enc, art.policy_path, spec)
+    with pytest.raises(ArtifactError, match="interface_sha256"):
+        load_artifact(bad.root, check_graphs=True)
+
+
+def test_export_refuses_an_existing_dir_unless_forced(trained_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "art"
+    out.mkdir()
+    (out / "keep.txt").write_text("a shipped artifact")
+    with pytest.raises(FileExistsError, match="--force"):
+        export_run(trained_run, out)
+    assert (out / "keep.txt").read_text() == "a shipped artifact"
+    art, _ = export_run(trained_run, out, force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["encoder.onnx", "manifest.json", "policy.onnx"]
+    assert art.root == out.resolve()
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]  # no temp or old dirs left
+
+
+def test_export_cli_prints_one_line_per_graph(trained_run: Path, tmp_path: Path) -> None:
+    """`zshot export` as a user runs it (own process): torch.onnx's progress and warnings
+    only with --verbose."""
+    import subprocess
+    import sys
+
+    def export(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "zshot.cli", "export", str(trained_run), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+    quiet = export("--out", str(tmp_path / "a"))
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("encoder.onnx") and "mu " in lines[0]
+    assert lines[1].startswith("policy.onnx") and "action " in lines[1]
+    assert quiet.stderr == ""
+    again = export("--out", str(tmp_path / "a"))
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+    loud = export("--out", str(tmp_path / "b"), "--verbose")
+    assert loud.returncode == 0 and "[torch.onnx]" in loud.stdout + loud.stderr
