@@ -59,8 +59,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -80,6 +78,7 @@ from training.pearl import (
     make_nets,
     step_learners,
 )
+from zshot.atomic import atomic_write
 from zshot.jsonio import write_json
 
 CHECKPOINT = "checkpoint.pt"  # the same name as training.trainer's (export/eval read it)
@@ -427,17 +426,11 @@ class OfflineTrainer:
             self.task.load_state_dict(state["task_inference"])
 
     def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically."""
+        """Write checkpoint.pt atomically (temp file + fsync + rename)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / CHECKPOINT
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        state = self.state_dict()
+        atomic_write(path, lambda f: torch.save(state, f), mode=0o600)
         return path
 
     def evaluate(self) -> Any:

@@ -16,9 +16,7 @@ periodic few-shot evaluations in `history.json` and PNG learning curves at the e
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from training.networks import PearlNets
 from training.pearl import PearlBatch, PearlOptimizers, make_nets, product_of_gaussians, update
 from training.replay import MultiTaskReplayBuffer
 from training.tasks import TaskSource, env_control_hz, make_task_source
+from zshot.atomic import atomic_write
 from zshot.jsonio import write_json
 
 CHECKPOINT = "checkpoint.pt"
@@ -249,16 +248,8 @@ class Trainer:
         """Write checkpoint.pt atomically (temp file + fsync + rename)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         path = self.run_dir / CHECKPOINT
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state_dict(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        state = self.state_dict()
+        atomic_write(path, lambda f: torch.save(state, f), mode=0o600)
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:

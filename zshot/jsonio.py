@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from zshot.atomic import atomic_write
 
 __all__ = ["dumps_strict", "strict", "write_json"]
 
@@ -37,21 +37,7 @@ def dumps_strict(x: Any, **kwargs: Any) -> str:
 
 
 def write_json(path: str | Path, x: Any, indent: int | None = 2, **kwargs: Any) -> Path:
-    """Write `x` as strict JSON to `path` atomically: temp file beside it, fsync, rename (so a
-    crash leaves the old file or the new one, never half of one); mode 0644, parents made;
-    `kwargs` go to json.dumps (e.g. default=str)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps_strict(x, indent=indent, **kwargs) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    """Write `x` as strict JSON to `path` atomically (zshot.atomic: temp file, fsync, rename;
+    mode 0644, parents made); `kwargs` go to json.dumps (e.g. default=str)."""
+    data = (dumps_strict(x, indent=indent, **kwargs) + "\n").encode("utf-8")
+    return atomic_write(path, lambda fh: fh.write(data))
