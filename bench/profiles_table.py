@@ -10,6 +10,8 @@ and the mean time over every success.
         pearl=runs/bench16/pearl-{profile}.json --profiles known,oda,hard
 
 `{profile}` in a path is replaced by each profile in turn; a missing file prints as "-".
+`PATH#KEY` takes the report under KEY (`training.finetune` writes one per context source:
+`offline-{profile}.json#teleop`).
 """
 
 from __future__ import annotations
@@ -89,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     for profile in args.profiles.split(","):
         columns = []
         for label, path in specs:
-            f = Path(path.replace("{profile}", profile))
-            columns.append((label, _rows(json.loads(f.read_text())) if f.is_file() else None))
+            file, _, key = path.replace("{profile}", profile).partition("#")
+            f = Path(file)
+            report = json.loads(f.read_text()) if f.is_file() else None
+            if report is not None and key:
+                report = report.get(key)
+            columns.append((label, _rows(report) if report is not None else None))
         print(table(profile, columns))
         print()
     return 0
