@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from runtime.model import LoadedModel
 from runtime.protocol import (
     ErrorCode,
     RuntimeClient,
@@ -15,7 +18,8 @@ from runtime.protocol import (
     RuntimeTimeout,
     RuntimeUnavailable,
 )
-from tests.runtime.conftest import Running, rand_transition
+from runtime.server import RELOAD_REFUSED
+from tests.runtime.conftest import Running, rand_transition, start_server
 from tests.runtime.onnx_fixture import RandomWeights
 
 
@@ -227,9 +231,25 @@ def test_stats_report_latency(running: Running) -> None:
     )  # the stats request itself is not yet recorded
 
 
+@pytest.fixture
+def reloadable(
+    model: LoadedModel,
+    artifact_dir: tuple[Path, RandomWeights],
+    other_artifact_dir: tuple[Path, RandomWeights],
+) -> Iterator[Running]:
+    """A server whose RELOAD is on, rooted at the directory holding the test artifacts."""
+    root = os.path.commonpath([artifact_dir[0], other_artifact_dir[0]])
+    r = start_server(model, artifact_dir[1], reload_root=root)
+    yield r
+    for c in r.clients:
+        c.close()
+    r.server.stop()
+
+
 def test_reload_swaps_artifact_and_keeps_the_session(
-    running: Running, other_artifact_dir: tuple[Path, RandomWeights]
+    reloadable: Running, other_artifact_dir: tuple[Path, RandomWeights]
 ) -> None:
+    running = reloadable
     w2 = other_artifact_dir[1]
     c, other = running.client(), running.client()
     c.hello()
@@ -247,24 +267,53 @@ def test_reload_swaps_artifact_and_keeps_the_session(
     assert other.get_state().mean.shape == (4,)  # other robots keep their artifact
 
 
-def test_reload_refuses_bad_or_mismatched_artifacts(running: Running, tmp_path: Path) -> None:
-    from tests.runtime.onnx_fixture import make_artifact
-
+def test_reload_is_off_unless_configured(
+    running: Running, artifact_dir: tuple[Path, object]
+) -> None:
     c = running.client()
     c.hello()
     with pytest.raises(RuntimeErrorReply) as info:
-        c.reload(str(tmp_path / "missing"))
-    assert info.value.code == ErrorCode.BAD_ARTIFACT and "not a directory" in info.value.message
-    make_artifact(tmp_path / "wide", obs_dim=7, seed=2)
-    with pytest.raises(RuntimeErrorReply) as info:
-        c.reload(str(tmp_path / "wide"))
-    assert info.value.code == ErrorCode.HANDSHAKE_MISMATCH and "obs_dim 7" in info.value.message
-    make_artifact(tmp_path / "tampered", seed=3)
-    (tmp_path / "tampered" / "policy.onnx").write_bytes(b"not onnx")
-    with pytest.raises(RuntimeErrorReply) as info:
-        c.reload(str(tmp_path / "tampered"))
-    assert info.value.code == ErrorCode.BAD_ARTIFACT and "sha256" in info.value.message
-    assert c.step(np.zeros(6)).shape == (3,)  # still served by the original
+        c.reload(str(artifact_dir[0]))  # a perfectly good artifact
+    assert info.value.code == ErrorCode.BAD_ARTIFACT and info.value.message == RELOAD_REFUSED
+
+
+def test_every_reload_refusal_gets_the_same_reply(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights], tmp_path: Path
+) -> None:
+    from tests.runtime.onnx_fixture import make_artifact
+
+    root = tmp_path / "root"
+    root.mkdir()
+    make_artifact(root / "wide", obs_dim=7, seed=2)
+    make_artifact(root / "tampered", seed=3)
+    (root / "tampered" / "policy.onnx").write_bytes(b"not onnx")
+    (root / "empty").mkdir()
+    (root / "a_file").write_text("x")
+    make_artifact(tmp_path / "outside", seed=4)  # a good artifact, but not under the root
+    (root / "escape").symlink_to(tmp_path / "outside")
+    r = start_server(model, artifact_dir[1], reload_root=str(root))
+    try:
+        c = r.client()
+        c.hello()
+        probes = [
+            root / "missing",
+            root / "empty",  # a directory without manifest.json
+            root / "a_file",  # not a directory
+            root / "wide",  # other dims
+            root / "tampered",  # hash mismatch
+            tmp_path / "outside",
+            root / "escape",  # a symlink out of the root
+            root / ".." / "outside",
+            "/" + "x" * 4000,  # a 4 kB path
+        ]
+        for path in probes:
+            with pytest.raises(RuntimeErrorReply) as info:
+                c.reload(str(path))
+            assert (info.value.code, info.value.message) == (ErrorCode.BAD_ARTIFACT, RELOAD_REFUSED)
+        assert c.step(np.zeros(6)).shape == (3,)  # still served by the original
+        assert c.stats()["errors"] == len(probes)
+    finally:
+        r.server.stop()
 
 
 def test_a_timed_out_request_does_not_lock_the_client(running: Running) -> None:
