@@ -395,6 +395,11 @@ class RuntimeServer:
             )
         self._allowed, self._allowed_mtime = keys, mtime
 
+    def request_allow_list_reload(self) -> None:
+        """Re-read the allow-list on the serving thread within a second (signal-safe)."""
+        self._allowed_mtime = None
+        self._next_watch = 0.0
+
     def _watch_allow_list(self) -> None:
         allowed = self.cfg.curve_allowed_clients
         if self._auth is None or allowed is None:

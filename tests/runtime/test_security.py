@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +130,50 @@ def test_curve_config_errors_are_named(model: LoadedModel, tmp_path: Path) -> No
                 server.bind("tcp://127.0.0.1:*")
         finally:
             server.stop()
+
+
+def _wait(cond: object, timeout: float = 5.0) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_allow_list_changes_apply_without_a_restart(model: LoadedModel, tmp_path: Path) -> None:
+    server_pub, _ = _keys(tmp_path, "server")
+    first, second = _keys(tmp_path, "first"), _keys(tmp_path, "second")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "first.key").write_bytes((tmp_path / "keys" / "first.key").read_bytes())
+    cfg = ServeConfig(
+        curve_secret_key=str(tmp_path / "keys" / "server.key_secret"),
+        curve_allowed_clients=str(allowed),
+        poll_interval_s=0.01,
+    )
+    server = RuntimeServer(model, cfg)
+    endpoint = server.bind("tcp://127.0.0.1:*")
+    server.start()
+    a = RuntimeClient(endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=first)
+    b = RuntimeClient(endpoint, timeout_s=0.3, server_public_key=server_pub, client_keys=second)
+    try:
+        a.hello()
+        assert a.step(np.zeros(6)).shape == (3,)
+        with pytest.raises((RuntimeTimeout, RuntimeUnavailable)):
+            b.hello()
+        # Swap the keys: `first` removed, `second` added; the server notices by itself.
+        (allowed / "second.key").write_bytes((tmp_path / "keys" / "second.key").read_bytes())
+        (allowed / "first.key").unlink()
+        assert _wait(lambda: not server.sessions)  # the removed key's session is closed
+        b.reconnect()  # a fresh handshake, now with an allowed key
+        b.timeout_s = 2.0
+        b.hello()
+        assert b.step(np.zeros(6)).shape == (3,)
+        with pytest.raises(RuntimeTimeout):  # still connected, but served nothing any more
+            a.hello(timeout_s=0.3)
+        assert [s.key for s in server.sessions.values()] == [second[0].decode()]
+    finally:
+        a.close()
+        b.close()
+        server.stop()

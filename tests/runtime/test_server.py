@@ -475,3 +475,75 @@ def test_idle_sessions_expire_on_a_busy_server(
         for cl in r.clients:
             cl.close()
         r.server.stop()
+
+
+def test_a_second_hello_closes_the_clients_previous_session(running: Running) -> None:
+    c = running.client()
+    first = c.hello().session_id
+    second = c.hello().session_id
+    assert first != second and set(running.server.sessions) == {second}
+
+
+def _raw_hello(running: Running) -> tuple[int, int]:
+    """HELLO from a fresh connection, then drop it without BYE (a killed client)."""
+    from runtime.protocol import U32, MsgType, pack_header, unpack_header
+
+    s = running.raw()
+    try:
+        s.send_multipart([pack_header(MsgType.HELLO, 0, 1), b"{}"])
+        reply = s.recv_multipart()
+    finally:
+        s.close(linger=0)
+    head = unpack_header(reply[0])
+    if head.msg_type == MsgType.ERROR:
+        return 0, U32.unpack(reply[1])[0]
+    return head.session, 0
+
+
+def test_a_hundred_killed_clients_never_lock_out_a_new_one(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights]
+) -> None:
+    r = start_server(model, artifact_dir[1], max_sessions=3, evict_idle_s=0.0)
+    try:
+        opened = [_raw_hello(r) for _ in range(100)]
+        assert all(sid and not code for sid, code in opened)
+        assert set(r.server.sessions) == {sid for sid, _ in opened[-3:]}  # the newest kept
+        c = r.client()
+        c.hello()
+        assert c.step(np.zeros(6)).shape == (3,)
+    finally:
+        r.server.stop()
+
+
+def test_a_full_server_keeps_sessions_idle_less_than_evict_idle_s(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights]
+) -> None:
+    r = start_server(model, artifact_dir[1], max_sessions=2, evict_idle_s=3600.0)
+    try:
+        assert all(sid for sid, _ in (_raw_hello(r), _raw_hello(r)))
+        sid, code = _raw_hello(r)
+        assert (sid, code) == (0, ErrorCode.TOO_MANY_SESSIONS)
+        assert len(r.server.sessions) == 2
+    finally:
+        r.server.stop()
+
+
+def test_one_peer_holds_at_most_max_sessions_per_peer(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights]
+) -> None:
+    from runtime.protocol import MsgType, pack_header, unpack_header
+
+    r = start_server(model, artifact_dir[1], max_sessions_per_peer=2)
+    try:
+        other = r.client()
+        other.hello()
+        s = r.raw()
+        sids = []
+        for seq in range(1, 6):  # one connection, five hellos
+            s.send_multipart([pack_header(MsgType.HELLO, 0, seq), b"{}"])
+            sids.append(unpack_header(s.recv_multipart()[0]).session)
+        s.close(linger=0)
+        assert set(r.server.sessions) == {other.session_id, *sids[-2:]}
+        assert other.step(np.zeros(6)).shape == (3,)  # another peer's session is untouched
+    finally:
+        r.server.stop()
