@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from zshot import __version__ as zshot_version
 from zshot.config import StrictModel
@@ -82,6 +82,8 @@ class Normalisation(StrictModel):
 class ArtifactSpec(StrictModel):
     """What the exporter states about its models (the manifest minus files and bookkeeping)."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     name: str = "zshot-policy"
     obs_dim: int = Field(ge=1, le=4096)
     act_dim: int = Field(ge=1, le=256)
@@ -90,7 +92,7 @@ class ArtifactSpec(StrictModel):
     action_names: list[str]
     action_low: list[float]
     action_high: list[float]
-    control_hz: float = Field(gt=0, le=10_000)
+    control_hz: float = Field(ge=0.1, le=10_000)
     obs_normalisation: Normalisation | None = None
     prior_mean: list[float] | None = None
     """Prior over z; None means N(0, I) as in PEARL."""
