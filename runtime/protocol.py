@@ -422,15 +422,8 @@ class RuntimeClient:
         recv = sock.recv
         while True:
             # A blocking receive with a timeout: one wake-up per reply (no poll first).
-            ms = self._wait_ms(deadline)
-            if ms != self._rcvtimeo:
-                sock.setsockopt(zmq.RCVTIMEO, ms)
-                self._rcvtimeo = ms
-            try:
-                first = recv()
-            except zmq.Again:
-                if time.monotonic() < deadline:
-                    continue
+            left_ms = (deadline - time.monotonic()) * 1000.0
+            if left_ms <= 0:
                 if time.monotonic() - self._last_reply > self.reconnect_after_s:
                     # Nothing heard for a while: the connection may be half-dead (peer
                     # rebooted, NAT dropped it). A fresh socket also drops queued requests.
@@ -438,7 +431,15 @@ class RuntimeClient:
                 raise RuntimeTimeout(
                     f"{msg_type.name} seq {seq}: no reply from {self.endpoint} "
                     f"within {timeout * 1000:.1f} ms"
-                ) from None
+                )
+            ms = max(1, min(_POLL_SLICE_MS, int(left_ms + 0.999)))
+            if ms != self._rcvtimeo:
+                sock.setsockopt(zmq.RCVTIMEO, ms)
+                self._rcvtimeo = ms
+            try:
+                first = recv()
+            except zmq.Again:
+                continue
             reply = [first]
             while sock.rcvmore:
                 reply.append(recv())

@@ -94,3 +94,18 @@ def test_written_files_are_world_readable(tmp_path: Path) -> None:
     write_artifact(tmp_path, b"enc", b"pol", spec())
     for name in ("encoder.onnx", "policy.onnx", "manifest.json"):
         assert (tmp_path / name).stat().st_mode & 0o444 == 0o444, name
+
+
+def test_a_manifest_rate_of_1e_9_hz_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from runtime.artifact import ArtifactError, load_artifact
+    from tests.runtime.onnx_fixture import make_artifact
+
+    make_artifact(tmp_path / "a", seed=0)
+    manifest = tmp_path / "a" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["control_hz"] = 1e-9
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="control_hz"):
+        load_artifact(tmp_path / "a")

@@ -547,3 +547,19 @@ def test_one_peer_holds_at_most_max_sessions_per_peer(
         assert other.step(np.zeros(6)).shape == (3,)  # another peer's session is untouched
     finally:
         r.server.stop()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan"), 1e12])
+def test_client_deadlines_must_be_finite_and_bounded(running: Running, bad: float) -> None:
+    with pytest.raises(ValueError, match="timeout_s"):
+        RuntimeClient(running.endpoint, timeout_s=bad)
+    c = running.client()
+    c.hello()
+    with pytest.raises(ValueError, match="timeout_s"):
+        c.step(np.zeros(6), timeout_s=bad)
+    assert c.step(np.zeros(6)).shape == (3,)
+
+
+def test_client_refuses_a_bad_endpoint_in_one_line() -> None:
+    with pytest.raises(ValueError, match="not an endpoint"):
+        RuntimeClient("garbage")
