@@ -419,7 +419,7 @@ class RuntimeClient:
                     f"no connection to {self.endpoint} within {timeout * 1000:.0f} ms "
                     "(server down, or CurveZMQ keys refused)"
                 ) from None
-        recv = sock.recv
+        recv, more = sock.recv, sock.getsockopt  # getsockopt: `rcvmore` costs µs a lookup
         while True:
             # A blocking receive with a timeout: one wake-up per reply (no poll first).
             left_ms = (deadline - time.monotonic()) * 1000.0
@@ -441,7 +441,7 @@ class RuntimeClient:
             except zmq.Again:
                 continue
             reply = [first]
-            while sock.rcvmore:
+            while more(zmq.RCVMORE):
                 reply.append(recv())
             if len(first) != HEADER.size:
                 continue  # not a zshot header; ignore

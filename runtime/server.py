@@ -434,7 +434,8 @@ class RuntimeServer:
         next_housekeeping = perf() + 1_000_000_000  # ns; at least once a second
         next_check = 0
         keep = MAX_PAYLOAD_FRAMES + 2  # header + payload + one more to name the excess
-        recv = sock.recv
+        recv, send, more_of = sock.recv, sock.send, sock.getsockopt
+        RCVMORE, SNDMORE = zmq.RCVMORE, zmq.SNDMORE
         while not self._stop.is_set():
             try:
                 first = recv(copy=False)  # the peer's identity (a Frame: its metadata)
@@ -455,17 +456,18 @@ class RuntimeServer:
             wire = 0
             # Frame by frame: the excess of a message with too many frames is dropped
             # without a copy (libzmq holds the message already; PeerGuard bounds that).
-            while sock.rcvmore:
+            # (getsockopt, not the `rcvmore` attribute: that lookup costs microseconds.)
+            more = bool(first.more)
+            while more:
                 if len(frames) <= keep:
                     f = recv()
                     frames.append(f)
-                    if guard is not None:
-                        wire += wire_bytes(len(f), curve)
+                    n = len(f)
                 else:
-                    extra = recv(copy=False)
+                    n = len(recv(copy=False))
                     dropped += 1
-                    if guard is not None:
-                        wire += wire_bytes(len(extra), curve)
+                wire += wire_bytes(n, curve)
+                more = bool(more_of(RCVMORE))
             if guard is not None:
                 guard.consumed(first.get(zmq.SRCFD), wire)
                 if t0 >= next_check:
@@ -475,7 +477,11 @@ class RuntimeServer:
             reply, sess = self._handle(frames, ident, dropped, key)
             if reply is not None:
                 try:
-                    sock.send_multipart([ident, *reply], copy=True)
+                    # Part by part: send_multipart's checks cost more than the sends.
+                    send(ident, SNDMORE)
+                    last = len(reply) - 1
+                    for i, part in enumerate(reply):
+                        send(part, 0 if i == last else SNDMORE)
                 except zmq.ZMQError as exc:  # e.g. the peer vanished; never stop serving
                     log.warning("reply to a peer not sent: %s", exc)
                     continue
