@@ -177,3 +177,44 @@ def test_allow_list_changes_apply_without_a_restart(model: LoadedModel, tmp_path
         a.close()
         b.close()
         server.stop()
+
+
+def test_with_curve_only_reload_clients_may_reload(
+    model: LoadedModel, artifact_dir: tuple[Path, object], tmp_path: Path
+) -> None:
+    from runtime.protocol import ErrorCode, RuntimeErrorReply
+    from runtime.server import RELOAD_REFUSED
+
+    server_pub, _ = _keys(tmp_path, "server")
+    admin, robot = _keys(tmp_path, "admin"), _keys(tmp_path, "robot")
+    allowed, admins = tmp_path / "allowed", tmp_path / "admins"
+    allowed.mkdir()
+    admins.mkdir()
+    for name in ("admin", "robot"):
+        (allowed / f"{name}.key").write_bytes((tmp_path / "keys" / f"{name}.key").read_bytes())
+    (admins / "admin.key").write_bytes((tmp_path / "keys" / "admin.key").read_bytes())
+    cfg = ServeConfig(
+        curve_secret_key=str(tmp_path / "keys" / "server.key_secret"),
+        curve_allowed_clients=str(allowed),
+        reload_root=str(artifact_dir[0].parent),
+        reload_clients=str(admins),
+        poll_interval_s=0.01,
+    )
+    server = RuntimeServer(model, cfg)
+    endpoint = server.bind("tcp://127.0.0.1:*")
+    server.start()
+    try:
+        with RuntimeClient(
+            endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=robot
+        ) as r:
+            r.hello()
+            with pytest.raises(RuntimeErrorReply) as info:
+                r.reload(str(artifact_dir[0]))
+            assert (info.value.code, info.value.message) == (ErrorCode.BAD_ARTIFACT, RELOAD_REFUSED)
+        with RuntimeClient(
+            endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=admin
+        ) as a:
+            a.hello()
+            assert a.reload(str(artifact_dir[0])).obs_dim == 6
+    finally:
+        server.stop()
