@@ -27,7 +27,7 @@ import zmq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.runtime_latency import EchoClient, pct, wait_ready  # noqa: E402
+from bench.runtime_latency import EchoClient, bare_ort, pct, wait_ready  # noqa: E402
 from runtime.artifact import load_artifact  # noqa: E402
 from runtime.config import ServeConfig  # noqa: E402
 from runtime.model import LoadedModel  # noqa: E402
@@ -98,13 +98,7 @@ def main() -> int:
         wait_ready(lambda: rc.hello(timeout_s=0.5), "zshot serve")
         rc.set_mode("exploit", "step")
         raw = EchoClient(rt_ep, session=rc.session_id)  # the bare client, in rc's session
-        model = LoadedModel(art, ServeConfig())
-        z = np.zeros((1, m.latent_dim), np.float32)
-        o2, t2 = obs.reshape(1, -1), tr.reshape(1, -1)
-
-        def ort_step() -> None:
-            model.encode(t2)
-            model.act(o2, z)
+        _, ort_step = bare_ort(art, obs, tr)
 
         def raw_step() -> None:
             raw.seq = max(raw.seq, rc._seq)

@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -102,6 +104,19 @@ class EchoClient:
     def close(self) -> None:
         self.sock.send_multipart([b"quit"])
         self.sock.close(linger=100)
+
+
+def bare_ort(art: Any, obs: np.ndarray, tr: np.ndarray) -> tuple[LoadedModel, Callable[[], None]]:
+    """The artifact in onnxruntime in this process, and one bare step: encoder + policy."""
+    model = LoadedModel(art, ServeConfig())
+    z = np.zeros((1, model.latent_dim), np.float32)
+    o2, t2 = obs.reshape(1, -1), tr.reshape(1, -1)
+
+    def ort_step() -> None:
+        model.encode(t2)
+        model.act(o2, z)
+
+    return model, ort_step
 
 
 def wait_ready(fn: object, what: str, timeout: float = 60.0) -> None:
@@ -250,13 +265,7 @@ def main() -> int:
         rc = RuntimeClient(rt_ep, timeout_s=1.0)
         wait_ready(lambda: rc.hello(obs_dim=m.obs_dim, timeout_s=0.5), "zshot serve")
         rc.set_mode("exploit", "step")
-        model = LoadedModel(art, ServeConfig())
-        z = np.zeros((1, m.latent_dim), np.float32)
-        o2, t2 = obs.reshape(1, -1), tr.reshape(1, -1)
-
-        def ort_step() -> None:
-            model.encode(t2)
-            model.act(o2, z)
+        model, ort_step = bare_ort(art, obs, tr)
 
         for _ in range(1000):  # warm-up
             ec.step(obs, tr)

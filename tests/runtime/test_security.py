@@ -78,19 +78,28 @@ def test_keys_generate_writes_a_pair_and_refuses_to_overwrite(
     assert "exists" in capsys.readouterr().err
 
 
-def test_curve_serves_allowed_clients_only(model: LoadedModel, tmp_path: Path) -> None:
+def _curve_server(
+    model: LoadedModel, tmp_path: Path, allowed_names: list[str], **cfg: object
+) -> tuple[RuntimeServer, Path, bytes]:
+    """A CurveZMQ server (keys under tmp_path/keys) allowing `allowed_names`; not started."""
     server_pub, _ = _keys(tmp_path, "server")
-    good = _keys(tmp_path, "good")
-    bad = _keys(tmp_path, "bad")
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    (allowed / "good.key").write_bytes((tmp_path / "keys" / "good.key").read_bytes())
-    cfg = ServeConfig(
+    for name in allowed_names:
+        (allowed / f"{name}.key").write_bytes((tmp_path / "keys" / f"{name}.key").read_bytes())
+    config = ServeConfig(
         curve_secret_key=str(tmp_path / "keys" / "server.key_secret"),
         curve_allowed_clients=str(allowed),
         poll_interval_s=0.01,
+        **cfg,  # type: ignore[arg-type]
     )
-    server = RuntimeServer(model, cfg)
+    return RuntimeServer(model, config), allowed, server_pub
+
+
+def test_curve_serves_allowed_clients_only(model: LoadedModel, tmp_path: Path) -> None:
+    good = _keys(tmp_path, "good")
+    bad = _keys(tmp_path, "bad")
+    server, _, server_pub = _curve_server(model, tmp_path, ["good"])
     endpoint = server.bind("tcp://0.0.0.0:*").replace(
         "0.0.0.0", "127.0.0.1"
     )  # beyond loopback: OK with curve
@@ -142,17 +151,8 @@ def _wait(cond: object, timeout: float = 5.0) -> bool:
 
 
 def test_allow_list_changes_apply_without_a_restart(model: LoadedModel, tmp_path: Path) -> None:
-    server_pub, _ = _keys(tmp_path, "server")
     first, second = _keys(tmp_path, "first"), _keys(tmp_path, "second")
-    allowed = tmp_path / "allowed"
-    allowed.mkdir()
-    (allowed / "first.key").write_bytes((tmp_path / "keys" / "first.key").read_bytes())
-    cfg = ServeConfig(
-        curve_secret_key=str(tmp_path / "keys" / "server.key_secret"),
-        curve_allowed_clients=str(allowed),
-        poll_interval_s=0.01,
-    )
-    server = RuntimeServer(model, cfg)
+    server, allowed, server_pub = _curve_server(model, tmp_path, ["first"])
     endpoint = server.bind("tcp://127.0.0.1:*")
     server.start()
     a = RuntimeClient(endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=first)
@@ -185,22 +185,17 @@ def test_with_curve_only_reload_clients_may_reload(
     from runtime.protocol import ErrorCode, RuntimeErrorReply
     from runtime.server import RELOAD_REFUSED
 
-    server_pub, _ = _keys(tmp_path, "server")
     admin, robot = _keys(tmp_path, "admin"), _keys(tmp_path, "robot")
-    allowed, admins = tmp_path / "allowed", tmp_path / "admins"
-    allowed.mkdir()
+    admins = tmp_path / "admins"
     admins.mkdir()
-    for name in ("admin", "robot"):
-        (allowed / f"{name}.key").write_bytes((tmp_path / "keys" / f"{name}.key").read_bytes())
     (admins / "admin.key").write_bytes((tmp_path / "keys" / "admin.key").read_bytes())
-    cfg = ServeConfig(
-        curve_secret_key=str(tmp_path / "keys" / "server.key_secret"),
-        curve_allowed_clients=str(allowed),
+    server, _, server_pub = _curve_server(
+        model,
+        tmp_path,
+        ["admin", "robot"],
         reload_root=str(artifact_dir[0].parent),
         reload_clients=str(admins),
-        poll_interval_s=0.01,
     )
-    server = RuntimeServer(model, cfg)
     endpoint = server.bind("tcp://127.0.0.1:*")
     server.start()
     try:
