@@ -42,16 +42,18 @@ def ort_echo_server(endpoint: str, artifact: str) -> None:
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind(endpoint)
+    send, more = sock.send, zmq.SNDMORE
     while True:
         frames = sock.recv_multipart()
         if frames[1] == b"quit":
             break
+        action = b""
         if len(frames) == 4:
             model.encode(np.frombuffer(frames[3], "<f4").reshape(1, -1))
-            action = model.act(np.frombuffer(frames[2], "<f4").reshape(1, -1), z)
-            sock.send_multipart([frames[0], frames[1], action.tobytes()])
-        else:
-            sock.send_multipart([frames[0], frames[1], b""])
+            action = model.act(np.frombuffer(frames[2], "<f4").reshape(1, -1), z).tobytes()
+        send(frames[0], more)  # part by part, as the echo server and `zshot serve` send
+        send(frames[1], more)
+        send(action)
     sock.close()
     ctx.term()
 

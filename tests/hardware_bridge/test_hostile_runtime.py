@@ -281,7 +281,7 @@ def test_restoring_the_runtime_closes_the_old_session(mock_artifact: Path) -> No
         client = RuntimeClient(server.endpoint, timeout_s=1.0)  # type: ignore[attr-defined]
         client.hello()
         loop = _loop(MockRobot(), client)
-        for _ in range(10):  # ten pauses of the runtime, each followed by a restore
+        for _ in range(100):  # a hundred pauses of the runtime, each followed by a restore
             assert loop.restore_runtime()
         assert list(server.sessions) == [client.session_id]  # type: ignore[attr-defined]
         other = RuntimeClient(server.endpoint, timeout_s=1.0)  # type: ignore[attr-defined]

@@ -278,7 +278,10 @@ def test_reload_is_off_unless_configured(
 
 
 def test_every_reload_refusal_gets_the_same_reply(
-    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights], tmp_path: Path
+    model: LoadedModel,
+    artifact_dir: tuple[Path, RandomWeights],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from tests.runtime.onnx_fixture import make_artifact
 
@@ -312,6 +315,9 @@ def test_every_reload_refusal_gets_the_same_reply(
             assert (info.value.code, info.value.message) == (ErrorCode.BAD_ARTIFACT, RELOAD_REFUSED)
         assert c.step(np.zeros(6)).shape == (3,)  # still served by the original
         assert c.stats()["errors"] == len(probes)
+        refusals = [r for r in caplog.records if RELOAD_REFUSED in r.getMessage()]
+        assert len(refusals) == len(probes)  # one log line each, the reason in it
+        assert all(r.exc_info is None for r in caplog.records)  # and no traceback at all
     finally:
         r.server.stop()
 
