@@ -213,3 +213,48 @@ def test_with_curve_only_reload_clients_may_reload(
             assert a.reload(str(artifact_dir[0])).obs_dim == 6
     finally:
         server.stop()
+
+
+def _held(server: RuntimeServer) -> list[int]:
+    """What the flood guard counts as buffered in libzmq, per connection."""
+    from runtime.flood import _read_bytes
+
+    guard = server._guard
+    assert guard is not None
+    return [_read_bytes(p.sock) - p.consumed for p in guard.peers.values()]
+
+
+@pytest.mark.parametrize("curve", [False, True])
+def test_flood_accounting_is_exact_so_long_sessions_never_drift(
+    model: LoadedModel, tmp_path: Path, curve: bool
+) -> None:
+    """The guard's per-connection count must not grow with traffic (a drift would cut a
+    legitimate robot after enough steps): after 300 and after 1,500 requests of every
+    frame size class it holds the same handshake bytes."""
+    if curve:
+        client_keys = _keys(tmp_path, "robot")
+        server, _, server_pub = _curve_server(model, tmp_path, ["robot"])
+        kw: dict[str, object] = {"server_public_key": server_pub, "client_keys": client_keys}
+    else:
+        server, kw = RuntimeServer(model, ServeConfig(poll_interval_s=0.01)), {}
+    endpoint = server.bind("tcp://127.0.0.1:*")
+    server.start()
+    try:
+        c = RuntimeClient(endpoint, timeout_s=2.0, **kw)  # type: ignore[arg-type]
+        c.hello()
+        rng = np.random.default_rng(0)
+        obs, tr = np.zeros(6, np.float32), rng.normal(size=16).astype(np.float32)
+        held = []
+        for n in (300, 1200):
+            for i in range(n):
+                if i % 3 == 0:
+                    c.observe(rng.normal(size=(1 + i % 40, 16)))  # short and long frames
+                else:
+                    c.step(obs, tr if i % 2 else None)
+            time.sleep(0.05)
+            held.append(_held(server))
+        c.close()
+        assert len(held[0]) == 1 and held[0] == held[1], held
+        assert 0 <= held[0][0] < 4096  # the greeting and handshake only
+    finally:
+        server.stop()
