@@ -126,11 +126,16 @@ class PeerGuard:
             if event["event"] == zmq.EVENT_ACCEPTED:
                 self._forget(fd)
                 try:
-                    dup = socket.socket(fileno=os.dup(fd))
+                    copy = os.dup(fd)
                 except OSError:
+                    continue  # already closed again
+                try:
+                    dup = socket.socket(fileno=copy)
+                except OSError:  # the number was reused by something else: not ours
+                    os.close(copy)
                     continue
                 if dup.family not in (socket.AF_INET, socket.AF_INET6):
-                    dup.detach()
+                    dup.close()  # our duplicate only; libzmq's descriptor stays open
                     continue  # ipc:// (a unix socket): no tcp_info
                 self.peers[fd] = _Peer(dup)
             else:
