@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -50,45 +52,71 @@ def echo_server(endpoint: str, reply_bytes: int, fifo: int = 0) -> None:
     sock.setsockopt(zmq.LINGER, 0)
     sock.bind(endpoint)
     payload = b"\0" * reply_bytes
+    send, more = sock.send, zmq.SNDMORE
     while True:
         frames = sock.recv_multipart()
         if frames[1] == b"quit":
             break
-        sock.send_multipart([frames[0], frames[1], payload])
+        send(frames[0], more)  # part by part, as `zshot serve` sends
+        send(frames[1], more)
+        send(payload)
     sock.close()
     ctx.term()
 
 
 class EchoClient:
-    """DEALER with the same send/poll/recv pattern and deadline handling as RuntimeClient."""
+    """DEALER with the same send/receive pattern and deadline handling as RuntimeClient
+    (part-by-part sends, a blocking receive with ZMQ_RCVTIMEO, replies matched by seq)."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, session: int = 1) -> None:
+        self.session = session
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.IMMEDIATE, 1)
         self.sock.connect(endpoint)
-        self.poller = zmq.Poller()
-        self.poller.register(self.sock, zmq.POLLIN)
         self.seq = 0
+        self._rcvtimeo = -1
 
     def step(self, obs: np.ndarray, tr: np.ndarray, timeout_s: float = 1.0) -> bool:
         self.seq += 1
-        frames = [pack_header(MsgType.STEP, 1, self.seq), obs.tobytes(), tr.tobytes()]
+        sock = self.sock
         deadline = time.monotonic() + timeout_s
-        self.sock.send_multipart(frames, copy=True)
+        sock.send(pack_header(MsgType.STEP, self.session, self.seq), zmq.SNDMORE)
+        sock.send(obs, zmq.SNDMORE)
+        sock.send(tr)
         while True:
             left = (deadline - time.monotonic()) * 1000
-            if left <= 0 or not self.poller.poll(max(1, int(left + 0.999))):
-                if time.monotonic() < deadline:
-                    continue
+            if left <= 0:
                 return False
-            reply = self.sock.recv_multipart(zmq.NOBLOCK)
+            ms = max(1, min(1000, int(left + 0.999)))
+            if ms != self._rcvtimeo:
+                sock.setsockopt(zmq.RCVTIMEO, ms)
+                self._rcvtimeo = ms
+            try:
+                reply = [sock.recv()]
+            except zmq.Again:
+                continue
+            while sock.getsockopt(zmq.RCVMORE):
+                reply.append(sock.recv())
             if HEADER.unpack(reply[0])[4] == self.seq:
                 return True
 
     def close(self) -> None:
         self.sock.send_multipart([b"quit"])
         self.sock.close(linger=100)
+
+
+def bare_ort(art: Any, obs: np.ndarray, tr: np.ndarray) -> tuple[LoadedModel, Callable[[], None]]:
+    """The artifact in onnxruntime in this process, and one bare step: encoder + policy."""
+    model = LoadedModel(art, ServeConfig())
+    z = np.zeros((1, model.latent_dim), np.float32)
+    o2, t2 = obs.reshape(1, -1), tr.reshape(1, -1)
+
+    def ort_step() -> None:
+        model.encode(t2)
+        model.act(o2, z)
+
+    return model, ort_step
 
 
 def wait_ready(fn: object, what: str, timeout: float = 60.0) -> None:
@@ -237,13 +265,7 @@ def main() -> int:
         rc = RuntimeClient(rt_ep, timeout_s=1.0)
         wait_ready(lambda: rc.hello(obs_dim=m.obs_dim, timeout_s=0.5), "zshot serve")
         rc.set_mode("exploit", "step")
-        model = LoadedModel(art, ServeConfig())
-        z = np.zeros((1, m.latent_dim), np.float32)
-        o2, t2 = obs.reshape(1, -1), tr.reshape(1, -1)
-
-        def ort_step() -> None:
-            model.encode(t2)
-            model.act(o2, z)
+        model, ort_step = bare_ort(art, obs, tr)
 
         for _ in range(1000):  # warm-up
             ec.step(obs, tr)

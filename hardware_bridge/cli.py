@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hardware_bridge.config import TrialsConfig
 from zshot.config import (
@@ -25,10 +27,20 @@ from zshot.config import (
     profile_override,
 )
 
+if TYPE_CHECKING:
+    from hardware_bridge.robot import Robot
+    from runtime.protocol import RuntimeClient
+
 __all__ = ["DEMO_ARTIFACT", "demo_main", "run_session", "trials_main"]
 
 DEMO_ARTIFACT = Path(__file__).resolve().parent / "demo_artifact"
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "trials" / "demo.yaml"
+
+
+def _endpoint_problem(endpoint: str) -> str | None:
+    from runtime.protocol import endpoint_problem
+
+    return endpoint_problem(endpoint)
 
 
 def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
@@ -41,6 +53,8 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML overriding hardware_bridge.config.TrialsConfig")
     add_set_argument(p, help="override one config key, e.g. --set safety.max_force=30", dest="set")
     p.add_argument("--runtime", help="runtime endpoint, e.g. tcp://127.0.0.1:5555")
+    p.add_argument("--server-key", help="CurveZMQ: the runtime's public key file (NAME.key)")
+    p.add_argument("--client-key", help="CurveZMQ: this bridge's key pair file (NAME.key_secret)")
     p.add_argument("--robot", choices=["sim", "sim-locomotion", "ur", "mock"], help="robot adapter")
     p.add_argument("--update", choices=["step", "episode"],
                    help="posterior update (default: step for sim-locomotion, else episode)")  # fmt: skip
@@ -70,6 +84,8 @@ def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
         "seed": args.seed,
         "update": args.update,
         "tasks_per_plug": args.tasks_per_plug,
+        "server_public_key": args.server_key,
+        "client_secret_key": args.client_key,
     }
     for key, value in flag_keys.items():
         if value is not None:
@@ -81,13 +97,34 @@ def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
     return load_config(TrialsConfig, args.config, overrides)
 
 
+def _curve_keys(cfg: TrialsConfig) -> tuple[bytes, tuple[bytes, bytes]] | None:
+    """(server public key, (client public, client secret)) from the config's key files."""
+    if cfg.server_public_key is None or cfg.client_secret_key is None:
+        return None
+    import zmq.auth
+
+    try:
+        server, _ = zmq.auth.load_certificate(cfg.server_public_key)
+        public, secret = zmq.auth.load_certificate(cfg.client_secret_key)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"CurveZMQ key file unreadable: {exc}") from None
+    if secret is None:
+        raise ValueError(
+            f"client_secret_key {cfg.client_secret_key} holds no secret key "
+            "(give the NAME.key_secret file)"
+        )
+    return server, (public, secret)
+
+
+def _rates_agree(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(abs(a), abs(b))
+
+
 def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False) -> int:
     """Connect runtime + robot, run the trials, print and save the table. Returns an exit code."""
-    from hardware_bridge.loop import ControlLoop
-    from hardware_bridge.recorder import Recorder
+    from hardware_bridge.recorder import RecordingError
     from hardware_bridge.robot import RobotError
     from hardware_bridge.robots import make_robot
-    from hardware_bridge.trials import format_table, run_trials, save_plot
     from runtime.protocol import (
         RuntimeClient,
         RuntimeErrorReply,
@@ -102,6 +139,14 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
     def warn(msg: str) -> None:
         sys.stderr.write(f"zshot trials: {msg}\n")
 
+    if cfg.record is not None and Path(cfg.record).exists() and not Path(cfg.record).is_dir():
+        warn(f"--record {cfg.record}: exists and is not a directory")
+        return 2
+    try:
+        keys = _curve_keys(cfg)
+    except ValueError as exc:
+        warn(str(exc))
+        return 2
     try:
         robot = make_robot(cfg)
     except (RobotError, ImportError) as exc:
@@ -114,8 +159,56 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
         except RobotError as exc:
             warn(f"--plugs: {exc}")
             return 2
+    # The loop's rate and deadlines are the robot's (or the config's), never the runtime's.
+    control_hz = float(cfg.control_hz or robot.control_hz)
+    if not _rates_agree(control_hz, robot.control_hz) and cfg.robot != "ur":
+        warn(
+            f"control rate {control_hz} Hz differs from the robot's {robot.control_hz} Hz; "
+            f"a simulated period is {1 / robot.control_hz:.3f} s whatever the loop's rate"
+        )
     # Handshake calls get a generous deadline; per-step deadlines come from the watchdog.
-    client = RuntimeClient(cfg.runtime, timeout_s=1.0)
+    try:
+        client = RuntimeClient(
+            cfg.runtime,
+            timeout_s=1.0,
+            server_public_key=None if keys is None else keys[0],
+            client_keys=None if keys is None else keys[1],
+        )
+    except (ValueError, RuntimeUnavailable) as exc:
+        warn(f"cannot reach the runtime: {exc}")
+        return 2
+    try:
+        return _run_connected(cfg, out_dir, robot, client, control_hz, log, warn)
+    except RecordingError as exc:
+        warn(f"recording: {exc}")
+        return 2
+    except RobotError as exc:
+        warn(f"robot error: {exc}")
+        return 1
+    except (RuntimeUnavailable, RuntimeTimeout, RuntimeErrorReply) as exc:
+        warn(f"the runtime failed: {exc}")
+        return 1
+    finally:
+        client.bye_quietly()  # also on SIGINT/SIGTERM (trials_main turns them into these)
+        client.close()
+
+
+def _run_connected(
+    cfg: TrialsConfig,
+    out_dir: Path | None,
+    robot: Robot,
+    client: RuntimeClient,
+    control_hz: float,
+    log: Callable[[str], None],
+    warn: Callable[[str], None],
+) -> int:
+    """run_session once the robot and the client exist (the caller closes the client)."""
+    from hardware_bridge.loop import ControlLoop
+    from hardware_bridge.recorder import Recorder
+    from hardware_bridge.robot import RobotError
+    from hardware_bridge.trials import format_table, run_trials, save_plot
+    from runtime.protocol import RuntimeErrorReply, RuntimeTimeout, RuntimeUnavailable
+
     try:
         info = client.hello(
             obs_dim=len(robot.obs_names), act_dim=robot.action_spec.act_dim, client="zshot trials"
@@ -125,29 +218,36 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
             f"no runtime answering at {cfg.runtime} ({exc}). Start one with "
             "`zshot serve ARTIFACT_DIR --bind ENDPOINT`."
         )
-        client.close()
         return 1
     except RuntimeErrorReply as exc:
         warn(f"the runtime refused the handshake: {exc}")
-        client.close()
+        return 1
+    if not _rates_agree(info.control_hz, control_hz):
+        warn(
+            f"refusing the runtime: its artifact runs at {info.control_hz:g} Hz, this robot's "
+            f"loop at {control_hz:g} Hz (set control_hz, or serve an artifact for this rate)"
+        )
         return 1
     if list(info.obs_names) != list(robot.obs_names):
         warn(
             f"the artifact's observation names {info.obs_names} differ from the robot's "
             f"{list(robot.obs_names)}: trials go on, the policy may misread its inputs"
         )
-    control_hz = cfg.control_hz or info.control_hz
-    if abs(control_hz - robot.control_hz) > 1e-6 and cfg.robot != "ur":
-        warn(
-            f"control rate {control_hz} Hz differs from the robot's {robot.control_hz} Hz; "
-            f"a simulated period is {1 / robot.control_hz:.3f} s whatever the loop's rate"
-        )
     realtime = cfg.realtime if cfg.realtime is not None else cfg.robot == "ur"
-    recorder = (
-        Recorder(cfg.record, cfg.recorder, latent_dim=info.latent_dim) if cfg.record else None
-    )
+    try:
+        recorder = (
+            Recorder(cfg.record, cfg.recorder, latent_dim=info.latent_dim) if cfg.record else None
+        )
+    except OSError as exc:
+        warn(f"--record {cfg.record}: {exc.strerror or exc}")
+        return 2
     if recorder is not None and recorder.recovered:
         log(f"recovered {len(recorder.recovered)} episode(s) a crash left in {cfg.record}")
+    if recorder is not None and recorder.quarantined:
+        warn(
+            f"{len(recorder.quarantined)} unreadable write-ahead log(s) in {cfg.record} set "
+            f"aside as *.corrupt: {', '.join(p.name for p in recorder.quarantined)}"
+        )
     loop = ControlLoop(
         robot,
         client,
@@ -172,11 +272,6 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
         if recorder is not None:
             recorder.close()
         robot.disconnect()
-        try:
-            client.bye()
-        except (RuntimeUnavailable, RuntimeTimeout, RuntimeErrorReply):
-            pass
-        client.close()
     elapsed = time.monotonic() - t0
     print()
     print(format_table(report))
@@ -199,11 +294,31 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
     return 0
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is so that every `finally` runs (robot stopped,
+    recording closed, BYE sent)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def trials_main(argv: Sequence[str]) -> int:
     """`zshot trials ...`: few-shot trials against a running runtime."""
     args = _trials_parser().parse_args(list(argv))
+    if args.runtime and (problem := _endpoint_problem(args.runtime)) is not None:
+        sys.stderr.write(f"zshot trials: --runtime: {problem}\n")
+        return 2
     cfg = _config_from_args(args)  # a bad value: ConfigError, one line by zshot.cli
-    return run_session(cfg, Path(args.out) if args.out else None, quiet=args.quiet)
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        previous = None
+    try:
+        return run_session(cfg, Path(args.out) if args.out else None, quiet=args.quiet)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # -- zshot demo -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from zshot.config import StrictModel
 from zshot.reward import RewardConfig
@@ -26,7 +26,13 @@ __all__ = [
 ]
 
 
-class SafetyLimits(StrictModel):
+class _Finite(StrictModel):
+    """A config whose floats must be finite: a limit of inf is no limit, NaN never compares."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class SafetyLimits(_Finite):
     """What may reach the robot, in SI units, in the frame of the *believed* socket pose.
 
     The workspace box is given relative to the socket (x, y centred on it, z up from the
@@ -68,20 +74,20 @@ class SafetyLimits(StrictModel):
         return self
 
 
-class WatchdogConfig(StrictModel):
+class WatchdogConfig(_Finite):
     """Deadlines on the runtime's replies and what happens when they are missed."""
 
     deadline_fraction: float = Field(default=0.5, gt=0, le=1.0)
     """Reply deadline as a fraction of the control period (10 Hz, 0.5 -> 50 ms)."""
     max_consecutive_misses: int = Field(default=3, ge=1, le=1000)
     """K: this many missed deadlines in a row -> stop the robot and abort the episode."""
-    reconnect_timeout_s: float = Field(default=5.0, ge=0)
+    reconnect_timeout_s: float = Field(default=5.0, ge=0, le=3600)
     """After an abort for runtime loss, how long to wait for the runtime to return."""
     reconnect_poll_s: float = Field(default=0.25, gt=0)
     """Interval between handshake attempts while waiting for the runtime."""
 
 
-class RecorderConfig(StrictModel):
+class RecorderConfig(_Finite):
     """The crash-safe recorder."""
 
     fsync_every: int = Field(default=10, ge=0, le=10_000)
@@ -93,7 +99,7 @@ class RecorderConfig(StrictModel):
     """HDF5 dataset compression of episode files (None: fastest, largest)."""
 
 
-class SimRobotConfig(StrictModel):
+class SimRobotConfig(_Finite):
     """SimRobot: the PyBullet insertion env behind the Robot protocol."""
 
     sim_config: str | None = None
@@ -105,7 +111,7 @@ class SimRobotConfig(StrictModel):
     """Sample the hidden task parameters from the family's held-out test split."""
 
 
-class LocomotionLimits(StrictModel):
+class LocomotionLimits(_Finite):
     """What may reach a legged robot's joints, in normalised action units (fraction of each
     joint's torque limit, the env's Box(-1, 1)). Non-finite or mis-shaped commands and
     readings are held (zero torque) whatever these are."""
@@ -116,7 +122,7 @@ class LocomotionLimits(StrictModel):
     """Max change of any joint's command per control step (None: no rate limit)."""
 
 
-class LocomotionRobotConfig(StrictModel):
+class LocomotionRobotConfig(_Finite):
     """LocomotionRobot: the PyBullet terrain env (`sim.terrain.TerrainEnv`) behind the Robot
     protocol, with its joint-space safety limits."""
 
@@ -127,7 +133,7 @@ class LocomotionRobotConfig(StrictModel):
     limits: LocomotionLimits = Field(default_factory=LocomotionLimits)
 
 
-class URConfig(StrictModel):
+class URConfig(_Finite):
     """Universal Robots via ur_rtde (extra `robot`)."""
 
     host: str = "192.168.1.10"
@@ -164,17 +170,22 @@ class URConfig(StrictModel):
     """rad/s per unit of a normalised angular action."""
     max_steps: int = Field(default=100, ge=1)
     """Episode time limit in control steps."""
-    control_hz: float = Field(default=10.0, gt=0, le=500)
+    control_hz: float = Field(default=10.0, ge=0.1, le=500)
     """The robot's control rate (the loop may be configured to another; see TrialsConfig)."""
     tcp_to_tip: float = Field(default=0.015, ge=0, le=0.2)
     """Distance from the TCP (plug origin, as in the sim) down to the pin tips [m]."""
 
 
-class TrialsConfig(StrictModel):
+class TrialsConfig(_Finite):
     """A few-shot trial session: which plugs, how many episodes, where the runtime is."""
 
     runtime: str = "tcp://127.0.0.1:5555"
     """Endpoint of the zshot runtime."""
+    server_public_key: str | None = None
+    """CurveZMQ: the runtime's public key file (NAME.key, from `zshot keys generate`)."""
+    client_secret_key: str | None = None
+    """CurveZMQ: this bridge's key pair file (NAME.key_secret); its NAME.key goes into the
+    runtime's allow-list directory. Both keys or neither."""
     robot: str = Field(default="sim", pattern="^(sim|sim-locomotion|mock|ur)$")
     """Which Robot adapter: sim (PyBullet insertion), sim-locomotion (PyBullet terrain
     locomotion; `plugs` then names task splits or ids: test, train, test/3), mock (tests),
@@ -188,8 +199,10 @@ class TrialsConfig(StrictModel):
     """Hidden tasks per plug: plug i runs tasks seed + i, ..., seed + i + T - 1 of its split,
     each from the prior (K adaptation + N evaluation episodes); its row sums them (T·N)."""
     seed: int = 0
-    control_hz: float | None = Field(default=None, gt=0, le=1000)
-    """Control rate; None: the rate the runtime announces at handshake (the artifact's)."""
+    control_hz: float | None = Field(default=None, ge=0.1, le=1000)
+    """Control rate [Hz] of the loop; None: the robot's (its adapter's config). The loop's
+    rate and deadlines never come from the runtime: a runtime whose artifact announces
+    another rate at handshake is refused."""
     realtime: bool | None = None
     """Pace the loop at control_hz. None: yes for real robots, no for sim/mock (a sim step
     is one simulated period whatever the wall clock; deadlines still apply)."""
@@ -209,6 +222,24 @@ class TrialsConfig(StrictModel):
     sim: SimRobotConfig = Field(default_factory=SimRobotConfig)
     locomotion: LocomotionRobotConfig = Field(default_factory=LocomotionRobotConfig)
     ur: URConfig = Field(default_factory=URConfig)
+
+    @field_validator("runtime")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        from runtime.protocol import endpoint_problem
+
+        problem = endpoint_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> TrialsConfig:
+        if (self.server_public_key is None) != (self.client_secret_key is None):
+            raise ValueError(
+                "CurveZMQ needs both server_public_key and client_secret_key (or neither)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _locomotion_updates_per_step(self) -> TrialsConfig:

@@ -51,6 +51,8 @@ WAL_MAGIC = b"ZSHTWAL1"
 FORMAT = "zshot-recording"
 FORMAT_VERSION = 1
 _EPISODE_RE = re.compile(r"^episode_(\d{6,})\.(h5|wal)$")
+_INDEX_RE = re.compile(r"^episode_(\d{6,})\.(h5|wal|wal\.corrupt)$")  # indices in use
+CORRUPT_SUFFIX = ".corrupt"
 _U32 = struct.Struct("<I")
 
 
@@ -147,7 +149,10 @@ def _fsync_dir(path: Path) -> None:
 class Recorder:
     """Records episodes into a directory; implements the loop's StepSink.
 
-    Opening a directory recovers any write-ahead log a crash left behind (`recover`).
+    Opening a directory recovers any write-ahead log a crash left behind (`recover`): the
+    next run into a directory finishes what a killed one left. A log too damaged to read
+    (bad magic, unreadable header) is renamed `episode_N.wal.corrupt` (kept, never read
+    again, listed in `quarantined`) so that it cannot stop later runs.
     """
 
     def __init__(
@@ -158,7 +163,8 @@ class Recorder:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cfg = config or RecorderConfig()
         self.latent_dim = latent_dim
-        self.recovered = recover(self.dir, self.cfg)
+        self.quarantined: list[Path] = []
+        self.recovered = recover(self.dir, self.cfg, quarantine=self.quarantined)
         self.next_index = _next_index(self.dir)
         self._fd: int | None = None
         self._layout: _Layout | None = None
@@ -252,7 +258,7 @@ def _h5_path(d: Path, index: int) -> Path:
 
 
 def _next_index(d: Path) -> int:
-    found = [int(m.group(1)) for p in d.iterdir() if (m := _EPISODE_RE.match(p.name))]
+    found = [int(m.group(1)) for p in d.iterdir() if (m := _INDEX_RE.match(p.name))]
     return max(found) + 1 if found else 0
 
 
@@ -322,7 +328,12 @@ def _read_wal(path: Path) -> tuple[_Layout, dict[str, Any], npt.NDArray[np.float
     try:
         header = json.loads(raw[start : start + n])
         layout = _Layout(int(header["obs_dim"]), int(header["act_dim"]), int(header["latent_dim"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        if layout.obs_dim < 1 or layout.act_dim < 1 or layout.latent_dim < 0:
+            raise ValueError(f"dims {layout} out of range")
+        meta = header.get("meta", {})
+        if not isinstance(meta, dict):
+            raise TypeError("meta is not a mapping")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RecordingError(f"{path}: unreadable log header ({exc})") from None
     body = raw[start + n :]
     size = layout.record_bytes
@@ -333,16 +344,22 @@ def _read_wal(path: Path) -> tuple[_Layout, dict[str, Any], npt.NDArray[np.float
             break  # a torn write: nothing after it can be trusted
         good.append(rec[:-4])
     rows = np.frombuffer(b"".join(good), dtype="<f8").reshape(len(good), layout.n_floats)
-    return layout, dict(header.get("meta", {})), rows
+    return layout, dict(meta), rows
 
 
-def recover(directory: str | Path, config: RecorderConfig | None = None) -> list[Path]:
+def recover(
+    directory: str | Path,
+    config: RecorderConfig | None = None,
+    *,
+    quarantine: list[Path] | None = None,
+) -> list[Path]:
     """Turn every write-ahead log a crash left in `directory` into an episode file.
 
     Leftover `*.h5.tmp` files (a crash mid-write) are removed: their log still exists. A log
     whose episode file already exists (a crash between rename and unlink) is just removed.
     Returns the episode files written. The recovered episode ends at its last intact step,
-    marked truncated, with attrs recovered=True.
+    marked truncated, with attrs recovered=True. An unreadable log raises RecordingError,
+    unless `quarantine` is given: then it is renamed `*.wal.corrupt` and appended to it.
     """
     d = Path(directory)
     cfg = config or RecorderConfig()
@@ -357,7 +374,15 @@ def recover(directory: str | Path, config: RecorderConfig | None = None) -> list
         if _h5_path(d, index).exists():
             wal.unlink()
             continue
-        layout, meta, rows = _read_wal(wal)
+        try:
+            layout, meta, rows = _read_wal(wal)
+        except RecordingError:
+            if quarantine is None:
+                raise
+            aside = wal.with_name(wal.name + CORRUPT_SUFFIX)
+            os.replace(wal, aside)
+            quarantine.append(aside)
+            continue
         if len(rows):
             rows = rows.copy()
             last = layout.columns(rows)
@@ -399,7 +424,8 @@ def load_recordings(path: str | Path) -> RecordedDataset:
         if wals:
             raise RecordingError(
                 f"{p}: holds unrecovered write-ahead logs ({', '.join(w.name for w in wals)}); "
-                "run hardware_bridge.recorder.recover(dir) first"
+                "the next `zshot trials --record DIR` recovers them, or call "
+                "hardware_bridge.recorder.recover(DIR)"
             )
         files = sorted(f for f in p.glob("*.h5") if f.is_file())
         if not files:

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from zshot import __version__ as zshot_version
 from zshot.config import StrictModel
@@ -101,6 +101,8 @@ class Normalisation(StrictModel):
 class ArtifactSpec(StrictModel):
     """What the exporter states about its models (the manifest minus files and bookkeeping)."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     name: str = "zshot-policy"
     obs_dim: int = Field(ge=1, le=4096)
     act_dim: int = Field(ge=1, le=256)
@@ -114,7 +116,7 @@ class ArtifactSpec(StrictModel):
     """Unit of each action entry (as obs_units)."""
     action_low: list[float]
     action_high: list[float]
-    control_hz: float = Field(gt=0, le=10_000)
+    control_hz: float = Field(ge=0.1, le=10_000)
     obs_normalisation: Normalisation | None = None
     prior_mean: list[float] | None = None
     """Prior over z; None means N(0, I) as in PEARL."""

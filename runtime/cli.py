@@ -40,7 +40,8 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 
 def serve_main(argv: Sequence[str]) -> int:
-    """`zshot serve ARTIFACT_DIR --bind ENDPOINT`: run the runtime until SIGINT/SIGTERM."""
+    """`zshot serve ARTIFACT_DIR --bind ENDPOINT`: run the runtime until SIGINT/SIGTERM;
+    SIGHUP re-reads the CurveZMQ allow-list (so does a change of its directory)."""
     args = _serve_parser().parse_args(list(argv))
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -49,8 +50,12 @@ def serve_main(argv: Sequence[str]) -> int:
     from runtime.artifact import ArtifactError
     from runtime.config import ServeConfig
     from runtime.model import LoadedModel
+    from runtime.protocol import endpoint_problem
     from runtime.server import RuntimeServer, SecurityError, apply_scheduling, describe
 
+    if args.bind and (problem := endpoint_problem(args.bind, bind=True)) is not None:
+        sys.stderr.write(f"zshot serve: --bind: {problem}\n")
+        return 2
     overrides = list(args.set)
     if args.bind:
         overrides.append(f"bind={args.bind}")
@@ -70,7 +75,7 @@ def serve_main(argv: Sequence[str]) -> int:
     server = RuntimeServer(model, cfg)
     try:
         endpoint = server.bind()
-    except SecurityError as exc:
+    except (SecurityError, ValueError) as exc:
         sys.stderr.write(f"zshot serve: {exc}\n")
         server.stop()
         return 2
@@ -78,8 +83,13 @@ def serve_main(argv: Sequence[str]) -> int:
     def _stop(signum: int, frame: FrameType | None) -> None:
         server._stop.set()
 
+    def _reread_keys(signum: int, frame: FrameType | None) -> None:
+        server.request_allow_list_reload()
+
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, _reread_keys)
     print(f"zshot serve: listening on {endpoint}: {describe(model)}", flush=True)
     try:
         server.serve_forever()

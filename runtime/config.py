@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from zshot.config import StrictModel
 
 
 class ServeConfig(StrictModel):
     """How `zshot serve` runs."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     bind: str = "tcp://127.0.0.1:5555"
     """ZeroMQ endpoint. Loopback by default; anything else needs CurveZMQ keys or --insecure."""
@@ -47,3 +49,40 @@ class ServeConfig(StrictModel):
     on a loaded controller it stops ms-long scheduling stalls. None: normal scheduling."""
     cpu_affinity: list[int] | None = None
     """Pin the serving thread to these CPUs (Linux), e.g. an isolated core. None: any."""
+    max_peer_buffer_bytes: int = Field(default=8 << 20, ge=64 << 10)
+    """Most bytes libzmq may buffer for one TCP connection (a message being received plus
+    unread ones): above it the connection is closed (a multipart flood; runtime/flood.py).
+    At least two largest requests (2 x (2 x max_message_bytes + header))."""
+    flood_check_s: float = Field(default=0.005, gt=0, le=1.0)
+    """How often the serving loop measures what each connection holds in libzmq."""
+    max_sessions_per_peer: int = Field(default=4, ge=1)
+    """Sessions one peer may hold (a peer: a CurveZMQ client key, else one connection). A
+    hello beyond it closes that peer's longest-idle session."""
+    evict_idle_s: float = Field(default=10.0, ge=0)
+    """With max_sessions open, a hello closes the longest-idle session if it has been idle
+    this long (a killed client's session); otherwise the hello is refused."""
+    reload_root: str | None = None
+    """RELOAD is off unless set: then a session may reload artifacts under this directory
+    only (symlinks resolved). With CurveZMQ only clients in `reload_clients` may."""
+    reload_clients: str | None = None
+    """Directory of public keys (*.key) of clients allowed to RELOAD when CurveZMQ is on."""
+
+    @field_validator("bind")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        from runtime.protocol import endpoint_problem
+
+        problem = endpoint_problem(v, bind=True)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="after")
+    def _buffer_holds_requests(self) -> ServeConfig:
+        need = 2 * (2 * self.max_message_bytes + 4096)
+        if self.max_peer_buffer_bytes < need:
+            raise ValueError(
+                f"max_peer_buffer_bytes={self.max_peer_buffer_bytes} must hold two of the "
+                f"largest requests (>= {need} with max_message_bytes={self.max_message_bytes})"
+            )
+        return self

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import struct
 import time
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "RuntimeErrorReply",
     "RuntimeTimeout",
     "RuntimeUnavailable",
+    "endpoint_problem",
     "pack_header",
     "unpack_header",
 ]
@@ -118,6 +120,31 @@ STATS_FIELDS: tuple[str, ...] = (
 # is < edge[0], the last bin is >= edge[-1]. Edges: 2^(k/8) µs, k = 0..160 (1 µs .. ~1 s),
 # i.e. 9 % wide bins, so percentiles read off it are within 9 %.
 HIST_EDGES_US: tuple[float, ...] = tuple(2.0 ** (k / 8.0) for k in range(161))
+
+
+def endpoint_problem(endpoint: str, *, bind: bool = False) -> str | None:
+    """Why `endpoint` is not a usable ZeroMQ endpoint (None: it is one).
+
+    Accepted: `tcp://HOST:PORT` (PORT 1..65535; `*` or 0 when binding; HOST a name, an IPv4
+    address, `[IPv6]`, `*` or an interface), `ipc://PATH`, `inproc://NAME`.
+    """
+    scheme, sep, rest = endpoint.partition("://")
+    usage = "expected tcp://HOST:PORT, ipc://PATH or inproc://NAME"
+    if not sep or not rest or any(c.isspace() for c in endpoint):
+        return f"{endpoint!r} is not an endpoint ({usage})"
+    if scheme in ("ipc", "inproc"):
+        return None
+    if scheme != "tcp":
+        return f"{endpoint!r} is not an endpoint: transport {scheme!r} unsupported ({usage})"
+    addr = rest.split(";")[-1]  # "tcp://src;dst": the address used is the last one
+    host, colon, port = addr.rpartition(":")
+    if not colon or not host or host in ("[", "[]"):
+        return f"{endpoint!r} is not an endpoint: no HOST:PORT ({usage})"
+    if port == "*" or (port == "0" and bind):
+        return None if bind else f"{endpoint!r}: port * only when binding"
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"{endpoint!r}: port {port!r} is not a port number (1..65535)"
+    return None
 
 
 class ProtocolError(ValueError):
@@ -254,6 +281,22 @@ def f32_frame(a: npt.ArrayLike) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(a, dtype="<f4")
 
 
+MAX_TIMEOUT_S = 86_400.0  # a deadline beyond a day is a unit error, not a deadline
+_POLL_SLICE_MS = 1000  # longest single wait (keeps the C-level timeout in range)
+
+
+def _timeout(value: float, what: str = "timeout_s") -> float:
+    """A deadline in seconds: finite, > 0 and at most MAX_TIMEOUT_S (ValueError otherwise)."""
+    t = float(value)
+    if not (math.isfinite(t) and 0 < t <= MAX_TIMEOUT_S):
+        raise ValueError(f"{what} must be in (0, {MAX_TIMEOUT_S:.0f}] s, got {value}")
+    return t
+
+
+def _bad_reply(what: str) -> RuntimeErrorReply:
+    return RuntimeErrorReply(ErrorCode.BAD_PAYLOAD, f"malformed reply: {what}")
+
+
 class RuntimeClient:
     """DEALER client of `zshot serve` with a per-request deadline.
 
@@ -261,7 +304,10 @@ class RuntimeClient:
     deadline the next request works normally; the late reply is recognised by its sequence
     number and dropped. A missed deadline after `reconnect_after_s` without any reply closes
     and reopens the socket (dropping anything queued); the session is kept. Deadlines are
-    detected with zmq_poll, whose resolution is 1 ms: a timeout fires up to 1 ms late.
+    ZeroMQ receive timeouts, whose resolution is 1 ms: a timeout fires up to 1 ms late.
+
+    Every reply is checked before it is used: a malformed one (wrong frame count or size)
+    raises `RuntimeErrorReply` (BAD_PAYLOAD), like an error reply, never anything else.
     """
 
     def __init__(
@@ -276,18 +322,19 @@ class RuntimeClient:
     ) -> None:
         """Connect to `endpoint` (e.g. tcp://127.0.0.1:5555). With CurveZMQ give the server's
         public key and this client's (public, secret) key pair, both Z85 bytes."""
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        problem = endpoint_problem(endpoint)
+        if problem is not None:
+            raise ValueError(problem)
+        self.timeout_s = _timeout(timeout_s)
         if (server_public_key is None) != (client_keys is None):
             raise ValueError("CurveZMQ needs both server_public_key and client_keys")
         self.endpoint = endpoint
-        self.timeout_s = timeout_s
         self.reconnect_after_s = reconnect_after_s
         self._server_key = server_public_key
         self._client_keys = client_keys
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket[bytes] | None = None
-        self._poller = zmq.Poller()
+        self._rcvtimeo = -2
         self._seq = 0
         self._last_reply = time.monotonic()
         self.session_id = 0
@@ -303,13 +350,16 @@ class RuntimeClient:
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 20)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        if self._server_key is not None and self._client_keys is not None:
-            sock.curve_serverkey = self._server_key
-            sock.curve_publickey, sock.curve_secretkey = self._client_keys
-        sock.connect(self.endpoint)
+        try:
+            if self._server_key is not None and self._client_keys is not None:
+                sock.curve_serverkey = self._server_key
+                sock.curve_publickey, sock.curve_secretkey = self._client_keys
+            sock.connect(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise RuntimeUnavailable(f"cannot connect to {self.endpoint}: {exc}") from None
         self._sock = sock
-        self._poller = zmq.Poller()
-        self._poller.register(sock, zmq.POLLIN)
+        self._rcvtimeo = -2
 
     def reconnect(self) -> None:
         """Close and reopen the socket (drops queued requests and replies); keeps the session."""
@@ -333,11 +383,8 @@ class RuntimeClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._sock is not None and self.session_id and exc_type is None:
-            try:
-                self.bye()
-            except (RuntimeTimeout, RuntimeUnavailable, RuntimeErrorReply):
-                pass  # closing anyway; the server expires idle sessions
+        """Say bye (best effort, also when leaving on an exception) and close."""
+        self.bye_quietly()
         self.close()
 
     # -- one round trip ---------------------------------------------------------------
@@ -352,33 +399,31 @@ class RuntimeClient:
         sock = self._sock
         if sock is None:
             raise RuntimeUnavailable("client is closed")
-        timeout = self.timeout_s if timeout_s is None else timeout_s
+        timeout = self.timeout_s if timeout_s is None else _timeout(timeout_s)
         deadline = time.monotonic() + timeout
         self._seq += 1
         seq = self._seq
         sid = self.session_id if session is None else session
-        frames: list[Any] = [
-            pack_header(msg_type, sid, seq, flags),
-            *payload,
-        ]
+        head = HEADER.pack(MAGIC, PROTOCOL_VERSION, msg_type, sid, seq, time.time_ns(), flags)
         try:
-            sock.send_multipart(frames, zmq.NOBLOCK, copy=True)
+            self._send(sock, head, payload)
         except zmq.Again:
             # No completed connection yet (IMMEDIATE): wait for one until the deadline.
             try:
-                if not sock.poll(max(0, int((deadline - time.monotonic()) * 1000)), zmq.POLLOUT):
-                    raise zmq.Again()
-                sock.send_multipart(frames, zmq.NOBLOCK, copy=True)
+                while not sock.poll(self._wait_ms(deadline), zmq.POLLOUT):
+                    if time.monotonic() >= deadline:
+                        raise zmq.Again()
+                self._send(sock, head, payload)
             except zmq.Again:
                 raise RuntimeUnavailable(
                     f"no connection to {self.endpoint} within {timeout * 1000:.0f} ms "
                     "(server down, or CurveZMQ keys refused)"
                 ) from None
+        recv, more = sock.recv, sock.getsockopt  # getsockopt: `rcvmore` costs µs a lookup
         while True:
+            # A blocking receive with a timeout: one wake-up per reply (no poll first).
             left_ms = (deadline - time.monotonic()) * 1000.0
-            if left_ms <= 0 or not self._poller.poll(max(1, int(left_ms + 0.999))):
-                if time.monotonic() < deadline:
-                    continue
+            if left_ms <= 0:
                 if time.monotonic() - self._last_reply > self.reconnect_after_s:
                     # Nothing heard for a while: the connection may be half-dead (peer
                     # rebooted, NAT dropped it). A fresh socket also drops queued requests.
@@ -387,15 +432,25 @@ class RuntimeClient:
                     f"{msg_type.name} seq {seq}: no reply from {self.endpoint} "
                     f"within {timeout * 1000:.1f} ms"
                 )
+            ms = max(1, min(_POLL_SLICE_MS, int(left_ms + 0.999)))
+            if ms != self._rcvtimeo:
+                sock.setsockopt(zmq.RCVTIMEO, ms)
+                self._rcvtimeo = ms
             try:
-                reply = sock.recv_multipart(zmq.NOBLOCK)
+                first = recv()
             except zmq.Again:
-                continue  # spurious wake-up
-            if len(reply[0]) != HEADER.size:
+                continue
+            reply = [first]
+            while more(zmq.RCVMORE):
+                reply.append(recv())
+            if len(first) != HEADER.size:
                 continue  # not a zshot header; ignore
-            magic, _, r_type, _, r_seq, _, _ = HEADER.unpack(reply[0])
+            magic, _, r_type, _, r_seq, _, _ = HEADER.unpack(first)
             if r_seq != seq or magic != MAGIC:
-                continue  # the late reply to an earlier, timed-out request
+                # The late reply to an earlier, timed-out request; an error about a header
+                # the server could not read (seq 0) is answered to the request just sent.
+                if not (r_seq == 0 and magic == MAGIC and r_type == MsgType.ERROR):
+                    continue
             self._last_reply = time.monotonic()
             if r_type == MsgType.ERROR:
                 code = U32.unpack(reply[1])[0] if len(reply) > 1 and len(reply[1]) == 4 else 0
@@ -407,6 +462,24 @@ class RuntimeClient:
                 )
             return reply[1:]
 
+    @staticmethod
+    def _send(sock: zmq.Socket[bytes], head: bytes, payload: list[Any]) -> None:
+        if not payload:
+            sock.send(head, zmq.NOBLOCK)
+            return
+        sock.send(head, zmq.NOBLOCK | zmq.SNDMORE)  # all parts or none: a message is atomic
+        last = len(payload) - 1
+        for i, frame in enumerate(payload):
+            sock.send(frame, zmq.NOBLOCK if i == last else zmq.NOBLOCK | zmq.SNDMORE)
+
+    @staticmethod
+    def _wait_ms(deadline: float) -> int:
+        left_ms = (deadline - time.monotonic()) * 1000.0
+        return max(1, min(_POLL_SLICE_MS, int(left_ms + 0.999)))
+
+    def _width(self, name: str) -> int | None:
+        return None if self.info is None else int(getattr(self.info, name))
+
     # -- messages ---------------------------------------------------------------------
     def hello(
         self,
@@ -417,15 +490,22 @@ class RuntimeClient:
         client: str = "",
         timeout_s: float | None = None,
     ) -> HelloReply:
-        """Open a session. Given dims or hash, the server refuses a mismatching artifact."""
+        """Open a session. Given dims or hash, the server refuses a mismatching artifact.
+
+        A session this client had open before is closed (BYE, best effort) once the new one
+        is open, so re-handshaking after a fault never leaves sessions behind on the server.
+        """
         req = HelloRequest(
             obs_dim=obs_dim, act_dim=act_dim, artifact_sha256=artifact_sha256, client=client
         )
         t = max(self.timeout_s, 1.0) if timeout_s is None else timeout_s
         out = self._request(MsgType.HELLO, [req.model_dump_json().encode()], t, session=0)
         info = _parse_hello_reply(out)
+        old = self.session_id
         self.session_id = info.session_id
         self.info = info
+        if old and old != info.session_id:
+            self._bye(old, min(self.timeout_s, 0.5))
         return info
 
     def step(
@@ -442,6 +522,10 @@ class RuntimeClient:
         if transition is not None:
             payload.append(f32_frame(transition))
         out = self._request(MsgType.STEP, payload, timeout_s, FLAG_STOCHASTIC if stochastic else 0)
+        act_dim = self._width("act_dim")
+        if len(out) != 1 or (len(out[0]) != 4 * act_dim if act_dim else len(out[0]) % 4 != 0):
+            sizes = [len(f) for f in out]
+            raise _bad_reply(f"STEP reply frames {sizes} bytes, expected [{4 * (act_dim or 1)}]")
         return np.frombuffer(out[0], dtype="<f4").copy()
 
     def observe(self, transitions: npt.ArrayLike, *, timeout_s: float | None = None) -> int:
@@ -450,7 +534,7 @@ class RuntimeClient:
         arr = np.asarray(transitions, dtype="<f4")
         t = max(self.timeout_s, 1.0) if timeout_s is None else timeout_s
         out = self._request(MsgType.OBSERVE, [f32_frame(arr)], t)
-        return int(U64.unpack(out[0])[0])
+        return _u64_reply(out, "OBSERVE")
 
     def reset_task(self) -> None:
         """Posterior back to the prior (a new task); also starts a new episode."""
@@ -474,8 +558,15 @@ class RuntimeClient:
     def get_state(self) -> PosteriorState:
         """The session's posterior mean and variance, the z in use, and the context count."""
         out = self._request(MsgType.GET_STATE, [])
-        if len(out) != 4:
-            raise RuntimeErrorReply(ErrorCode.BAD_FRAMES, f"GET_STATE reply has {len(out)} frames")
+        latent = self._width("latent_dim")
+        sizes = [len(f) for f in out]
+        if (
+            len(out) != 4
+            or len(out[3]) != 8
+            or len({sizes[0], sizes[1], sizes[2]}) != 1
+            or (sizes[0] != 4 * latent if latent else sizes[0] % 4 != 0 or not sizes[0])
+        ):
+            raise _bad_reply(f"GET_STATE reply frames {sizes} bytes")
         mean, var, z = (np.frombuffer(f, dtype="<f4").copy() for f in out[:3])
         return PosteriorState(mean=mean, var=var, z=z, count=int(U64.unpack(out[3])[0]))
 
@@ -492,12 +583,14 @@ class RuntimeClient:
         """Service-time statistics of this session (µs), counts, and the histogram
         (`hist_<upper edge µs>` keys, see HIST_EDGES_US)."""
         out = self._request(MsgType.STATS, [])
+        if not out or len(out[0]) != 8 * len(STATS_FIELDS):
+            raise _bad_reply(f"STATS reply frames {[len(f) for f in out]} bytes")
         values = np.frombuffer(out[0], dtype="<f8")
-        result = {k: float(v) for k, v in zip(STATS_FIELDS, values, strict=False)}
-        if len(out) > 1:
+        result = {k: float(v) for k, v in zip(STATS_FIELDS, values, strict=True)}
+        if len(out) > 1 and len(out[1]) == 8 * (len(HIST_EDGES_US) + 1):
             counts = np.frombuffer(out[1], dtype="<u8")
             edges = [*HIST_EDGES_US, float("inf")]
-            for edge, c in zip(edges, counts, strict=False):
+            for edge, c in zip(edges, counts, strict=True):
                 if c:
                     result[f"hist_lt_{edge:.4g}us"] = float(c)
         return result
@@ -506,6 +599,28 @@ class RuntimeClient:
         """End the session (the server forgets it)."""
         self._request(MsgType.BYE, [])
         self.session_id = 0
+
+    def bye_quietly(self, timeout_s: float = 0.2) -> bool:
+        """Say bye if a session is open, ignoring every failure (exit paths, signal
+        handlers); returns whether the server confirmed it."""
+        sid = self.session_id
+        if not sid or self._sock is None:
+            return False
+        self.session_id = 0
+        return self._bye(sid, timeout_s)
+
+    def _bye(self, sid: int, timeout_s: float) -> bool:
+        try:
+            self._request(MsgType.BYE, [], timeout_s, session=sid)
+        except (RuntimeTimeout, RuntimeUnavailable, RuntimeErrorReply, ValueError):
+            return False
+        return True
+
+
+def _u64_reply(frames: list[bytes], what: str) -> int:
+    if len(frames) != 1 or len(frames[0]) != 8:
+        raise _bad_reply(f"{what} reply frames {[len(f) for f in frames]} bytes, expected [8]")
+    return int(U64.unpack(frames[0])[0])
 
 
 def _parse_hello_reply(frames: list[bytes]) -> HelloReply:

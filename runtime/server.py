@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from runtime.artifact import ArtifactError
 from runtime.config import ServeConfig
+from runtime.flood import PeerGuard, wire_bytes
 from runtime.model import LoadedModel
 from runtime.posterior import NaturalPosterior
 from runtime.protocol import (
@@ -49,6 +50,7 @@ from runtime.protocol import (
     HelloRequest,
     MsgType,
     ProtocolError,
+    endpoint_problem,
     pack_header,
     unpack_header,
 )
@@ -67,6 +69,7 @@ log = logging.getLogger("zshot.runtime")
 F32 = npt.NDArray[np.float32]
 MAX_PAYLOAD_FRAMES = 2  # the most any request carries (STEP with a transition)
 MAX_JSON_BYTES = 64 * 1024  # a hello is ~200 bytes; anything near this is not a hello
+RELOAD_REFUSED = "reload refused (the server's log says why)"
 _EDGES_US = list(HIST_EDGES_US)
 
 
@@ -160,9 +163,14 @@ class Session:
         rng: np.random.Generator,
         now: float,
         seq: int,
+        peer: str = "",
+        key: str | None = None,
     ) -> None:
-        """A fresh session at the prior, in the config's default mode."""
+        """A fresh session at the prior, in the config's default mode; `peer` names who
+        opened it (a CurveZMQ key, else the connection), `key` the CurveZMQ key if any."""
         self.sid = sid
+        self.peer = peer
+        self.key = key
         self.model = model
         self.rng = rng
         self.mode = cfg.default_mode
@@ -247,6 +255,12 @@ class RuntimeServer:
         self._auth: object | None = None
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zshot-reload")
         self._pending: list[_PendingReload] = []
+        self._guard: PeerGuard | None = None
+        self._curve = False
+        self._allowed: frozenset[str] | None = None  # CurveZMQ keys (Z85) served now
+        self._allowed_mtime: float | None = None
+        self._reload_admins: frozenset[str] = frozenset()
+        self._next_watch = 0.0
         self.requests = 0
         self.errors = 0
         self._handlers: dict[int, Handler] = {
@@ -270,6 +284,9 @@ class RuntimeServer:
         """
         cfg = self.cfg
         ep = endpoint or cfg.bind
+        problem = endpoint_problem(ep, bind=True)
+        if problem is not None:
+            raise ValueError(problem)
         curve = cfg.curve_secret_key is not None
         if not curve and not is_loopback(ep) and not cfg.insecure:
             raise SecurityError(
@@ -284,13 +301,20 @@ class RuntimeServer:
         try:
             if curve:
                 self._setup_curve(sock)
-            sock.bind(ep)
+            guard = PeerGuard(sock, cfg.max_peer_buffer_bytes, curve=curve)
+            try:
+                sock.bind(ep)
+            except BaseException:
+                guard.close()
+                raise
         except zmq.ZMQError as exc:
             sock.close(linger=0)
             raise SecurityError(f"cannot bind {ep}: {exc}") from None
         except BaseException:
             sock.close(linger=0)
             raise
+        self._guard = guard
+        self._curve = curve
         self.sock = sock
         last = sock.getsockopt(zmq.LAST_ENDPOINT)
         self.endpoint = last.decode() if isinstance(last, bytes) else str(last)
@@ -333,11 +357,59 @@ class RuntimeServer:
             )
         auth = ThreadAuthenticator(self.ctx, log=logging.getLogger("zshot.runtime.auth"))
         auth.start()
-        auth.configure_curve(domain="*", location=str(allowed))
         self._auth = auth
+        self.reload_allow_list()
+        if cfg.reload_clients is not None:
+            self._reload_admins = _public_keys(Path(cfg.reload_clients), "reload_clients")
         sock.curve_secretkey = secret
         sock.curve_publickey = public
         sock.curve_server = True
+
+    def reload_allow_list(self) -> None:
+        """(Re)read `curve_allowed_clients`: new keys may connect from now on; sessions of
+        removed keys are closed and their connections get no reply to anything.
+
+        `zshot serve` calls it on SIGHUP; the serving loop also calls it when the directory
+        changes (its mtime, checked once a second).
+        """
+        allowed = self.cfg.curve_allowed_clients
+        if self._auth is None or allowed is None:
+            return
+        path = Path(allowed)
+        try:
+            mtime = path.stat().st_mtime
+            keys = _public_keys(path, "curve_allowed_clients")
+        except (OSError, SecurityError) as exc:
+            log.warning("allow-list %s not re-read: %s", allowed, exc)
+            return
+        self._auth.configure_curve(domain="*", location=str(path))  # type: ignore[attr-defined]
+        removed = [s for s in self.sessions.values() if s.key is not None and s.key not in keys]
+        for sess in removed:
+            del self.sessions[sess.sid]
+        if self._allowed is not None and (removed or keys != self._allowed):
+            log.info(
+                "allow-list %s re-read: %d keys; %d session(s) of removed keys closed",
+                allowed,
+                len(keys),
+                len(removed),
+            )
+        self._allowed, self._allowed_mtime = keys, mtime
+
+    def request_allow_list_reload(self) -> None:
+        """Re-read the allow-list on the serving thread within a second (signal-safe)."""
+        self._allowed_mtime = None
+        self._next_watch = 0.0
+
+    def _watch_allow_list(self) -> None:
+        allowed = self.cfg.curve_allowed_clients
+        if self._auth is None or allowed is None:
+            return
+        try:
+            mtime = Path(allowed).stat().st_mtime
+        except OSError:
+            return
+        if mtime != self._allowed_mtime:
+            self.reload_allow_list()
 
     # -- loop -------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -353,11 +425,24 @@ class RuntimeServer:
 
     def _loop(self, sock: zmq.Socket[bytes]) -> None:
         perf = time.perf_counter_ns
+        guard = self._guard
+        curve = self._curve
+        check_ns = int(self.cfg.flood_check_s * 1e9)
+        if guard is not None:
+            timeout_ms = min(self.cfg.poll_interval_s, self.cfg.flood_check_s) * 1000
+            sock.setsockopt(zmq.RCVTIMEO, max(1, int(timeout_ms)))
         next_housekeeping = perf() + 1_000_000_000  # ns; at least once a second
+        next_check = 0
+        keep = MAX_PAYLOAD_FRAMES + 2  # header + payload + one more to name the excess
+        recv, send, more_of = sock.recv, sock.send, sock.getsockopt
+        RCVMORE, SNDMORE = zmq.RCVMORE, zmq.SNDMORE
         while not self._stop.is_set():
             try:
-                frames = sock.recv_multipart()
+                first = recv(copy=False)  # the peer's identity (a Frame: its metadata)
             except zmq.Again:
+                if guard is not None:
+                    guard.check()
+                    next_check = perf() + check_ns
                 self._housekeeping()
                 continue
             except zmq.ZMQError:
@@ -365,11 +450,38 @@ class RuntimeServer:
                     break
                 raise
             t0 = perf()
-            ident = frames[0]
-            reply, sess = self._handle(frames, ident)
+            ident = first.bytes
+            frames = [ident]
+            dropped = 0
+            wire = 0
+            # Frame by frame: the excess of a message with too many frames is dropped
+            # without a copy (libzmq holds the message already; PeerGuard bounds that).
+            # (getsockopt, not the `rcvmore` attribute: that lookup costs microseconds.)
+            more = bool(first.more)
+            while more:
+                if len(frames) <= keep:
+                    f = recv()
+                    frames.append(f)
+                    n = len(f)
+                else:
+                    n = len(recv(copy=False))
+                    dropped += 1
+                wire += wire_bytes(n, curve)
+                more = bool(more_of(RCVMORE))
+            if guard is not None:
+                guard.consumed(first.get(zmq.SRCFD), wire)
+                if t0 >= next_check:
+                    next_check = t0 + check_ns
+                    guard.check()
+            key = str(first.get("User-Id")) if curve else None
+            reply, sess = self._handle(frames, ident, dropped, key)
             if reply is not None:
                 try:
-                    sock.send_multipart([ident, *reply], copy=True)
+                    # Part by part: send_multipart's checks cost more than the sends.
+                    send(ident, SNDMORE)
+                    last = len(reply) - 1
+                    for i, part in enumerate(reply):
+                        send(part, 0 if i == last else SNDMORE)
                 except zmq.ZMQError as exc:  # e.g. the peer vanished; never stop serving
                     log.warning("reply to a peer not sent: %s", exc)
                     continue
@@ -397,6 +509,9 @@ class RuntimeServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._loader.shutdown(wait=True, cancel_futures=True)
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
         if self.sock is not None:
             self.sock.close(linger=0)
             self.sock = None
@@ -410,6 +525,9 @@ class RuntimeServer:
         if self._pending:
             self._finish_reloads()
         now = time.monotonic()
+        if now >= self._next_watch:
+            self._next_watch = now + 1.0
+            self._watch_allow_list()
         idle = self.cfg.session_idle_s
         for sid in [s.sid for s in self.sessions.values() if now - s.last_seen > idle]:
             log.info("session %x expired after %.0f s idle", sid, idle)
@@ -417,9 +535,13 @@ class RuntimeServer:
 
     # -- dispatch ---------------------------------------------------------------------
     def _handle(
-        self, frames: list[bytes], ident: bytes
+        self, frames: list[bytes], ident: bytes, dropped: int = 0, key: str | None = None
     ) -> tuple[list[bytes] | None, Session | None]:
-        """Reply frames (without the identity) for one request; None = answered later."""
+        """Reply frames (without the identity) for one request; None = answered later or
+        not at all (a CurveZMQ key removed from the allow-list). `dropped`: frames of the
+        message not kept; `key`: the sender's CurveZMQ public key (Z85), if any."""
+        if key is not None and self._allowed is not None and key not in self._allowed:
+            return None, None  # authenticated before its key was removed: not served
         self.requests += 1
         sid = seq = 0
         sess: Session | None = None
@@ -432,10 +554,11 @@ class RuntimeServer:
             if len(payload) > MAX_PAYLOAD_FRAMES:
                 raise ProtocolError(
                     ErrorCode.BAD_FRAMES,
-                    f"{len(payload)} payload frames; no message has more than {MAX_PAYLOAD_FRAMES}",
+                    f"{len(payload) + dropped} payload frames; no message has more than "
+                    f"{MAX_PAYLOAD_FRAMES}",
                 )
             if head.msg_type == MsgType.HELLO:
-                return self._on_hello(head, payload), None
+                return self._on_hello(head, payload, key or ident.hex(), key), None
             handler = self._handlers.get(head.msg_type)
             if handler is None:
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {head.msg_type}")
@@ -474,7 +597,9 @@ class RuntimeServer:
         return [pack_header(MsgType.ERROR, sid, seq), U32.pack(code), message[:1000].encode()]
 
     # -- handlers ---------------------------------------------------------------------
-    def _on_hello(self, head: Header, payload: list[bytes]) -> list[bytes]:
+    def _on_hello(
+        self, head: Header, payload: list[bytes], peer: str = "", key: str | None = None
+    ) -> list[bytes]:
         if len(payload) != 1:
             raise ProtocolError(
                 ErrorCode.BAD_FRAMES, f"hello has {len(payload)} payload frames, expected 1 (JSON)"
@@ -505,22 +630,48 @@ class RuntimeServer:
             )
         if mismatch:
             raise ProtocolError(ErrorCode.HANDSHAKE_MISMATCH, "; ".join(mismatch))
-        if len(self.sessions) >= self.cfg.max_sessions:
-            self._housekeeping()
-            if len(self.sessions) >= self.cfg.max_sessions:
-                raise ProtocolError(
-                    ErrorCode.TOO_MANY_SESSIONS,
-                    f"{len(self.sessions)} sessions open (max_sessions); say bye from unused ones",
-                )
+        self._make_room(peer)
         sid = 0
         while sid == 0 or sid in self.sessions:
             sid = secrets.randbits(63) | 1  # odd, never 0: 0 means "no session" in headers
         self._session_number += 1
         seed = None if self.cfg.seed is None else self.cfg.seed + self._session_number
-        sess = Session(sid, m, self.cfg, np.random.default_rng(seed), time.monotonic(), head.seq)
+        sess = Session(
+            sid, m, self.cfg, np.random.default_rng(seed), time.monotonic(), head.seq, peer, key
+        )
         self.sessions[sid] = sess
         log.info("session %x opened by %r (%d open)", sid, req.client, len(self.sessions))
         return [pack_header(MsgType.HELLO | REPLY_BIT, sid, head.seq), self._hello_json(sess)]
+
+    def _make_room(self, peer: str) -> None:
+        """Session policy for a hello from `peer`: a peer holding max_sessions_per_peer
+        loses its longest-idle session; a full server closes its longest-idle session if
+        that one is idle for evict_idle_s, and refuses the hello otherwise."""
+        cfg = self.cfg
+        own = [s for s in self.sessions.values() if s.peer == peer]
+        if len(own) >= cfg.max_sessions_per_peer:
+            self._evict(min(own, key=lambda s: s.last_seen), "max_sessions_per_peer")
+        if len(self.sessions) >= cfg.max_sessions:
+            self._housekeeping()
+        if len(self.sessions) >= cfg.max_sessions:
+            idlest = min(self.sessions.values(), key=lambda s: s.last_seen)
+            idle = time.monotonic() - idlest.last_seen
+            if idle < cfg.evict_idle_s:
+                raise ProtocolError(
+                    ErrorCode.TOO_MANY_SESSIONS,
+                    f"{len(self.sessions)} sessions open (max_sessions), the idlest idle "
+                    f"{idle:.1f} s < evict_idle_s {cfg.evict_idle_s:g}; say bye from unused ones",
+                )
+            self._evict(idlest, "max_sessions")
+
+    def _evict(self, sess: Session, why: str) -> None:
+        del self.sessions[sess.sid]
+        log.info(
+            "session %x closed for a new one (%s; idle %.1f s)",
+            sess.sid,
+            why,
+            time.monotonic() - sess.last_seen,
+        )
 
     def _hello_json(self, sess: Session) -> bytes:
         m = sess.model.artifact.manifest
@@ -676,17 +827,32 @@ class RuntimeServer:
             path = payload[0].decode("utf-8")
         except UnicodeDecodeError:
             raise ProtocolError(ErrorCode.BAD_PAYLOAD, "reload path is not UTF-8") from None
+        cfg = self.cfg
+        why = None
+        if cfg.reload_root is None:
+            why = "RELOAD is off (serve config reload_root unset)"
+        elif self._curve and s.key not in self._reload_admins:
+            why = f"client key {s.key} is not in reload_clients"
+        if why is not None:
+            log.warning("session %x: %s: %s", s.sid, RELOAD_REFUSED, why)
+            raise ProtocolError(ErrorCode.BAD_ARTIFACT, RELOAD_REFUSED)
         s.reloading = True
         fut = self._loader.submit(self._load_model, path)
         self._pending.append(_PendingReload(fut, ident, s.sid, head.seq, time.perf_counter_ns()))
         return None
 
     def _load_model(self, path: str) -> LoadedModel:
-        # Runs on the loader thread. Hash the files (cheap) before building onnxruntime
-        # sessions (not cheap), and reuse a model another session already loaded.
+        # Runs on the loader thread. Resolve the path (symlinks too) and keep it under the
+        # root; hash the files (cheap) before building onnxruntime sessions (not cheap), and
+        # reuse a model another session already loaded.
         from runtime.artifact import load_artifact
 
-        artifact = load_artifact(path)
+        assert self.cfg.reload_root is not None
+        root = Path(self.cfg.reload_root).resolve()
+        target = Path(path).resolve()
+        if not target.is_relative_to(root):
+            raise ArtifactError(f"{path[:200]!r} is not under reload_root {root}")
+        artifact = load_artifact(target)
         cached = self._models.get(artifact.sha256)
         if cached is not None:
             return cached
@@ -707,10 +873,9 @@ class RuntimeServer:
                 model = p.future.result()
                 old = sess.model
                 if (model.obs_dim, model.act_dim) != (old.obs_dim, old.act_dim):
-                    raise ProtocolError(
-                        ErrorCode.HANDSHAKE_MISMATCH,
-                        f"reload refused: artifact has obs_dim {model.obs_dim}, act_dim "
-                        f"{model.act_dim}; this session's robot has {old.obs_dim}, {old.act_dim}",
+                    raise ArtifactError(
+                        f"artifact has obs_dim {model.obs_dim}, act_dim {model.act_dim}; "
+                        f"this session's robot has {old.obs_dim}, {old.act_dim}"
                     )
                 self._models[model.sha256] = model
                 sess.set_model(model)
@@ -725,15 +890,14 @@ class RuntimeServer:
                     pack_header(MsgType.RELOAD | REPLY_BIT, p.sid, p.seq),
                     self._hello_json(sess),
                 ]
-            except ProtocolError as exc:
-                reply = self._error(sess, p.sid, p.seq, exc.code, exc.message)
-            except ArtifactError as exc:
-                reply = self._error(sess, p.sid, p.seq, ErrorCode.BAD_ARTIFACT, str(exc))
-            except Exception as exc:
-                log.exception("reload failed")
-                reply = self._error(
-                    sess, p.sid, p.seq, ErrorCode.BAD_ARTIFACT, f"reload failed: {exc}"
+            except Exception as exc:  # every refusal gets the same reply: no file probing
+                log.warning(
+                    "session %x: %s: %s",
+                    p.sid,
+                    RELOAD_REFUSED,
+                    f"{type(exc).__name__}: {exc}"[:500],
                 )
+                reply = self._error(sess, p.sid, p.seq, ErrorCode.BAD_ARTIFACT, RELOAD_REFUSED)
             if sock is not None:
                 sock.send_multipart([p.ident, *reply])
                 sess.hist.record((time.perf_counter_ns() - p.t0_ns) / 1000.0)
@@ -746,6 +910,23 @@ class RuntimeServer:
 
 
 # -- frame helpers ------------------------------------------------------------------------
+def _public_keys(directory: Path, what: str) -> frozenset[str]:
+    """Z85 public keys of the `*.key` files in `directory` (as ZAP reports User-Id)."""
+    import zmq.auth
+
+    if not directory.is_dir():
+        raise SecurityError(f"{what} {directory}: not a directory of public keys (*.key)")
+    keys = set()
+    for f in sorted(directory.glob("*.key")):
+        try:
+            public, _ = zmq.auth.load_certificate(f)
+        except (ValueError, OSError) as exc:
+            log.warning("%s: %s is not a key file (%s); skipped", what, f, exc)
+            continue
+        keys.add(public.decode("ascii"))
+    return frozenset(keys)
+
+
 def _f32_rows(frame: bytes, width: int, what: str, *, single: bool) -> F32:
     """A payload frame as float32 [1, width] (single) or [n, width]; checks size and finiteness."""
     nbytes = len(frame)

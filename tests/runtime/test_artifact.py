@@ -107,3 +107,18 @@ def test_published_json_schema_is_the_manifest_models() -> None:
     assert set(published["properties"]) == set(Manifest.model_fields)
     required = {k for k, f in Manifest.model_fields.items() if f.is_required()}
     assert set(published["required"]) == required
+
+
+def test_a_manifest_rate_of_1e_9_hz_is_refused(tmp_path: Path) -> None:
+    import json
+
+    from runtime.artifact import ArtifactError, load_artifact
+    from tests.runtime.onnx_fixture import make_artifact
+
+    make_artifact(tmp_path / "a", seed=0)
+    manifest = tmp_path / "a" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["control_hz"] = 1e-9
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match="control_hz"):
+        load_artifact(tmp_path / "a")

@@ -108,3 +108,26 @@ def test_keys_bad_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
     assert keys_main(["generate", "--out", str(tmp_path), "--name", "../x"]) == 2
     assert "bad key name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("bind", "needle"),
+    [
+        ("garbage", "not an endpoint"),
+        ("tcp://127.0.0.1", "not an endpoint"),
+        ("tcp://127.0.0.1:99999", "not a port number"),
+        ("tcp://127.0.0.1:-1", "not a port number"),
+        ("udp://127.0.0.1:5555", "unsupported"),
+    ],
+)
+def test_serve_names_a_bad_bind_in_one_line(
+    artifact_dir: tuple[Path, RandomWeights],
+    capsys: pytest.CaptureFixture[str],
+    bind: str,
+    needle: str,
+) -> None:
+    from runtime.cli import serve_main
+
+    assert serve_main([str(artifact_dir[0]), "--bind", bind]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "loopback" not in err and err.count("\n") == 1

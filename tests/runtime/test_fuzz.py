@@ -3,6 +3,8 @@ the server survives, and another robot's session is untouched and still gets cor
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from runtime.protocol import (
     MAGIC,
     PROTOCOL_VERSION,
     REPLY_BIT,
+    ErrorCode,
     MsgType,
     pack_header,
     unpack_header,
@@ -37,7 +40,7 @@ msg_types = st.one_of(st.sampled_from([int(t) for t in MsgType]), st.integers(0,
 @st.composite
 def messages(draw: st.DrawFn, sid: int, next_seq: list[int]) -> list[bytes]:
     """A random multipart message: pure noise, or a plausible header with random payloads."""
-    kind = draw(st.sampled_from(["noise", "header", "header", "header"]))
+    kind = draw(st.sampled_from(["noise", "header", "header", "header", "many"]))
     if kind == "noise":
         return draw(st.lists(byte_frames, min_size=1, max_size=6))
     session = draw(st.one_of(st.just(sid), st.just(sid), st.just(0), st.integers(0, 2**64 - 1)))
@@ -51,6 +54,9 @@ def messages(draw: st.DrawFn, sid: int, next_seq: list[int]) -> list[bytes]:
     version = draw(st.sampled_from([PROTOCOL_VERSION, PROTOCOL_VERSION, 0, 2]))
     flags = draw(st.sampled_from([0, 1, 2**32 - 1]))
     head = HEADER.pack(magic, version, draw(msg_types), session, seq, 0, flags)
+    if kind == "many":  # a multipart message with more frames than any request has
+        n = draw(st.integers(3, 400))
+        return [head, *([draw(st.one_of(float_frames, byte_frames))] * n)]
     payload = draw(st.lists(st.one_of(float_frames, byte_frames), max_size=5))
     return [head, *payload]
 
@@ -120,12 +126,66 @@ def test_fuzzed_frames_never_hurt_the_server_or_other_sessions(
         mu, var = w.encode(np.vstack([rand_transition(np.random.default_rng(0), w, 25), tr[None]]))
         mean = (mu / var).sum(0) / (1.0 + (1.0 / var).sum(0))
         np.testing.assert_allclose(action, w.act(obs, mean)[0], atol=2e-5)
-        # A brand-new robot can still connect (unless the fuzzer filled every session slot).
+        # A brand-new robot can still connect: one peer holds at most max_sessions_per_peer.
         fresh = running.client()
-        try:
-            fresh.hello()
-        except Exception as exc:  # only the session limit may refuse it
-            assert "TOO_MANY_SESSIONS" in str(exc)
+        fresh.hello()
+        assert len(running.server.sessions) <= 2 + running.server.cfg.max_sessions_per_peer
+    finally:
+        for c in running.clients:
+            c.close()
+        running.server.stop()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_multipart_floods_are_cut_and_other_sessions_keep_their_answers(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights]
+) -> None:
+    """Many-frame messages: small ones get one BAD_FRAMES reply; one too large for
+    max_peer_buffer_bytes loses its connection before libzmq holds it all."""
+    w = artifact_dir[1]
+    running = start_server(model, w)
+    try:
+        victim = running.client()
+        victim.hello()
+        victim.set_mode("exploit")
+        rng = np.random.default_rng(1)
+        obs = rng.normal(size=6).astype(np.float32)
+        expected = victim.step(obs)
+
+        small = running.raw()
+        small.send_multipart([pack_header(MsgType.HELLO, 0, 1), b"{}"])
+        sid = unpack_header(small.recv_multipart()[0]).session
+        small.send_multipart([pack_header(MsgType.STEP, sid, 2)] + [b"x" * 100] * 1000)
+        reply = small.recv_multipart()
+        assert unpack_header(reply[0]).msg_type == MsgType.ERROR
+        assert int.from_bytes(reply[1], "little") == ErrorCode.BAD_FRAMES
+        assert b"1000 payload frames" in reply[2]
+
+        frame = zmq.Frame(b"\0" * (1 << 20))  # one buffer, sent 200 times without copies
+        base = peak = _rss_mb()
+        for _ in range(3):
+            flood = running.raw()
+            flood.send_multipart([pack_header(MsgType.OBSERVE, sid, 3)] + [frame] * 200, copy=False)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 1.5:
+                peak = max(peak, _rss_mb())
+                time.sleep(0.01)
+            with pytest.raises(zmq.Again):  # no reply: the connection was closed
+                flood.recv_multipart(zmq.NOBLOCK)
+            flood.close(linger=0)
+            assert victim.step(obs).tolist() == expected.tolist()
+        guard = running.server._guard
+        assert guard is not None and guard.dropped == 3
+        assert peak - base < 100, (base, peak)  # 3 x 200 MiB sent; each cut near 8 MiB
+        small.send_multipart([pack_header(MsgType.GET_STATE, sid, 4)])  # its session survives
+        assert len(small.recv_multipart()) == 5
+        small.close(linger=0)
     finally:
         for c in running.clients:
             c.close()

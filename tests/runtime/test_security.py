@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,19 +78,28 @@ def test_keys_generate_writes_a_pair_and_refuses_to_overwrite(
     assert "exists" in capsys.readouterr().err
 
 
-def test_curve_serves_allowed_clients_only(model: LoadedModel, tmp_path: Path) -> None:
+def _curve_server(
+    model: LoadedModel, tmp_path: Path, allowed_names: list[str], **cfg: object
+) -> tuple[RuntimeServer, Path, bytes]:
+    """A CurveZMQ server (keys under tmp_path/keys) allowing `allowed_names`; not started."""
     server_pub, _ = _keys(tmp_path, "server")
-    good = _keys(tmp_path, "good")
-    bad = _keys(tmp_path, "bad")
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    (allowed / "good.key").write_bytes((tmp_path / "keys" / "good.key").read_bytes())
-    cfg = ServeConfig(
+    for name in allowed_names:
+        (allowed / f"{name}.key").write_bytes((tmp_path / "keys" / f"{name}.key").read_bytes())
+    config = ServeConfig(
         curve_secret_key=str(tmp_path / "keys" / "server.key_secret"),
         curve_allowed_clients=str(allowed),
         poll_interval_s=0.01,
+        **cfg,  # type: ignore[arg-type]
     )
-    server = RuntimeServer(model, cfg)
+    return RuntimeServer(model, config), allowed, server_pub
+
+
+def test_curve_serves_allowed_clients_only(model: LoadedModel, tmp_path: Path) -> None:
+    good = _keys(tmp_path, "good")
+    bad = _keys(tmp_path, "bad")
+    server, _, server_pub = _curve_server(model, tmp_path, ["good"])
     endpoint = server.bind("tcp://0.0.0.0:*").replace(
         "0.0.0.0", "127.0.0.1"
     )  # beyond loopback: OK with curve
@@ -129,3 +139,122 @@ def test_curve_config_errors_are_named(model: LoadedModel, tmp_path: Path) -> No
                 server.bind("tcp://127.0.0.1:*")
         finally:
             server.stop()
+
+
+def _wait(cond: object, timeout: float = 5.0) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_allow_list_changes_apply_without_a_restart(model: LoadedModel, tmp_path: Path) -> None:
+    first, second = _keys(tmp_path, "first"), _keys(tmp_path, "second")
+    server, allowed, server_pub = _curve_server(model, tmp_path, ["first"])
+    endpoint = server.bind("tcp://127.0.0.1:*")
+    server.start()
+    a = RuntimeClient(endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=first)
+    b = RuntimeClient(endpoint, timeout_s=0.3, server_public_key=server_pub, client_keys=second)
+    try:
+        a.hello()
+        assert a.step(np.zeros(6)).shape == (3,)
+        with pytest.raises((RuntimeTimeout, RuntimeUnavailable)):
+            b.hello()
+        # Swap the keys: `first` removed, `second` added; the server notices by itself.
+        (allowed / "second.key").write_bytes((tmp_path / "keys" / "second.key").read_bytes())
+        (allowed / "first.key").unlink()
+        assert _wait(lambda: not server.sessions)  # the removed key's session is closed
+        b.reconnect()  # a fresh handshake, now with an allowed key
+        b.timeout_s = 2.0
+        b.hello()
+        assert b.step(np.zeros(6)).shape == (3,)
+        with pytest.raises(RuntimeTimeout):  # still connected, but served nothing any more
+            a.hello(timeout_s=0.3)
+        assert [s.key for s in server.sessions.values()] == [second[0].decode()]
+    finally:
+        a.close()
+        b.close()
+        server.stop()
+
+
+def test_with_curve_only_reload_clients_may_reload(
+    model: LoadedModel, artifact_dir: tuple[Path, object], tmp_path: Path
+) -> None:
+    from runtime.protocol import ErrorCode, RuntimeErrorReply
+    from runtime.server import RELOAD_REFUSED
+
+    admin, robot = _keys(tmp_path, "admin"), _keys(tmp_path, "robot")
+    admins = tmp_path / "admins"
+    admins.mkdir()
+    (admins / "admin.key").write_bytes((tmp_path / "keys" / "admin.key").read_bytes())
+    server, _, server_pub = _curve_server(
+        model,
+        tmp_path,
+        ["admin", "robot"],
+        reload_root=str(artifact_dir[0].parent),
+        reload_clients=str(admins),
+    )
+    endpoint = server.bind("tcp://127.0.0.1:*")
+    server.start()
+    try:
+        with RuntimeClient(
+            endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=robot
+        ) as r:
+            r.hello()
+            with pytest.raises(RuntimeErrorReply) as info:
+                r.reload(str(artifact_dir[0]))
+            assert (info.value.code, info.value.message) == (ErrorCode.BAD_ARTIFACT, RELOAD_REFUSED)
+        with RuntimeClient(
+            endpoint, timeout_s=2.0, server_public_key=server_pub, client_keys=admin
+        ) as a:
+            a.hello()
+            assert a.reload(str(artifact_dir[0])).obs_dim == 6
+    finally:
+        server.stop()
+
+
+def _held(server: RuntimeServer) -> list[int]:
+    """What the flood guard counts as buffered in libzmq, per connection."""
+    from runtime.flood import _read_bytes
+
+    guard = server._guard
+    assert guard is not None
+    return [_read_bytes(p.sock) - p.consumed for p in guard.peers.values()]
+
+
+@pytest.mark.parametrize("curve", [False, True])
+def test_flood_accounting_is_exact_so_long_sessions_never_drift(
+    model: LoadedModel, tmp_path: Path, curve: bool
+) -> None:
+    """The guard's per-connection count must not grow with traffic (a drift would cut a
+    legitimate robot after enough steps): after 300 and after 1,500 requests of every
+    frame size class it holds the same handshake bytes."""
+    if curve:
+        client_keys = _keys(tmp_path, "robot")
+        server, _, server_pub = _curve_server(model, tmp_path, ["robot"])
+        kw: dict[str, object] = {"server_public_key": server_pub, "client_keys": client_keys}
+    else:
+        server, kw = RuntimeServer(model, ServeConfig(poll_interval_s=0.01)), {}
+    endpoint = server.bind("tcp://127.0.0.1:*")
+    server.start()
+    try:
+        c = RuntimeClient(endpoint, timeout_s=2.0, **kw)  # type: ignore[arg-type]
+        c.hello()
+        rng = np.random.default_rng(0)
+        obs, tr = np.zeros(6, np.float32), rng.normal(size=16).astype(np.float32)
+        held = []
+        for n in (300, 1200):
+            for i in range(n):
+                if i % 3 == 0:
+                    c.observe(rng.normal(size=(1 + i % 40, 16)))  # short and long frames
+                else:
+                    c.step(obs, tr if i % 2 else None)
+            time.sleep(0.05)
+            held.append(_held(server))
+        c.close()
+        assert len(held[0]) == 1 and held[0] == held[1], held
+        assert 0 <= held[0][0] < 4096  # the greeting and handshake only
+    finally:
+        server.stop()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from runtime.model import LoadedModel
 from runtime.protocol import (
     ErrorCode,
     RuntimeClient,
@@ -15,7 +18,8 @@ from runtime.protocol import (
     RuntimeTimeout,
     RuntimeUnavailable,
 )
-from tests.runtime.conftest import Running, rand_transition
+from runtime.server import RELOAD_REFUSED
+from tests.runtime.conftest import Running, rand_transition, start_server
 from tests.runtime.onnx_fixture import RandomWeights
 
 
@@ -227,9 +231,25 @@ def test_stats_report_latency(running: Running) -> None:
     )  # the stats request itself is not yet recorded
 
 
+@pytest.fixture
+def reloadable(
+    model: LoadedModel,
+    artifact_dir: tuple[Path, RandomWeights],
+    other_artifact_dir: tuple[Path, RandomWeights],
+) -> Iterator[Running]:
+    """A server whose RELOAD is on, rooted at the directory holding the test artifacts."""
+    root = os.path.commonpath([artifact_dir[0], other_artifact_dir[0]])
+    r = start_server(model, artifact_dir[1], reload_root=root)
+    yield r
+    for c in r.clients:
+        c.close()
+    r.server.stop()
+
+
 def test_reload_swaps_artifact_and_keeps_the_session(
-    running: Running, other_artifact_dir: tuple[Path, RandomWeights]
+    reloadable: Running, other_artifact_dir: tuple[Path, RandomWeights]
 ) -> None:
+    running = reloadable
     w2 = other_artifact_dir[1]
     c, other = running.client(), running.client()
     c.hello()
@@ -247,24 +267,59 @@ def test_reload_swaps_artifact_and_keeps_the_session(
     assert other.get_state().mean.shape == (4,)  # other robots keep their artifact
 
 
-def test_reload_refuses_bad_or_mismatched_artifacts(running: Running, tmp_path: Path) -> None:
-    from tests.runtime.onnx_fixture import make_artifact
-
+def test_reload_is_off_unless_configured(
+    running: Running, artifact_dir: tuple[Path, object]
+) -> None:
     c = running.client()
     c.hello()
     with pytest.raises(RuntimeErrorReply) as info:
-        c.reload(str(tmp_path / "missing"))
-    assert info.value.code == ErrorCode.BAD_ARTIFACT and "not a directory" in info.value.message
-    make_artifact(tmp_path / "wide", obs_dim=7, seed=2)
-    with pytest.raises(RuntimeErrorReply) as info:
-        c.reload(str(tmp_path / "wide"))
-    assert info.value.code == ErrorCode.HANDSHAKE_MISMATCH and "obs_dim 7" in info.value.message
-    make_artifact(tmp_path / "tampered", seed=3)
-    (tmp_path / "tampered" / "policy.onnx").write_bytes(b"not onnx")
-    with pytest.raises(RuntimeErrorReply) as info:
-        c.reload(str(tmp_path / "tampered"))
-    assert info.value.code == ErrorCode.BAD_ARTIFACT and "sha256" in info.value.message
-    assert c.step(np.zeros(6)).shape == (3,)  # still served by the original
+        c.reload(str(artifact_dir[0]))  # a perfectly good artifact
+    assert info.value.code == ErrorCode.BAD_ARTIFACT and info.value.message == RELOAD_REFUSED
+
+
+def test_every_reload_refusal_gets_the_same_reply(
+    model: LoadedModel,
+    artifact_dir: tuple[Path, RandomWeights],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.runtime.onnx_fixture import make_artifact
+
+    root = tmp_path / "root"
+    root.mkdir()
+    make_artifact(root / "wide", obs_dim=7, seed=2)
+    make_artifact(root / "tampered", seed=3)
+    (root / "tampered" / "policy.onnx").write_bytes(b"not onnx")
+    (root / "empty").mkdir()
+    (root / "a_file").write_text("x")
+    make_artifact(tmp_path / "outside", seed=4)  # a good artifact, but not under the root
+    (root / "escape").symlink_to(tmp_path / "outside")
+    r = start_server(model, artifact_dir[1], reload_root=str(root))
+    try:
+        c = r.client()
+        c.hello()
+        probes = [
+            root / "missing",
+            root / "empty",  # a directory without manifest.json
+            root / "a_file",  # not a directory
+            root / "wide",  # other dims
+            root / "tampered",  # hash mismatch
+            tmp_path / "outside",
+            root / "escape",  # a symlink out of the root
+            root / ".." / "outside",
+            "/" + "x" * 4000,  # a 4 kB path
+        ]
+        for path in probes:
+            with pytest.raises(RuntimeErrorReply) as info:
+                c.reload(str(path))
+            assert (info.value.code, info.value.message) == (ErrorCode.BAD_ARTIFACT, RELOAD_REFUSED)
+        assert c.step(np.zeros(6)).shape == (3,)  # still served by the original
+        assert c.stats()["errors"] == len(probes)
+        refusals = [r for r in caplog.records if RELOAD_REFUSED in r.getMessage()]
+        assert len(refusals) == len(probes)  # one log line each, the reason in it
+        assert all(r.exc_info is None for r in caplog.records)  # and no traceback at all
+    finally:
+        r.server.stop()
 
 
 def test_a_timed_out_request_does_not_lock_the_client(running: Running) -> None:
@@ -426,3 +481,91 @@ def test_idle_sessions_expire_on_a_busy_server(
         for cl in r.clients:
             cl.close()
         r.server.stop()
+
+
+def test_a_second_hello_closes_the_clients_previous_session(running: Running) -> None:
+    c = running.client()
+    first = c.hello().session_id
+    second = c.hello().session_id
+    assert first != second and set(running.server.sessions) == {second}
+
+
+def _raw_hello(running: Running) -> tuple[int, int]:
+    """HELLO from a fresh connection, then drop it without BYE (a killed client)."""
+    from runtime.protocol import U32, MsgType, pack_header, unpack_header
+
+    s = running.raw()
+    try:
+        s.send_multipart([pack_header(MsgType.HELLO, 0, 1), b"{}"])
+        reply = s.recv_multipart()
+    finally:
+        s.close(linger=0)
+    head = unpack_header(reply[0])
+    if head.msg_type == MsgType.ERROR:
+        return 0, U32.unpack(reply[1])[0]
+    return head.session, 0
+
+
+def test_a_hundred_killed_clients_never_lock_out_a_new_one(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights]
+) -> None:
+    r = start_server(model, artifact_dir[1], max_sessions=3, evict_idle_s=0.0)
+    try:
+        opened = [_raw_hello(r) for _ in range(100)]
+        assert all(sid and not code for sid, code in opened)
+        assert set(r.server.sessions) == {sid for sid, _ in opened[-3:]}  # the newest kept
+        c = r.client()
+        c.hello()
+        assert c.step(np.zeros(6)).shape == (3,)
+    finally:
+        r.server.stop()
+
+
+def test_a_full_server_keeps_sessions_idle_less_than_evict_idle_s(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights]
+) -> None:
+    r = start_server(model, artifact_dir[1], max_sessions=2, evict_idle_s=3600.0)
+    try:
+        assert all(sid for sid, _ in (_raw_hello(r), _raw_hello(r)))
+        sid, code = _raw_hello(r)
+        assert (sid, code) == (0, ErrorCode.TOO_MANY_SESSIONS)
+        assert len(r.server.sessions) == 2
+    finally:
+        r.server.stop()
+
+
+def test_one_peer_holds_at_most_max_sessions_per_peer(
+    model: LoadedModel, artifact_dir: tuple[Path, RandomWeights]
+) -> None:
+    from runtime.protocol import MsgType, pack_header, unpack_header
+
+    r = start_server(model, artifact_dir[1], max_sessions_per_peer=2)
+    try:
+        other = r.client()
+        other.hello()
+        s = r.raw()
+        sids = []
+        for seq in range(1, 6):  # one connection, five hellos
+            s.send_multipart([pack_header(MsgType.HELLO, 0, seq), b"{}"])
+            sids.append(unpack_header(s.recv_multipart()[0]).session)
+        s.close(linger=0)
+        assert set(r.server.sessions) == {other.session_id, *sids[-2:]}
+        assert other.step(np.zeros(6)).shape == (3,)  # another peer's session is untouched
+    finally:
+        r.server.stop()
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("inf"), float("nan"), 1e12])
+def test_client_deadlines_must_be_finite_and_bounded(running: Running, bad: float) -> None:
+    with pytest.raises(ValueError, match="timeout_s"):
+        RuntimeClient(running.endpoint, timeout_s=bad)
+    c = running.client()
+    c.hello()
+    with pytest.raises(ValueError, match="timeout_s"):
+        c.step(np.zeros(6), timeout_s=bad)
+    assert c.step(np.zeros(6)).shape == (3,)
+
+
+def test_client_refuses_a_bad_endpoint_in_one_line() -> None:
+    with pytest.raises(ValueError, match="not an endpoint"):
+        RuntimeClient("garbage")

@@ -192,3 +192,34 @@ def test_protocol_doc_lists_every_message_type_and_error_code() -> None:
     for code in ErrorCode:
         assert f"| {int(code)} " in doc and f"| {code.name} |" in doc, code.name
     assert "<4sHHQQqI" in doc and HEADER.format == "<4sHHQQqI"
+
+
+@given(st.text(max_size=40))
+def test_endpoint_problem_never_raises_and_accepts_only_endpoints(text: str) -> None:
+    from runtime.protocol import endpoint_problem
+
+    problem = endpoint_problem(text, bind=True)
+    assert problem is None or isinstance(problem, str)
+    if problem is None:
+        assert text.split("://")[0] in ("tcp", "ipc", "inproc")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "bind", "ok"),
+    [
+        ("tcp://127.0.0.1:5555", False, True),
+        ("tcp://127.0.0.1:*", True, True),
+        ("tcp://127.0.0.1:*", False, False),
+        ("tcp://127.0.0.1:0", True, True),
+        ("tcp://127.0.0.1:0", False, False),
+        ("tcp://[::1]:5555", False, True),
+        ("tcp://127.0.0.1:65536", True, False),
+        ("ipc:///tmp/x", False, True),
+        ("garbage", True, False),
+        ("tcp://:5555", True, False),
+    ],
+)
+def test_endpoint_problem_cases(endpoint: str, bind: bool, ok: bool) -> None:
+    from runtime.protocol import endpoint_problem
+
+    assert (endpoint_problem(endpoint, bind=bind) is None) is ok

@@ -325,7 +325,7 @@ def test_finetuned_artifact_hot_reloads_on_a_live_runtime(
     source = make_task_source(cfg)
     export_run(offline_run, tmp_path / "original")
     original = load_artifact(tmp_path / "original")
-    serve_cfg = ServeConfig(seed=0, poll_interval_s=0.01)
+    serve_cfg = ServeConfig(seed=0, poll_interval_s=0.01, reload_root=str(tmp_path))
     server = RuntimeServer(LoadedModel.load(original.root, serve_cfg), serve_cfg)
     server.bind("tcp://127.0.0.1:*")
     server.start()

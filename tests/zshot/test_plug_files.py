@@ -29,9 +29,10 @@ def plug_file(tmp_path: Path) -> Path:
 
 
 def _strict(path: Path) -> dict:
-    text = path.read_text()
-    assert "NaN" not in text and "Infinity" not in text
-    return json.loads(text)
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-finite token {token} in {path}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
 
 
 def test_eval_and_sim_baseline_take_a_plug_file_and_draw_the_same_tasks(
