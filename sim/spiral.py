@@ -20,7 +20,8 @@ over. It too sees only the observation, plus its own commanded pose and each epi
 success signal, and keeps a per-task memory (`reset_task`, `reset_episode`, `act`,
 `end_episode`): after a success the next episodes go to where the plug went in; until then
 the search also covers yaw (one offset per pass) and resumes each episode where the last
-stopped. `zshot eval spiral-memory` runs it in the few-shot protocol (BENCHMARKS.md
+stopped. Re-entries that fail, or success poses that scatter, tell it the socket moves
+between episodes: it stops trusting the memory and searches from the mean success pose. `zshot eval spiral-memory` runs it in the few-shot protocol (BENCHMARKS.md
 `## spiral search with memory`).
 """
 
@@ -179,11 +180,9 @@ class MemorySpiralParams:
     skip: float = 1.0
     """mm along the spiral past an abandoned press-in before the search resumes."""
     memory: bool = True
-    """Remember success poses and re-enter there (False: the same scripted search without
-    memory of where the plug went in; the search still resumes where the last one stopped)."""
-    resume: bool = True
-    """The search resumes each episode where the last stopped (False: from its centre and
-    first pass every episode)."""
+    """Remember success poses and re-enter there, and resume the search where the last
+    episode stopped (False: the same scripted search without memory, every episode from the
+    start of its spiral, like the plain spiral)."""
     distrust_after: int = 2
     """Failed re-entries (episodes whose re-entry at the remembered pose did not go in, though
     the plug may have gone in later by the search) after which the task's memory is not
@@ -247,7 +246,15 @@ class MemorySpiralPolicy:
     settle, lower and press there (`peck_yaws` in turn); then pecks on rings of points
     around it (`peck_radii`; none by default, they measured worse) and a local spiral around
     it (`local_pitch`, `local_radius`, one `local_yaws` offset per pass), since a success
-    pose can sit a clearance or more off the true one; then the task's search again.
+    pose can sit a clearance or more off the true one; then (the re-entry failed) the task's
+    full search from its start, in the same episode (`reentry_fallback`).
+
+    When the memory goes stale (the socket moves between episodes, which the script is never
+    told): after `distrust_after` episodes whose re-entry failed, or once the task's success
+    poses scatter by more than `trust_spread` (RMS), the memory is not trusted for the rest
+    of the task: no re-entry; every episode searches from the start of a spiral centred on
+    the mean success pose (its yaw offsets about the mean yaw). `memory=False`: the search
+    alone, each episode from the start of its spiral (`zshot eval spiral-memory-off`).
     """
 
     def __init__(
@@ -289,7 +296,7 @@ class MemorySpiralPolicy:
         """A new attempt at the same task: the memory and the search position stay."""
         self.phase = "start"
         self.reentry_failed = False  # this episode's re-entry failed (fell back to the search)
-        if not self.params.resume or not self.trusted:
+        if not self.params.memory or not self.trusted:
             self.theta, self.passes = 0.0, 0
         self.cmd = np.zeros(3)
         self.cmd_yaw = 0.0

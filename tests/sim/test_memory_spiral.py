@@ -230,9 +230,11 @@ def test_memory_off_is_the_search_alone() -> None:
     pol.reset_episode()
     for _ in range(30):
         pol.act(_obs(z=20.0, fz=8.0))
-    theta = pol.theta
+    assert pol.theta > 0
     pol.end_episode(True, _obs(1.2, -0.7, 10.0, 1.5))
     assert pol.memory is None and pol.successes == [] and pol.trusted
     pol.reset_episode()
     pol.act(_obs(z=30.0))
-    assert not pol.pecks and pol.after == "search" and pol.theta == theta  # resumes
+    # no re-entry, and the search starts again from the believed socket (no resume)
+    assert not pol.pecks and pol.after == "search" and (pol.theta, pol.passes) == (0.0, 0)
+    assert pol.goal == pytest.approx((0.0, 0.0, 0.0))
