@@ -20,7 +20,8 @@ over. It too sees only the observation, plus its own commanded pose and each epi
 success signal, and keeps a per-task memory (`reset_task`, `reset_episode`, `act`,
 `end_episode`): after a success the next episodes go to where the plug went in; until then
 the search also covers yaw (one offset per pass) and resumes each episode where the last
-stopped. `zshot eval spiral-memory` runs it in the few-shot protocol (BENCHMARKS.md
+stopped. Re-entries that fail, or success poses that scatter, tell it the socket moves
+between episodes: it stops trusting the memory and searches from the mean success pose. `zshot eval spiral-memory` runs it in the few-shot protocol (BENCHMARKS.md
 `## spiral search with memory`).
 """
 
@@ -178,6 +179,20 @@ class MemorySpiralParams:
     """deg; the largest wiggle amplitude; past it the press-in is abandoned."""
     skip: float = 1.0
     """mm along the spiral past an abandoned press-in before the search resumes."""
+    memory: bool = True
+    """Remember success poses and re-enter there, and resume the search where the last
+    episode stopped (False: the same scripted search without memory, every episode from the
+    start of its spiral, like the plain spiral)."""
+    distrust_after: int = 2
+    """Failed re-entries (episodes whose re-entry at the remembered pose did not go in, though
+    the plug may have gone in later by the search) after which the task's memory is not
+    trusted: the socket moves between episodes (0: never distrust on failures)."""
+    trust_spread: float = 0.25
+    """mm; the memory is not trusted either once the task's success poses scatter by more
+    than this (RMS distance from their mean, two successes or more; inf: never)."""
+    reentry_fallback: bool = True
+    """When the re-entry fails within an episode, the full search starts again from its
+    centre and first pass (False: it resumes where it stopped)."""
     average_memory: bool = True
     """Remember the mean of the task's success poses (each sits somewhere inside the
     clearance; their mean nearer the middle), not only the last one."""
@@ -187,7 +202,7 @@ class MemorySpiralParams:
     """mm; the local spiral's extent."""
     local_speed: float = 4.0
     """mm/s along the local spiral."""
-    local_yaws: tuple[float, ...] = (0.0, 0.75, -0.75, 1.5, -1.5)
+    local_yaws: tuple[float, ...] = (0.0, 0.75, -0.75)
     """deg around the remembered yaw, one per pass of the local spiral (empty: none)."""
     peck_radii: tuple[float, ...] = ()
     """mm; rings of peck points around a remembered pose (after the pose itself)."""
@@ -231,7 +246,15 @@ class MemorySpiralPolicy:
     settle, lower and press there (`peck_yaws` in turn); then pecks on rings of points
     around it (`peck_radii`; none by default, they measured worse) and a local spiral around
     it (`local_pitch`, `local_radius`, one `local_yaws` offset per pass), since a success
-    pose can sit a clearance or more off the true one; then the task's search again.
+    pose can sit a clearance or more off the true one; then (the re-entry failed) the task's
+    full search from its start, in the same episode (`reentry_fallback`).
+
+    When the memory goes stale (the socket moves between episodes, which the script is never
+    told): after `distrust_after` episodes whose re-entry failed, or once the task's success
+    poses scatter by more than `trust_spread` (RMS), the memory is not trusted for the rest
+    of the task: no re-entry; every episode searches from the start of a spiral centred on
+    the mean success pose (its yaw offsets about the mean yaw). `memory=False`: the search
+    alone, each episode from the start of its spiral (`zshot eval spiral-memory-off`).
     """
 
     def __init__(
@@ -255,6 +278,13 @@ class MemorySpiralPolicy:
         """(x mm, y mm, yaw deg) where the plug went in, relative to the believed socket."""
         self.successes: list[tuple[float, float, float]] = []
         """The final poses of this task's successful episodes."""
+        self.trusted = True
+        """False once the success poses scatter beyond `trust_spread`."""
+        self.centre = (0.0, 0.0, 0.0)
+        """(x mm, y mm, yaw deg) around which the task's search runs: the believed socket,
+        or the mean success pose once the memory is not trusted."""
+        self.reentry_failures = 0
+        """Episodes of this task whose re-entry at the remembered pose failed."""
         self.z_face = math.nan
         """The plug's z (mm) when its pins touch the socket face (measured at first contact)."""
         self.theta = 0.0
@@ -265,12 +295,16 @@ class MemorySpiralPolicy:
     def reset_episode(self) -> None:
         """A new attempt at the same task: the memory and the search position stay."""
         self.phase = "start"
+        self.reentry_failed = False  # this episode's re-entry failed (fell back to the search)
+        if not self.params.memory or not self.trusted:
+            self.theta, self.passes = 0.0, 0
         self.cmd = np.zeros(3)
         self.cmd_yaw = 0.0
         self.goal = (0.0, 0.0, 0.0)  # x, y, yaw of the current transit
         self.after = "search"  # phase entered on contact at the end of a transit
         self.settled = False  # a peck's hover has settled over its point
-        self.pecks = self._peck_points() if self.memory is not None else []
+        self.pecks = self._peck_points() if self.memory is not None and self.trusted else []
+        self.reentering = bool(self.pecks)  # this episode starts by re-entering
         self.local = False  # searching the local spiral around the remembered pose
         self.dither_t = 0.0
         self.ltheta = 0.0
@@ -284,8 +318,14 @@ class MemorySpiralPolicy:
         self.last = np.zeros(OBS_DIM)
 
     def end_episode(self, success: bool, final_obs: np.ndarray | None = None) -> None:
-        """The episode's outcome: after a success the final pose joins the memory."""
-        if not success:
+        """The episode's outcome: after a success the final pose joins the memory; a
+        re-entry that did not go in counts against trusting it."""
+        prm = self.params
+        if self.reentering and (self.reentry_failed or not success):
+            self.reentry_failures += 1
+            if 0 < prm.distrust_after <= self.reentry_failures:
+                self._distrust()
+        if not success or not prm.memory:
             return
         o = np.asarray(final_obs if final_obs is not None else self.last, dtype=np.float64)
         pose = (
@@ -294,10 +334,21 @@ class MemorySpiralPolicy:
             float(o[OBS_INDEX["yaw_deg"]]),
         )
         self.successes.append(pose)
-        if self.params.average_memory:
-            self.memory = tuple(float(v) for v in np.mean(self.successes, axis=0))  # type: ignore[assignment]
-        else:
-            self.memory = pose
+        poses = np.asarray(self.successes)
+        mean = tuple(float(v) for v in poses.mean(axis=0))
+        self.memory = mean if self.params.average_memory else pose  # type: ignore[assignment]
+        d = poses[:, :2] - poses[:, :2].mean(axis=0)
+        if len(poses) >= 2 and math.sqrt(np.mean(np.sum(d * d, axis=1))) > prm.trust_spread:
+            self.trusted = False
+        if not self.trusted:  # the search runs around the mean success pose
+            self._distrust()
+
+    def _distrust(self) -> None:
+        """The socket moves between episodes: no more re-entry at the remembered pose; each
+        episode's search starts from its centre, the mean success pose."""
+        self.trusted = False
+        if self.successes:
+            self.centre = tuple(float(v) for v in np.mean(self.successes, axis=0))  # type: ignore[assignment]
 
     @property
     def yaw_offset(self) -> float:
@@ -379,8 +430,7 @@ class MemorySpiralPolicy:
                 if self.pecks:
                     self._transit(self.pecks.pop(0), "peck")
                 else:  # pecks spent: the local spiral if there is one, then the search
-                    self.local = bool(self.params.local_yaws) and self.memory is not None
-                    self._transit(self._spiral_point(), "search")
+                    self._pecks_spent()
                 return self._step(o, pos, yaw)
             gx, gy, gyaw = self.goal
             if prm.peck_yaws:
@@ -406,11 +456,29 @@ class MemorySpiralPolicy:
     def _abandon(self) -> None:
         """A press-in that stalled through every wiggle: lift and carry on with the next peck
         or further along the spiral."""
-        if self.from_phase == "peck" and self.pecks:
-            self._transit(self.pecks.pop(0), "peck")
+        if self.from_phase == "peck":
+            if self.pecks:
+                self._transit(self.pecks.pop(0), "peck")
+            else:
+                self._pecks_spent()
             return
         self._advance(self.params.skip)
         self._transit(self._spiral_point(), "search")
+
+    def _pecks_spent(self) -> None:
+        """The pecks at the remembered pose did not go in: the local spiral if there is one,
+        else the re-entry has failed."""
+        self.local = bool(self.params.local_yaws) and self.memory is not None
+        if not self.local:
+            self._reentry_fails()
+        self._transit(self._spiral_point(), "search")
+
+    def _reentry_fails(self) -> None:
+        """The re-entry at the remembered pose failed in this episode (`end_episode` counts
+        it): with `reentry_fallback` the full search starts again from its centre."""
+        self.reentry_failed = True
+        if self.params.reentry_fallback:
+            self.theta, self.passes = 0.0, 0
 
     def _spiral(self) -> tuple[float, float, float, float, float]:
         """(centre x, centre y, pitch, max radius, speed) of the spiral in use: the task's
@@ -419,7 +487,7 @@ class MemorySpiralPolicy:
         if self.local and self.memory is not None:
             mx, my, _ = self.memory
             return mx, my, prm.local_pitch, prm.local_radius, prm.local_speed
-        return 0.0, 0.0, prm.pitch, prm.max_radius, prm.search_speed
+        return self.centre[0], self.centre[1], prm.pitch, prm.max_radius, prm.search_speed
 
     def _advance(self, arc: float) -> bool:
         """Move `arc` mm along the spiral in use; True when that ends a pass (the next pass
@@ -434,6 +502,7 @@ class MemorySpiralPolicy:
             self.lpasses += 1
             if self.lpasses >= len(self.params.local_yaws):  # local search spent
                 self.local = False
+                self._reentry_fails()
             return True
         self.theta += arc / max(b * self.theta, pitch)
         if b * self.theta <= radius:
@@ -487,7 +556,7 @@ class MemorySpiralPolicy:
             th = self.ltheta
             yaw = self.memory[2] + self.params.local_yaws[self.lpasses]
         else:
-            th, yaw = self.theta, self.yaw_offset
+            th, yaw = self.theta, self.centre[2] + self.yaw_offset
         r = b * th
         ang = th + self._phase
         return (cx + r * math.cos(ang), cy + r * math.sin(ang), yaw)

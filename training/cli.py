@@ -15,7 +15,7 @@ from zshot.config import (
     profile_override,
 )
 
-SCRIPTED_TARGETS = ("spiral", "spiral-memory")
+SCRIPTED_TARGETS = ("spiral", "spiral-memory", "spiral-memory-off")
 """`zshot eval` targets that are scripted baselines (with --config), not a run or artifact."""
 
 
@@ -129,7 +129,8 @@ def eval_main(argv: Sequence[str]) -> int:
     p.add_argument(
         "target",
         metavar="RUN_OR_ARTIFACT",
-        help="run dir, artifact dir, or 'spiral' / 'spiral-memory' (the scripted baselines)",
+        help="run dir, artifact dir, or 'spiral' / 'spiral-memory' (the scripted baselines; "
+        "'spiral-memory-off': the memory spiral's search without its memory)",
     )
     p.add_argument(
         "--plugs",
@@ -150,7 +151,7 @@ def eval_main(argv: Sequence[str]) -> int:
     )
     p.add_argument(
         "--config",
-        help="with RUN_OR_ARTIFACT = spiral or spiral-memory (the scripted baselines): the "
+        help="with RUN_OR_ARTIFACT = spiral, spiral-memory or spiral-memory-off (the baselines): the "
         "train config whose test tasks to use",
     )
     add_set_argument(
@@ -204,9 +205,12 @@ def eval_main(argv: Sequence[str]) -> int:
             if str(target) == "spiral":
                 agent = SpiralAgent(env.config)
                 backend = "spiral-search (scripted)"
-            else:
+            elif str(target) == "spiral-memory":
                 agent = MemorySpiralAgent(env.config)
                 backend = "spiral-search with memory (scripted)"
+            else:
+                agent = MemorySpiralAgent(env.config, memory=False)
+                backend = "spiral-search with memory off (scripted)"
             env.close()
         elif (target / "manifest.json").is_file():
             onnx_agent = OnnxAgent(target)
@@ -226,7 +230,7 @@ def eval_main(argv: Sequence[str]) -> int:
         else:
             print(
                 f"zshot eval: {target} is neither a run dir (checkpoint.pt) nor an artifact "
-                "(manifest.json), nor a baseline (spiral, spiral-memory)",
+                "(manifest.json), nor a baseline (spiral, spiral-memory, spiral-memory-off)",
                 file=sys.stderr,
             )
             return 2

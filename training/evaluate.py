@@ -484,10 +484,11 @@ class MemorySpiralAgent(SpiralAgent):
     episode (exploration and evaluation alike, as an integrator's script keeps learning).
     """
 
-    def __init__(self, sim_config: Any) -> None:
-        from sim.spiral import MemorySpiralPolicy
+    def __init__(self, sim_config: Any, *, memory: bool = True) -> None:
+        from sim.spiral import MemorySpiralParams, MemorySpiralPolicy
 
-        self.policy = MemorySpiralPolicy(sim_config)  # type: ignore[assignment]
+        params = MemorySpiralParams(memory=memory)  # memory=False: the search alone
+        self.policy = MemorySpiralPolicy(sim_config, params)  # type: ignore[assignment]
 
     def reset_task(self) -> None:
         """A new task: forget the remembered pose and the search position."""

@@ -170,3 +170,71 @@ def test_commands_are_finite_and_within_the_action_box(
             assert a.shape == (4,) and a.dtype == np.float32
             assert np.all(np.isfinite(a)) and np.all(np.abs(a) <= 1.0)
         pol.end_episode(ok, np.asarray(rows[-1], np.float32))
+
+
+def _press_until(pol: MemorySpiralPolicy, done, steps: int = 2000) -> list[str]:
+    """Act with the plug resting on the face at the believed socket (contact, no drop) until
+    `done(pol)`; the phases seen."""
+    phases = []
+    for _ in range(steps):
+        pol.act(_obs(z=20.0, fz=pol.params.search_force))
+        phases.append(pol.phase)
+        if done(pol):
+            return phases
+    raise AssertionError(f"not reached in {steps} steps: phases {sorted(set(phases))}")
+
+
+def test_a_failed_re_entry_falls_back_to_the_full_search_in_the_same_episode() -> None:
+    """The remembered pose does not go in (the socket moved): after the pecks and the local
+    spiral the full search starts from its centre and first pass in that same episode; a
+    second such episode and the memory is no longer trusted: no re-entry, the search alone."""
+    prm = MemorySpiralParams()
+    pol = MemorySpiralPolicy(CFG, prm)
+    pol.end_episode(True, _obs(0.0, 0.0, 10.0, 0.0))  # a success at the believed socket
+    for failure in (1, 2):
+        pol.reset_episode()
+        pol.theta, pol.passes = 5.0, 3  # somewhere in the task's search
+        phases = _press_until(pol, lambda p: p.reentry_failed)
+        assert "peck" in phases and pol.local is False  # pecked, then the local spiral
+        assert (pol.theta, pol.passes) == (0.0, 0)  # the full search, from its start
+        _press_until(pol, lambda p: p.phase == "search" and p.theta > 1.0, steps=50)
+        assert not pol.local and pol.memory is not None
+        pol.end_episode(False)
+        assert pol.reentry_failures == failure
+        assert pol.trusted is (failure < prm.distrust_after)
+    pol.reset_episode()
+    pol.act(_obs(z=30.0))
+    assert not pol.reentering and pol.after == "search"  # straight to the search
+
+
+def test_success_poses_that_scatter_mean_the_memory_is_not_trusted() -> None:
+    pol = MemorySpiralPolicy(CFG)
+    pol.end_episode(True, _obs(0.1, 0.0, 10.0, 0.5))
+    pol.end_episode(True, _obs(0.2, 0.05, 10.0, 0.3))  # within the clearance: trusted
+    assert pol.trusted
+    pol.end_episode(True, _obs(1.1, -0.6, 10.0, 1.0))  # a millimetre off: the socket moves
+    assert not pol.trusted
+    assert pol.centre == pytest.approx((1.4 / 3, -0.55 / 3, 0.6))  # search around their mean
+    pol.reset_episode()
+    pol.theta, pol.passes = 7.0, 2
+    pol.reset_episode()  # each episode's search starts from its centre and first pass
+    assert (pol.theta, pol.passes) == (0.0, 0) and not pol.pecks
+    pol.act(_obs(z=30.0))
+    assert pol.goal == pytest.approx(pol.centre)
+    pol.reset_task()
+    assert pol.trusted and pol.centre == (0.0, 0.0, 0.0)
+
+
+def test_memory_off_is_the_search_alone() -> None:
+    pol = MemorySpiralPolicy(CFG, MemorySpiralParams(memory=False))
+    pol.reset_episode()
+    for _ in range(30):
+        pol.act(_obs(z=20.0, fz=8.0))
+    assert pol.theta > 0
+    pol.end_episode(True, _obs(1.2, -0.7, 10.0, 1.5))
+    assert pol.memory is None and pol.successes == [] and pol.trusted
+    pol.reset_episode()
+    pol.act(_obs(z=30.0))
+    # no re-entry, and the search starts again from the believed socket (no resume)
+    assert not pol.pecks and pol.after == "search" and (pol.theta, pol.passes) == (0.0, 0)
+    assert pol.goal == pytest.approx((0.0, 0.0, 0.0))

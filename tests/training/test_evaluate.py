@@ -231,6 +231,13 @@ def test_eval_spiral_memory_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert all(p["episodes"] == 2 and p["explore_episodes"] == 1 for p in rep["plugs"])
     assert zshot(["eval", "spiral-memory"]) == 2
     assert "spiral-memory: needs --config" in capsys.readouterr().err
+    off = tmp_path / "off.json"  # the same search with its memory off
+    argv[1] = "spiral-memory-off"
+    assert zshot([*argv, "-k", "1", "-n", "2", "--json", str(off)]) == 0
+    assert "spiral-search with memory off" in capsys.readouterr().out
+    rep = json.loads(off.read_text())
+    assert rep["protocol"]["target"] == "spiral-memory-off"
+    assert all(p["episodes"] == 2 for p in rep["plugs"])
 
 
 def test_memory_agent_is_reset_per_task_and_told_each_outcome() -> None:
