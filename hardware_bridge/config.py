@@ -7,11 +7,9 @@ describes a whole trial session.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from zshot.config import StrictModel
+from zshot.config import ProfileName, StrictModel
 from zshot.reward import RewardConfig
 
 __all__ = [
@@ -104,7 +102,7 @@ class SimRobotConfig(_Finite):
 
     sim_config: str | None = None
     """Path of a configs/sim/*.yaml overriding the env defaults (None: defaults)."""
-    profile: Literal["known", "oda", "hard"] | None = None
+    profile: ProfileName | None = None
     """Insertion benchmark profile (sim.config.PROFILES; `zshot trials --profile`); it wins
     over the socket-error keys of `sim_config`. None: the sim config's values (default hard)."""
     test_tasks: bool = True

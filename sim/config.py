@@ -7,11 +7,11 @@ internally (see `sim/insertion.py`), converting at the boundary.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, model_validator
 
-from zshot.config import StrictModel
+from zshot.config import ProfileName, StrictModel
 from zshot.reward import RewardConfig
 
 __all__ = [
@@ -24,8 +24,6 @@ __all__ = [
     "with_profile",
 ]
 
-ProfileName = Literal["known", "oda", "hard"]
-
 PROFILES: dict[str, dict[str, float]] = {
     # no socket error: the pose is known (the start noise stays, observed); the skill's ceiling
     "known": {"socket_xy_error": 0.0, "socket_yaw_error": 0.0, "episode_socket_xy_error": 0.0},
@@ -36,6 +34,13 @@ PROFILES: dict[str, dict[str, float]] = {
     "hard": {"socket_xy_error": 0.002, "socket_yaw_error": 0.05236, "episode_socket_xy_error": 0.0},
 }
 """The three benchmark profiles: the hidden socket error each draws (m, rad)."""
+
+_PROFILE_FIELDS: tuple[tuple[str, bool], ...] = (
+    ("socket_xy_error", True),  # (field, lives in `tasks`)
+    ("socket_yaw_error", True),
+    ("episode_socket_xy_error", False),
+)
+"""Where each field a profile sets lives in an InsertionEnvConfig mapping."""
 
 
 def _range_ok(lo: float, hi: float, what: str) -> None:
@@ -151,11 +156,8 @@ class InsertionEnvConfig(StrictModel):
         values = PROFILES[name]
         out = dict(data)
         tasks = dict(out.get("tasks") or {})
-        for key, owner in (
-            ("socket_xy_error", tasks),
-            ("socket_yaw_error", tasks),
-            ("episode_socket_xy_error", out),
-        ):
+        for key, in_tasks in _PROFILE_FIELDS:
+            owner = tasks if in_tasks else out
             given = owner.get(key)
             if given is not None and not math.isclose(float(given), values[key], abs_tol=1e-12):
                 raise ValueError(
@@ -203,15 +205,13 @@ def with_profile(data: dict[str, Any], profile: str | None) -> dict[str, Any]:
     mapping set are dropped (a --profile switch wins over a file's values). None: unchanged."""
     if profile is None:
         return data
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
-    out = {k: v for k, v in data.items() if k != "episode_socket_xy_error"}
+    top = {k for k, in_tasks in _PROFILE_FIELDS if not in_tasks}
+    nested = {k for k, in_tasks in _PROFILE_FIELDS if in_tasks}
+    out = {k: v for k, v in data.items() if k not in top}
     tasks = out.get("tasks")
     if isinstance(tasks, dict):
-        out["tasks"] = {
-            k: v for k, v in tasks.items() if k not in ("socket_xy_error", "socket_yaw_error")
-        }
-    out["profile"] = profile
+        out["tasks"] = {k: v for k, v in tasks.items() if k not in nested}
+    out["profile"] = profile  # an unknown name is refused when the mapping is validated
     return out
 
 
@@ -220,9 +220,7 @@ def profile_of(config: InsertionEnvConfig) -> str:
     if config.profile is not None:
         return config.profile
     have = {
-        "socket_xy_error": config.tasks.socket_xy_error,
-        "socket_yaw_error": config.tasks.socket_yaw_error,
-        "episode_socket_xy_error": config.episode_socket_xy_error,
+        key: getattr(config.tasks if in_tasks else config, key) for key, in_tasks in _PROFILE_FIELDS
     }
     for name, values in PROFILES.items():
         if all(math.isclose(have[k], v, abs_tol=1e-12) for k, v in values.items()):

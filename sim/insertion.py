@@ -255,7 +255,7 @@ class InsertionEnv(gym.Env):
             verts, faces = box_mesh(boxes)
             vis = p.createVisualShape(
                 p.GEOM_MESH,
-                fileName=self._mesh_file("socket", verts, faces),
+                fileName=self._mesh_file("socket_vis", verts, faces),
                 meshScale=(1.0, 1.0, 1.0),
                 physicsClientId=self._cid,
             )
@@ -270,27 +270,21 @@ class InsertionEnv(gym.Env):
         return body
 
     def _mesh_file(self, kind: str, verts: np.ndarray, faces: list[tuple[int, int, int]]) -> str:
-        """An OBJ of a visual mesh, written once per content into the env's mesh dir."""
+        """An OBJ of a mesh, written once per content into the env's mesh dir."""
         if self._mesh_dir is None:
             self._mesh_dir = tempfile.mkdtemp(prefix="zshot_pins_")
         key = abs(hash((verts.tobytes(), tuple(faces))))
-        path = os.path.join(self._mesh_dir, f"{kind}_vis_{key}.obj")
+        path = os.path.join(self._mesh_dir, f"{kind}_{key}.obj")
         if not os.path.exists(path):
             write_obj(path, verts, faces)
         return path
 
     def _pin_mesh_file(self, vertices: np.ndarray) -> str:
-        if self._mesh_dir is None:
-            self._mesh_dir = tempfile.mkdtemp(prefix="zshot_pins_")
-        path = os.path.join(self._mesh_dir, f"pin_{abs(hash(vertices.tobytes()))}.obj")
-        if not os.path.exists(path):
-            lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
-            n = len(vertices) // 2
-            # a face list is needed by the obj loader; Bullet takes the convex hull anyway
-            lines += [f"f {k + 1} {(k + 1) % n + 1} {(k + 1) % n + n + 1}" for k in range(n)]
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write("\n".join(lines) + "\n")
-        return path
+        """The collision mesh of a polygon pin: a face list is needed by the obj loader, one
+        triangle per side is enough (Bullet takes the convex hull of the vertices anyway)."""
+        n = len(vertices) // 2
+        faces = [(k, (k + 1) % n, (k + 1) % n + n) for k in range(n)]
+        return self._mesh_file("pin", vertices, faces)
 
     def _build_plug(self, spec: PlugSpec) -> int:
         from sim.geometry import pin_prism_vertices
@@ -357,7 +351,7 @@ class InsertionEnv(gym.Env):
             for k, pin in enumerate(spec.pins, start=1):
                 if pin.shape not in ("box", "cylinder"):
                     verts, faces = prism_mesh(pin.outline(0.0), 0.0, -pin.length)
-                    vis_files[k] = self._mesh_file("pin", verts, faces)
+                    vis_files[k] = self._mesh_file("pin_vis", verts, faces)
             vis = p.createVisualShapeArray(
                 **{**kw, "fileNames": vis_files},
                 visualFramePositions=pos,

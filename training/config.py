@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from zshot.config import StrictModel
+from zshot.config import ProfileName, StrictModel
 
 
 class SACConfig(StrictModel):
@@ -205,7 +205,7 @@ class TrainConfig(StrictModel):
     sim_overrides: dict[str, Any] = Field(default_factory=dict)
     """Keys of sim.config.InsertionEnvConfig set on top of `sim_config`, e.g.
     {tasks: {n_train_per_plug: 4}} (validated by the sim's model when the run starts)."""
-    profile: Literal["known", "oda", "hard"] | None = None
+    profile: ProfileName | None = None
     """Insertion benchmark profile (sim.config.PROFILES): known (no socket error), oda (a fresh
     unobserved ±1 mm every episode), hard (±2 mm / ±3° per task). It wins over the socket-error
     keys of `sim_config` / `sim_overrides`; None: those keys as given (defaults: hard)."""
@@ -323,7 +323,7 @@ class CollectConfig(StrictModel):
     """As TrainConfig.sim_config."""
     sim_overrides: dict[str, Any] = Field(default_factory=dict)
     """As TrainConfig.sim_overrides."""
-    profile: Literal["known", "oda", "hard"] | None = None
+    profile: ProfileName | None = None
     """As TrainConfig.profile."""
     train_plugs: list[str] = Field(default_factory=lambda: ["family"])
     """As TrainConfig.train_plugs (the held-out plugs are never collected on)."""

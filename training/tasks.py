@@ -87,15 +87,13 @@ def make_task_source(cfg: TrainConfig, extra_test_plugs: list[str] | None = None
     elif cfg.env == "terrain":
         source = _terrain_source(cfg)
     else:
-        source = _insertion_source(cfg, extra_test_plugs or [], cfg.profile)
+        source = _insertion_source(cfg, extra_test_plugs or [])
     if cfg.num_train_tasks is not None:
         source.train_tasks = source.train_tasks[: cfg.num_train_tasks]
     return source
 
 
-def _insertion_source(
-    cfg: TrainConfig, extra_test_plugs: list[str], profile: str | None
-) -> TaskSource:
+def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSource:
     try:
         from sim.config import InsertionEnvConfig, profile_of, with_profile
         from sim.insertion import InsertionEnv
@@ -109,7 +107,7 @@ def _insertion_source(
 
     data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
     data = _merge(data, cfg.sim_overrides)
-    data = with_profile(data, profile)
+    data = with_profile(data, cfg.profile)
     train_plugs: list[str] = []
     for name in cfg.train_plugs:
         train_plugs.extend(plug_paths() if name == "family" else [_plug_ref(name)])

@@ -15,7 +15,7 @@ import argparse
 import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,6 +24,7 @@ __all__ = [
     "CONFIG_KINDS",
     "PROFILE_NAMES",
     "ConfigError",
+    "ProfileName",
     "StrictModel",
     "add_profile_argument",
     "add_set_argument",
@@ -153,8 +154,10 @@ def add_set_argument(
     )
 
 
-PROFILE_NAMES: tuple[str, ...] = ("known", "oda", "hard")
-"""The insertion benchmark profiles (sim.config.PROFILES holds what each draws)."""
+ProfileName = Literal["known", "oda", "hard"]
+"""The insertion benchmark profiles (sim.config.PROFILES holds what each draws); the type of
+every config's `profile` key."""
+PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
 
 
 def add_profile_argument(parser: argparse.ArgumentParser) -> None:

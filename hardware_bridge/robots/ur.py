@@ -199,17 +199,13 @@ class URRobot:
     ) -> tuple[float, bool, bool]:
         """(reward, success, violation) by zshot.reward: the TCP (plug origin) position and
         yaw relative to the believed socket [m, rad], |F| [N]; the sim's definition."""
-        depth = -(float(tcp_in_socket[2]) - self.cfg.tcp_to_tip)  # pin tips below the face
         if not (np.all(np.isfinite(tcp_in_socket)) and math.isfinite(yaw + force_n)):
-            return (
-                float("nan"),
-                False,
-                False,
-            )  # a faulty reading: the loop holds, never trains on it
+            # a faulty reading: the loop holds and never trains on its transition
+            return float("nan"), False, False
         m = InsertionMeasurement(
             lateral_m=math.hypot(float(tcp_in_socket[0]), float(tcp_in_socket[1])),
             yaw_rad=abs((yaw + math.pi) % (2 * math.pi) - math.pi),
-            depth_m=depth,
+            depth_m=self.cfg.tcp_to_tip - float(tcp_in_socket[2]),  # pin tips below the face
             force_n=force_n,
             peak_force_n=force_n,  # one reading per period: its |F| is the period's peak
         )
