@@ -37,7 +37,7 @@ from hardware_bridge.config import RecorderConfig, SafetyLimits, WatchdogConfig 
 from hardware_bridge.loop import ControlLoop  # noqa: E402
 from hardware_bridge.recorder import Recorder  # noqa: E402
 from hardware_bridge.robot import ActionSpec, RobotState  # noqa: E402
-from runtime.protocol import RuntimeClient  # noqa: E402
+from runtime.client import RuntimeClient  # noqa: E402
 
 OBS_DIM, ACT_DIM = 18, 4
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.runtime_latency import EchoClient, bare_ort, pct, wait_ready  # noqa: E402
 from runtime.artifact import load_artifact  # noqa: E402
+from runtime.client import RuntimeClient  # noqa: E402
 from runtime.config import ServeConfig  # noqa: E402
 from runtime.model import LoadedModel  # noqa: E402
-from runtime.protocol import RuntimeClient  # noqa: E402
 
 
 def ort_echo_server(endpoint: str, artifact: str) -> None:

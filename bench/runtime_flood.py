@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.runtime_latency import pct  # noqa: E402
 from runtime.artifact import load_artifact  # noqa: E402
-from runtime.protocol import MsgType, RuntimeClient, pack_header  # noqa: E402
+from runtime.client import RuntimeClient  # noqa: E402
+from runtime.protocol import MsgType, pack_header  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

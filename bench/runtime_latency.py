@@ -33,9 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runtime.artifact import load_artifact  # noqa: E402
+from runtime.client import RuntimeClient  # noqa: E402
 from runtime.config import ServeConfig  # noqa: E402
 from runtime.model import LoadedModel  # noqa: E402
-from runtime.protocol import HEADER, MsgType, RuntimeClient, pack_header  # noqa: E402
+from runtime.protocol import HEADER, MsgType, pack_header  # noqa: E402
 
 
 def set_fifo(priority: int) -> None:

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import re
 import signal
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from hardware_bridge.config import TrialsConfig
 from zshot.config import (
+    ConfigError,
     add_profile_argument,
     add_set_argument,
     load_config,
@@ -29,7 +32,7 @@ from zshot.config import (
 
 if TYPE_CHECKING:
     from hardware_bridge.robot import Robot
-    from runtime.protocol import RuntimeClient
+    from runtime.client import RuntimeClient
 
 __all__ = ["DEMO_ARTIFACT", "demo_main", "run_session", "trials_main"]
 
@@ -65,6 +68,14 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
     p.add_argument("--adapt-episodes", type=int, help="K exploration episodes per task")
     p.add_argument("--eval-episodes", type=int, help="N evaluation episodes per task")
     p.add_argument("--tasks-per-plug", type=int, help="T hidden tasks per plug (default 1)")
+    p.add_argument(
+        "--task-descriptor",
+        action="append",
+        default=[],
+        metavar="PLUG=V1,V2,..",
+        help="task descriptor of one plug entry (repeat per plug): what a `conditioned` "
+        "artifact is told at each RESET_TASK, e.g. US-AC-plug=1,0,0",
+    )
     add_profile_argument(p)
     p.add_argument("--record", help="directory to record every step into (HDF5 episodes)")
     p.add_argument("--out", help="where the table JSON/PNG go (default: --record dir, else .)")
@@ -94,7 +105,49 @@ def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
     if args.plugs is not None:
         plugs = [s.strip() for s in args.plugs.split(",") if s.strip()]
         overrides.append("plugs=[" + ", ".join(f'"{s}"' for s in plugs) + "]")
+    if args.task_descriptor:
+        overrides.append("task_descriptors=" + json.dumps(_descriptors(args.task_descriptor)))
     return load_config(TrialsConfig, args.config, overrides)
+
+
+def _descriptors(entries: list[str]) -> dict[str, list[float]]:
+    """`PLUG=v1,v2,..` entries as {plug: [v1, v2, ..]}; ConfigError naming a bad one."""
+    out: dict[str, list[float]] = {}
+    for entry in entries:
+        plug, sep, values = entry.rpartition("=")
+        try:
+            if not sep or not plug.strip():
+                raise ValueError("no PLUG=")
+            vec = [float(v) for v in values.split(",")]
+            if not all(math.isfinite(v) for v in vec):
+                raise ValueError("not finite")
+        except ValueError:
+            raise ConfigError(
+                f"--task-descriptor {entry!r}: expected PLUG=V1,V2,.. with finite numbers"
+            ) from None
+        out[plug.strip()] = vec
+    return out
+
+
+def _descriptor_problem(cfg: TrialsConfig, kind: str, size: int) -> str | None:
+    """Why the config's task descriptors do not fit the served kind (None: they do)."""
+    if kind != "conditioned":
+        if cfg.task_descriptors:
+            return (
+                f"task descriptors given, but the runtime serves a {kind} artifact, which "
+                "takes none"
+            )
+        return None
+    missing = [p for p in cfg.plugs if p not in cfg.task_descriptors]
+    if missing:
+        return (
+            f"the runtime serves a conditioned artifact: give each plug its task descriptor "
+            f"({size} values; --task-descriptor PLUG=V1,..); missing for {', '.join(missing)}"
+        )
+    wrong = [f"{p} ({len(v)})" for p, v in cfg.task_descriptors.items() if len(v) != size]
+    if wrong:
+        return f"task descriptors must have {size} values (the artifact's); got {', '.join(wrong)}"
+    return None
 
 
 def _curve_keys(cfg: TrialsConfig) -> tuple[bytes, tuple[bytes, bytes]] | None:
@@ -125,12 +178,7 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
     from hardware_bridge.recorder import RecordingError
     from hardware_bridge.robot import RobotError
     from hardware_bridge.robots import make_robot
-    from runtime.protocol import (
-        RuntimeClient,
-        RuntimeErrorReply,
-        RuntimeTimeout,
-        RuntimeUnavailable,
-    )
+    from runtime.client import RuntimeClient, RuntimeErrorReply, RuntimeTimeout, RuntimeUnavailable
 
     def log(msg: str) -> None:
         if not quiet:
@@ -207,7 +255,7 @@ def _run_connected(
     from hardware_bridge.recorder import Recorder
     from hardware_bridge.robot import RobotError
     from hardware_bridge.trials import format_table, run_trials, save_plot
-    from runtime.protocol import RuntimeErrorReply, RuntimeTimeout, RuntimeUnavailable
+    from runtime.client import RuntimeErrorReply, RuntimeTimeout, RuntimeUnavailable
 
     try:
         info = client.hello(
@@ -222,6 +270,10 @@ def _run_connected(
     except RuntimeErrorReply as exc:
         warn(f"the runtime refused the handshake: {exc}")
         return 1
+    problem = _descriptor_problem(cfg, info.kind, info.descriptor_dim)
+    if problem is not None:
+        warn(problem)
+        return 2
     if not _rates_agree(info.control_hz, control_hz):
         warn(
             f"refusing the runtime: its artifact runs at {info.control_hz:g} Hz, this robot's "

@@ -212,6 +212,11 @@ class TrialsConfig(_Finite):
     of its mean action, in every episode. On tight fits the noise lets a plug stuck on the
     socket face find the hole (BENCHMARKS.md `## offline` r7, in sim); the safety layer bounds
     sampled actions like any other."""
+    task_descriptors: dict[str, list[float]] = Field(default_factory=dict)
+    """Task descriptor per entry of `plugs` (`zshot trials --task-descriptor PLUG=v1,v2,..`),
+    sent with each task's RESET_TASK. Required for every plug when the runtime serves a
+    `conditioned` artifact (each of its HELLO `descriptor_dim` values: a one-hot task id, a
+    plug descriptor, a goal); refused with any other kind."""
     record: str | None = None
     """Directory for recordings (None: do not record)."""
     safety: SafetyLimits = Field(default_factory=SafetyLimits)

@@ -48,7 +48,7 @@ OBSERVE_CHUNK = 256  # transitions per OBSERVE message when replaying (~50 KB at
 
 
 class PolicyState(Protocol):
-    """What get_state returns (runtime.protocol.PosteriorState)."""
+    """What get_state returns (runtime.client.PosteriorState)."""
 
     @property
     def mean(self) -> npt.NDArray[np.float32]: ...
@@ -87,8 +87,9 @@ class Policy(Protocol):
         """Add transitions [n, transition_dim]; returns the context count."""
         ...
 
-    def reset_task(self) -> None:
-        """Posterior back to the prior."""
+    def reset_task(self, descriptor: npt.ArrayLike | None = None) -> None:
+        """A new task: posterior back to the prior (recurrent: hidden state cleared;
+        conditioned: `descriptor` is the task's)."""
         ...
 
     def reset_episode(self) -> None:
@@ -221,12 +222,21 @@ class ControlLoop:
         self.context = _Context()
         self.mode = "explore"
         self.runtime_ok = True
+        self.descriptor: npt.NDArray[np.float32] | None = None
 
     # -- runtime session ----------------------------------------------------------------
-    def reset_task(self) -> None:
-        """New task: the runtime's posterior back to the prior, and the local context log too."""
-        self.policy.reset_task()
+    def reset_task(self, descriptor: npt.ArrayLike | None = None) -> None:
+        """New task: the runtime's posterior back to the prior (its recurrent state cleared;
+        a conditioned artifact told the task's `descriptor`), the local context log too."""
+        self.descriptor = None if descriptor is None else np.asarray(descriptor, np.float32)
+        self._reset_runtime_task()
         self.context = _Context()
+
+    def _reset_runtime_task(self) -> None:
+        if self.descriptor is None:
+            self.policy.reset_task()
+        else:
+            self.policy.reset_task(self.descriptor)
 
     def restore_runtime(self) -> bool:
         """Wait (up to reconnect_timeout_s) for the runtime; re-handshake and replay the context.
@@ -248,7 +258,7 @@ class ControlLoop:
                 self.policy.hello(
                     obs_dim=len(self.robot.obs_names), act_dim=self.robot.action_spec.act_dim
                 )
-                self.policy.reset_task()
+                self._reset_runtime_task()
                 ctx = self.context.array()
                 count = 0
                 for i in range(0, len(ctx), OBSERVE_CHUNK):

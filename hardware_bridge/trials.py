@@ -95,7 +95,8 @@ def run_trials(
             row.tasks.append(task)
             row.task = row.tasks[0]
             row.plug = str(task.get("label", plug))
-            lost = _run_task(loop, cfg, report, row, t, evals, adapts, log)
+            descriptor = cfg.task_descriptors.get(plug)  # conditioned artifacts only
+            lost = _run_task(loop, cfg, report, row, t, evals, adapts, log, descriptor)
             _summarise(row, evals, adapts)
             if lost:
                 report.incomplete = lost
@@ -113,14 +114,16 @@ def _run_task(
     evals: list[EpisodeResult],
     adapts: list[EpisodeResult],
     log: Callable[[str], None],
+    descriptor: list[float] | None = None,
 ) -> str:
-    """One hidden task of `row`'s plug from the prior; "" or why the session must stop."""
+    """One hidden task of `row`'s plug from the prior (told `descriptor` if given); "" or
+    why the session must stop."""
     try:
-        loop.reset_task()
+        loop.reset_task(descriptor)
     except (TimeoutError, ConnectionError, RuntimeError) as exc:
         if not loop.restore_runtime():
             return f"runtime lost before plug {row.plug} (task {task_index}): {exc}"
-        loop.reset_task()
+        loop.reset_task(descriptor)
     schedule = ["explore"] * cfg.adapt_episodes + ["exploit"] * cfg.eval_episodes
     tag = f"task {task_index + 1}/{cfg.tasks_per_plug} " if cfg.tasks_per_plug > 1 else ""
     for ep, mode in enumerate(schedule):

@@ -1,13 +1,19 @@
-"""The exported artifact: `encoder.onnx` + `policy.onnx` + `manifest.json`.
+"""The exported artifact: its ONNX graphs + `manifest.json`.
 
 This is the only hand-off from training to the robot. The runtime owns its schema: training
-writes it through `write_artifact`, the server reads it through `load_artifact`, which
-verifies every file's sha256, the dims against the names and bounds, and (with
-`check_graphs=True`) the ONNX graphs' input/output names and shapes against the manifest.
+writes it through `write_artifact` / `write_graphs`, the server reads it through
+`load_artifact`, which verifies every file's sha256, the dims against the names and bounds,
+and (with `check_graphs=True`) the ONNX graphs' input/output names and shapes against the
+manifest.
 
-Graph IO (docs/INTERFACES.md):
-    encoder.onnx  transition[B, 2*obs_dim + act_dim + 1] = (s, a, r, s')  ->  mu[B, L], var[B, L]
-    policy.onnx   obs[B, obs_dim], z[B, L], noise[B, act_dim]            ->  action[B, act_dim]
+The manifest's `kind` says how the runtime uses the graphs (docs/INTERFACES.md, `KIND_IO`;
+T = 2*obs_dim + act_dim + 1, one (s, a, r, s') row):
+    posterior    encoder.onnx  transition[B, T]                     -> mu[B, L], var[B, L]
+    (default)    policy.onnx   obs[B, obs_dim], z[B, L], noise[B, act_dim] -> action[B, act_dim]
+    recurrent    step.onnx     hidden[B, H], obs, last_action[B, act_dim], reward[B, 1],
+                               done[B, 1], noise  -> next_hidden[B, H], action
+    conditioned  policy.onnx   obs, descriptor[B, D], noise         -> action
+    weights      policy.onnx   obs, noise                           -> action
 Observation normalisation and action squashing/scaling live inside the graphs; the manifest
 repeats them for people and for other runtimes.
 
@@ -38,6 +44,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from runtime.kinds import ARTIFACT_KINDS, ArtifactKind
 from zshot import __version__ as zshot_version
 from zshot.config import StrictModel
 
@@ -46,20 +53,41 @@ FORMAT = "zshot-artifact"
 MANIFEST_NAME = "manifest.json"
 SCHEMA_PATH = Path(__file__).resolve().parent / "manifest.schema.json"
 ONNX_META_PREFIX = "zshot."
-GRAPH_NAMES = {"encoder": "zshot_context_encoder", "policy": "zshot_policy"}
+GRAPH_NAMES = {
+    "encoder": "zshot_context_encoder",
+    "policy": "zshot_policy",
+    "step": "zshot_recurrent_step",
+}
+GraphRole = Literal["encoder", "policy", "step"]
 ENCODER_IO = {"inputs": ["transition"], "outputs": ["mu", "var"]}
 POLICY_IO = {"inputs": ["obs", "z", "noise"], "outputs": ["action"]}
+# Each kind's graphs (the manifest's `files` keys) and their input/output names.
+KIND_IO: dict[ArtifactKind, dict[GraphRole, dict[str, list[str]]]] = {
+    "posterior": {"encoder": ENCODER_IO, "policy": POLICY_IO},
+    "recurrent": {
+        "step": {
+            "inputs": ["hidden", "obs", "last_action", "reward", "done", "noise"],
+            "outputs": ["next_hidden", "action"],
+        }
+    },
+    "conditioned": {"policy": {"inputs": ["obs", "descriptor", "noise"], "outputs": ["action"]}},
+    "weights": {"policy": {"inputs": ["obs", "noise"], "outputs": ["action"]}},
+}
 
 __all__ = [
+    "ARTIFACT_KINDS",
     "ENCODER_IO",
     "FORMAT_VERSION",
+    "KIND_IO",
     "POLICY_IO",
     "Artifact",
     "ArtifactError",
+    "ArtifactKind",
     "ArtifactSpec",
     "FileEntry",
     "Manifest",
     "Normalisation",
+    "graph_widths",
     "io_docs",
     "load_artifact",
     "manifest_json_schema",
@@ -67,6 +95,7 @@ __all__ = [
     "sha256_file",
     "verify_graphs",
     "write_artifact",
+    "write_graphs",
 ]
 
 
@@ -104,9 +133,22 @@ class ArtifactSpec(StrictModel):
     model_config = ConfigDict(allow_inf_nan=False)
 
     name: str = "zshot-policy"
+    kind: ArtifactKind = "posterior"
+    """How the runtime uses the graphs (module docstring; docs/PROTOCOL.md `## Artifact
+    kinds`). Manifests written before kinds existed are `posterior`."""
     obs_dim: int = Field(ge=1, le=4096)
     act_dim: int = Field(ge=1, le=256)
-    latent_dim: int = Field(ge=1, le=256)
+    latent_dim: int = Field(default=0, ge=0, le=256)
+    """Size L of the task latent z: kind posterior only (>= 1); 0 for the other kinds."""
+    hidden_dim: int | None = Field(default=None, ge=1, le=4096)
+    """Kind recurrent: size H of the step graph's hidden state (required there, else None)."""
+    initial_hidden: list[float] | None = None
+    """Kind recurrent: the hidden state a task starts from ([H]); None: zeros."""
+    descriptor_dim: int | None = Field(default=None, ge=1, le=4096)
+    """Kind conditioned: size D of the task descriptor (a one-hot task id, a plug
+    descriptor, a goal) the client sends with RESET_TASK (required there, else None)."""
+    descriptor_names: list[str] | None = None
+    """Kind conditioned: a name per descriptor entry (informative; None: unnamed)."""
     obs_names: list[str]
     action_names: list[str]
     obs_units: list[str] | None = None
@@ -154,6 +196,7 @@ class ArtifactSpec(StrictModel):
                 raise ValueError(f"action bound {i}: need finite low < high, got [{lo}, {hi}]")
         if self.obs_normalisation is not None:
             need("obs_normalisation.mean", len(self.obs_normalisation.mean), self.obs_dim)
+        self._check_kind()
         if self.prior_mean is not None:
             need("prior_mean", len(self.prior_mean), self.latent_dim)
         if self.prior_var is not None:
@@ -162,12 +205,56 @@ class ArtifactSpec(StrictModel):
                 raise ValueError("prior_var entries must be finite and > 0")
         return self
 
+    def _check_kind(self) -> None:
+        """The kind's own fields are given, and no other kind's."""
+        kind = self.kind
+        given = {
+            "latent_dim": self.latent_dim != 0,
+            "prior_mean": self.prior_mean is not None,
+            "prior_var": self.prior_var is not None,
+            "hidden_dim": self.hidden_dim is not None,
+            "initial_hidden": self.initial_hidden is not None,
+            "descriptor_dim": self.descriptor_dim is not None,
+            "descriptor_names": self.descriptor_names is not None,
+        }
+        own = {
+            "posterior": {"latent_dim", "prior_mean", "prior_var"},
+            "recurrent": {"hidden_dim", "initial_hidden"},
+            "conditioned": {"descriptor_dim", "descriptor_names"},
+            "weights": set(),
+        }[kind]
+        foreign = sorted(k for k, v in given.items() if v and k not in own)
+        if foreign:
+            raise ValueError(f"kind {kind!r} takes no {', '.join(foreign)}")
+        required = {"posterior": "latent_dim", "recurrent": "hidden_dim"}.get(kind)
+        if kind == "conditioned":
+            required = "descriptor_dim"
+        if required is not None and not given[required]:
+            raise ValueError(f"kind {kind!r} needs {required} (>= 1)")
+        if self.initial_hidden is not None:
+            if len(self.initial_hidden) != self.hidden_dim:
+                raise ValueError(
+                    f"initial_hidden has {len(self.initial_hidden)} entries, "
+                    f"expected hidden_dim {self.hidden_dim}"
+                )
+            if not all(math.isfinite(v) for v in self.initial_hidden):
+                raise ValueError("initial_hidden entries must be finite")
+        if self.descriptor_names is not None and len(self.descriptor_names) != self.descriptor_dim:
+            raise ValueError(
+                f"descriptor_names has {len(self.descriptor_names)} entries, "
+                f"expected descriptor_dim {self.descriptor_dim}"
+            )
+
     def interface_sha256(self) -> str:
         """sha256 of the fields that define how to call the graphs (canonical JSON of
-        INTERFACE_FIELDS): what each model's `zshot.interface_sha256` metadata states."""
+        INTERFACE_FIELDS, plus the KIND_FIELDS a non-posterior kind sets, so that a
+        posterior artifact's hash is what it was before kinds existed): what each model's
+        `zshot.interface_sha256` metadata states."""
         body = {k: getattr(self, k) for k in INTERFACE_FIELDS}
         if self.obs_normalisation is not None:
             body["obs_normalisation"] = self.obs_normalisation.model_dump()
+        if self.kind != "posterior":
+            body.update({k: getattr(self, k) for k in KIND_FIELDS if getattr(self, k) is not None})
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -189,6 +276,7 @@ INTERFACE_FIELDS = (
     "prior_var",
     "normalisation_in_graph",
 )
+KIND_FIELDS = ("kind", "hidden_dim", "initial_hidden", "descriptor_dim", "descriptor_names")
 
 
 def _named(names: list[str], units: list[str] | None) -> str:
@@ -197,13 +285,15 @@ def _named(names: list[str], units: list[str] | None) -> str:
     return ", ".join(f"{n} [{u}]" if u else n for n, u in zip(names, units, strict=True))
 
 
-def onnx_metadata(spec: ArtifactSpec, kind: Literal["encoder", "policy"]) -> dict[str, str]:
+def onnx_metadata(spec: ArtifactSpec, kind: GraphRole) -> dict[str, str]:
     """The `metadata_props` of one graph: the manifest's essentials, every value a string
-    (lists and numbers as JSON)."""
+    (lists and numbers as JSON). `kind` is the graph's role (`zshot.artifact_kind`:
+    encoder, policy, step); the artifact's kind is `zshot.kind`."""
     values: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "artifact_kind": kind,
+        "kind": spec.kind,
         "name": spec.name,
         "obs_dim": spec.obs_dim,
         "act_dim": spec.act_dim,
@@ -220,14 +310,18 @@ def onnx_metadata(spec: ArtifactSpec, kind: Literal["encoder", "policy"]) -> dic
         "env": spec.env.get("env", ""),
         "interface_sha256": spec.interface_sha256(),
     }
+    for key in ("hidden_dim", "descriptor_dim"):
+        if getattr(spec, key) is not None:
+            values[key] = getattr(spec, key)
     return {
         ONNX_META_PREFIX + k: v if isinstance(v, str) else json.dumps(v, allow_nan=False)
         for k, v in values.items()
     }
 
 
-def io_docs(spec: ArtifactSpec, kind: Literal["encoder", "policy"]) -> dict[str, str]:
-    """Doc strings of one graph's inputs and outputs, by name."""
+def io_docs(spec: ArtifactSpec, kind: GraphRole) -> dict[str, str]:
+    """Doc strings of one graph's inputs and outputs (the graph of role `kind` in an
+    artifact of kind `spec.kind`), by name."""
     o, a, L = spec.obs_dim, spec.act_dim, spec.latent_dim
     obs = _named(spec.obs_names, spec.obs_units)
     act = _named(spec.action_names, spec.action_units)
@@ -247,14 +341,36 @@ def io_docs(spec: ArtifactSpec, kind: Literal["encoder", "policy"]) -> dict[str,
         }
     low = ", ".join(f"{v:g}" for v in spec.action_low)
     high = ", ".join(f"{v:g}" for v in spec.action_high)
-    return {
+    docs = {
         "obs": f"[batch, {o}] observation ({obs}); {norm}",
-        "z": f"[batch, {L}] task latent (a posterior sample, or its mean)",
         "noise": f"[batch, {a}] standard normal noise of the stochastic policy; zeros give "
         "the deterministic action",
         "action": f"[batch, {a}] action ({act}) in env units, within low [{low}] and high "
         f"[{high}]; sent at {spec.control_hz:g} Hz",
     }
+    if spec.kind == "posterior":
+        docs["z"] = f"[batch, {L}] task latent (a posterior sample, or its mean)"
+    elif spec.kind == "conditioned":
+        names = f" ({', '.join(spec.descriptor_names)})" if spec.descriptor_names else ""
+        docs["descriptor"] = (
+            f"[batch, {spec.descriptor_dim}] task descriptor{names}: a one-hot task id, a "
+            "plug descriptor or a goal, as the client sent it with RESET_TASK"
+        )
+    elif spec.kind == "recurrent":
+        H = spec.hidden_dim
+        docs.update(
+            {
+                "hidden": f"[batch, {H}] recurrent state: the previous step's next_hidden; "
+                "the manifest's initial_hidden (zeros if none) at a task's first step",
+                "last_action": f"[batch, {a}] the action executed at the previous step "
+                f"({act}); zeros at a task's first step",
+                "reward": "[batch, 1] the reward of the previous step; 0 at a task's first step",
+                "done": "[batch, 1] 1 at the first step of an episode that follows another "
+                "episode of the same task (the previous step ended an episode), else 0",
+                "next_hidden": f"[batch, {H}] the recurrent state after this step",
+            }
+        )
+    return docs
 
 
 class Manifest(ArtifactSpec):
@@ -262,13 +378,16 @@ class Manifest(ArtifactSpec):
 
     format_version: Literal[1] = 1
     created: str
-    files: dict[Literal["encoder", "policy"], FileEntry]
+    files: dict[GraphRole, FileEntry]
 
     @model_validator(mode="after")
     def _check_files(self) -> Manifest:
-        missing = {"encoder", "policy"} - set(self.files)
-        if missing:
-            raise ValueError(f"files: missing entries {sorted(missing)}")
+        want = set(KIND_IO[self.kind])
+        if set(self.files) != want:
+            raise ValueError(
+                f"files: kind {self.kind!r} takes the graph(s) {sorted(want)}, the manifest "
+                f"lists {sorted(self.files)}"
+            )
         return self
 
 
@@ -292,15 +411,19 @@ class Artifact:
     sha256: str
     """sha256 of manifest.json; it covers the model files through their hashes."""
 
+    def graph_path(self, role: GraphRole) -> Path:
+        """Absolute path of the graph of `role` (one of the kind's `KIND_IO` keys)."""
+        return self.root / self.manifest.files[role].path
+
     @property
     def encoder_path(self) -> Path:
-        """Absolute path of encoder.onnx."""
-        return self.root / self.manifest.files["encoder"].path
+        """Absolute path of encoder.onnx (kind posterior)."""
+        return self.graph_path("encoder")
 
     @property
     def policy_path(self) -> Path:
-        """Absolute path of policy.onnx."""
-        return self.root / self.manifest.files["policy"].path
+        """Absolute path of policy.onnx (every kind but recurrent)."""
+        return self.graph_path("policy")
 
 
 def sha256_file(path: Path) -> str:
@@ -335,15 +458,29 @@ def write_artifact(
     policy: bytes | Path,
     spec: ArtifactSpec,
 ) -> Artifact:
-    """Write encoder.onnx, policy.onnx and manifest.json into `out_dir` and return it loaded.
+    """Write a posterior artifact (encoder.onnx, policy.onnx, manifest.json) into `out_dir`
+    and return it loaded (`write_graphs` writes any kind)."""
+    return write_graphs(out_dir, {"encoder": encoder, "policy": policy}, spec)
 
-    `encoder`/`policy` are serialised ONNX models (bytes) or paths to them. The manifest is
-    written last, so a directory with a manifest always has the files it names.
+
+def write_graphs(
+    out_dir: str | Path, graphs: dict[GraphRole, bytes | Path], spec: ArtifactSpec
+) -> Artifact:
+    """Write the graphs of `spec.kind` (`KIND_IO[kind]` roles -> serialised ONNX bytes or
+    paths, written as ROLE.onnx) and manifest.json into `out_dir`; return it loaded.
+
+    The manifest is written last, so a directory with a manifest always has the files it
+    names.
     """
+    want = set(KIND_IO[spec.kind])
+    if set(graphs) != want:
+        raise ValueError(
+            f"kind {spec.kind!r} takes the graph(s) {sorted(want)}, got {sorted(graphs)}"
+        )
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     files: dict[str, FileEntry] = {}
-    for key, src in (("encoder", encoder), ("policy", policy)):
+    for key, src in graphs.items():
         data = src if isinstance(src, bytes) else Path(src).read_bytes()
         dst = root / f"{key}.onnx"
         _atomic_write(dst, data)
@@ -411,55 +548,72 @@ def _dims(shape: list[Any]) -> list[int | None]:
     return [d if isinstance(d, int) else None for d in shape]
 
 
+def graph_widths(m: ArtifactSpec) -> dict[GraphRole, tuple[dict[str, int], dict[str, int]]]:
+    """Per graph of `m.kind`: (input name -> feature width, output name -> feature width);
+    every input and output is [batch, width] float32."""
+    o, a = m.obs_dim, m.act_dim
+    width = {
+        "transition": m.transition_dim,
+        "mu": m.latent_dim,
+        "var": m.latent_dim,
+        "z": m.latent_dim,
+        "obs": o,
+        "noise": a,
+        "action": a,
+        "last_action": a,
+        "reward": 1,
+        "done": 1,
+        "hidden": m.hidden_dim or 0,
+        "next_hidden": m.hidden_dim or 0,
+        "descriptor": m.descriptor_dim or 0,
+    }
+    return {
+        role: ({n: width[n] for n in io["inputs"]}, {n: width[n] for n in io["outputs"]})
+        for role, io in KIND_IO[m.kind].items()
+    }
+
+
 def verify_graphs(artifact: Artifact) -> None:
-    """Check the ONNX graphs' IO names and feature dims against the manifest (onnxruntime)."""
+    """Check the ONNX graphs' IO names and feature dims against the manifest and its kind
+    (onnxruntime); raises `ArtifactError` naming the graph and what differs."""
     import onnxruntime as ort
 
     m = artifact.manifest
-    expect = {
-        "encoder": (
-            {"transition": artifact.manifest.transition_dim},
-            {"mu": m.latent_dim, "var": m.latent_dim},
-        ),
-        "policy": (
-            {"obs": m.obs_dim, "z": m.latent_dim, "noise": m.act_dim},
-            {"action": m.act_dim},
-        ),
-    }
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    key: Literal["encoder", "policy"]
-    for key, (inputs, outputs) in expect.items():  # type: ignore[assignment]
-        path = artifact.encoder_path if key == "encoder" else artifact.policy_path
+    for role, (inputs, outputs) in graph_widths(m).items():
+        path = artifact.graph_path(role)
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ArtifactError(f"{path}: onnxruntime cannot load it: {exc}") from None
-        _check_metadata(path, dict(sess.get_modelmeta().custom_metadata_map), m, key)
-        for kind, want, got in (
+        _check_metadata(path, dict(sess.get_modelmeta().custom_metadata_map), m, role)
+        for io, want, got in (
             ("input", inputs, {i.name: _dims(i.shape) for i in sess.get_inputs()}),
             ("output", outputs, {o.name: _dims(o.shape) for o in sess.get_outputs()}),
         ):
             if set(got) != set(want):
                 raise ArtifactError(
-                    f"{path}: {kind}s are {sorted(got)}, the manifest needs {sorted(want)}"
+                    f"{path}: {io}s are {sorted(got)}, a {role} graph of kind {m.kind!r} "
+                    f"needs {sorted(want)}"
                 )
-            for name, width in want.items():
+            for name, w in want.items():
                 shape = got[name]
-                if len(shape) != 2 or shape[1] not in (None, width):
+                if len(shape) != 2 or shape[1] not in (None, w):
                     raise ArtifactError(
-                        f"{path}: {kind} {name!r} has shape {shape}, expected [batch, {width}]"
+                        f"{path}: {io} {name!r} has shape {shape}, expected [batch, {w}]"
                     )
 
 
-def _check_metadata(
-    path: Path, meta: dict[str, str], m: Manifest, kind: Literal["encoder", "policy"]
-) -> None:
+def _check_metadata(path: Path, meta: dict[str, str], m: Manifest, role: GraphRole) -> None:
     """A graph's zshot metadata (when it has any) must be the manifest's."""
     if not any(k.startswith(ONNX_META_PREFIX) for k in meta):
         return  # exported before graphs carried metadata
-    want = onnx_metadata(m, kind)
-    for k in (ONNX_META_PREFIX + "artifact_kind", ONNX_META_PREFIX + "interface_sha256"):
+    want = onnx_metadata(m, role)
+    keys = ["artifact_kind", "interface_sha256"]
+    if ONNX_META_PREFIX + "kind" in meta:  # graphs exported before kinds existed lack it
+        keys.append("kind")
+    for k in (ONNX_META_PREFIX + key for key in keys):
         if meta.get(k) != want[k]:
             raise ArtifactError(
                 f"{path}: metadata {k} is {meta.get(k)!r}, the manifest gives {want[k]!r} "

@@ -1,8 +1,14 @@
-"""An artifact loaded into onnxruntime: the encoder and the policy, ready for batch-1 calls."""
+"""An artifact loaded into onnxruntime: its graphs, ready for batch-1 calls.
+
+Kind posterior: `encode` + `act`; recurrent: `step`; conditioned and weights: `act_plain`
+(runtime/artifact.py lists each kind's graphs).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +23,7 @@ __all__ = ["LoadedModel", "session_options"]
 F32 = npt.NDArray[np.float32]
 _ENC_OUT = ["mu", "var"]
 _POL_OUT = ["action"]
+_STEP_OUT = ["next_hidden", "action"]
 
 
 def session_options(cfg: ServeConfig) -> ort.SessionOptions:
@@ -47,17 +54,24 @@ def _providers(cfg: ServeConfig) -> list[str]:
 
 
 class LoadedModel:
-    """Encoder + policy sessions of one verified artifact."""
+    """The onnxruntime sessions of one verified artifact (any kind)."""
 
     def __init__(self, artifact: Artifact, cfg: ServeConfig) -> None:
         """Create onnxruntime sessions for `artifact` (already hash-verified)."""
-        verify_graphs(artifact)  # IO names and widths against the manifest
+        verify_graphs(artifact)  # IO names and widths against the manifest and its kind
         self.artifact = artifact
         m = artifact.manifest
+        self.kind = m.kind
         self.obs_dim = m.obs_dim
         self.act_dim = m.act_dim
         self.latent_dim = m.latent_dim
         self.transition_dim = m.transition_dim
+        self.hidden_dim = m.hidden_dim or 0
+        self.descriptor_dim = m.descriptor_dim or 0
+        self.initial_hidden: F32 = np.asarray(
+            m.initial_hidden if m.initial_hidden is not None else np.zeros(self.hidden_dim),
+            np.float32,
+        ).reshape(1, -1)
         self.prior_mean = np.asarray(
             m.prior_mean if m.prior_mean is not None else np.zeros(m.latent_dim), np.float64
         )
@@ -67,20 +81,28 @@ class LoadedModel:
         opts = session_options(cfg)
         providers = _providers(cfg)
         try:
-            self.encoder = ort.InferenceSession(
-                str(artifact.encoder_path), opts, providers=providers
-            )
-            self.policy = ort.InferenceSession(str(artifact.policy_path), opts, providers=providers)
+            sessions = {
+                role: ort.InferenceSession(
+                    str(artifact.graph_path(role)), opts, providers=providers
+                )
+                for role in m.files
+            }
         except Exception as exc:  # onnxruntime raises private exception types
             raise ArtifactError(f"{artifact.root}: onnxruntime cannot load it: {exc}") from None
-        self.providers = self.policy.get_providers()
+        # The encoder exists for kind posterior only, the policy for every kind but
+        # recurrent (whose one graph is the step); a missing one is None.
+        self.encoder = sessions.get("encoder")
+        self.policy = sessions.get("policy")
+        self.step_graph = sessions.get("step")
+        self.providers = next(iter(sessions.values())).get_providers()
         self._zero_noise: F32 = np.zeros((1, self.act_dim), np.float32)
         # InferenceSession.run validates its feed in Python (~1.3 µs a call) before calling
         # the C++ session; our feeds are built here with the right names, dtypes and shapes,
         # so call the C++ session directly when this onnxruntime exposes it.
-        self._enc_run = getattr(self.encoder, "_sess", self.encoder).run
-        self._pol_run = getattr(self.policy, "_sess", self.policy).run
-        self._raw = hasattr(self.encoder, "_sess") and hasattr(self.policy, "_sess")
+        self._raw = all(hasattr(sess, "_sess") for sess in sessions.values())
+        self._enc_run = _runner(self.encoder, self._raw)
+        self._pol_run = _runner(self.policy, self._raw)
+        self._step_run = _runner(self.step_graph, self._raw)
 
     @classmethod
     def load(cls, path: str | Path, cfg: ServeConfig) -> LoadedModel:
@@ -93,18 +115,56 @@ class LoadedModel:
         return self.artifact.sha256
 
     def encode(self, transitions: F32) -> tuple[F32, F32]:
-        """Per-transition factors: transitions [n, T] -> (mu [n, L], var [n, L])."""
-        if self._raw:
-            mu, var = self._enc_run(_ENC_OUT, {"transition": transitions}, None)
-        else:
-            mu, var = self.encoder.run(_ENC_OUT, {"transition": transitions})
+        """Kind posterior: per-transition factors, transitions [n, T] -> (mu, var [n, L])."""
+        mu, var = self._enc_run(_ENC_OUT, {"transition": transitions}, None)
         return mu, var
 
     def act(self, obs: F32, z: F32, noise: F32 | None = None) -> F32:
-        """Action [1, act_dim] for obs [1, obs_dim] and z [1, L]; noise None = deterministic."""
+        """Kind posterior: action [1, act_dim] for obs [1, obs_dim] and z [1, L]; noise
+        None = deterministic."""
         feed = {"obs": obs, "z": z, "noise": self._zero_noise if noise is None else noise}
-        if self._raw:
-            out: F32 = self._pol_run(_POL_OUT, feed, None)[0]
-        else:
-            out = self.policy.run(_POL_OUT, feed)[0]
+        out: F32 = self._pol_run(_POL_OUT, feed, None)[0]
         return out
+
+    def act_plain(self, obs: F32, descriptor: F32 | None, noise: F32 | None = None) -> F32:
+        """Kinds conditioned (with its descriptor [1, D]) and weights (descriptor None):
+        action [1, act_dim] for obs [1, obs_dim]."""
+        feed = {"obs": obs, "noise": self._zero_noise if noise is None else noise}
+        if descriptor is not None:
+            feed["descriptor"] = descriptor
+        out: F32 = self._pol_run(_POL_OUT, feed, None)[0]
+        return out
+
+    def step(
+        self,
+        hidden: F32,
+        obs: F32,
+        last_action: F32,
+        reward: F32,
+        done: F32,
+        noise: F32 | None = None,
+    ) -> tuple[F32, F32]:
+        """Kind recurrent: one step graph call, all [1, width] -> (next_hidden [1, H],
+        action [1, act_dim])."""
+        feed = {
+            "hidden": hidden,
+            "obs": obs,
+            "last_action": last_action,
+            "reward": reward,
+            "done": done,
+            "noise": self._zero_noise if noise is None else noise,
+        }
+        nxt, action = self._step_run(_STEP_OUT, feed, None)
+        return nxt, action
+
+
+def _runner(sess: ort.InferenceSession | None, raw: bool) -> Callable[..., Any]:
+    """`run(output_names, feed, run_options)` of a session: its C++ session's when `raw`
+    (no Python-side feed checks), else the public method; a missing graph's raises."""
+    if sess is None:
+
+        def missing(*args: object) -> Any:
+            raise ArtifactError("this artifact's kind has no such graph")
+
+        return missing
+    return getattr(sess, "_sess").run if raw else sess.run  # noqa: B009

@@ -1,4 +1,5 @@
-"""The runtime server: a ZeroMQ ROUTER answering actions, one posterior per session.
+"""The runtime server: a ZeroMQ ROUTER answering actions, one state per session (a posterior
+over z, a recurrent hidden state, or a task descriptor: the artifact's kind says which).
 
 One thread runs the loop (receive -> handle -> send); onnxruntime calls are batch-1 and
 take tens of microseconds, so a worker pool would add more latency than it removes. The only
@@ -37,6 +38,7 @@ from runtime.flood import PeerGuard, wire_bytes
 from runtime.model import LoadedModel
 from runtime.posterior import NaturalPosterior
 from runtime.protocol import (
+    ARTIFACT_KINDS,
     FLAG_STOCHASTIC,
     HIST_EDGES_US,
     PROTOCOL_VERSION,
@@ -71,6 +73,7 @@ MAX_PAYLOAD_FRAMES = 2  # the most any request carries (STEP with a transition)
 MAX_JSON_BYTES = 64 * 1024  # a hello is ~200 bytes; anything near this is not a hello
 RELOAD_REFUSED = "reload refused (the server's log says why)"
 _EDGES_US = list(HIST_EDGES_US)
+KIND_CODE = {k: i for i, k in enumerate(ARTIFACT_KINDS)}
 
 
 class SecurityError(RuntimeError):
@@ -153,7 +156,9 @@ class LatencyHistogram:
 
 
 class Session:
-    """One robot's state: its model, posterior over z, the z in use, mode and counters."""
+    """One robot's state: its model, its kind's state (posterior over z and the z in use;
+    recurrent hidden state and the previous step's action, reward and done; task
+    descriptor), mode and counters."""
 
     def __init__(
         self,
@@ -175,8 +180,8 @@ class Session:
         self.rng = rng
         self.mode = cfg.default_mode
         self.update = cfg.default_update
-        self.posterior = NaturalPosterior(model.prior_mean, model.prior_var)
-        self.z: F32 = np.zeros((1, model.latent_dim), np.float32)
+        self.descriptor: F32 | None = None  # kind conditioned: set by RESET_TASK
+        self.init_state()
         self.last_seq = seq
         self.last_seen = now
         self.requests = 0
@@ -184,10 +189,46 @@ class Session:
         self.steps = 0
         self.hist = LatencyHistogram()
         self.reloading = False
+
+    def init_state(self) -> None:
+        """The kind's state at a task's start (the descriptor is not touched)."""
+        model = self.model
+        self.kind = model.kind
+        self.posterior = NaturalPosterior(model.prior_mean, model.prior_var)
+        self.z: F32 = np.zeros((1, model.latent_dim), np.float32)
+        self.transitions = 0  # received since the task began (kinds without a posterior)
+        # Kind recurrent: the step graph's state and inputs from the previous transition.
+        self.hidden: F32 = model.initial_hidden.copy()
+        self.last_action: F32 = np.zeros((1, model.act_dim), np.float32)
+        self.reward: F32 = np.zeros((1, 1), np.float32)
+        self.done: F32 = np.zeros((1, 1), np.float32)
+        self.stepped = False  # a STEP ran since the task began
         self.refresh_z()
+
+    @property
+    def count(self) -> int:
+        """Transitions received since the task began (the posterior's context count)."""
+        return self.posterior.count if self.kind == "posterior" else self.transitions
+
+    def new_episode(self) -> None:
+        """RESET_EPISODE: z recomputed; a recurrent step next sees done = 1 if this task
+        has run a step already."""
+        self.refresh_z()
+        if self.stepped:
+            self.done[0, 0] = 1.0
+
+    def take_transitions(self, rows: F32) -> None:
+        """Kinds without a posterior: count rows [n, T]; the last one's action and reward
+        are a recurrent step's next last_action and reward."""
+        self.transitions += int(rows.shape[0])
+        o, a = self.model.obs_dim, self.model.act_dim
+        self.last_action = rows[-1:, o : o + a].copy()
+        self.reward = rows[-1:, o + a : o + a + 1].copy()
 
     def refresh_z(self) -> None:
         """z for the policy: a posterior draw (explore) or the posterior mean (exploit)."""
+        if self.model.latent_dim == 0:
+            return  # not kind posterior: no z
         if self.mode == "explore":
             self.z = self.posterior.sample(self.rng).astype(np.float32).reshape(1, -1)
         else:
@@ -212,11 +253,11 @@ class Session:
             self.refresh_z()
 
     def set_model(self, model: LoadedModel) -> None:
-        """Swap the artifact; the old posterior lives in the old encoder's latent space, so
-        the new one starts at the new prior."""
+        """Swap the artifact (of the same kind); the old posterior lives in the old
+        encoder's latent space (a hidden state in the old network's), so the state starts
+        as a task's does; a descriptor is kept."""
         self.model = model
-        self.posterior = NaturalPosterior(model.prior_mean, model.prior_var)
-        self.refresh_z()
+        self.init_state()
 
 
 @dataclass
@@ -628,6 +669,8 @@ class RuntimeServer:
             mismatch.append(
                 f"artifact sha256 {req.artifact_sha256[:12]}… != served {m.sha256[:12]}…"
             )
+        if req.kind is not None and req.kind != m.kind:
+            mismatch.append(f"kind {req.kind} != served {m.kind}")
         if mismatch:
             raise ProtocolError(ErrorCode.HANDSHAKE_MISMATCH, "; ".join(mismatch))
         self._make_room(peer)
@@ -692,6 +735,9 @@ class RuntimeServer:
                 artifact_name=m.name,
                 mode=sess.mode,
                 update=sess.update,
+                kind=m.kind,
+                hidden_dim=m.hidden_dim or 0,
+                descriptor_dim=m.descriptor_dim or 0,
             )
             .model_dump_json()
             .encode()
@@ -705,6 +751,8 @@ class RuntimeServer:
                 f"step has {n} payload frames, expected 1 (obs) or 2 (obs, transition)",
             )
         m = s.model
+        if s.kind != "posterior":
+            return self._step_other(s, head, payload)
         # Validate everything before touching the posterior: a bad obs must not leave the
         # transition half-applied.
         obs = _f32_rows(payload[0], m.obs_dim, "obs", single=True)
@@ -723,6 +771,50 @@ class RuntimeServer:
         s.steps += 1
         return [action.tobytes()]
 
+    def _step_other(self, s: Session, head: Header, payload: list[bytes]) -> list[bytes]:
+        """STEP of the kinds without a posterior (recurrent, conditioned, weights)."""
+        m = s.model
+        obs = _f32_rows(payload[0], m.obs_dim, "obs", single=True)
+        tr = None
+        if len(payload) == 2:
+            tr = _f32_rows(payload[1], m.transition_dim, "transition", single=True)
+        noise = (
+            s.rng.standard_normal((1, m.act_dim)).astype(np.float32)
+            if head.flags & FLAG_STOCHASTIC
+            else None
+        )
+        hidden = None
+        if s.kind == "recurrent":
+            o, a = m.obs_dim, m.act_dim
+            last_action = s.last_action if tr is None else tr[:, o : o + a].copy()
+            reward = s.reward if tr is None else tr[:, o + a : o + a + 1].copy()
+            hidden, action = m.step(s.hidden, obs, last_action, reward, s.done, noise)
+            if not _all_finite(hidden.reshape(-1)):
+                raise ProtocolError(
+                    ErrorCode.INTERNAL, "the step graph produced a non-finite hidden state"
+                )
+        elif s.kind == "conditioned":
+            if s.descriptor is None:
+                raise ProtocolError(
+                    ErrorCode.NO_TASK,
+                    "conditioned artifact: send RESET_TASK with the task descriptor "
+                    f"({m.descriptor_dim} float32) before STEP",
+                )
+            action = m.act_plain(obs, s.descriptor, noise)
+        else:
+            action = m.act_plain(obs, None, noise)
+        if not _all_finite(action.reshape(-1)):
+            raise ProtocolError(ErrorCode.INTERNAL, "the policy produced a non-finite action")
+        # Everything succeeded: commit (a failed step leaves the session as it was).
+        if tr is not None:
+            s.take_transitions(tr)
+        if hidden is not None:
+            s.hidden = hidden
+            s.done[0, 0] = 0.0
+            s.stepped = True
+        s.steps += 1
+        return [action.tobytes()]
+
     def _on_observe(
         self, s: Session, head: Header, payload: list[bytes], ident: bytes
     ) -> list[bytes]:
@@ -732,6 +824,9 @@ class RuntimeServer:
             )
         m = s.model
         rows = _f32_rows(payload[0], m.transition_dim, "transitions", single=False)
+        if s.kind != "posterior":
+            s.take_transitions(rows)
+            return [U64.pack(s.transitions)]
         chunk = self.cfg.encode_chunk
         mus, variances = [], []
         for i in range(0, rows.shape[0], chunk):
@@ -745,16 +840,36 @@ class RuntimeServer:
     def _on_reset_task(
         self, s: Session, head: Header, payload: list[bytes], ident: bytes
     ) -> list[bytes]:
-        _no_payload(payload, "reset-task")
-        s.posterior.reset()
-        s.refresh_z()
+        m = s.model
+        descriptor = None
+        if s.kind == "conditioned":
+            if len(payload) > 1:
+                raise ProtocolError(
+                    ErrorCode.BAD_FRAMES,
+                    f"reset-task has {len(payload)} payload frames, expected 1 (the descriptor)",
+                )
+            if payload:
+                descriptor = _f32_rows(payload[0], m.descriptor_dim, "descriptor", single=True)
+                descriptor = descriptor.copy()
+        elif payload:
+            raise ProtocolError(
+                ErrorCode.BAD_FRAMES,
+                f"reset-task takes a descriptor frame only for a conditioned artifact (this "
+                f"one is {s.kind}); got {len(payload)} payload frames",
+            )
+        if s.kind == "posterior":
+            s.posterior.reset()
+            s.refresh_z()
+        else:
+            s.init_state()
+        s.descriptor = descriptor
         return []
 
     def _on_reset_episode(
         self, s: Session, head: Header, payload: list[bytes], ident: bytes
     ) -> list[bytes]:
         _no_payload(payload, "reset-episode")
-        s.refresh_z()
+        s.new_episode()
         return []
 
     def _on_set_mode(
@@ -780,11 +895,18 @@ class RuntimeServer:
     ) -> list[bytes]:
         _no_payload(payload, "get-state")
         p = s.posterior
+        state = b""
+        if s.kind == "recurrent":
+            state = s.hidden.astype("<f4").tobytes()
+        elif s.kind == "conditioned" and s.descriptor is not None:
+            state = s.descriptor.astype("<f4").tobytes()
         return [
             p.mean.astype("<f4").tobytes(),
             p.var.astype("<f4").tobytes(),
             s.z.astype("<f4").tobytes(),
-            U64.pack(p.count),
+            U64.pack(s.count),
+            bytes([KIND_CODE[s.kind]]),
+            state,
         ]
 
     def _on_stats(
@@ -796,13 +918,14 @@ class RuntimeServer:
             "requests": s.requests,
             "errors": s.errors,
             "steps": s.steps,
-            "context_count": s.posterior.count,
+            "context_count": s.count,
             "mean_us": h.total_us / h.n if h.n else 0.0,
             "p50_us": h.percentile(50),
             "p90_us": h.percentile(90),
             "p99_us": h.percentile(99),
             "p999_us": h.percentile(99.9),
             "max_us": h.max_us,
+            "kind": KIND_CODE[s.kind],
         }
         return [
             np.array([values[k] for k in STATS_FIELDS], "<f8").tobytes(),
@@ -876,6 +999,12 @@ class RuntimeServer:
                     raise ArtifactError(
                         f"artifact has obs_dim {model.obs_dim}, act_dim {model.act_dim}; "
                         f"this session's robot has {old.obs_dim}, {old.act_dim}"
+                    )
+                if (model.kind, model.descriptor_dim) != (old.kind, old.descriptor_dim):
+                    raise ArtifactError(
+                        f"artifact is of kind {model.kind} (descriptor_dim "
+                        f"{model.descriptor_dim}); this session drives kind {old.kind} "
+                        f"(descriptor_dim {old.descriptor_dim})"
                     )
                 self._models[model.sha256] = model
                 sess.set_model(model)
@@ -970,6 +1099,7 @@ def describe(model: LoadedModel) -> str:
     return json.dumps(
         {
             "name": m.name,
+            "kind": m.kind,
             "obs_dim": m.obs_dim,
             "act_dim": m.act_dim,
             "latent_dim": m.latent_dim,

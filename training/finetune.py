@@ -540,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             task = select_tasks(source, [args.finetune], 1)[0]
             reload_fn = None
             if args.runtime:
-                from runtime.protocol import RuntimeClient
+                from runtime.client import RuntimeClient
 
                 client = RuntimeClient(args.runtime)
                 client.hello()

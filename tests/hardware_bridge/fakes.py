@@ -50,6 +50,7 @@ class FakeRuntime:
         self.mode = ("exploit", "episode")
         self.calls: list[str] = []
         self.kill_after_steps: int | None = None
+        self.descriptors: list[list[float] | None] = []  # one per reset_task
 
     def _check(self, name: str) -> None:
         self.calls.append(name)
@@ -98,9 +99,10 @@ class FakeRuntime:
             self.context.append(row)
         return len(self.context)
 
-    def reset_task(self) -> None:
+    def reset_task(self, descriptor: npt.ArrayLike | None = None) -> None:
         self._check("reset_task")
         self.context = []
+        self.descriptors.append(None if descriptor is None else np.asarray(descriptor).tolist())
 
     def reset_episode(self) -> None:
         self._check("reset_episode")

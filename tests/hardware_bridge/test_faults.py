@@ -22,7 +22,7 @@ from hardware_bridge.loop import ControlLoop, StepRecord
 from hardware_bridge.recorder import Recorder, load_recordings
 from hardware_bridge.robots.mock import MockRobot
 from hardware_bridge.safety import SafetyFlag
-from runtime.protocol import RuntimeClient
+from runtime.client import RuntimeClient
 from tests.hardware_bridge.conftest import Server
 
 pytestmark = pytest.mark.slow

@@ -24,14 +24,8 @@ from hardware_bridge.config import SafetyLimits, TrialsConfig, URConfig, Watchdo
 from hardware_bridge.loop import ControlLoop
 from hardware_bridge.recorder import Recorder
 from hardware_bridge.robots.mock import MOCK_OBS_NAMES, MockRobot
-from runtime.protocol import (
-    HEADER,
-    REPLY_BIT,
-    MsgType,
-    RuntimeClient,
-    RuntimeErrorReply,
-    pack_header,
-)
+from runtime.client import RuntimeClient, RuntimeErrorReply
+from runtime.protocol import HEADER, REPLY_BIT, MsgType, pack_header
 from zshot.cli import main
 from zshot.config import ConfigError, load_config
 
@@ -58,7 +52,7 @@ class HostileRuntime:
 
     def hello_json(self, sid: int) -> bytes:
         return json.dumps({
-            "session_id": sid, "protocol_version": 1, "obs_dim": 9, "act_dim": 4,
+            "session_id": sid, "protocol_version": 2, "obs_dim": 9, "act_dim": 4,
             "latent_dim": 2, "transition_dim": 23, "obs_names": list(MOCK_OBS_NAMES),
             "action_names": ["vx", "vy", "vz", "wz"], "action_low": [-1] * 4,
             "action_high": [1] * 4, "control_hz": self.control_hz, "artifact_sha256": "0" * 64,
@@ -96,7 +90,7 @@ def ok_then(step_reply: Callable[[int, int], list[bytes]]) -> Reply:
             return step_reply(sid, seq)
         if typ == MsgType.GET_STATE:
             z = np.zeros(2, "<f4").tobytes()
-            return [head, z, z, z, struct.pack("<Q", 0)]
+            return [head, z, z, z, struct.pack("<Q", 0), b"\x00", b""]  # kind posterior
         if typ == MsgType.OBSERVE:
             return [head, struct.pack("<Q", 1)]
         return [head]

@@ -161,7 +161,7 @@ def test_trials_against_a_real_runtime_update_the_posterior_every_step(tmp_path:
     from hardware_bridge.config import LocomotionRobotConfig
     from hardware_bridge.loop import ControlLoop
     from hardware_bridge.robots.locomotion import LocomotionRobot
-    from runtime.protocol import RuntimeClient
+    from runtime.client import RuntimeClient
     from sim.terrain import TerrainEnv
 
     env = TerrainEnv()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import zmq
 
+from runtime.client import RuntimeClient
 from runtime.config import ServeConfig
 from runtime.model import LoadedModel
-from runtime.protocol import RuntimeClient
 from runtime.server import RuntimeServer
 from tests.runtime.onnx_fixture import RandomWeights, make_artifact
 

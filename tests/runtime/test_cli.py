@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from runtime.protocol import RuntimeClient
+from runtime.client import RuntimeClient
 from tests.runtime.onnx_fixture import RandomWeights, make_artifact
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import pytest
 import zmq.auth
 
 from runtime.cli import keys_main
+from runtime.client import RuntimeClient, RuntimeTimeout, RuntimeUnavailable
 from runtime.config import ServeConfig
 from runtime.model import LoadedModel
-from runtime.protocol import RuntimeClient, RuntimeTimeout, RuntimeUnavailable
 from runtime.server import RuntimeServer, SecurityError, is_loopback
 
 
@@ -182,7 +182,8 @@ def test_allow_list_changes_apply_without_a_restart(model: LoadedModel, tmp_path
 def test_with_curve_only_reload_clients_may_reload(
     model: LoadedModel, artifact_dir: tuple[Path, object], tmp_path: Path
 ) -> None:
-    from runtime.protocol import ErrorCode, RuntimeErrorReply
+    from runtime.client import RuntimeErrorReply
+    from runtime.protocol import ErrorCode
     from runtime.server import RELOAD_REFUSED
 
     admin, robot = _keys(tmp_path, "admin"), _keys(tmp_path, "robot")

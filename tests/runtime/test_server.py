@@ -10,14 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime.client import RuntimeClient, RuntimeErrorReply, RuntimeTimeout, RuntimeUnavailable
 from runtime.model import LoadedModel
-from runtime.protocol import (
-    ErrorCode,
-    RuntimeClient,
-    RuntimeErrorReply,
-    RuntimeTimeout,
-    RuntimeUnavailable,
-)
+from runtime.protocol import ErrorCode
 from runtime.server import RELOAD_REFUSED
 from tests.runtime.conftest import Running, rand_transition, start_server
 from tests.runtime.onnx_fixture import RandomWeights
@@ -42,7 +37,8 @@ def test_hello_reports_the_artifact(
     assert (info.obs_dim, info.act_dim, info.latent_dim, info.transition_dim) == (6, 3, 4, 16)
     assert info.obs_names == [f"o{i}" for i in range(6)]
     assert info.action_low == pytest.approx([-1.0, -1.5, -2.0])
-    assert info.control_hz == 100.0 and info.protocol_version == 1
+    assert info.control_hz == 100.0 and info.protocol_version == 2
+    assert (info.kind, info.hidden_dim, info.descriptor_dim) == ("posterior", 0, 0)
     assert info.session_id == c.session_id != 0
 
 

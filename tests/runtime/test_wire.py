@@ -135,7 +135,7 @@ def test_every_malformed_request_gets_a_coded_error(
         ([h(MsgType.HELLO), b"not json"], ErrorCode.BAD_PAYLOAD),
         ([h(MsgType.HELLO), b'{"obs_dim": -3}'], ErrorCode.BAD_PAYLOAD),
         ([h(MsgType.HELLO), b'{"surprise": 1}'], ErrorCode.BAD_PAYLOAD),
-        ([h(MsgType.HELLO), b'{"protocol_version": 2}'], ErrorCode.BAD_VERSION),
+        ([h(MsgType.HELLO), b'{"protocol_version": 1}'], ErrorCode.BAD_VERSION),
         ([h(MsgType.HELLO)], ErrorCode.BAD_FRAMES),
         ([h(MsgType.HELLO), b"{" * 70000], ErrorCode.TOO_LARGE),
     ]
@@ -162,7 +162,8 @@ def test_reply_echoes_session_and_seq(session: tuple[zmq.Socket[bytes], int, Run
     )
     head = unpack_header(reply[0])
     assert (head.session, head.seq, head.msg_type) == (sid, 777, MsgType.GET_STATE | REPLY_BIT)
-    assert [len(f) for f in reply[1:]] == [16, 16, 16, 8]
+    assert [len(f) for f in reply[1:]] == [16, 16, 16, 8, 1, 0]
+    assert reply[5] == b"\x00"  # kind posterior
 
 
 def test_oversized_message_is_dropped_and_the_server_lives(

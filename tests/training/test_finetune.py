@@ -314,9 +314,9 @@ def test_finetuned_artifact_hot_reloads_on_a_live_runtime(
     offline_run: Path, tmp_path: Path
 ) -> None:
     from runtime.artifact import load_artifact
+    from runtime.client import RuntimeClient
     from runtime.config import ServeConfig
     from runtime.model import LoadedModel
-    from runtime.protocol import RuntimeClient
     from runtime.server import RuntimeServer
     from training.export import export_run
 

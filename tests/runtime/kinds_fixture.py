@@ -1,0 +1,147 @@
+"""Tiny ONNX graphs of the artifact kinds `recurrent`, `conditioned` and `weights`, built with
+`onnx.helper` from numpy weights, each with a numpy reference (the posterior kind's are in
+onnx_fixture.py). Every graph follows runtime.artifact.KIND_IO; tests compare the server's
+actions with the references (export parity at the runtime level)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from runtime.artifact import Artifact, ArtifactKind, ArtifactSpec, GraphRole, write_graphs
+from tests.runtime.onnx_fixture import _serialise
+
+NOISE_SCALE = 0.3
+
+
+@dataclass
+class KindWeights:
+    """Weights of one kind's graph: an input layer over the concatenated inputs (recurrent:
+    hidden, obs, last_action, reward, done; conditioned: obs, descriptor; weights: obs),
+    tanh, then (recurrent) the new hidden state and the squashed action from it."""
+
+    kind: ArtifactKind
+    obs_dim: int = 5
+    act_dim: int = 2
+    width: int = 3  # hidden_dim (recurrent), descriptor_dim (conditioned)
+    hidden: int = 12
+    seed: int = 0
+    initial_hidden: list[float] | None = None
+    rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+        o, a, h = self.obs_dim, self.act_dim, self.hidden
+        n_in = {"recurrent": self.width + o + a + 2, "conditioned": o + self.width}.get(
+            self.kind, o
+        )
+        n_mid = self.width if self.kind == "recurrent" else h
+        self.w1, self.b1 = self._w(n_in, n_mid, scale=2.0), self._w(1, n_mid)[0]
+        self.w2, self.b2 = self._w(n_mid, a), self._w(1, a)[0]
+        self.low = -np.linspace(1.0, 2.0, a).astype(np.float32)
+        self.high = np.linspace(1.0, 3.0, a).astype(np.float32)
+
+    def _w(self, *shape: int, scale: float = 1.0) -> np.ndarray:
+        return (self.rng.standard_normal(shape) * scale / np.sqrt(shape[0])).astype(np.float32)
+
+    # numpy reference (float64)
+    def _squash(self, mid: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
+        pre = mid @ self.w2 + self.b2
+        if noise is not None:
+            pre = pre + NOISE_SCALE * np.atleast_2d(noise)
+        return self.low + (np.tanh(pre) + 1.0) * 0.5 * (self.high - self.low)
+
+    def ref(self, *inputs: np.ndarray, noise: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        """The graph in numpy: inputs in KIND_IO order (without noise), each [n, width].
+        Returns (action,) or, for recurrent, (next_hidden, action)."""
+        x = np.concatenate([np.atleast_2d(np.asarray(v, np.float64)) for v in inputs], axis=1)
+        mid = np.tanh(x @ self.w1 + self.b1)
+        action = self._squash(mid, noise)
+        return (mid, action) if self.kind == "recurrent" else (action,)
+
+    # ONNX
+    def graph(self) -> bytes:
+        """The kind's one graph (step.onnx or policy.onnx) as ONNX bytes."""
+        o, a, w = self.obs_dim, self.act_dim, self.width
+        names = {
+            "recurrent": [
+                ("hidden", w),
+                ("obs", o),
+                ("last_action", a),
+                ("reward", 1),
+                ("done", 1),
+            ],
+            "conditioned": [("obs", o), ("descriptor", w)],
+            "weights": [("obs", o)],
+        }[self.kind]
+        mid = "next_hidden" if self.kind == "recurrent" else "mid"
+        inits = [
+            numpy_helper.from_array(v, n)
+            for n, v in [
+                ("w1", self.w1),
+                ("b1", self.b1),
+                ("w2", self.w2),
+                ("b2", self.b2),
+                ("ns", np.array([NOISE_SCALE], np.float32)),
+                ("one", np.array([1.0], np.float32)),
+                ("half_range", (0.5 * (self.high - self.low)).astype(np.float32)),
+                ("low", self.low),
+            ]
+        ]
+        nodes = [
+            helper.make_node("Concat", [n for n, _ in names], ["x"], axis=1),
+            helper.make_node("MatMul", ["x", "w1"], ["h0"]),
+            helper.make_node("Add", ["h0", "b1"], ["h1"]),
+            helper.make_node("Tanh", ["h1"], [mid]),
+            helper.make_node("MatMul", [mid, "w2"], ["p0"]),
+            helper.make_node("Add", ["p0", "b2"], ["p1"]),
+            helper.make_node("Mul", ["noise", "ns"], ["n1"]),
+            helper.make_node("Add", ["p1", "n1"], ["p2"]),
+            helper.make_node("Tanh", ["p2"], ["u"]),
+            helper.make_node("Add", ["u", "one"], ["u1"]),
+            helper.make_node("Mul", ["u1", "half_range"], ["u2"]),
+            helper.make_node("Add", ["u2", "low"], ["action"]),
+        ]
+        inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", d]) for n, d in names]
+        inputs.append(helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["B", a]))
+        outputs = [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", a])]
+        if self.kind == "recurrent":
+            outputs.insert(0, helper.make_tensor_value_info(mid, TensorProto.FLOAT, ["B", w]))
+        return _serialise(helper.make_graph(nodes, self.kind, inputs, outputs, inits))
+
+    def spec(self, **overrides: object) -> ArtifactSpec:
+        """The manifest spec of this kind matching the graph."""
+        fields: dict[str, object] = {
+            "name": f"fixture-{self.kind}-{self.seed}",
+            "kind": self.kind,
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "obs_names": [f"o{i}" for i in range(self.obs_dim)],
+            "action_names": [f"a{i}" for i in range(self.act_dim)],
+            "action_low": self.low.tolist(),
+            "action_high": self.high.tolist(),
+            "control_hz": 100.0,
+        }
+        if self.kind == "recurrent":
+            fields["hidden_dim"] = self.width
+            fields["initial_hidden"] = self.initial_hidden
+        if self.kind == "conditioned":
+            fields["descriptor_dim"] = self.width
+        fields.update(overrides)
+        return ArtifactSpec.model_validate(fields)
+
+
+def make_kind_artifact(
+    out_dir: str | Path,
+    kind: ArtifactKind,
+    spec: dict[str, object] | None = None,
+    **kw: object,
+) -> tuple[Artifact, KindWeights]:
+    """Write an artifact of `kind` (recurrent, conditioned, weights) into `out_dir`; `spec`
+    overrides manifest fields, `kw` go to KindWeights."""
+    w = KindWeights(kind, **kw)  # type: ignore[arg-type]
+    role: GraphRole = "step" if kind == "recurrent" else "policy"
+    return write_graphs(out_dir, {role: w.graph()}, w.spec(**(spec or {}))), w
