@@ -1096,13 +1096,15 @@ def _no_payload(payload: list[bytes], what: str) -> None:
 def describe(model: LoadedModel) -> str:
     """One paragraph about the served artifact for the server's log."""
     m = model.artifact.manifest
+    sizes = {"latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim}
+    sizes["descriptor_dim"] = m.descriptor_dim
     return json.dumps(
         {
             "name": m.name,
             "kind": m.kind,
             "obs_dim": m.obs_dim,
             "act_dim": m.act_dim,
-            "latent_dim": m.latent_dim,
+            **{k: v for k, v in sizes.items() if v},
             "control_hz": m.control_hz,
             "sha256": model.sha256,
             "providers": model.providers,

@@ -145,3 +145,38 @@ def make_kind_artifact(
     w = KindWeights(kind, **kw)  # type: ignore[arg-type]
     role: GraphRole = "step" if kind == "recurrent" else "policy"
     return write_graphs(out_dir, {role: w.graph()}, w.spec(**(spec or {}))), w
+
+
+def a_r(tr: np.ndarray, w: KindWeights) -> tuple[np.ndarray, np.ndarray]:
+    """The (last_action, reward) a recurrent step takes from a transition row."""
+    o, a = w.obs_dim, w.act_dim
+    return tr[o : o + a][None], tr[o + a : o + a + 1][None]
+
+
+class RecurrentRef:
+    """The runtime's recurrent session semantics, in numpy (docs/PROTOCOL.md)."""
+
+    def __init__(self, w: KindWeights) -> None:
+        self.w = w
+        self.reset_task()
+
+    def reset_task(self) -> None:
+        w = self.w
+        init = w.initial_hidden if w.initial_hidden is not None else [0.0] * w.width
+        self.h = np.asarray(init, np.float64)[None]
+        self.a, self.r = np.zeros((1, w.act_dim)), np.zeros((1, 1))
+        self.done, self.stepped = 0.0, False
+
+    def reset_episode(self) -> None:
+        if self.stepped:
+            self.done = 1.0
+
+    def observe(self, tr: np.ndarray) -> None:
+        self.a, self.r = a_r(tr, self.w)
+
+    def step(self, obs: np.ndarray, tr: np.ndarray | None = None) -> np.ndarray:
+        if tr is not None:
+            self.observe(tr)
+        self.h, action = self.w.ref(self.h, obs[None], self.a, self.r, np.array([[self.done]]))
+        self.done, self.stepped = 0.0, True
+        return np.asarray(action[0])

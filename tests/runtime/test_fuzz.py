@@ -13,8 +13,11 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runtime.artifact import ArtifactKind
+from runtime.config import ServeConfig
 from runtime.model import LoadedModel
 from runtime.protocol import (
+    ARTIFACT_KINDS,
     HEADER,
     MAGIC,
     PROTOCOL_VERSION,
@@ -25,12 +28,13 @@ from runtime.protocol import (
     unpack_header,
 )
 from tests.runtime.conftest import rand_transition, start_server
+from tests.runtime.kinds_fixture import make_kind_artifact
 from tests.runtime.onnx_fixture import RandomWeights
 
 FRAMES_WANTED = 10_000
 
 floats = st.floats(allow_nan=True, allow_infinity=True, width=32)
-float_frames = st.sampled_from([0, 1, 4, 5, 6, 7, 15, 16, 17, 32, 48, 160]).flatmap(
+float_frames = st.sampled_from([0, 1, 3, 4, 5, 6, 7, 13, 15, 16, 17, 32, 48, 160]).flatmap(
     lambda n: st.lists(floats, min_size=n, max_size=n).map(lambda v: np.array(v, "<f4").tobytes())
 )
 byte_frames = st.binary(max_size=300)
@@ -130,6 +134,56 @@ def test_fuzzed_frames_never_hurt_the_server_or_other_sessions(
         fresh = running.client()
         fresh.hello()
         assert len(running.server.sessions) <= 2 + running.server.cfg.max_sessions_per_peer
+    finally:
+        for c in running.clients:
+            c.close()
+        running.server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["recurrent", "conditioned", "weights"])
+def test_fuzzed_frames_at_every_kind_get_one_reply_and_spare_other_sessions(
+    kind: ArtifactKind, tmp_path: Path
+) -> None:
+    """The same fuzz at a server of each other kind (their STEP, OBSERVE, RESET_TASK with a
+    descriptor frame, GET_STATE): one reply per message, the victim's state untouched."""
+    _, w = make_kind_artifact(tmp_path, kind)
+    running = start_server(LoadedModel.load(tmp_path, ServeConfig()), w)  # type: ignore[arg-type]
+    try:
+        victim = running.client()
+        victim.hello()
+        rng = np.random.default_rng(0)
+        obs = rng.normal(size=w.obs_dim).astype(np.float32)
+        victim.reset_task(np.ones(w.width, np.float32) if kind == "conditioned" else None)
+        victim.step(obs, rng.normal(size=2 * w.obs_dim + w.act_dim + 1).astype(np.float32))
+        before = victim.get_state()
+        attacker = running.raw()
+        attacker.send_multipart([pack_header(MsgType.HELLO, 0, 1), b"{}"])
+        sid = unpack_header(attacker.recv_multipart()[0]).session
+        next_seq = [1]
+        kinds_seen: set[int] = set()
+
+        @settings(
+            max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        @given(st.data())
+        def one(data: st.DataObject) -> None:
+            attacker.send_multipart(data.draw(messages(sid, next_seq)))
+            reply = attacker.recv_multipart()
+            kinds_seen.add(unpack_header(reply[0]).msg_type)
+
+        one()
+        assert MsgType.ERROR in kinds_seen, kinds_seen
+        # The attacker's own session still answers (unless the fuzz evicted or ended it).
+        attacker.send_multipart([pack_header(MsgType.GET_STATE, sid, next_seq[0] + 1)])
+        reply = attacker.recv_multipart()
+        if unpack_header(reply[0]).msg_type != MsgType.ERROR:
+            assert reply[5] == bytes([ARTIFACT_KINDS.index(kind)])
+        attacker.close(linger=0)
+        assert running.server._thread is not None and running.server._thread.is_alive()
+        after = victim.get_state()
+        assert (after.kind, after.count) == (kind, before.count)
+        np.testing.assert_array_equal(after.state, before.state)
     finally:
         for c in running.clients:
             c.close()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.artifact import (
     GRAPH_NAMES,
@@ -22,13 +24,13 @@ from runtime.artifact import (
     onnx_metadata,
     write_graphs,
 )
-from runtime.client import RuntimeErrorReply
+from runtime.client import RuntimeClient, RuntimeErrorReply
 from runtime.config import ServeConfig
 from runtime.model import LoadedModel
 from runtime.protocol import ARTIFACT_KINDS, ErrorCode
 from runtime.server import RELOAD_REFUSED
 from tests.runtime.conftest import Running, start_server
-from tests.runtime.kinds_fixture import KindWeights, make_kind_artifact
+from tests.runtime.kinds_fixture import KindWeights, RecurrentRef, make_kind_artifact
 from tests.runtime.onnx_fixture import make_artifact
 
 ATOL = 2e-5
@@ -51,12 +53,6 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Run
 
 def transition(rng: np.random.Generator, w: KindWeights) -> np.ndarray:
     return rng.normal(size=2 * w.obs_dim + w.act_dim + 1).astype(np.float32)
-
-
-def a_r(tr: np.ndarray, w: KindWeights) -> tuple[np.ndarray, np.ndarray]:
-    """The (last_action, reward) a recurrent step takes from a transition row."""
-    o, a = w.obs_dim, w.act_dim
-    return tr[o : o + a][None], tr[o + a : o + a + 1][None]
 
 
 # -- manifest and graphs ----------------------------------------------------------------
@@ -170,35 +166,6 @@ def test_write_graphs_refuses_the_wrong_graph_set(tmp_path: Path) -> None:
 
 
 # -- recurrent ----------------------------------------------------------------------------
-class RecurrentRef:
-    """The runtime's recurrent session semantics, in numpy (docs/PROTOCOL.md)."""
-
-    def __init__(self, w: KindWeights) -> None:
-        self.w = w
-        self.reset_task()
-
-    def reset_task(self) -> None:
-        w = self.w
-        init = w.initial_hidden if w.initial_hidden is not None else [0.0] * w.width
-        self.h = np.asarray(init, np.float64)[None]
-        self.a, self.r = np.zeros((1, w.act_dim)), np.zeros((1, 1))
-        self.done, self.stepped = 0.0, False
-
-    def reset_episode(self) -> None:
-        if self.stepped:
-            self.done = 1.0
-
-    def observe(self, tr: np.ndarray) -> None:
-        self.a, self.r = a_r(tr, self.w)
-
-    def step(self, obs: np.ndarray, tr: np.ndarray | None = None) -> np.ndarray:
-        if tr is not None:
-            self.observe(tr)
-        self.h, action = self.w.ref(self.h, obs[None], self.a, self.r, np.array([[self.done]]))
-        self.done, self.stepped = 0.0, True
-        return np.asarray(action[0])
-
-
 @pytest.mark.parametrize(
     "served", [("recurrent", {"initial_hidden": [0.5, -0.25, 0.1]})], indirect=True
 )
@@ -362,3 +329,46 @@ def test_reload_stays_off_without_reload_root(tmp_path: Path) -> None:
         for cl in running.clients:
             cl.close()
         running.server.stop()
+
+
+# -- any sequence of requests -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def recurrent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    root = tmp_path_factory.mktemp("recurrent")
+    _, w = make_kind_artifact(root, "recurrent", initial_hidden=[0.3, 0.0, -0.6], seed=7)
+    r = serve(root, w)
+    yield r
+    r.server.stop()
+
+
+OPS = st.lists(st.sampled_from(["step", "step+tr", "observe", "episode", "task"]), max_size=30)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(ops=OPS, seed=st.integers(0, 2**16))
+def test_recurrent_session_follows_the_reference_for_any_request_sequence(
+    recurrent_server: Running, ops: list[str], seed: int
+) -> None:
+    """Whatever order a client steps, observes and resets in, every action and the hidden
+    state are the reference's (docs/PROTOCOL.md: when the step runs, what it is fed)."""
+    w: KindWeights = recurrent_server.weights  # type: ignore[assignment]
+    rng = np.random.default_rng(seed)
+    with RuntimeClient(recurrent_server.endpoint, timeout_s=2.0) as c:
+        c.hello()
+        ref = RecurrentRef(w)
+        for op in ops:
+            if op.startswith("step"):
+                obs = rng.normal(size=w.obs_dim).astype(np.float32)
+                tr = transition(rng, w) if op == "step+tr" else None
+                np.testing.assert_allclose(c.step(obs, tr), ref.step(obs, tr), atol=ATOL)
+            elif op == "observe":
+                rows = np.stack([transition(rng, w) for _ in range(int(rng.integers(1, 4)))])
+                c.observe(rows)
+                ref.observe(rows[-1])
+            elif op == "episode":
+                c.reset_episode()
+                ref.reset_episode()
+            else:
+                c.reset_task()
+                ref.reset_task()
+        np.testing.assert_allclose(c.get_state().state, ref.h[0], atol=ATOL)
