@@ -193,6 +193,10 @@ def test_protocol_doc_lists_every_message_type_and_error_code() -> None:
     for code in ErrorCode:
         assert f"| {int(code)} " in doc and f"| {code.name} |" in doc, code.name
     assert "<4sHHQQqI" in doc and HEADER.format == "<4sHHQQqI"
+    # The version the page specifies is the one spoken, and its wire changes are listed.
+    assert doc.startswith(f"# zshot runtime protocol, version {PROTOCOL_VERSION}\n")
+    assert f"- **Version {PROTOCOL_VERSION}**" in doc.split("## Changes of the wire")[1]
+    assert f"| version    | protocol version, `{PROTOCOL_VERSION}` |" in doc
 
 
 @given(st.text(max_size=40))
