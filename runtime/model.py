@@ -6,9 +6,10 @@ Kind posterior: `encode` + `act`; recurrent: `step`; conditioned and weights: `a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,7 @@ import onnxruntime as ort
 
 from runtime.artifact import Artifact, ArtifactError, load_artifact, verify_graphs
 from runtime.config import ServeConfig
+from runtime.kinds import ArtifactKind
 from zshot.config import ConfigError
 
 __all__ = ["LoadedModel", "session_options"]
@@ -61,7 +63,8 @@ class LoadedModel:
         verify_graphs(artifact)  # IO names and widths against the manifest and its kind
         self.artifact = artifact
         m = artifact.manifest
-        self.kind = m.kind
+        # Interned: the server compares it with literals on every STEP (identity first).
+        self.kind: ArtifactKind = cast(ArtifactKind, sys.intern(m.kind))
         self.obs_dim = m.obs_dim
         self.act_dim = m.act_dim
         self.latent_dim = m.latent_dim
