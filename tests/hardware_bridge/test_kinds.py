@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hardware_bridge.cli import start_runtime
+from hardware_bridge.recorder import load_recordings
 from hardware_bridge.robots.mock import MOCK_OBS_NAMES
 from runtime.artifact import ArtifactKind
 from tests.hardware_bridge.fakes import FakeRuntime
@@ -41,9 +42,12 @@ def kind_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
 def test_trials_run_against_recurrent_and_weights_artifacts(
     kind_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rc = main([*TRIALS, "--runtime", kind_server, "--out", str(tmp_path)])
+    rc = main([*TRIALS, "--runtime", kind_server, "--out", str(tmp_path),
+               "--record", str(tmp_path / "rec")])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 0 and not err, err
+    ds = load_recordings(tmp_path / "rec")  # no latent: the recorder keeps zero-width z
+    assert len(ds.episodes) == 4
     data = json.loads((tmp_path / "trials.json").read_text())
     assert [p["plug"] for p in data["plugs"]] == ["peg-a", "peg-b"]
     episodes = [e for p in data["plugs"] for e in p["episodes"]]

@@ -12,9 +12,13 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from runtime.artifact import Artifact, ArtifactKind, ArtifactSpec, GraphRole, write_graphs
-from tests.runtime.onnx_fixture import _serialise
-
-NOISE_SCALE = 0.3
+from tests.runtime.onnx_fixture import (
+    _serialise,
+    scaled_normal,
+    spec_fields,
+    squash_ref,
+    squash_tail,
+)
 
 
 @dataclass
@@ -39,27 +43,19 @@ class KindWeights:
             self.kind, o
         )
         n_mid = self.width if self.kind == "recurrent" else h
-        self.w1, self.b1 = self._w(n_in, n_mid, scale=2.0), self._w(1, n_mid)[0]
-        self.w2, self.b2 = self._w(n_mid, a), self._w(1, a)[0]
+        rng = self.rng
+        self.w1 = scaled_normal(rng, n_in, n_mid, scale=2.0)
+        self.b1 = scaled_normal(rng, 1, n_mid)[0]
+        self.w2, self.b2 = scaled_normal(rng, n_mid, a), scaled_normal(rng, 1, a)[0]
         self.low = -np.linspace(1.0, 2.0, a).astype(np.float32)
         self.high = np.linspace(1.0, 3.0, a).astype(np.float32)
-
-    def _w(self, *shape: int, scale: float = 1.0) -> np.ndarray:
-        return (self.rng.standard_normal(shape) * scale / np.sqrt(shape[0])).astype(np.float32)
-
-    # numpy reference (float64)
-    def _squash(self, mid: np.ndarray, noise: np.ndarray | None) -> np.ndarray:
-        pre = mid @ self.w2 + self.b2
-        if noise is not None:
-            pre = pre + NOISE_SCALE * np.atleast_2d(noise)
-        return self.low + (np.tanh(pre) + 1.0) * 0.5 * (self.high - self.low)
 
     def ref(self, *inputs: np.ndarray, noise: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """The graph in numpy: inputs in KIND_IO order (without noise), each [n, width].
         Returns (action,) or, for recurrent, (next_hidden, action)."""
         x = np.concatenate([np.atleast_2d(np.asarray(v, np.float64)) for v in inputs], axis=1)
         mid = np.tanh(x @ self.w1 + self.b1)
-        action = self._squash(mid, noise)
+        action = squash_ref(mid, self.w2, self.b2, self.low, self.high, noise)
         return (mid, action) if self.kind == "recurrent" else (action,)
 
     # ONNX
@@ -78,33 +74,16 @@ class KindWeights:
             "weights": [("obs", o)],
         }[self.kind]
         mid = "next_hidden" if self.kind == "recurrent" else "mid"
-        inits = [
-            numpy_helper.from_array(v, n)
-            for n, v in [
-                ("w1", self.w1),
-                ("b1", self.b1),
-                ("w2", self.w2),
-                ("b2", self.b2),
-                ("ns", np.array([NOISE_SCALE], np.float32)),
-                ("one", np.array([1.0], np.float32)),
-                ("half_range", (0.5 * (self.high - self.low)).astype(np.float32)),
-                ("low", self.low),
-            ]
-        ]
+        tail_inits, tail = squash_tail(mid, self.w2, self.b2, self.low, self.high)
+        inits = [numpy_helper.from_array(self.w1, "w1"), numpy_helper.from_array(self.b1, "b1")]
         nodes = [
             helper.make_node("Concat", [n for n, _ in names], ["x"], axis=1),
             helper.make_node("MatMul", ["x", "w1"], ["h0"]),
             helper.make_node("Add", ["h0", "b1"], ["h1"]),
             helper.make_node("Tanh", ["h1"], [mid]),
-            helper.make_node("MatMul", [mid, "w2"], ["p0"]),
-            helper.make_node("Add", ["p0", "b2"], ["p1"]),
-            helper.make_node("Mul", ["noise", "ns"], ["n1"]),
-            helper.make_node("Add", ["p1", "n1"], ["p2"]),
-            helper.make_node("Tanh", ["p2"], ["u"]),
-            helper.make_node("Add", ["u", "one"], ["u1"]),
-            helper.make_node("Mul", ["u1", "half_range"], ["u2"]),
-            helper.make_node("Add", ["u2", "low"], ["action"]),
+            *tail,
         ]
+        inits += tail_inits
         inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", d]) for n, d in names]
         inputs.append(helper.make_tensor_value_info("noise", TensorProto.FLOAT, ["B", a]))
         outputs = [helper.make_tensor_value_info("action", TensorProto.FLOAT, ["B", a])]
@@ -114,17 +93,8 @@ class KindWeights:
 
     def spec(self, **overrides: object) -> ArtifactSpec:
         """The manifest spec of this kind matching the graph."""
-        fields: dict[str, object] = {
-            "name": f"fixture-{self.kind}-{self.seed}",
-            "kind": self.kind,
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "obs_names": [f"o{i}" for i in range(self.obs_dim)],
-            "action_names": [f"a{i}" for i in range(self.act_dim)],
-            "action_low": self.low.tolist(),
-            "action_high": self.high.tolist(),
-            "control_hz": 100.0,
-        }
+        fields = spec_fields(f"fixture-{self.kind}-{self.seed}", self.low, self.high, self.obs_dim)
+        fields["kind"] = self.kind
         if self.kind == "recurrent":
             fields["hidden_dim"] = self.width
             fields["initial_hidden"] = self.initial_hidden

@@ -21,8 +21,70 @@ IR_VERSION = 9
 MIN_VAR = 0.05  # var = softplus(.) + MIN_VAR > 0, as the contract requires
 
 
+NOISE_SCALE = 0.3  # action noise = NOISE_SCALE * the `noise` input, before the squashing
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, x)
+
+
+def scaled_normal(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
+    """Random float32 weights [shape], N(0, scale² / shape[0])."""
+    return (rng.standard_normal(shape) * scale / np.sqrt(shape[0])).astype(np.float32)
+
+
+def squash_ref(
+    mid: np.ndarray, w2: np.ndarray, b2: np.ndarray, low: np.ndarray, high: np.ndarray,
+    noise: np.ndarray | None,
+) -> np.ndarray:  # fmt: skip
+    """numpy of `squash_tail`: low + (tanh(mid @ w2 + b2 + NOISE_SCALE noise) + 1) (high - low) / 2."""
+    pre = mid @ w2 + b2
+    if noise is not None:
+        pre = pre + NOISE_SCALE * np.atleast_2d(noise)
+    return low + (np.tanh(pre) + 1.0) * 0.5 * (high - low)
+
+
+def squash_tail(
+    mid: str, w2: np.ndarray, b2: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
+    """Initialisers and nodes from the tensor `mid` (and the graph input `noise`) to the
+    output `action`, within [low, high] (`squash_ref` in numpy)."""
+    inits = [
+        numpy_helper.from_array(v, n)
+        for n, v in [
+            ("w2", w2),
+            ("b2", b2),
+            ("ns", np.array([NOISE_SCALE], np.float32)),
+            ("one", np.array([1.0], np.float32)),
+            ("half_range", (0.5 * (high - low)).astype(np.float32)),
+            ("low", low),
+        ]
+    ]
+    nodes = [
+        helper.make_node("MatMul", [mid, "w2"], ["p0"]),
+        helper.make_node("Add", ["p0", "b2"], ["p1"]),
+        helper.make_node("Mul", ["noise", "ns"], ["n1"]),
+        helper.make_node("Add", ["p1", "n1"], ["p2"]),
+        helper.make_node("Tanh", ["p2"], ["u"]),
+        helper.make_node("Add", ["u", "one"], ["u1"]),
+        helper.make_node("Mul", ["u1", "half_range"], ["u2"]),
+        helper.make_node("Add", ["u2", "low"], ["action"]),
+    ]
+    return inits, nodes
+
+
+def spec_fields(name: str, low: np.ndarray, high: np.ndarray, obs_dim: int) -> dict[str, object]:
+    """The manifest fields every fixture artifact shares (names o*, a*; 100 Hz)."""
+    return {
+        "name": name,
+        "obs_dim": obs_dim,
+        "act_dim": len(low),
+        "obs_names": [f"o{i}" for i in range(obs_dim)],
+        "action_names": [f"a{i}" for i in range(len(low))],
+        "action_low": low.tolist(),
+        "action_high": high.tolist(),
+        "control_hz": 100.0,
+    }
 
 
 @dataclass
@@ -41,7 +103,7 @@ class RandomWeights:
         h, lat, o, a = self.hidden, self.latent_dim, self.obs_dim, self.act_dim
 
         def w(*shape: int, scale: float = 1.0) -> np.ndarray:
-            return (rng.standard_normal(shape) * scale / np.sqrt(shape[0])).astype(np.float32)
+            return scaled_normal(rng, *shape, scale=scale)
 
         self.t_mean = rng.normal(0, 0.5, t).astype(np.float32)
         self.t_std = rng.uniform(0.5, 2.0, t).astype(np.float32)
@@ -52,7 +114,6 @@ class RandomWeights:
         self.p_w2, self.p_b2 = w(h, a), w(1, a)[0]
         self.low = -np.linspace(1.0, 2.0, a).astype(np.float32)
         self.high = np.linspace(1.0, 3.0, a).astype(np.float32)
-        self.noise_scale = np.float32(0.3)
 
     @property
     def transition_dim(self) -> int:
@@ -70,10 +131,8 @@ class RandomWeights:
         """action [n, act_dim] for obs [n, obs_dim], z [n, L], noise [n, act_dim]."""
         obs = np.atleast_2d(np.asarray(obs, np.float64))
         z = np.atleast_2d(np.asarray(z, np.float64))
-        noise = np.zeros((obs.shape[0], self.act_dim)) if noise is None else np.atleast_2d(noise)
         hid = np.tanh(np.concatenate([obs, z], axis=1) @ self.p_w1 + self.p_b1)
-        u = np.tanh(hid @ self.p_w2 + self.p_b2 + self.noise_scale * noise)
-        return self.low + (u + 1.0) * 0.5 * (self.high - self.low)
+        return squash_ref(hid, self.p_w2, self.p_b2, self.low, self.high, noise)
 
     # ONNX graphs
     def encoder_onnx(self) -> bytes:
@@ -121,33 +180,18 @@ class RandomWeights:
     def policy_onnx(self) -> bytes:
         """policy.onnx bytes: obs [B, obs], z [B, L], noise [B, act] -> action [B, act]."""
         o, lat, a = self.obs_dim, self.latent_dim, self.act_dim
-        half_range = (0.5 * (self.high - self.low)).astype(np.float32)
+        tail_inits, tail = squash_tail("h", self.p_w2, self.p_b2, self.low, self.high)
         inits = [
-            numpy_helper.from_array(v, n)
-            for n, v in [
-                ("w1", self.p_w1),
-                ("b1", self.p_b1),
-                ("w2", self.p_w2),
-                ("b2", self.p_b2),
-                ("ns", np.array([self.noise_scale], np.float32)),
-                ("one", np.array([1.0], np.float32)),
-                ("half_range", half_range),
-                ("low", self.low),
-            ]
+            numpy_helper.from_array(self.p_w1, "w1"),
+            numpy_helper.from_array(self.p_b1, "b1"),
+            *tail_inits,
         ]
         nodes = [
             helper.make_node("Concat", ["obs", "z"], ["x"], axis=1),
             helper.make_node("MatMul", ["x", "w1"], ["h0"]),
             helper.make_node("Add", ["h0", "b1"], ["h1"]),
             helper.make_node("Tanh", ["h1"], ["h"]),
-            helper.make_node("MatMul", ["h", "w2"], ["p0"]),
-            helper.make_node("Add", ["p0", "b2"], ["p1"]),
-            helper.make_node("Mul", ["noise", "ns"], ["n1"]),
-            helper.make_node("Add", ["p1", "n1"], ["p2"]),
-            helper.make_node("Tanh", ["p2"], ["u"]),
-            helper.make_node("Add", ["u", "one"], ["u1"]),
-            helper.make_node("Mul", ["u1", "half_range"], ["u2"]),
-            helper.make_node("Add", ["u2", "low"], ["action"]),
+            *tail,
         ]
         graph = helper.make_graph(
             nodes,
@@ -164,17 +208,8 @@ class RandomWeights:
 
     def spec(self, **overrides: object) -> ArtifactSpec:
         """The manifest spec matching these graphs."""
-        fields: dict[str, object] = {
-            "name": f"fixture-{self.seed}",
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "latent_dim": self.latent_dim,
-            "obs_names": [f"o{i}" for i in range(self.obs_dim)],
-            "action_names": [f"a{i}" for i in range(self.act_dim)],
-            "action_low": self.low.tolist(),
-            "action_high": self.high.tolist(),
-            "control_hz": 100.0,
-        }
+        fields = spec_fields(f"fixture-{self.seed}", self.low, self.high, self.obs_dim)
+        fields["latent_dim"] = self.latent_dim
         fields.update(overrides)
         return ArtifactSpec.model_validate(fields)
 
