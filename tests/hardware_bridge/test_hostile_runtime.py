@@ -166,6 +166,10 @@ def test_a_malformed_step_reply_is_a_miss_never_a_crash(
         [b"\0" * 8, b"\0" * 8, b"\0" * 4, b"\0" * 8],  # z of another width
         [b"\0" * 7, b"\0" * 7, b"\0" * 7, b"\0" * 8],  # not float32
         [b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\0" * 3],  # a 3-byte count
+        [b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\0" * 8],  # protocol 1's reply: no kind, no state
+        [b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\x09", b""],  # no such kind
+        [b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\x01", b""],  # not the HELLO's kind
+        [b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\0" * 8, b"\x00", b"\0" * 3],  # state not f32
     ],
 )
 def test_a_malformed_get_state_reply_is_an_error_reply(

@@ -301,6 +301,12 @@ def test_weights_policy_is_swapped_by_a_guarded_reload(tmp_path: Path) -> None:
         info = c.hello()
         assert (info.kind, info.latent_dim) == ("weights", 0)
         obs = np.random.default_rng(3).normal(size=w0.obs_dim).astype(np.float32)
+        # STEP's stochastic flag: the policy's noise input from the session's generator
+        # (serve config seed 0 + the session's number, 1: the server's first session).
+        noise = np.random.default_rng(1).standard_normal((1, w0.act_dim))
+        sampled = c.step(obs, stochastic=True)
+        np.testing.assert_allclose(sampled, w0.ref(obs[None], noise=noise)[0][0], atol=ATOL)
+        assert np.abs(sampled - w0.ref(obs[None])[0][0]).max() > 1e-3
         tr = np.zeros(2 * w0.obs_dim + w0.act_dim + 1, np.float32)
         np.testing.assert_allclose(c.step(obs, tr), w0.ref(obs[None])[0][0], atol=ATOL)
         assert c.reload(str(root / "adapted")).kind == "weights"
