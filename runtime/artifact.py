@@ -226,9 +226,11 @@ class ArtifactSpec(StrictModel):
         foreign = sorted(k for k, v in given.items() if v and k not in own)
         if foreign:
             raise ValueError(f"kind {kind!r} takes no {', '.join(foreign)}")
-        required = {"posterior": "latent_dim", "recurrent": "hidden_dim"}.get(kind)
-        if kind == "conditioned":
-            required = "descriptor_dim"
+        required = {
+            "posterior": "latent_dim",
+            "recurrent": "hidden_dim",
+            "conditioned": "descriptor_dim",
+        }.get(kind)
         if required is not None and not given[required]:
             raise ValueError(f"kind {kind!r} needs {required} (>= 1)")
         if self.initial_hidden is not None:

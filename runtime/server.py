@@ -1096,8 +1096,11 @@ def _no_payload(payload: list[bytes], what: str) -> None:
 def describe(model: LoadedModel) -> str:
     """One paragraph about the served artifact for the server's log."""
     m = model.artifact.manifest
-    sizes = {"latent_dim": m.latent_dim, "hidden_dim": m.hidden_dim}
-    sizes["descriptor_dim"] = m.descriptor_dim
+    sizes = {
+        "latent_dim": m.latent_dim,
+        "hidden_dim": m.hidden_dim,
+        "descriptor_dim": m.descriptor_dim,
+    }
     return json.dumps(
         {
             "name": m.name,
