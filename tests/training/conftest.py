@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from torch import Tensor
 
 from training.config import TrainConfig
 
@@ -46,6 +50,75 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("run")
     Trainer(tiny_config(), run).run(progress=False)
     return run
+
+
+def record_step_grads(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, list[Any]]:
+    """The gradients each optimizer steps with (name -> one per parameter, None where
+    absent), recorded by a pre-step hook: what a learner step really applied."""
+    seen: dict[str, list[Any]] = {}
+    for name, opt in optimizers.items():
+
+        def hook(o: torch.optim.Optimizer, args: Any, kwargs: Any, name: str = name) -> None:
+            seen[name] = [
+                None if p.grad is None else p.grad.detach().clone()
+                for group in o.param_groups
+                for p in group["params"]
+            ]
+
+        opt.register_step_pre_hook(hook)
+    return seen
+
+
+def assert_grads_of(
+    got: list[Any], loss: Tensor, params: Sequence[torch.nn.Parameter], what: str
+) -> None:
+    """`got` is the gradient of `loss` alone with respect to `params` (no other loss's)."""
+    want = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
+    assert len(got) == len(want), what
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        g = torch.zeros_like(params[i]) if g is None else g
+        w = torch.zeros_like(params[i]) if w is None else w
+        torch.testing.assert_close(g, w, msg=lambda m, i=i: f"{what}, parameter {i}: {m}")
+
+
+def scramble_bootstrap(nets: Any) -> None:
+    """Give the target Qs (and V, iql) large random weights, so any bootstrap term in a
+    Bellman target is far from zero."""
+    with torch.no_grad():
+        for m in (nets.target_qf1, nets.target_qf2, nets.vf):
+            for p in m.parameters() if m is not None else ():
+                p.normal_(0.0, 3.0)
+
+
+@contextmanager
+def q_of_batch(nets: Any, batch: Any) -> Iterator[list[Tensor]]:
+    """Capture Q1(s, a, z) and Q2(s, a, z) of the batch's own (s, a) while a loss runs:
+    [q1, q2], each (T*B, 1), from forward hooks (whatever z the loss sampled)."""
+    obs = batch.obs.reshape(-1, batch.obs.shape[-1])
+    act = batch.actions.reshape(-1, batch.actions.shape[-1])
+    first: dict[int, Tensor] = {}
+    out: list[Tensor] = []
+
+    def hook(module: torch.nn.Module, args: tuple[Tensor, ...], result: Tensor) -> None:
+        # the first call on (s, a) is the critic's prediction (awac's advantage comes later)
+        if id(module) not in first and torch.equal(args[0], obs) and torch.equal(args[1], act):
+            first[id(module)] = result.detach()
+
+    handles = [nets.qf1.register_forward_hook(hook), nets.qf2.register_forward_hook(hook)]
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
+    assert len(first) == 2, "the loss did not evaluate Q1 and Q2 on the batch's (s, a)"
+    out.extend([first[id(nets.qf1)], first[id(nets.qf2)]])
+
+
+def terminal_qf_loss(q: list[Tensor], batch: Any, reward_scale: float) -> Tensor:
+    """The twin-Q loss when every transition is terminal: target = reward_scale * r exactly,
+    computed by hand."""
+    target = reward_scale * batch.rewards.reshape(-1, 1)
+    return ((q[0] - target) ** 2).mean() + ((q[1] - target) ** 2).mean()
 
 
 def recorded_step(
