@@ -1,4 +1,6 @@
-"""Shared fixtures: one tiny trained run on the toy task, reused by export/eval tests."""
+"""Shared helpers of the training tests: the tiny toy-task config (tests/conftest.py trains
+and exports it once per session: `trained_run`, `exported_artifact`), recorded steps, and
+probes of what a learner step and a Bellman target really computed."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 from torch import Tensor
 
@@ -40,16 +41,6 @@ def tiny_config(**over: object) -> TrainConfig:
     }
     base.update(over)
     return TrainConfig.model_validate(base)
-
-
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run dir trained by the tiny config (checkpoint, history, eval.json, curves.png)."""
-    from training.trainer import Trainer
-
-    run = tmp_path_factory.mktemp("run")
-    Trainer(tiny_config(), run).run(progress=False)
-    return run
 
 
 def record_step_grads(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, list[Any]]:
