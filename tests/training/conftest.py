@@ -4,7 +4,7 @@ probes of what a learner step and a Bellman target really computed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,13 +72,43 @@ def assert_grads_of(
         torch.testing.assert_close(g, w, msg=lambda m, i=i: f"{what}, parameter {i}: {m}")
 
 
-def scramble_bootstrap(nets: Any) -> None:
-    """Give the target Qs (and V, iql) large random weights, so any bootstrap term in a
-    Bellman target is far from zero."""
+def random_batch(
+    obs_dim: int, act_dim: int, T: int = 3, B: int = 6, C: int = 4, seed: int = 0
+) -> Any:
+    """A synthetic PEARL meta-batch (T tasks, B transitions, C context rows), 30 % terminal."""
+    from training.pearl import PearlBatch
+
+    g = torch.Generator().manual_seed(seed)
+    return PearlBatch(
+        obs=torch.randn(T, B, obs_dim, generator=g),
+        actions=torch.tanh(torch.randn(T, B, act_dim, generator=g)),
+        rewards=torch.randn(T, B, 1, generator=g),
+        next_obs=torch.randn(T, B, obs_dim, generator=g),
+        dones=(torch.rand(T, B, 1, generator=g) < 0.3).float(),
+        context=torch.randn(T, C, 2 * obs_dim + act_dim + 1, generator=g),
+    )
+
+
+def assert_terminals_back_up_the_reward(
+    nets: Any, batch: Any, reward_scale: float, critic_loss: Callable[[Any], tuple[Tensor, Tensor]]
+) -> None:
+    """`critic_loss(batch)` -> (the critic loss, its part other than the twin-Q Bellman
+    error, e.g. iql's V loss). With dones = 1 the Bellman error's target is
+    reward_scale * r exactly (computed here by hand from the loss's own Q predictions),
+    whatever s' and the bootstrap networks are; with dones = 0 it bootstraps, so the
+    check has teeth. The target Qs (and V) get large random weights and s' is scaled up,
+    so any bootstrap term is far from zero."""
     with torch.no_grad():
         for m in (nets.target_qf1, nets.target_qf2, nets.vf):
             for p in m.parameters() if m is not None else ():
                 p.normal_(0.0, 3.0)
+    far = batch._replace(next_obs=100.0 * batch.next_obs)
+    for done, terminal in ((1.0, True), (0.0, False)):
+        this = far._replace(dones=torch.full_like(far.dones, done))
+        with q_of_batch(nets, this) as q:
+            loss, other = critic_loss(this)
+        by_hand = terminal_qf_loss(q, this, reward_scale) + other
+        assert torch.allclose(loss, by_hand) == terminal, f"dones={done}"
 
 
 @contextmanager

@@ -17,21 +17,14 @@ from training import offline
 from training.learner import Learner, learner_step, loss_grads, task_grads, task_reducer
 from training.pearl import PearlBatch, PearlOptimizers, make_nets, pearl_losses, update
 
-from .conftest import tiny_config
+from .conftest import random_batch, tiny_config
 
 OBS, ACT, T = 3, 2, 3
 
 
-def _batch(seed: int = 0, B: int = 6, C: int = 4) -> PearlBatch:
-    g = torch.Generator().manual_seed(seed)
-    return PearlBatch(
-        obs=torch.randn(T, B, OBS, generator=g),
-        actions=torch.tanh(torch.randn(T, B, ACT, generator=g)),
-        rewards=torch.randn(T, B, 1, generator=g),
-        next_obs=torch.randn(T, B, OBS, generator=g),
-        dones=(torch.rand(T, B, 1, generator=g) < 0.3).float(),
-        context=torch.randn(T, C, 2 * OBS + ACT + 1, generator=g),
-    )
+def _batch() -> PearlBatch:
+    batch: PearlBatch = random_batch(OBS, ACT, T)
+    return batch
 
 
 def _pearl(**over: object) -> tuple[Any, Any, Any]:

@@ -23,10 +23,8 @@ from training.pearl import (
 
 from .conftest import (
     assert_grads_of,
-    q_of_batch,
+    assert_terminals_back_up_the_reward,
     record_step_grads,
-    scramble_bootstrap,
-    terminal_qf_loss,
     tiny_config,
 )
 
@@ -291,12 +289,9 @@ def test_terminal_transitions_back_up_the_reward_alone(use_latent: bool) -> None
     )
     torch.manual_seed(0)
     nets = make_nets(OBS, ACT, cfg)
-    scramble_bootstrap(nets)
-    b = _batch()
-    b = b._replace(next_obs=100.0 * b.next_obs)
-    for done, terminal in ((1.0, True), (0.0, False)):
-        this = b._replace(dones=torch.full_like(b.dones, done))
-        with q_of_batch(nets, this) as q:
-            losses = pearl_losses(this, nets, cfg)
-        by_hand = terminal_qf_loss(q, this, cfg.sac.reward_scale)
-        assert torch.allclose(losses.qf_loss, by_hand) == terminal, f"dones={done}"
+    assert_terminals_back_up_the_reward(
+        nets,
+        _batch(),
+        cfg.sac.reward_scale,
+        lambda b: (pearl_losses(b, nets, cfg).qf_loss, torch.zeros(())),
+    )
