@@ -6,7 +6,8 @@ Gaussian factors, product of Gaussians, KL to N(0, I), trained through the criti
 AWAC (Nair et al. 2020, arXiv 2006.09359) instead of SAC, trained from a fixed multi-task
 dataset only (`zshot collect`, training/datasets.py). Read top to bottom:
 
-1. `offline_pearl_losses(batch, nets, cfg)`: pure; returns `OfflineLosses`:
+1. `offline_pearl_losses(batch, nets, cfg, per_task=False)`: pure; returns `OfflineLosses`
+   (scalars, or with `per_task` (T,) terms that sum to them):
    - critic: policy evaluation of pi (AWAC eq. 3, twin Q + target networks, no entropy):
          y = r_scale * r + gamma (1 - d) min_i Q'_i(s', a' ~ pi(.|s', z), z)
    - actor: advantage-weighted maximum likelihood of the *dataset* actions (AWAC eq. 8):
@@ -22,10 +23,12 @@ dataset only (`zshot collect`, training/datasets.py). Read top to bottom:
    - kl_div: KL(q(z|c) || N(0, I)) summed over tasks (PEARL eq. 4);
    - task_loss (optional): MSE of head(posterior mean) against the standardised hidden task
      parameters (remedy c below).
-2. `update(batch, nets, optimizers, cfg)`: the optimizer steps. Gradient paths:
+2. `update(batch, nets, optimizers, cfg, grad_transform=None)`: the optimizer steps, one
+   `Learner` each (training/learner.py, with its gradient-surgery hook). Gradient paths:
        encoder  <- critic loss + kl_lambda * KL (+ task_loss_weight * task_loss)
        Q1, Q2   <- critic loss                     (and V <- its expectile loss, iql)
        policy   <- actor loss                      (z and the weights w detached)
+       task head<- task_loss_weight * task_loss     (with `offline.task_targets`)
 3. `OfflineTrainer`: the loop (no env steps), checkpoints in `zshot train`'s schema so
    `zshot export` and `zshot eval` read offline runs unchanged.
 
@@ -60,6 +63,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -69,6 +73,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from training.config import TrainConfig
+from training.learner import GradTransform, Learner, task_reducer
 from training.networks import PearlNets, TanhGaussianPolicy
 from training.pearl import (
     PearlBatch,
@@ -76,6 +81,7 @@ from training.pearl import (
     infer_posterior,
     kl_to_standard_normal,
     make_nets,
+    pearl_learners,
     step_learners,
 )
 from zshot.atomic import atomic_write
@@ -86,7 +92,9 @@ ACTION_EPS = 1e-4  # dataset actions at exactly +-1 have atanh = inf: clip into 
 
 
 class OfflineLosses(NamedTuple):
-    """Every loss term of one offline PEARL step (scalars) plus diagnostics."""
+    """Every loss term of one offline PEARL step plus diagnostics. The losses are scalars, or
+    with `per_task` (T,) terms summing to them (training/learner.py `task_reducer`); the
+    diagnostics are always over the whole batch."""
 
     qf_loss: Tensor
     """Twin-Q Bellman error (policy evaluation); its gradient also trains the encoder. With
@@ -107,11 +115,14 @@ class OfflineLosses(NamedTuple):
     q_mean: Tensor  # mean Q1 on the batch, detached
 
 
-def expectile_loss(diff: Tensor, tau: float) -> Tensor:
+def expectile_loss(
+    diff: Tensor, tau: float, reduce: Callable[[Tensor], Tensor] = torch.mean
+) -> Tensor:
     """IQL's asymmetric squared loss of u = Q - V: mean |tau - 1(u < 0)| u^2 (eq. 5). Its
-    minimiser over a constant V is the tau-expectile of Q (the mean at tau = 0.5)."""
+    minimiser over a constant V is the tau-expectile of Q (the mean at tau = 0.5).
+    `reduce`: the mean, or per-task terms (training/learner.py `task_reducer`)."""
     w = torch.where(diff < 0, 1.0 - tau, tau)
-    return (w * diff.pow(2)).mean()
+    return reduce(w * diff.pow(2))
 
 
 def tanh_gaussian_log_prob(
@@ -134,23 +145,29 @@ def offline_pearl_losses(
     cfg: TrainConfig,
     task_head: torch.nn.Module | None = None,
     task_targets: Tensor | None = None,
+    per_task: bool = False,
 ) -> OfflineLosses:
     """Every offline PEARL loss term for one meta-batch; pure (no optimizer step).
 
     `task_head` and `task_targets` (T, n): the task-inference term, head(posterior mean)
-    against the batch tasks' standardised hidden parameters (`TaskInference`)."""
+    against the batch tasks' standardised hidden parameters (`TaskInference`).
+    `per_task`: each loss as (T,) terms, task t's share of the scalar (its mean / T; KL: its
+    own KL), so that they sum to the scalar loss (the seam for gradient surgery)."""
     sac, off = cfg.sac, cfg.offline
     T, B, _ = batch.obs.shape
     L = nets.latent_dim
+    reduce = task_reducer(T, per_task)
+    zero = torch.zeros(T) if per_task else torch.zeros(())
 
     # --- q(z | c) and a reparameterised z: (T, L), grads -> encoder through the critic ---
     if cfg.use_latent:
         z_mean, z_var = infer_posterior(nets, batch.context, cfg.encoder.prior_in_posterior)
         z = z_mean + torch.sqrt(z_var) * torch.randn_like(z_mean)
-        kl_div = kl_to_standard_normal(z_mean, z_var).sum()
+        kl_tasks = kl_to_standard_normal(z_mean, z_var)  # (T,)
+        kl_div = kl_tasks if per_task else kl_tasks.sum()
     else:  # offline RL without context (the ODA paper's AWAC baseline): z fixed at 0
         z_mean, z_var, z = torch.zeros(T, L), torch.ones(T, L), torch.zeros(T, L)
-        kl_div = torch.zeros(())
+        kl_div = zero
 
     z_flat = z.unsqueeze(1).expand(T, B, L).reshape(T * B, L)  # (T*B, L)
     obs = batch.obs.reshape(T * B, -1)
@@ -177,17 +194,20 @@ def offline_pearl_losses(
                 nets.target_qf2(next_obs, next_actions, z_det),
             )
         q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * next_v
-    qf_loss = F.mse_loss(q1, q_target) + F.mse_loss(q2, q_target)
+    if per_task:
+        qf_loss = reduce((q1 - q_target) ** 2) + reduce((q2 - q_target) ** 2)
+    else:  # F.mse_loss's own backward kernel: the scalar loss stays what it always was
+        qf_loss = F.mse_loss(q1, q_target) + F.mse_loss(q2, q_target)
 
     # --- advantage of the dataset actions, and V's expectile loss (iql) ---
-    v_loss = torch.zeros(())
+    v_loss = zero
     if vf is not None:
         with torch.no_grad():  # IQL eq. 5: the target networks' Q of the dataset action
             q_data = torch.min(
                 nets.target_qf1(obs, actions, z_det), nets.target_qf2(obs, actions, z_det)
             )
         v_pred = vf(obs, z_det)
-        v_loss = expectile_loss(q_data - v_pred, off.expectile)
+        v_loss = expectile_loss(q_data - v_pred, off.expectile, reduce)
         adv = (q_data - v_pred).detach()
     else:
         with torch.no_grad():
@@ -205,12 +225,15 @@ def offline_pearl_losses(
         # exp(A / lambda) clipped at max_weight; clamp the exponent first so exp cannot overflow
         weight = torch.exp(torch.clamp(adv / off.awac_lambda, max=math.log(off.max_weight)))
     log_prob = tanh_gaussian_log_prob(nets.policy, obs, z_det, actions)  # grads -> policy only
-    policy_loss = -(weight * log_prob).mean()
+    policy_loss = -reduce(weight * log_prob)
 
     # --- task inference (privileged, training only): grads -> encoder and the head ---
-    task_loss = torch.zeros(())
+    task_loss = zero
     if task_head is not None and task_targets is not None and cfg.use_latent:
-        task_loss = F.mse_loss(task_head(z_mean), task_targets)
+        if per_task:
+            task_loss = reduce((task_head(z_mean) - task_targets) ** 2)
+        else:
+            task_loss = F.mse_loss(task_head(z_mean), task_targets)
 
     return OfflineLosses(
         qf_loss=qf_loss + v_loss,
@@ -233,40 +256,45 @@ def update(
     cfg: TrainConfig,
     task: TaskInference | None = None,
     tasks: np.ndarray | None = None,
+    grad_transform: GradTransform | None = None,
 ) -> dict[str, float]:
     """One offline PEARL gradient step; returns the loss terms as floats for logging.
 
     `task` and the batch's dataset task indices `tasks`: add the task-inference loss
-    (`offline.task_targets`) to the encoder's and step its head."""
+    (`offline.task_targets`) to the encoder's and step its head (learner "task_head").
+    `grad_transform` (training/learner.py): the losses are built per task and the hook may
+    replace each learner's gradient (gradient surgery); None: the plain step."""
     if tasks is None:
         task = None  # the head needs to know which dataset tasks the batch holds
     head = task.head if task is not None else None
     targets = task.targets_for(tasks) if task is not None and tasks is not None else None
-    losses = offline_pearl_losses(batch, nets, cfg, head, targets)
-    aux = cfg.offline.task_loss_weight * losses.task_loss if task is not None else None
-    if task is not None:
-        task.optimizer.zero_grad(set_to_none=True)
+    per_task = grad_transform is not None
+    losses = offline_pearl_losses(batch, nets, cfg, head, targets, per_task=per_task)
+    critic_loss = losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div
+    if task is not None:  # the task loss reaches the encoder (through z's mean) and the head
+        critic_loss = critic_loss + cfg.offline.task_loss_weight * losses.task_loss
     # No temperature in the advantage-weighted actor: log alpha is not trained offline.
-    step_learners(
+    learners = pearl_learners(
         nets,
         optimizers,
         cfg,
-        qf_loss=losses.qf_loss,
-        kl_div=losses.kl_div,
+        critic_loss=critic_loss,
         policy_loss=losses.policy_loss,
         alpha_loss=None,
-        encoder_aux=aux,
-        aux_params=list(head.parameters()) if head is not None else [],
     )
     if task is not None:
-        task.optimizer.step()
+        learners.append(
+            Learner("task_head", critic_loss, list(task.head.parameters()), task.optimizer)
+        )
+    step_learners(nets, learners, cfg, grad_transform)
+    if task is not None:
         task.sync(nets, cfg)
     return {
-        "loss/qf": float((losses.qf_loss - losses.v_loss).detach()),
-        "loss/policy": float(losses.policy_loss.detach()),
-        "loss/kl_div": float(losses.kl_div.detach()),
-        "loss/task": float(losses.task_loss.detach()),
-        "loss/v": float(losses.v_loss),
+        "loss/qf": float((losses.qf_loss - losses.v_loss).detach().sum()),
+        "loss/policy": float(losses.policy_loss.detach().sum()),
+        "loss/kl_div": float(losses.kl_div.detach().sum()),
+        "loss/task": float(losses.task_loss.detach().sum()),
+        "loss/v": float(losses.v_loss.sum()),
         "awac/advantage": float(losses.advantage),
         "awac/weight": float(losses.weight),
         "sac/q_mean": float(losses.q_mean),

@@ -4,11 +4,13 @@ One algorithm, one module. Read top to bottom:
 
 1. `product_of_gaussians`: the posterior q(z | c) from per-transition factors (paper eq. 2
    and appendix A) in natural parameters.
-2. `pearl_losses(batch, nets, cfg)`: a pure function returning every loss term as a
-   `PearlLosses` NamedTuple: the critic loss (eq. 5 with SAC's twin Q and target networks),
-   the actor loss (eq. 6 with z detached), KL(q(z|c) || N(0, I)) (eq. 4) and alpha's loss.
-3. `update(batch, nets, optimizers, cfg)`: owns the optimizer steps. Each optimizer sees
-   only the gradient of its own loss:
+2. `pearl_losses(batch, nets, cfg, per_task=False)`: a pure function returning every loss
+   term as a `PearlLosses` NamedTuple: the critic loss (eq. 5 with SAC's twin Q and target
+   networks), the actor loss (eq. 6 with z detached), KL(q(z|c) || N(0, I)) (eq. 4) and
+   alpha's loss; scalars, or with `per_task` (T,) terms that sum to them.
+3. `update(batch, nets, optimizers, cfg, grad_transform=None)`: owns the optimizer steps,
+   one `Learner` each (training/learner.py). Each optimizer sees only the gradient of its
+   own loss (`grad_transform`: the gradient-surgery hook, over per-task losses):
 
        encoder  <- critic loss + kl_lambda * KL   (encoder only gets grads from Q and KL)
        Q1, Q2   <- critic loss
@@ -21,7 +23,6 @@ D = 2*obs + act + 1 = (s, a, r, s'); z is (T, L), repeated to (T*B, L) for the R
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -29,6 +30,7 @@ import torch
 from torch import Tensor
 
 from training.config import TrainConfig
+from training.learner import GradTransform, Learner, learner_step, task_reducer
 from training.networks import PearlNets, TaskDecoder
 
 
@@ -44,7 +46,9 @@ class PearlBatch(NamedTuple):
 
 
 class PearlLosses(NamedTuple):
-    """Every loss term of one PEARL step (scalars) plus diagnostics."""
+    """Every loss term of one PEARL step plus diagnostics. The four losses are scalars, or
+    with `per_task` (T,) terms summing to them (training/learner.py `task_reducer`); the
+    diagnostics are always over the whole batch."""
 
     qf_loss: Tensor
     """Twin-Q Bellman error; its gradient also trains the encoder through z."""
@@ -101,23 +105,31 @@ def infer_posterior(nets: PearlNets, context: Tensor, prior: bool) -> tuple[Tens
     return product_of_gaussians(mu_n, var_n, prior=prior)
 
 
-def pearl_losses(batch: PearlBatch, nets: PearlNets, cfg: TrainConfig) -> PearlLosses:
-    """Every PEARL loss term for one meta-batch; pure (no optimizer, no in-place update)."""
+def pearl_losses(
+    batch: PearlBatch, nets: PearlNets, cfg: TrainConfig, per_task: bool = False
+) -> PearlLosses:
+    """Every PEARL loss term for one meta-batch; pure (no optimizer, no in-place update).
+
+    `per_task`: each loss as (T,) terms, task t's share of the scalar (its mean / T; KL:
+    its own KL), so that they sum to the scalar loss (the seam for gradient surgery)."""
     sac = cfg.sac
     T, B, _ = batch.obs.shape
     L = nets.latent_dim
+    reduce = task_reducer(T, per_task)
+    zero = torch.zeros(T) if per_task else torch.zeros(())
 
     # --- q(z | c): product of per-transition Gaussians, then a reparameterised sample ---
     if cfg.use_latent:
         z_mean, z_var = infer_posterior(nets, batch.context, cfg.encoder.prior_in_posterior)
         z = z_mean + torch.sqrt(z_var) * torch.randn_like(z_mean)  # (T, L), grads -> encoder
-        kl_div = kl_to_standard_normal(z_mean, z_var).sum()  # eq. 4, summed over tasks
+        kl_tasks = kl_to_standard_normal(z_mean, z_var)  # (T,), eq. 4
+        kl_div = kl_tasks if per_task else kl_tasks.sum()  # summed over tasks
     else:
         # SAC without context: the same networks with z fixed at 0.
         z_mean = torch.zeros(T, L)
         z_var = torch.ones(T, L)
         z = torch.zeros(T, L)
-        kl_div = torch.zeros(())
+        kl_div = zero
 
     # (T, L) -> (T*B, L): every transition of a task sees that task's z.
     z_flat = z.unsqueeze(1).expand(T, B, L).reshape(T * B, L)
@@ -144,22 +156,22 @@ def pearl_losses(batch: PearlBatch, nets: PearlNets, cfg: TrainConfig) -> PearlL
         )
         target_v = target_q - alpha.detach() * next_log_pi  # soft value of s'
         q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * target_v  # (T*B, 1)
-    qf_loss = ((q1 - q_target) ** 2).mean() + ((q2 - q_target) ** 2).mean()
+    qf_loss = reduce((q1 - q_target) ** 2) + reduce((q2 - q_target) ** 2)
 
     # --- actor (eq. 6): z detached, so the actor loss leaves the encoder untouched ---
     z_actor = z_flat.detach()
     new_actions, log_pi = nets.policy.sample(obs, z_actor)
     q_new = torch.min(nets.qf1(obs, new_actions, z_actor), nets.qf2(obs, new_actions, z_actor))
-    policy_loss = (alpha.detach() * log_pi - q_new).mean()
+    policy_loss = reduce(alpha.detach() * log_pi - q_new)
 
     # --- temperature (SAC v2, optional) ---
     if sac.auto_entropy:
         target_entropy = (
             sac.target_entropy if sac.target_entropy is not None else -float(nets.act_dim)
         )
-        alpha_loss = -(nets.log_alpha * (log_pi.detach() + target_entropy)).mean()
+        alpha_loss = -reduce(nets.log_alpha * (log_pi.detach() + target_entropy))
     else:
-        alpha_loss = torch.zeros(())
+        alpha_loss = zero
 
     return PearlLosses(
         qf_loss=qf_loss,
@@ -218,75 +230,73 @@ def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) ->
             t.lerp_(s, tau)
 
 
-def step_learners(
+def pearl_learners(
     nets: PearlNets,
     optimizers: PearlOptimizers,
     cfg: TrainConfig,
     *,
-    qf_loss: Tensor,
-    kl_div: Tensor,
+    critic_loss: Tensor,
     policy_loss: Tensor,
     alpha_loss: Tensor | None,
-    encoder_aux: Tensor | None = None,
-    aux_params: Sequence[torch.nn.Parameter] = (),
-) -> None:
-    """Backpropagate each loss into its own learners, step them, and move the target Qs
-    (shared by online PEARL and training/offline.py's advantage-weighted variant).
+) -> list[Learner]:
+    """PEARL's learners (shared by online PEARL and training/offline.py's variant):
 
-    The critic loss `qf_loss + encoder.kl_lambda * kl_div` reaches the Q networks and, with
-    a latent, the encoder; `policy_loss` only the policy; `alpha_loss` (None: fixed temperature) only
-    log alpha. `encoder_aux` (offline task inference) is added to the encoder's loss and also
-    fills the gradients of `aux_params` (its head), which the caller steps.
-    """
-    critic_params = critic_parameters(nets)
-    encoder_params = list(nets.encoder.parameters())
-    policy_params = list(nets.policy.parameters())
-    opts = [optimizers.encoder, optimizers.critic, optimizers.policy]
-    for opt in opts + ([optimizers.alpha] if alpha_loss is not None else []):
-        opt.zero_grad(set_to_none=True)
+        critic  <- critic_loss   (twin Q, and V with offline iql)
+        encoder <- critic_loss   (with a latent: z is not detached in the critic)
+        policy  <- policy_loss
+        alpha   <- alpha_loss    (None: fixed temperature, log alpha not trained)
 
-    # All backward passes run before any step: each optimizer step changes weights in place,
-    # and the other losses' graphs still hold those weights. `inputs=` keeps each loss's
-    # gradient on its own learners (the actor's Q terms would otherwise push grads into Q).
-    critic_inputs = critic_params + (encoder_params if cfg.use_latent else [])
-    critic_loss = qf_loss + cfg.encoder.kl_lambda * kl_div
-    if encoder_aux is not None:
-        critic_loss = critic_loss + encoder_aux
-        critic_inputs = critic_inputs + list(aux_params)
-    critic_loss.backward(inputs=critic_inputs, retain_graph=True)
-    policy_loss.backward(inputs=policy_params, retain_graph=alpha_loss is not None)
-    if alpha_loss is not None:
-        alpha_loss.backward(inputs=[nets.log_alpha])
-
-    optimizers.critic.step()
+    `critic_loss` is the critic's Bellman error + encoder.kl_lambda * KL (+ any encoder term)."""
+    learners = [Learner("critic", critic_loss, critic_parameters(nets), optimizers.critic)]
     if cfg.use_latent:
-        optimizers.encoder.step()
-    optimizers.policy.step()
+        encoder = list(nets.encoder.parameters())
+        learners.append(Learner("encoder", critic_loss, encoder, optimizers.encoder))
+    policy = list(nets.policy.parameters())
+    learners.append(Learner("policy", policy_loss, policy, optimizers.policy))
     if alpha_loss is not None:
-        optimizers.alpha.step()
+        learners.append(Learner("alpha", alpha_loss, [nets.log_alpha], optimizers.alpha))
+    return learners
+
+
+def step_learners(
+    nets: PearlNets,
+    learners: list[Learner],
+    cfg: TrainConfig,
+    grad_transform: GradTransform | None = None,
+) -> None:
+    """One learner step (training/learner.py: each loss into its own learners only, all
+    gradients before any step), then the target Qs move towards the Qs (Polyak)."""
+    learner_step(learners, grad_transform)
     soft_update(nets.target_qf1, nets.qf1, cfg.sac.tau)
     soft_update(nets.target_qf2, nets.qf2, cfg.sac.tau)
 
 
 def update(
-    batch: PearlBatch, nets: PearlNets, optimizers: PearlOptimizers, cfg: TrainConfig
+    batch: PearlBatch,
+    nets: PearlNets,
+    optimizers: PearlOptimizers,
+    cfg: TrainConfig,
+    grad_transform: GradTransform | None = None,
 ) -> dict[str, float]:
-    """One PEARL gradient step; returns the loss terms as floats for logging."""
-    losses = pearl_losses(batch, nets, cfg)
-    step_learners(
+    """One PEARL gradient step; returns the loss terms as floats for logging.
+
+    `grad_transform` (training/learner.py): the losses are built per task and the hook may
+    replace each learner's gradient (gradient surgery); None: the plain step."""
+    losses = pearl_losses(batch, nets, cfg, per_task=grad_transform is not None)
+    learners = pearl_learners(
         nets,
         optimizers,
         cfg,
-        qf_loss=losses.qf_loss,
-        kl_div=losses.kl_div,
+        critic_loss=losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div,
         policy_loss=losses.policy_loss,
         alpha_loss=losses.alpha_loss if cfg.sac.auto_entropy else None,
     )
+    step_learners(nets, learners, cfg, grad_transform)
     return {
-        "loss/qf": float(losses.qf_loss.detach()),
-        "loss/policy": float(losses.policy_loss.detach()),
-        "loss/kl_div": float(losses.kl_div.detach()),
-        "loss/alpha": float(losses.alpha_loss.detach()),
+        "loss/qf": float(losses.qf_loss.detach().sum()),
+        "loss/policy": float(losses.policy_loss.detach().sum()),
+        "loss/kl_div": float(losses.kl_div.detach().sum()),
+        "loss/alpha": float(losses.alpha_loss.detach().sum()),
         "sac/alpha": float(losses.alpha),
         "sac/q_mean": float(losses.q_mean),
         "sac/log_pi": float(losses.log_pi),

@@ -1,11 +1,16 @@
-"""Shared fixtures: one tiny trained run on the toy task, reused by export/eval tests."""
+"""Shared helpers of the training tests: the tiny toy-task config (tests/conftest.py trains
+and exports it once per session: `trained_run`, `exported_artifact`), recorded steps, and
+probes of what a learner step and a Bellman target really computed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
+import torch
+from torch import Tensor
 
 from training.config import TrainConfig
 
@@ -38,14 +43,103 @@ def tiny_config(**over: object) -> TrainConfig:
     return TrainConfig.model_validate(base)
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run dir trained by the tiny config (checkpoint, history, eval.json, curves.png)."""
-    from training.trainer import Trainer
+def record_step_grads(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, list[Any]]:
+    """The gradients each optimizer steps with (name -> one per parameter, None where
+    absent), recorded by a pre-step hook: what a learner step really applied."""
+    seen: dict[str, list[Any]] = {}
+    for name, opt in optimizers.items():
 
-    run = tmp_path_factory.mktemp("run")
-    Trainer(tiny_config(), run).run(progress=False)
-    return run
+        def hook(o: torch.optim.Optimizer, args: Any, kwargs: Any, name: str = name) -> None:
+            seen[name] = [
+                None if p.grad is None else p.grad.detach().clone()
+                for group in o.param_groups
+                for p in group["params"]
+            ]
+
+        opt.register_step_pre_hook(hook)
+    return seen
+
+
+def assert_grads_of(
+    got: list[Any], loss: Tensor, params: Sequence[torch.nn.Parameter], what: str
+) -> None:
+    """`got` is the gradient of `loss` alone with respect to `params` (no other loss's)."""
+    want = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
+    assert len(got) == len(want), what
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        g = torch.zeros_like(params[i]) if g is None else g
+        w = torch.zeros_like(params[i]) if w is None else w
+        torch.testing.assert_close(g, w, msg=lambda m, i=i: f"{what}, parameter {i}: {m}")
+
+
+def random_batch(
+    obs_dim: int, act_dim: int, T: int = 3, B: int = 6, C: int = 4, seed: int = 0
+) -> Any:
+    """A synthetic PEARL meta-batch (T tasks, B transitions, C context rows), 30 % terminal."""
+    from training.pearl import PearlBatch
+
+    g = torch.Generator().manual_seed(seed)
+    return PearlBatch(
+        obs=torch.randn(T, B, obs_dim, generator=g),
+        actions=torch.tanh(torch.randn(T, B, act_dim, generator=g)),
+        rewards=torch.randn(T, B, 1, generator=g),
+        next_obs=torch.randn(T, B, obs_dim, generator=g),
+        dones=(torch.rand(T, B, 1, generator=g) < 0.3).float(),
+        context=torch.randn(T, C, 2 * obs_dim + act_dim + 1, generator=g),
+    )
+
+
+def assert_terminals_back_up_the_reward(
+    nets: Any, batch: Any, reward_scale: float, critic_loss: Callable[[Any], tuple[Tensor, Tensor]]
+) -> None:
+    """`critic_loss(batch)` -> (the critic loss, its part other than the twin-Q Bellman
+    error, e.g. iql's V loss). With dones = 1 the Bellman error's target is
+    reward_scale * r exactly (computed here by hand from the loss's own Q predictions),
+    whatever s' and the bootstrap networks are; with dones = 0 it bootstraps, so the
+    check has teeth. The target Qs (and V) get large random weights and s' is scaled up,
+    so any bootstrap term is far from zero."""
+    with torch.no_grad():
+        for m in (nets.target_qf1, nets.target_qf2, nets.vf):
+            for p in m.parameters() if m is not None else ():
+                p.normal_(0.0, 3.0)
+    far = batch._replace(next_obs=100.0 * batch.next_obs)
+    for done, terminal in ((1.0, True), (0.0, False)):
+        this = far._replace(dones=torch.full_like(far.dones, done))
+        with q_of_batch(nets, this) as q:
+            loss, other = critic_loss(this)
+        by_hand = terminal_qf_loss(q, this, reward_scale) + other
+        assert torch.allclose(loss, by_hand) == terminal, f"dones={done}"
+
+
+@contextmanager
+def q_of_batch(nets: Any, batch: Any) -> Iterator[list[Tensor]]:
+    """Capture Q1(s, a, z) and Q2(s, a, z) of the batch's own (s, a) while a loss runs:
+    [q1, q2], each (T*B, 1), from forward hooks (whatever z the loss sampled)."""
+    obs = batch.obs.reshape(-1, batch.obs.shape[-1])
+    act = batch.actions.reshape(-1, batch.actions.shape[-1])
+    first: dict[int, Tensor] = {}
+    out: list[Tensor] = []
+
+    def hook(module: torch.nn.Module, args: tuple[Tensor, ...], result: Tensor) -> None:
+        # the first call on (s, a) is the critic's prediction (awac's advantage comes later)
+        if id(module) not in first and torch.equal(args[0], obs) and torch.equal(args[1], act):
+            first[id(module)] = result.detach()
+
+    handles = [nets.qf1.register_forward_hook(hook), nets.qf2.register_forward_hook(hook)]
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
+    assert len(first) == 2, "the loss did not evaluate Q1 and Q2 on the batch's (s, a)"
+    out.extend([first[id(nets.qf1)], first[id(nets.qf2)]])
+
+
+def terminal_qf_loss(q: list[Tensor], batch: Any, reward_scale: float) -> Tensor:
+    """The twin-Q loss when every transition is terminal: target = reward_scale * r exactly,
+    computed by hand."""
+    target = reward_scale * batch.rewards.reshape(-1, 1)
+    return ((q[0] - target) ** 2).mean() + ((q[1] - target) ** 2).mean()
 
 
 def recorded_step(

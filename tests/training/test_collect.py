@@ -13,6 +13,8 @@ from training.collect import collect, main, split_episodes
 from training.config import CollectConfig
 from training.datasets import MANIFEST, load_dataset
 
+from ..conftest import ExportedArtifact
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -74,19 +76,19 @@ def test_policy_behaviour_from_a_trained_run(trained_run: Path, tmp_path: Path) 
     assert ds.behaviours == ["policy"] and len(ds.tasks) == 2
 
 
-@pytest.mark.slow  # the ONNX exporter takes a few seconds
-def test_policy_behaviour_from_an_exported_artifact(trained_run: Path, tmp_path: Path) -> None:
+def test_policy_behaviour_from_an_exported_artifact(
+    trained_run: Path, exported_artifact: ExportedArtifact, tmp_path: Path
+) -> None:
     """policy_run may be an artifact dir: onnxruntime gives the torch run's actions and
     posterior, and a collection runs from it."""
     import numpy as np
 
     from training.collect import PolicyBehaviour
-    from training.export import export_run
 
-    export_run(trained_run, tmp_path / "art")
+    art = exported_artifact.root
     behs = [
         PolicyBehaviour(str(src), 2, 2, np.random.default_rng(0), latent="posterior")
-        for src in (trained_run, tmp_path / "art")
+        for src in (trained_run, art)
     ]
     rows = np.random.default_rng(1).normal(size=(6, 7)).astype(np.float32)
     for b in behs:
@@ -98,7 +100,7 @@ def test_policy_behaviour_from_an_exported_artifact(trained_run: Path, tmp_path:
     obs = np.array([0.3, -0.2], np.float32)
     np.testing.assert_allclose(behs[0].act(obs), behs[1].act(obs), atol=1e-5)
     with pytest.raises(ValueError, match="dims"):
-        PolicyBehaviour(str(tmp_path / "art"), 3, 2, np.random.default_rng(0))
+        PolicyBehaviour(str(art), 3, 2, np.random.default_rng(0))
     with pytest.raises(ValueError, match="neither a training run"):
         PolicyBehaviour(str(tmp_path), 2, 2, np.random.default_rng(0))
 
@@ -108,7 +110,7 @@ def test_policy_behaviour_from_an_exported_artifact(trained_run: Path, tmp_path:
             "num_tasks": 2,
             "episodes_per_task": 2,
             "mix": {"scripted": 0, "random": 0, "policy": 1},
-            "policy_run": str(tmp_path / "art"),
+            "policy_run": str(art),
             "policy_latent": "posterior",
         }
     )

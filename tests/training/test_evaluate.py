@@ -18,6 +18,8 @@ from training.tasks import TaskSource
 from training.toy_env import PointGoalEnv, PointTask, point_tasks
 from zshot.cli import main as zshot
 
+from ..conftest import ExportedArtifact
+
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 12), st.integers(0, 2**31), st.booleans())
@@ -153,11 +155,12 @@ def test_unknown_plug_is_named() -> None:
 
 @pytest.mark.slow
 def test_eval_cli_on_run_and_artifact(
-    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained_run: Path,
+    exported_artifact: ExportedArtifact,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    art = tmp_path / "art"
-    assert zshot(["export", str(trained_run), "--out", str(art)]) == 0
-    assert "max |err|" in capsys.readouterr().out
+    art = exported_artifact.root
     outs = {}
     for target in (trained_run, art):
         js = tmp_path / f"{target.name}.json"
@@ -182,7 +185,7 @@ def test_eval_cli_on_run_and_artifact(
         out = capsys.readouterr().out
         assert "test-0" in out and "/2" in out
         outs[target.name] = json.loads(js.read_text())
-    run_res, art_res = outs[trained_run.name], outs["art"]
+    run_res, art_res = outs[trained_run.name], outs[art.name]
     assert (
         run_res["protocol"]["backend"] == "torch"
         and art_res["protocol"]["backend"] == "onnxruntime"

@@ -15,6 +15,7 @@ from training.evaluate import OnnxAgent
 from training.export import PARITY_ATOL, check_parity, export_bytes, export_run
 from training.pearl import make_nets
 
+from ..conftest import ExportedArtifact
 from .conftest import ROOT, tiny_config
 
 pytestmark = pytest.mark.slow  # the dynamo exporter takes a few seconds per graph
@@ -42,9 +43,10 @@ def test_parity_on_random_nets_with_normalisation() -> None:
         assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
 
 
-def test_export_run_writes_a_verified_artifact(trained_run: Path, tmp_path: Path) -> None:
-    out = tmp_path / "artifact"
-    _, errs = export_run(trained_run, out)
+def test_export_run_writes_a_verified_artifact(
+    trained_run: Path, exported_artifact: ExportedArtifact
+) -> None:
+    out, errs = exported_artifact.root, exported_artifact.parity
     assert sorted(p.name for p in out.iterdir()) == ["encoder.onnx", "manifest.json", "policy.onnx"]
     loaded = load_artifact(out, check_graphs=True)
     m = loaded.manifest
@@ -61,12 +63,13 @@ def test_export_run_writes_a_verified_artifact(trained_run: Path, tmp_path: Path
     assert set(data["files"]) == {"encoder", "policy"}
 
 
-def test_onnx_agent_matches_torch_agent(trained_run: Path, tmp_path: Path) -> None:
+def test_onnx_agent_matches_torch_agent(
+    trained_run: Path, exported_artifact: ExportedArtifact
+) -> None:
     from training.evaluate import TorchAgent
     from training.trainer import load_checkpoint
 
-    export_run(trained_run, tmp_path / "a")
-    onnx_agent = OnnxAgent(tmp_path / "a")
+    onnx_agent = OnnxAgent(exported_artifact.root)
     state = load_checkpoint(trained_run / "checkpoint.pt")
     nets = make_nets(2, 2, tiny_config())
     nets.load_state_dict(state["nets"])
@@ -87,10 +90,12 @@ def test_export_of_missing_run_names_it(tmp_path: Path) -> None:
         export_run(tmp_path / "nope", tmp_path / "out")
 
 
-def test_graphs_carry_the_manifests_essentials(trained_run: Path, tmp_path: Path) -> None:
+def test_graphs_carry_the_manifests_essentials(
+    exported_artifact: ExportedArtifact, tmp_path: Path
+) -> None:
     from runtime.artifact import GRAPH_NAMES, onnx_metadata
 
-    art = export_run(trained_run, tmp_path / "meta")[0]
+    art = exported_artifact.artifact
     m = art.manifest
     assert m.obs_units == ["m", "m"] and m.action_units == ["1", "1"]
     for kind, path in (("encoder", art.encoder_path), ("policy", art.policy_path)):
@@ -148,6 +153,7 @@ def test_export_cli_prints_one_line_per_graph(trained_run: Path, tmp_path: Path)
     assert quiet.returncode == 0, quiet.stderr
     lines = quiet.stdout.splitlines()
     assert len(lines) == 3 and lines[0].startswith("encoder.onnx") and "mu " in lines[0]
+    assert all("onnxruntime vs torch max |err|" in line for line in lines[:2])
     assert lines[1].startswith("policy.onnx") and "action " in lines[1]
     assert quiet.stderr == ""
     again = export("--out", str(tmp_path / "a"))

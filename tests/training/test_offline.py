@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,11 +16,14 @@ from hypothesis import strategies as st
 from training.config import TrainConfig
 from training.offline import (
     OfflineTrainer,
+    TaskInference,
     offline_pearl_losses,
     tanh_gaussian_log_prob,
     update,
 )
-from training.pearl import PearlBatch, PearlOptimizers, make_nets
+from training.pearl import PearlBatch, PearlOptimizers, critic_parameters, make_nets
+
+from .conftest import assert_grads_of, assert_terminals_back_up_the_reward, record_step_grads
 
 OBS, ACT, L = 3, 2, 2
 
@@ -473,3 +478,69 @@ def test_iql_trainer_runs_and_resumes(point_data: Path, tmp_path: Path) -> None:
     assert t.updates == 30
     after = list(t.nets.vf.parameters())  # type: ignore[union-attr]
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("critic", "use_latent", "task_inference"),
+    [("awac", True, False), ("iql", True, False), ("awac", True, True), ("iql", False, False)],
+)
+def test_each_learner_steps_with_the_gradient_of_its_own_loss_alone(
+    critic: str, use_latent: bool, task_inference: bool
+) -> None:
+    """Through `update`: the critic (Q, and V with iql) steps with the critic loss's gradient,
+    the encoder with critic + kl_lambda * KL (+ weighted task loss), the task head with the
+    weighted task loss, the policy with the actor loss; log alpha is never stepped offline."""
+    offline: dict[str, object] = {"critic": critic, "task_loss_weight": 2.0}
+    cfg = cfg_for(use_latent=use_latent, offline=offline)
+    torch.manual_seed(0)
+    nets = make_nets(OBS, ACT, cfg)
+    ref = copy.deepcopy(nets)
+    opts = PearlOptimizers.create(nets, cfg)
+    named = {"encoder": opts.encoder, "critic": opts.critic, "policy": opts.policy}
+    task, tasks, head, targets = None, None, None, None
+    if task_inference:
+        data = SimpleNamespace(
+            tasks=[SimpleNamespace(label=f"t{i}", task={"g": 0.3 * i}) for i in range(4)]
+        )
+        task, tasks = TaskInference(data, ["g"], L, 1e-3), np.array([2, 0, 3])
+        head, targets = copy.deepcopy(task.head), task.targets_for(tasks)
+        named["task"] = task.optimizer
+    seen = record_step_grads({**named, "alpha": opts.alpha})
+    torch.manual_seed(1)
+    update(batch(), nets, opts, cfg, task, tasks)
+    torch.manual_seed(1)  # the same z and action samples on the untouched copy
+    losses = offline_pearl_losses(batch(), ref, cfg, head, targets)
+    task_term = cfg.offline.task_loss_weight * losses.task_loss
+    want = {
+        "critic": (losses.qf_loss, critic_parameters(ref)),
+        "policy": (losses.policy_loss, list(ref.policy.parameters())),
+    }
+    if use_latent:
+        encoder_loss = losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div + task_term
+        want["encoder"] = (encoder_loss, list(ref.encoder.parameters()))
+    if head is not None:
+        want["task"] = (task_term, list(head.parameters()))
+    assert sorted(seen) == sorted(want)
+    for name, (loss, params) in want.items():
+        assert_grads_of(seen[name], loss, params, name)
+
+
+@pytest.mark.parametrize("critic", ["awac", "iql"])
+@pytest.mark.parametrize("use_latent", [True, False])
+def test_terminal_transitions_back_up_the_reward_alone(critic: str, use_latent: bool) -> None:
+    """dones = 1: the Bellman target (awac: through pi and the target Qs; iql: through V(s'))
+    is reward_scale * r exactly, whatever s' and the bootstrap networks are; with dones = 0
+    the same batch bootstraps (so the check has teeth)."""
+    cfg = cfg_for(
+        use_latent=use_latent,
+        offline={"critic": critic},
+        sac={"hidden": [16, 16], "reward_scale": 3.0, "gamma": 0.99},
+    )
+    torch.manual_seed(0)
+    nets = make_nets(OBS, ACT, cfg)
+
+    def critic_loss(b: PearlBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        losses = offline_pearl_losses(b, nets, cfg)
+        return losses.qf_loss, losses.v_loss  # iql's qf_loss also holds V's expectile loss
+
+    assert_terminals_back_up_the_reward(nets, batch(), cfg.sac.reward_scale, critic_loss)

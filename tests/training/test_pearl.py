@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from training.pearl import (
     PearlBatch,
     PearlOptimizers,
+    critic_parameters,
     kl_to_standard_normal,
     make_nets,
     pearl_losses,
@@ -18,7 +21,12 @@ from training.pearl import (
     update,
 )
 
-from .conftest import tiny_config
+from .conftest import (
+    assert_grads_of,
+    assert_terminals_back_up_the_reward,
+    record_step_grads,
+    tiny_config,
+)
 
 OBS, ACT = 4, 2
 
@@ -235,3 +243,55 @@ def test_policy_log_prob_matches_torch_distributions() -> None:
         base, [torch.distributions.transforms.TanhTransform()]
     )
     torch.testing.assert_close(logp[:, 0], dist.log_prob(a).sum(-1), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("auto_entropy", "use_latent"), [(True, True), (False, True), (True, False)]
+)
+def test_each_learner_steps_with_the_gradient_of_its_own_loss_alone(
+    auto_entropy: bool, use_latent: bool
+) -> None:
+    """Through `update`: every optimizer steps with exactly the gradient of its own loss
+    (the actor's Q terms never reach Q, the critic's never reach the policy, ...), and the
+    learners without a loss (encoder without latent, fixed temperature) are not stepped."""
+    cfg = tiny_config(use_latent=use_latent, sac={"hidden": [16], "auto_entropy": auto_entropy})
+    torch.manual_seed(0)
+    nets = make_nets(OBS, ACT, cfg)
+    ref = copy.deepcopy(nets)
+    opts = PearlOptimizers.create(nets, cfg)
+    seen = record_step_grads(
+        {"encoder": opts.encoder, "critic": opts.critic, "policy": opts.policy, "alpha": opts.alpha}
+    )
+    torch.manual_seed(1)
+    update(_batch(), nets, opts, cfg)
+    torch.manual_seed(1)  # the same z and action samples on the untouched copy
+    losses = pearl_losses(_batch(), ref, cfg)
+    want = {
+        "critic": (losses.qf_loss, critic_parameters(ref)),
+        "policy": (losses.policy_loss, list(ref.policy.parameters())),
+    }
+    if use_latent:
+        encoder_loss = losses.qf_loss + cfg.encoder.kl_lambda * losses.kl_div
+        want["encoder"] = (encoder_loss, list(ref.encoder.parameters()))
+    if auto_entropy:
+        want["alpha"] = (losses.alpha_loss, [ref.log_alpha])
+    assert sorted(seen) == sorted(want)
+    for name, (loss, params) in want.items():
+        assert_grads_of(seen[name], loss, params, name)
+
+
+@pytest.mark.parametrize("use_latent", [True, False])
+def test_terminal_transitions_back_up_the_reward_alone(use_latent: bool) -> None:
+    """dones = 1: the Bellman target is reward_scale * r exactly, whatever s' and the target
+    networks are; with dones = 0 the same batch bootstraps (so the check has teeth)."""
+    cfg = tiny_config(
+        use_latent=use_latent, sac={"hidden": [16], "reward_scale": 3.0, "gamma": 0.99}
+    )
+    torch.manual_seed(0)
+    nets = make_nets(OBS, ACT, cfg)
+    assert_terminals_back_up_the_reward(
+        nets,
+        _batch(),
+        cfg.sac.reward_scale,
+        lambda b: (pearl_losses(b, nets, cfg).qf_loss, torch.zeros(())),
+    )
