@@ -22,9 +22,9 @@ from hardware_bridge.config import RecorderConfig
 from hardware_bridge.loop import StepRecord
 from hardware_bridge.recorder import Recorder
 from training.collect import collect
+from training.common.datasets import load_dataset
 from training.config import CollectConfig
 from training.dataset_cli import export_recordings
-from training.datasets import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.common.tasks import env_control_hz, make_task_source
 from training.evaluate import Posterior, TorchAgent, run_episode
 from training.finetune import DemoAgent, demo_noise, gather_context, load_run, select_tasks
-from training.tasks import env_control_hz, make_task_source
 
 COLUMNS = ("policy", "sampled", "oracle z", "servo belief", "servo truth", "demo noisy")
 

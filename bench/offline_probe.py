@@ -18,9 +18,9 @@ import argparse
 import numpy as np
 import torch
 
+from training.common.tasks import env_control_hz, make_task_source
 from training.evaluate import Posterior, TorchAgent
 from training.finetune import demo_noise, gather_context, load_run, select_tasks
-from training.tasks import env_control_hz, make_task_source
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ import time
 
 import torch
 
+from training.algos.pearl.losses import PearlBatch, PearlOptimizers, make_nets, update
 from training.config import TrainConfig
-from training.pearl import PearlBatch, PearlOptimizers, make_nets, update
 
 SIZES = [
     # (label, meta_batch, batch, context, hidden, encoder_hidden)

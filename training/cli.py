@@ -41,9 +41,9 @@ def train_main(argv: Sequence[str]) -> int:
     )
     args = p.parse_args(list(argv))
 
+    from training.algos.offline_pearl.losses import OfflineTrainer
+    from training.algos.pearl.trainer import CHECKPOINT, Trainer
     from training.config import TrainConfig
-    from training.offline import OfflineTrainer
-    from training.trainer import CHECKPOINT, Trainer
 
     overrides = [*args.overrides, *profile_override(args.profile)]
     cfg = load_config(TrainConfig, args.config, overrides)  # ConfigError: one line (zshot.cli)
@@ -93,7 +93,7 @@ def export_main(argv: Sequence[str]) -> int:
     )
     args = p.parse_args(list(argv))
 
-    from training.export import export_run
+    from training.algos.pearl.export import export_run
 
     try:
         artifact, errors = export_run(
@@ -172,6 +172,7 @@ def eval_main(argv: Sequence[str]) -> int:
             print(f"zshot eval: {flag} must be at least 1, got {val}", file=sys.stderr)
             return 2
 
+    from training.common.tasks import make_task_source
     from training.config import EvalConfig, TrainConfig
     from training.evaluate import (
         FewShotAgent,
@@ -181,7 +182,6 @@ def eval_main(argv: Sequence[str]) -> int:
         TorchAgent,
         few_shot_eval,
     )
-    from training.tasks import make_task_source
 
     target = Path(args.target)
     scripted = str(target) in SCRIPTED_TARGETS
@@ -218,8 +218,8 @@ def eval_main(argv: Sequence[str]) -> int:
             agent = onnx_agent
             backend = "onnxruntime"
         elif (target / "checkpoint.pt").is_file():
-            from training.pearl import make_nets
-            from training.trainer import load_checkpoint
+            from training.algos.pearl.losses import make_nets
+            from training.algos.pearl.trainer import load_checkpoint
 
             state = load_checkpoint(target / "checkpoint.pt")
             cfg = TrainConfig.model_validate(state["config"])

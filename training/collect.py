@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from training.common.datasets import MANIFEST, write_manifest
 from training.config import CollectConfig
-from training.datasets import MANIFEST, write_manifest
 from zshot.config import add_profile_argument, add_set_argument, load_config, profile_override
 
 BEHAVIOURS = ("scripted", "random", "policy", "teleop")
@@ -125,8 +125,8 @@ def _load_policy_agent(path: Path) -> tuple[Any, tuple[int, int]]:
     """A run dir (checkpoint.pt) or an exported artifact dir (manifest.json) as an agent,
     with its (obs_dim, act_dim)."""
     from runtime.artifact import MANIFEST_NAME
+    from training.algos.pearl.trainer import CHECKPOINT
     from training.evaluate import OnnxAgent, TorchAgent
-    from training.trainer import CHECKPOINT
 
     if (path / CHECKPOINT).is_file():
         import torch
@@ -222,7 +222,7 @@ def env_spec_json(source: Any, env: Any, max_steps: int | None) -> str | None:
     elif source.kind == "terrain":
         entry, kwargs = "sim.terrain:TerrainEnv", {"config": info["terrain_config"]}
     elif source.kind == "point":
-        entry, kwargs = "training.toy_env:PointGoalEnv", {}
+        entry, kwargs = "training.common.toy_env:PointGoalEnv", {}
     else:
         return None
     env_id = str(info.get("env") or f"zshot/{source.kind}")
@@ -283,8 +283,13 @@ def collect(
     """
     from tqdm import tqdm
 
-    from training.minari_format import MinariWriter, dataset_id_for, find_data_dir, space_json
-    from training.tasks import make_task_source
+    from training.common.minari_format import (
+        MinariWriter,
+        dataset_id_for,
+        find_data_dir,
+        space_json,
+    )
+    from training.common.tasks import make_task_source
 
     out = Path(out)
     if (out / MANIFEST).exists() or find_data_dir(out) is not None or any(out.glob("episode_*.h5")):
@@ -442,7 +447,7 @@ def collect(
 
 def main(argv: Sequence[str]) -> int:
     """`zshot collect CONFIG (--out DATASET | --dataset-id ID) [--set KEY=VALUE ...]`."""
-    from training.minari_format import MinariFormatError, resolve_out
+    from training.common.minari_format import MinariFormatError, resolve_out
 
     p = argparse.ArgumentParser(
         prog="zshot collect",

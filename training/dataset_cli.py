@@ -24,8 +24,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from training.datasets import MANIFEST, write_manifest
-from training.minari_format import (
+from training.common.datasets import MANIFEST, write_manifest
+from training.common.minari_format import (
     MinariFormatError,
     MinariWriter,
     box_space_json,

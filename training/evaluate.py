@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from runtime.posterior import NaturalPosterior
+from training.common.tasks import TaskSource, env_control_hz
 from training.config import EvalConfig
-from training.tasks import TaskSource, env_control_hz
 from zshot.jsonio import write_json
 
 

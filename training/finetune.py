@@ -38,6 +38,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from training.algos.pearl.losses import PearlBatch, PearlOptimizers
+from training.common.networks import PearlNets
+from training.common.replay import MultiTaskReplayBuffer
+from training.common.tasks import TaskSource, env_control_hz
 from training.config import FinetuneConfig, TrainConfig
 from training.evaluate import (
     EpisodeResult,
@@ -47,15 +51,11 @@ from training.evaluate import (
     plug_result,
     run_episode,
 )
-from training.networks import PearlNets
-from training.pearl import PearlBatch, PearlOptimizers
-from training.replay import MultiTaskReplayBuffer
-from training.tasks import TaskSource, env_control_hz
 from zshot.config import add_set_argument
 from zshot.jsonio import write_json
 
 if TYPE_CHECKING:
-    from training.datasets import OfflineDataset
+    from training.common.datasets import OfflineDataset
 
 
 class DemoAgent:
@@ -271,7 +271,7 @@ def load_finetune_dataset(cfg: TrainConfig, obs_dim: int, act_dim: int) -> Offli
     Raises ValueError (training.datasets.DatasetError for unreadable data) naming the path,
     and saying how to fine-tune without it.
     """
-    from training.datasets import DatasetError, load_dataset
+    from training.common.datasets import DatasetError, load_dataset
 
     k = cfg.finetune.offline_tasks_per_batch
     path = cfg.offline.dataset
@@ -325,7 +325,7 @@ def mixed_batch(
     k = ft.offline_tasks_per_batch
     if k == 0 or dataset is None:
         return online
-    from training.offline import sample_offline_batch
+    from training.algos.offline_pearl.losses import sample_offline_batch
 
     tasks = data_rng.choice(len(dataset.tasks), size=k, replace=False)
     offline = sample_offline_batch(dataset, cfg, data_rng, tasks)
@@ -352,7 +352,7 @@ def finetune_task(
     `cfg.offline.dataset`, loaded (and refused with a ValueError naming it) before the first
     episode.
     """
-    from training.offline import update
+    from training.algos.offline_pearl.losses import update
 
     ft = cfg.finetune
     mix = ft.offline_tasks_per_batch if ft.updates_per_episode > 0 else 0
@@ -454,7 +454,7 @@ def finetune_task(
             if agent.use_latent:
                 post.add(*agent.factors(np.concatenate(rows)))
             if artifact_dir is not None:
-                from training.export import export_run
+                from training.algos.pearl.export import export_run
 
                 out = Path(artifact_dir) / f"v{len(result.artifacts):03d}"
                 with tempfile.TemporaryDirectory() as tmp:
@@ -483,8 +483,8 @@ def finetune_task(
 
 def load_run(run_dir: str | Path) -> tuple[PearlNets, TrainConfig]:
     """Networks and config of a run dir (offline or online PEARL)."""
-    from training.pearl import make_nets
-    from training.trainer import load_checkpoint
+    from training.algos.pearl.losses import make_nets
+    from training.algos.pearl.trainer import load_checkpoint
 
     state = load_checkpoint(Path(run_dir) / "checkpoint.pt")
     cfg = TrainConfig.model_validate(state["config"])
@@ -522,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
-    from training.tasks import make_task_source
+    from training.common.tasks import make_task_source
     from zshot.config import override_config
 
     try:

@@ -41,7 +41,7 @@ def tiny_config(**over: object) -> TrainConfig:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run dir trained by the tiny config (checkpoint, history, eval.json, curves.png)."""
-    from training.trainer import Trainer
+    from training.algos.pearl.trainer import Trainer
 
     run = tmp_path_factory.mktemp("run")
     Trainer(tiny_config(), run).run(progress=False)

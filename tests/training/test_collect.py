@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from training.collect import collect, main, split_episodes
+from training.common.datasets import MANIFEST, load_dataset
 from training.config import CollectConfig
-from training.datasets import MANIFEST, load_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,8 +80,8 @@ def test_policy_behaviour_from_an_exported_artifact(trained_run: Path, tmp_path:
     posterior, and a collection runs from it."""
     import numpy as np
 
+    from training.algos.pearl.export import export_run
     from training.collect import PolicyBehaviour
-    from training.export import export_run
 
     export_run(trained_run, tmp_path / "art")
     behs = [
@@ -122,7 +122,7 @@ def test_policy_posterior_sampling_narrows_within_a_task_and_restarts_per_task(
     import numpy as np
 
     from training.collect import PolicyBehaviour
-    from training.tasks import make_task_source
+    from training.common.tasks import make_task_source
 
     cfg = CollectConfig.model_validate({"env": "point", "num_tasks": 2})
     source = make_task_source(cfg.as_train_config())

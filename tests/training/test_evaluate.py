@@ -11,11 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from training.algos.pearl.losses import product_of_gaussians
+from training.common.tasks import TaskSource
+from training.common.toy_env import PointGoalEnv, PointTask, point_tasks
 from training.config import EvalConfig
 from training.evaluate import FewShotReport, Posterior, few_shot_eval
-from training.pearl import product_of_gaussians
-from training.tasks import TaskSource
-from training.toy_env import PointGoalEnv, PointTask, point_tasks
 from zshot.cli import main as zshot
 
 

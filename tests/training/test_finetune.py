@@ -12,12 +12,12 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from training.algos.offline_pearl.losses import OfflineTrainer
+from training.algos.pearl.losses import PearlBatch
+from training.common.datasets import DatasetError, load_dataset
+from training.common.tasks import make_task_source
 from training.config import FinetuneConfig, TrainConfig
-from training.datasets import DatasetError, load_dataset
 from training.finetune import context_eval, finetune_task, load_run, main, select_tasks
-from training.offline import OfflineTrainer
-from training.pearl import PearlBatch
-from training.tasks import make_task_source
 
 
 def with_finetune(cfg: TrainConfig, **over: Any) -> TrainConfig:
@@ -213,20 +213,20 @@ def _rows(a: np.ndarray) -> set[bytes]:
 def test_finetune_batches_mix_the_new_task_with_offline_tasks(
     offline_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import training.offline
+    import training.algos.offline_pearl.losses
 
     nets, cfg = load_run(offline_run)
     source = make_task_source(cfg)
     data = load_dataset(cfg.offline.dataset or "")
     per_task = [_rows(t.obs) for t in data.tasks]
-    real_update = training.offline.update
+    real_update = training.algos.offline_pearl.losses.update
     seen: list[PearlBatch] = []
 
     def spy(batch: PearlBatch, *args: Any) -> dict[str, float]:
         seen.append(batch)
         return real_update(batch, *args)
 
-    monkeypatch.setattr(training.offline, "update", spy)
+    monkeypatch.setattr(training.algos.offline_pearl.losses, "update", spy)
     for k in (2, 0):
         seen.clear()
         ft_cfg = with_finetune(cfg, **FAR, updates_per_episode=4, offline_tasks_per_batch=k)
@@ -318,7 +318,7 @@ def test_finetuned_artifact_hot_reloads_on_a_live_runtime(
     from runtime.model import LoadedModel
     from runtime.protocol import RuntimeClient
     from runtime.server import RuntimeServer
-    from training.export import export_run
+    from training.algos.pearl.export import export_run
 
     nets, cfg = load_run(offline_run)
     cfg = with_finetune(cfg, **FAR, updates_per_episode=20, offline_tasks_per_batch=2)

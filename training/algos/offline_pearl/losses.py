@@ -68,9 +68,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from training.config import TrainConfig
-from training.networks import PearlNets, TanhGaussianPolicy
-from training.pearl import (
+from training.algos.pearl.losses import (
     PearlBatch,
     PearlOptimizers,
     infer_posterior,
@@ -78,6 +76,8 @@ from training.pearl import (
     make_nets,
     step_learners,
 )
+from training.common.networks import PearlNets, TanhGaussianPolicy
+from training.config import TrainConfig
 from zshot.atomic import atomic_write
 from zshot.jsonio import write_json
 
@@ -351,8 +351,8 @@ class OfflineTrainer:
     """Trains offline PEARL (or offline AWAC without context) from `cfg.offline.dataset`."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
-        from training.datasets import DatasetError, load_dataset
-        from training.tasks import make_task_source
+        from training.common.datasets import DatasetError, load_dataset
+        from training.common.tasks import make_task_source
 
         if cfg.offline.dataset is None:
             raise ValueError("offline training needs offline.dataset (a `zshot collect` dir)")
@@ -412,7 +412,7 @@ class OfflineTrainer:
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         """Resume from a checkpoint written by `save_checkpoint`."""
-        from training.trainer import load_checkpoint
+        from training.algos.pearl.trainer import load_checkpoint
 
         state = load_checkpoint(path or self.run_dir / CHECKPOINT)
         self.nets.load_state_dict(state["nets"])

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from training.networks import ContextEncoder, TanhGaussianPolicy
+from training.common.networks import ContextEncoder, TanhGaussianPolicy
 
 PARITY_ATOL = 1e-5
 
@@ -266,10 +266,10 @@ def export_run(
     import onnx
 
     from runtime.artifact import ArtifactSpec, Normalisation, load_artifact, write_artifact
+    from training.algos.pearl.losses import make_nets
+    from training.algos.pearl.trainer import CHECKPOINT, load_checkpoint
+    from training.common.tasks import env_control_hz, make_task_source
     from training.config import TrainConfig
-    from training.pearl import make_nets
-    from training.tasks import env_control_hz, make_task_source
-    from training.trainer import CHECKPOINT, load_checkpoint
 
     run, out = Path(run_dir), Path(out_dir)
     if out.exists() and not force:

@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.pearl import (
+from tests.training.conftest import tiny_config
+from training.algos.pearl.losses import (
     PearlBatch,
     PearlOptimizers,
     kl_to_standard_normal,
@@ -17,8 +18,6 @@ from training.pearl import (
     product_of_gaussians,
     update,
 )
-
-from .conftest import tiny_config
 
 OBS, ACT = 4, 2
 

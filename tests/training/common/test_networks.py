@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from training.algos.pearl.losses import make_nets
+from training.common.networks import TaskDecoder
 from training.config import TrainConfig
-from training.networks import TaskDecoder
-from training.pearl import make_nets
 
 FEATURES = {
     "dx": {"obs": "x_mm", "scale": 1000.0},

@@ -25,12 +25,18 @@ import numpy as np
 import torch
 import yaml
 
+from training.algos.pearl.losses import (
+    PearlBatch,
+    PearlOptimizers,
+    make_nets,
+    product_of_gaussians,
+    update,
+)
+from training.common.networks import PearlNets
+from training.common.replay import MultiTaskReplayBuffer
+from training.common.tasks import TaskSource, env_control_hz, make_task_source
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, TorchAgent, few_shot_eval
-from training.networks import PearlNets
-from training.pearl import PearlBatch, PearlOptimizers, make_nets, product_of_gaussians, update
-from training.replay import MultiTaskReplayBuffer
-from training.tasks import TaskSource, env_control_hz, make_task_source
 from zshot.atomic import atomic_write
 from zshot.jsonio import write_json
 

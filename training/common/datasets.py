@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from hardware_bridge.recorder import RecordingError, load_recordings
-from training.minari_format import (
+from training.common.minari_format import (
     DATA_DIR,
     MinariFormatError,
     find_data_dir,

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from training import trainer as trainer_module
-from training.trainer import (
+from tests.training.conftest import SMOKE, tiny_config
+from training.algos.pearl import trainer as trainer_module
+from training.algos.pearl.trainer import (
     CHECKPOINT,
     Trainer,
     curves_figure,
@@ -18,8 +19,6 @@ from training.trainer import (
     progress_postfix,
 )
 from zshot.cli import main as zshot
-
-from .conftest import SMOKE, tiny_config
 
 
 def test_run_dir_has_everything(trained_run: Path) -> None:

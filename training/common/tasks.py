@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 import gymnasium as gym
 
+from training.common.toy_env import PointGoalEnv, point_tasks
 from training.config import TrainConfig
-from training.toy_env import PointGoalEnv, point_tasks
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Task(Protocol):

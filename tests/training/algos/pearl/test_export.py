@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from runtime.artifact import load_artifact
+from tests.training.conftest import ROOT, tiny_config
+from training.algos.pearl.export import PARITY_ATOL, check_parity, export_bytes, export_run
+from training.algos.pearl.losses import make_nets
 from training.evaluate import OnnxAgent
-from training.export import PARITY_ATOL, check_parity, export_bytes, export_run
-from training.pearl import make_nets
-
-from .conftest import ROOT, tiny_config
 
 pytestmark = pytest.mark.slow  # the dynamo exporter takes a few seconds per graph
 
@@ -62,8 +61,8 @@ def test_export_run_writes_a_verified_artifact(trained_run: Path, tmp_path: Path
 
 
 def test_onnx_agent_matches_torch_agent(trained_run: Path, tmp_path: Path) -> None:
+    from training.algos.pearl.trainer import load_checkpoint
     from training.evaluate import TorchAgent
-    from training.trainer import load_checkpoint
 
     export_run(trained_run, tmp_path / "a")
     onnx_agent = OnnxAgent(tmp_path / "a")
@@ -111,7 +110,7 @@ def test_graphs_carry_the_manifests_essentials(trained_run: Path, tmp_path: Path
     # The runtime checks the metadata against the manifest: a graph from another export
     # (here: re-annotated for another control rate) is named, though its sha256 is listed.
     from runtime.artifact import ArtifactError, ArtifactSpec, load_artifact, write_artifact
-    from training.export import annotate
+    from training.algos.pearl.export import annotate
 
     spec = ArtifactSpec.model_validate(m.model_dump(exclude={"created", "files", "format_version"}))
     other = spec.model_copy(update={"control_hz": 20.0})

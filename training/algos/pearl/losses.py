@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from training.common.networks import PearlNets, TaskDecoder
 from training.config import TrainConfig
-from training.networks import PearlNets, TaskDecoder
 
 
 class PearlBatch(NamedTuple):

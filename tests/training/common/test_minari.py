@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.training.conftest import recorded_step
 from training.collect import collect
+from training.common.datasets import MANIFEST, load_dataset
+from training.common.minari_format import MINARI_LAYOUT_VERSION, dataset_id_for
 from training.config import CollectConfig
 from training.dataset_cli import export_recordings
 from training.dataset_cli import main as dataset_main
-from training.datasets import MANIFEST, load_dataset
-from training.minari_format import MINARI_LAYOUT_VERSION, dataset_id_for
-
-from .conftest import recorded_step
 
 minari = pytest.importorskip("minari")
 

@@ -11,14 +11,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.config import TrainConfig
-from training.offline import (
+from training.algos.offline_pearl.losses import (
     OfflineTrainer,
     offline_pearl_losses,
     tanh_gaussian_log_prob,
     update,
 )
-from training.pearl import PearlBatch, PearlOptimizers, make_nets
+from training.algos.pearl.losses import PearlBatch, PearlOptimizers, make_nets
+from training.config import TrainConfig
 
 OBS, ACT, L = 3, 2, 2
 
@@ -182,7 +182,7 @@ def test_trainer_writes_a_run_that_export_and_eval_read(point_data: Path, tmp_pa
 def test_trainer_errors_name_the_problem(point_data: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="offline.dataset"):
         OfflineTrainer(cfg_for(), tmp_path / "r")
-    from training.datasets import DatasetError
+    from training.common.datasets import DatasetError
 
     with pytest.raises(DatasetError, match="no such recording"):
         OfflineTrainer(offline_cfg(tmp_path / "nothing"), tmp_path / "r")
@@ -212,7 +212,7 @@ def test_task_inference_trains_the_encoder_to_name_the_task(
 ) -> None:
     """offline.task_targets: the head's error on the hidden goal falls, the loss reaches the
     encoder (not Q or the policy), and the head travels in the checkpoint for a resume."""
-    from training.offline import TaskInference, sample_offline_batch
+    from training.algos.offline_pearl.losses import TaskInference, sample_offline_batch
 
     cfg = offline_cfg(
         point_data,
@@ -269,10 +269,10 @@ def test_task_inference_errors_name_the_problem(point_data: Path, tmp_path: Path
 def test_belief_features_follow_the_head_and_reach_the_exported_policy(tmp_path: Path) -> None:
     """offline.task_features: after every update the networks' decoder is the task head,
     a resumed run restores it, and the exported policy computes the same actions."""
+    from training.algos.pearl.export import export_run
     from training.collect import collect
     from training.config import CollectConfig
     from training.evaluate import OnnxAgent, TorchAgent
-    from training.export import export_run
 
     sim = {"tasks": {"n_train_per_plug": 1, "n_test_per_plug": 1}}
     data = tmp_path / "ins"
@@ -359,7 +359,7 @@ def _expectile(x: np.ndarray, tau: float) -> float:
 def test_expectile_loss_is_minimised_by_the_expectile(xs: list[float], tau: float) -> None:
     """A constant fitted by the loss is the tau-expectile of the data (the mean at 0.5), and
     moving it either way raises the loss."""
-    from training.offline import expectile_loss
+    from training.algos.offline_pearl.losses import expectile_loss
 
     x = np.asarray(xs, np.float64)
     c = _expectile(x, tau)
@@ -406,7 +406,7 @@ def test_iql_gradient_paths() -> None:
     assert not _grads(nets.policy) and not _grads(nets.target_qf1)
     # V's part alone: recompute and backpropagate only the expectile term
     nets.zero_grad(set_to_none=True)
-    from training.offline import expectile_loss
+    from training.algos.offline_pearl.losses import expectile_loss
 
     b = batch()
     z = torch.zeros(3 * 8, L)
