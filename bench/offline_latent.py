@@ -16,7 +16,7 @@ import torch
 
 from training.algos.pearl.losses import product_of_gaussians
 from training.common.datasets import load_dataset
-from training.finetune import load_run
+from training.registry import load_finetune_run as load_run
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
+AlgoName = Literal["pearl", "offline_pearl"]
+"""The algorithms of training/registry.py (a test checks the two lists agree)."""
+
 
 class SACConfig(StrictModel):
     """Soft actor-critic underneath PEARL (Haarnoja et al. 2018, twin-Q variant)."""
@@ -190,8 +193,12 @@ class FinetuneConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    """A PEARL meta-training run (or the SAC-without-context baseline when latent is off)."""
+    """A training run of one algorithm (`algo`): PEARL meta-training (or the SAC-without-context
+    baseline when latent is off), or offline PEARL from a dataset."""
 
+    algo: AlgoName | None = None
+    """The algorithm (`zshot algos` lists them, training/registry.py). None: `offline_pearl`
+    when `offline.dataset` is set, else `pearl` (how configs chose before this key)."""
     seed: int = 0
     env: Literal["insertion", "point", "terrain"] = "insertion"
     """insertion: sim.insertion.InsertionEnv over sim.tasks.TaskFamily; point: the 2-D toy
@@ -268,8 +275,17 @@ class TrainConfig(StrictModel):
     run_dir: str = "runs/{name}-s{seed}"
     """Where the run is written; {name} is the config file's stem, {seed} the seed."""
 
+    @property
+    def algorithm(self) -> AlgoName:
+        """`algo`, or the algorithm a config without it trains (see `algo`)."""
+        if self.algo is not None:
+            return self.algo
+        return "offline_pearl" if self.offline.dataset is not None else "pearl"
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.algo == "offline_pearl" and self.offline.dataset is None:
+            raise ValueError("algo offline_pearl needs offline.dataset (a `zshot collect` dir)")
         if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:

@@ -60,6 +60,40 @@ class TaskSource:
         return _label(str(getattr(task, "plug", "task")))
 
 
+def select_test_tasks(
+    source: TaskSource,
+    labels: list[str] | None = None,
+    per_label: int | None = None,
+    max_tasks: int | None = None,
+    *,
+    flag: str = "",
+) -> list[Any]:
+    """The source's test tasks, optionally only those labelled `labels`, at most
+    `per_label` of each label, then at most `max_tasks` in all (in test-task order).
+    `flag` prefixes the error for unknown labels (the CLI option that gave them)."""
+    tasks = list(source.test_tasks)
+    if labels:
+        known = sorted({source.task_label(t) for t in tasks})
+        unknown = sorted(set(labels) - set(known))
+        if unknown:
+            raise ValueError(f"{flag}{unknown} not among the test tasks' labels {known}")
+        tasks = [t for t in tasks if source.task_label(t) in labels]
+    if per_label is not None:
+        seen: dict[str, int] = {}
+        kept = []
+        for t in tasks:
+            label = source.task_label(t)
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] <= per_label:
+                kept.append(t)
+        tasks = kept
+    if max_tasks is not None:
+        tasks = tasks[:max_tasks]
+    if not tasks:
+        raise ValueError("no test tasks selected")
+    return tasks
+
+
 def env_control_hz(env: Any) -> float:
     """The env's control rate: `control_hz` of the env or its config, else 1 / `env.dt`
     (the terrain env's control period, s); 10 Hz if none of them is there."""
@@ -247,3 +281,13 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def observation_index(cfg: TrainConfig) -> dict[str, int] | None:
+    """Observation name -> column for the env `cfg` names: what belief features
+    (`offline.task_features`) read; None for envs without named features."""
+    if cfg.env != "insertion":
+        return None
+    from sim.insertion import OBS_INDEX  # lazy: sim (pybullet) only for insertion
+
+    return dict(OBS_INDEX)

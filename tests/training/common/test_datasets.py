@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.training.conftest import recorded_step
-from training.collect import collect
+from training.collect import collect_dataset
 from training.common.datasets import MANIFEST, DatasetError, load_dataset
 from training.config import CollectConfig
 
@@ -31,7 +31,7 @@ def point_collect_config(**over: object) -> CollectConfig:
 @pytest.fixture(scope="module")
 def point_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ds") / "point"
-    collect(point_collect_config(), out, progress=False)
+    collect_dataset(point_collect_config(), out, progress=False)
     return out
 
 

@@ -55,8 +55,9 @@ def test_training_on_a_held_out_plug_is_refused() -> None:
 
 @pytest.mark.slow
 def test_spiral_baseline_runs_in_the_same_protocol() -> None:
+    from training.behaviours import SpiralAgent
     from training.common.tasks import make_task_source
-    from training.evaluate import SpiralAgent, few_shot_eval
+    from training.evaluate import few_shot_eval
 
     cfg = TrainConfig(sim_overrides={"tasks": {"n_train_per_plug": 1, "n_test_per_plug": 1}})
     source = make_task_source(cfg)

@@ -113,9 +113,11 @@ def test_report_is_return_based_for_locomotion_and_unchanged_for_insertion() -> 
 def test_pearl_trains_evaluates_and_exports_on_cheetah_vel(tmp_path: Path) -> None:
     """The unchanged Trainer and export run on the terrain source (no per-env fork)."""
     from runtime.artifact import load_artifact
-    from training.algos.pearl.export import PARITY_ATOL, export_run
+    from training.algos.pearl.export import PARITY_ATOL
     from training.algos.pearl.trainer import Trainer
-    from training.evaluate import OnnxAgent, few_shot_eval
+    from training.common.agents import OnnxAgent
+    from training.evaluate import few_shot_eval
+    from training.registry import export_run
 
     cfg = terrain_config(iterations=1, updates_per_iteration=5)
     trainer = Trainer(cfg, tmp_path / "run")

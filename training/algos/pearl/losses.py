@@ -7,7 +7,7 @@ One algorithm, one module. Read top to bottom:
 2. `pearl_losses(batch, nets, cfg)`: a pure function returning every loss term as a
    `PearlLosses` NamedTuple: the critic loss (eq. 5 with SAC's twin Q and target networks),
    the actor loss (eq. 6 with z detached), KL(q(z|c) || N(0, I)) (eq. 4) and alpha's loss.
-3. `update(batch, nets, optimizers, cfg)`: owns the optimizer steps. Each optimizer sees
+3. `pearl_update(batch, nets, optimizers, cfg)`: owns the optimizer steps. Each optimizer sees
    only the gradient of its own loss:
 
        encoder  <- critic loss + kl_lambda * KL   (encoder only gets grads from Q and KL)
@@ -28,19 +28,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from training.common.networks import PearlNets, TaskDecoder
+from training.algos.pearl.networks import PearlNets
+from training.common.batches import MetaBatch
 from training.config import TrainConfig
-
-
-class PearlBatch(NamedTuple):
-    """One meta-batch: RL transitions and encoder context for T tasks."""
-
-    obs: Tensor  # (T, B, obs)
-    actions: Tensor  # (T, B, act)
-    rewards: Tensor  # (T, B, 1)
-    next_obs: Tensor  # (T, B, obs)
-    dones: Tensor  # (T, B, 1), 1.0 only for true terminals (time-outs bootstrap)
-    context: Tensor  # (T, C, 2*obs + act + 1), drawn from the encoder buffer
 
 
 class PearlLosses(NamedTuple):
@@ -101,7 +91,7 @@ def infer_posterior(nets: PearlNets, context: Tensor, prior: bool) -> tuple[Tens
     return product_of_gaussians(mu_n, var_n, prior=prior)
 
 
-def pearl_losses(batch: PearlBatch, nets: PearlNets, cfg: TrainConfig) -> PearlLosses:
+def pearl_losses(batch: MetaBatch, nets: PearlNets, cfg: TrainConfig) -> PearlLosses:
     """Every PEARL loss term for one meta-batch; pure (no optimizer, no in-place update)."""
     sac = cfg.sac
     T, B, _ = batch.obs.shape
@@ -176,9 +166,8 @@ def pearl_losses(batch: PearlBatch, nets: PearlNets, cfg: TrainConfig) -> PearlL
 
 def critic_parameters(nets: PearlNets) -> list[torch.nn.Parameter]:
     """What the critic loss trains: the twin Q (and V of offline IQL, whose loss is part of
-    the critic loss there)."""
-    vf = list(nets.vf.parameters()) if nets.vf is not None else []
-    return [*nets.qf1.parameters(), *nets.qf2.parameters(), *vf]
+    the critic loss there: `PearlNets.critic_parameters` of each algorithm's networks)."""
+    return nets.critic_parameters()
 
 
 @dataclass
@@ -268,8 +257,8 @@ def step_learners(
     soft_update(nets.target_qf2, nets.qf2, cfg.sac.tau)
 
 
-def update(
-    batch: PearlBatch, nets: PearlNets, optimizers: PearlOptimizers, cfg: TrainConfig
+def pearl_update(
+    batch: MetaBatch, nets: PearlNets, optimizers: PearlOptimizers, cfg: TrainConfig
 ) -> dict[str, float]:
     """One PEARL gradient step; returns the loss terms as floats for logging."""
     losses = pearl_losses(batch, nets, cfg)
@@ -292,28 +281,3 @@ def update(
         "sac/log_pi": float(losses.log_pi),
         "z/var_mean": float(losses.z_var.mean()),
     }
-
-
-def make_nets(obs_dim: int, act_dim: int, cfg: TrainConfig) -> PearlNets:
-    """The networks for `cfg` (seed torch before calling for reproducible weights)."""
-    decoder = None
-    if cfg.offline.task_features:
-        from sim.insertion import OBS_INDEX
-
-        feats = cfg.offline.task_features
-        decoder = TaskDecoder(
-            cfg.encoder.latent_dim,
-            [OBS_INDEX[f.obs] for f in feats.values()],
-            [f.scale for f in feats.values()],
-            [f.fine for f in feats.values()],
-        )
-    return PearlNets(
-        obs_dim,
-        act_dim,
-        cfg.encoder.latent_dim,
-        cfg.encoder.hidden,
-        cfg.sac.hidden,
-        init_alpha=cfg.sac.alpha,
-        decoder=decoder,
-        value_function=cfg.offline.critic == "iql",
-    )

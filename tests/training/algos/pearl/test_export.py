@@ -12,9 +12,10 @@ import torch
 
 from runtime.artifact import load_artifact
 from tests.training.conftest import ROOT, tiny_config
-from training.algos.pearl.export import PARITY_ATOL, check_parity, export_bytes, export_run
-from training.algos.pearl.losses import make_nets
-from training.evaluate import OnnxAgent
+from training.algos.pearl.export import PARITY_ATOL, check_parity, export_bytes
+from training.algos.pearl.networks import make_nets
+from training.common.agents import OnnxAgent
+from training.registry import export_run
 
 pytestmark = pytest.mark.slow  # the dynamo exporter takes a few seconds per graph
 
@@ -61,8 +62,8 @@ def test_export_run_writes_a_verified_artifact(trained_run: Path, tmp_path: Path
 
 
 def test_onnx_agent_matches_torch_agent(trained_run: Path, tmp_path: Path) -> None:
-    from training.algos.pearl.trainer import load_checkpoint
-    from training.evaluate import TorchAgent
+    from training.algos.pearl.agent import TorchAgent
+    from training.common.checkpoint import load_checkpoint
 
     export_run(trained_run, tmp_path / "a")
     onnx_agent = OnnxAgent(tmp_path / "a")

@@ -11,13 +11,8 @@ import torch
 
 from tests.training.conftest import SMOKE, tiny_config
 from training.algos.pearl import trainer as trainer_module
-from training.algos.pearl.trainer import (
-    CHECKPOINT,
-    Trainer,
-    curves_figure,
-    load_checkpoint,
-    progress_postfix,
-)
+from training.algos.pearl.trainer import Trainer, curves_figure, progress_postfix
+from training.common.checkpoint import CHECKPOINT, load_checkpoint
 from zshot.cli import main as zshot
 
 
