@@ -17,8 +17,8 @@ episodes split between behaviour policies by `mix` (largest-remainder rounding):
   (z ~ q(z | the transitions of its earlier episodes on this task), the prior for the
   first), so later episodes of a task adapt as the trained policy does at test time.
 
-The dataset is a Minari dataset (training/minari_format.py, docs/OFFLINE.md): `minari`
-opens it, and training/datasets.py reads it as it reads robot recordings (which `zshot
+The dataset is a Minari dataset (training/common/minari_format.py, docs/OFFLINE.md): `minari`
+opens it, and training/common/datasets.py reads it as it reads robot recordings (which `zshot
 dataset export` turns into the same layout); each episode's metadata names its behaviour
 (`mode`) and its task with the hidden parameters (`task_json`, `task/<param>`).
 """
@@ -228,7 +228,7 @@ def collect_dataset(
 ) -> dict[str, Any]:
     """Collect the dataset into `out` (must not hold a dataset yet); returns the manifest.
 
-    `out` becomes a Minari dataset (training/minari_format.py) plus zshot's dataset.json;
+    `out` becomes a Minari dataset (training/common/minari_format.py) plus zshot's dataset.json;
     `dataset_id` defaults to `dataset_id_for(out)`. progress: a bar on stderr (None: only
     when stderr is a terminal).
     """

@@ -111,18 +111,18 @@ class OfflineConfig(StrictModel):
     """mixed: each task's context drawn from all its transitions (every behaviour at once);
     per_behaviour: each context drawn from one behaviour's transitions, chosen at random per
     task and step, so the encoder learns to identify the task from any single policy's data.
-    The context-shift remedy (see training/offline.py and docs)."""
+    The context-shift remedy (see training/algos/offline_pearl/losses.py and docs)."""
     task_targets: list[str] = Field(default_factory=list)
     """Hidden task parameters (keys of each dataset task's metadata, e.g. [dx, dy, dyaw]) that
     the encoder's posterior mean must also predict, through a linear head, in the encoder's
     loss: supervised task inference with privileged training-time information (Humplik et
-    al. 2019, arXiv 1905.06424), a second context-shift remedy (training/offline.py). Targets
+    al. 2019, arXiv 1905.06424), a second context-shift remedy (training/algos/offline_pearl/losses.py). Targets
     are standardised over the dataset's tasks. Empty: off (the encoder learns from Q and
     KL alone, as in PEARL)."""
     task_loss_weight: float = Field(1.0, ge=0)
     """Weight of the task-inference loss (mean squared error of the standardised targets)."""
     task_features: dict[str, TaskFeature] = Field(default_factory=dict)
-    """Belief features for the policy and the critics (training/networks.py `TaskDecoder`):
+    """Belief features for the policy and the critics (training/common/networks.py `TaskDecoder`):
     per task target (a key of `task_targets`), the observation it is compared with and the
     unit scale, e.g. `dx: {obs: x_mm, scale: 1000}` (dx in m, x_mm in mm). The networks then
     also see `scale * estimate - obs`, the estimate decoded from z by the task-inference
@@ -144,7 +144,7 @@ class OfflineConfig(StrictModel):
 
 
 class FinetuneConfig(StrictModel):
-    """Adaptation of an offline PEARL run to a new task (training/finetune.py)."""
+    """Adaptation of an offline PEARL run to a new task (training/algos/offline_pearl/finetune.py)."""
 
     context_source: Literal["scripted", "teleop", "own"] = "scripted"
     """Where the adaptation context comes from: K episodes of the noisy scripted expert
@@ -202,7 +202,7 @@ class TrainConfig(StrictModel):
     seed: int = 0
     env: Literal["insertion", "point", "terrain"] = "insertion"
     """insertion: sim.insertion.InsertionEnv over sim.tasks.TaskFamily; point: the 2-D toy
-    meta-RL task of training.toy_env (hidden goal), for CI and sanity checks; terrain:
+    meta-RL task of training.common.toy_env (hidden goal), for CI and sanity checks; terrain:
     sim.terrain.TerrainEnv over sim.terrain_tasks.TerrainTaskFamily (`terrain_config`)."""
     terrain_config: str | None = None
     """terrain only: YAML of sim.terrain_config.TerrainEnvConfig (a configs/terrain/ file,
@@ -258,9 +258,9 @@ class TrainConfig(StrictModel):
     """None: the env's own time limit."""
 
     offline: OfflineConfig = Field(default_factory=lambda: OfflineConfig.model_validate({}))
-    """Offline PEARL (training/offline.py); used when `offline.dataset` is set."""
+    """Offline PEARL (training/algos/offline_pearl/losses.py); used when `offline.dataset` is set."""
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig.model_validate({}))
-    """Online fine-tuning of an offline run on a new task (training/finetune.py)."""
+    """Online fine-tuning of an offline run on a new task (training/algos/offline_pearl/finetune.py)."""
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
@@ -329,7 +329,7 @@ class BehaviourMix(StrictModel):
 
 class CollectConfig(StrictModel):
     """An offline data-collection run (`zshot collect`): per train task, episodes of a mix of
-    behaviour policies, written as a Minari dataset (training/minari_format.py)."""
+    behaviour policies, written as a Minari dataset (training/common/minari_format.py)."""
 
     seed: int = 0
     episodes_per_task: int = Field(10, ge=1)

@@ -2,7 +2,7 @@
 
 The recorder keeps its crash-safe format on the robot (a write-ahead log per episode, one
 HDF5 file per finished episode: hardware_bridge/recorder.py); this turns a finished
-recording directory into the Minari layout `zshot collect` writes (training/minari_format.py),
+recording directory into the Minari layout `zshot collect` writes (training/common/minari_format.py),
 so `minari.load_dataset`, `minari.MinariDataset` and zshot's offline training open it.
 
 Per episode: observations [T+1], actions (the action *sent*, after safety) [T], rewards,

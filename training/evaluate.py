@@ -370,7 +370,7 @@ def context_eval(
     plugs: list[str] | None = None,
     tasks_per_plug: int | None = None,
 ) -> FewShotReport:
-    """The context-shift measurement (training/finetune.py's module doc): per test task, K
+    """The context-shift measurement (training/algos/offline_pearl/finetune.py's module doc): per test task, K
     context episodes from `context_source` (`cfg.finetune`), then `episodes` with z = mean."""
     ft = cfg.finetune
     env = source.make_env()

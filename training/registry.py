@@ -96,7 +96,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "offline_pearl": Algorithm(
         name="offline_pearl",
         summary="PEARL's encoder from a fixed dataset with an AWAC or IQL critic (the ODA "
-        "recipe); fine-tuned online by training/finetune.py",
+        "recipe); fine-tuned online by training/algos/offline_pearl/finetune.py",
         paper="Zhao et al. (2022), Offline Meta-Reinforcement Learning for Industrial "
         "Insertion, ICRA, arXiv 2110.04276",
         config_sections=("sac", "encoder", "offline", "finetune"),

@@ -1,4 +1,4 @@
-"""training/networks.py: the belief features (`TaskDecoder`) of offline.task_features."""
+"""training/common/networks.py: the belief features (`TaskDecoder`) of offline.task_features."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TaskSource (training/tasks.py): whether an env family has a success notion is explicit."""
+"""TaskSource (training/common/tasks.py): whether an env family has a success notion is explicit."""
 
 from __future__ import annotations
 

@@ -71,7 +71,7 @@ class FinetuneResult:
 def load_finetune_dataset(cfg: TrainConfig, obs_dim: int, act_dim: int) -> OfflineDataset:
     """The run's offline dataset (`cfg.offline.dataset`) for fine-tuning batches.
 
-    Raises ValueError (training.datasets.DatasetError for unreadable data) naming the path,
+    Raises ValueError (training.common.datasets.DatasetError for unreadable data) naming the path,
     and saying how to fine-tune without it.
     """
     k = cfg.finetune.offline_tasks_per_batch
@@ -114,7 +114,7 @@ def mixed_batch(
     data_rng: np.random.Generator,
 ) -> MetaBatch:
     """One fine-tuning meta-batch: row 0 the new task (buffer task 0), then
-    `cfg.finetune.offline_tasks_per_batch` distinct dataset tasks (training/offline.py's
+    `cfg.finetune.offline_tasks_per_batch` distinct dataset tasks (training/algos/offline_pearl/losses.py's
     sampling, `cfg.offline.context_sampling` included); `cfg.batch_size` transitions and
     `cfg.context_size` context rows per task (`cfg` is the fine-tuning config, whose
     batch_size is finetune.batch_size)."""

@@ -1,10 +1,10 @@
 """Offline PEARL, the ODA recipe (Zhao et al., "Offline Meta-Reinforcement Learning for
 Industrial Insertion", ICRA 2022, arXiv 2110.04276).
 
-PEARL's context encoder (training/algos/pearl/losses.py: per-transition
-Gaussian factors, product of Gaussians, KL to N(0, I), trained through the critic) on top of
-AWAC (Nair et al. 2020, arXiv 2006.09359) instead of SAC, trained from a fixed multi-task
-dataset only (`zshot collect`, training/common/datasets.py); the trainer is trainer.py. Read top to bottom:
+PEARL's context encoder (training/algos/pearl/losses.py: per-transition Gaussian factors,
+product of Gaussians, KL to N(0, I), trained through the critic) on top of AWAC (Nair et al.
+2020, arXiv 2006.09359) instead of SAC, trained from a fixed multi-task dataset only
+(`zshot collect`, training/common/datasets.py; the trainer is trainer.py). Read top to bottom:
 
 1. `offline_pearl_losses(batch, nets, cfg)`: pure; returns `OfflineLosses`:
    - critic: policy evaluation of pi (AWAC eq. 3, twin Q + target networks, no entropy):
@@ -40,7 +40,7 @@ adapts from demonstrations for this reason): two parts.
      depend on the behaviour mix that only the dataset has; the "training the encoder on
      contexts from mixed policies" remedy (cf. Pong et al. 2022, "SMAC", who name the
      mismatch between offline and online context distributions as the failure).
-  b) at test time, adaptation context from demonstrations (training/finetune.py,
+  b) at test time, adaptation context from demonstrations (finetune.py,
      `context_source: teleop`, a demonstrator that knows the socket as a person would, or
      `scripted`, the noisy spiral), the ODA paper's protocol.
   c) supervised task inference (`offline.task_targets`, `TaskInference`): a linear head on

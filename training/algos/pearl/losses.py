@@ -220,7 +220,7 @@ def step_learners(
     aux_params: Sequence[torch.nn.Parameter] = (),
 ) -> None:
     """Backpropagate each loss into its own learners, step them, and move the target Qs
-    (shared by online PEARL and training/offline.py's advantage-weighted variant).
+    (shared by online PEARL and training/algos/offline_pearl/losses.py's advantage-weighted variant).
 
     The critic loss `qf_loss + encoder.kl_lambda * kl_div` reaches the Q networks and, with
     a latent, the encoder; `policy_loss` only the policy; `alpha_loss` (None: fixed temperature) only

@@ -73,7 +73,9 @@ def test_onnx_agent_matches_torch_agent(trained_run: Path, tmp_path: Path) -> No
     torch_agent = TorchAgent(nets, True, True)
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(10, 7)).astype(np.float32)
-    for a, b in zip(onnx_agent.factors(rows), torch_agent.factors(rows), strict=True):
+    assert onnx_agent.encoder is not None and torch_agent.encoder is not None
+    pairs = zip(onnx_agent.encoder.factors(rows), torch_agent.encoder.factors(rows), strict=True)
+    for a, b in pairs:
         np.testing.assert_allclose(a, b, atol=1e-5)
     for noise in (np.zeros(2, np.float32), rng.normal(size=2).astype(np.float32)):
         obs, z = rng.normal(size=2).astype(np.float32), rng.normal(size=3).astype(np.float32)
