@@ -92,6 +92,29 @@ def run_episode(
     )
 
 
+def mean_z_episode(
+    env: Any,
+    agent: FewShotAgent,
+    posterior: Posterior,
+    rng: np.random.Generator,
+    control_hz: float,
+    max_steps: int | None,
+    stochastic_policy: bool = False,
+) -> EpisodeResult:
+    """An episode with z = the posterior's mean, the posterior left as it is."""
+    return run_episode(
+        env,
+        agent,
+        posterior,
+        rng,
+        z_mode="mean",
+        update_every_step=False,
+        control_hz=control_hz,
+        max_steps=max_steps,
+        stochastic_policy=stochastic_policy,
+    )
+
+
 def _latent(
     agent: FewShotAgent, post: Posterior, rng: np.random.Generator, mode: str
 ) -> np.ndarray:
@@ -370,8 +393,9 @@ def context_eval(
     plugs: list[str] | None = None,
     tasks_per_plug: int | None = None,
 ) -> FewShotReport:
-    """The context-shift measurement (training/algos/offline_pearl/finetune.py's module doc): per test task, K
-    context episodes from `context_source` (`cfg.finetune`), then `episodes` with z = mean."""
+    """The context-shift measurement (training/algos/offline_pearl/finetune.py's module
+    doc): per test task, K context episodes from `context_source` (`cfg.finetune`), then
+    `episodes` with z = the posterior mean."""
     ft = cfg.finetune
     env = source.make_env()
     hz = env_control_hz(env)
@@ -395,19 +419,8 @@ def context_eval(
             cfg.max_episode_steps,
         )
         for _ in range(episodes):
-            evals.append(
-                run_episode(
-                    env,
-                    agent,
-                    post,
-                    rng,
-                    z_mode="mean",
-                    update_every_step=False,
-                    control_hz=hz,
-                    max_steps=cfg.max_episode_steps,
-                    stochastic_policy=ft.sample_actions,
-                )
-            )
+            ep = mean_z_episode(env, agent, post, rng, hz, cfg.max_episode_steps, ft.sample_actions)
+            evals.append(ep)
     env.close()
     rows = [plug_result(label, *per[label]) for label in sorted(per)]
     protocol = {

@@ -49,7 +49,7 @@ from training.common.datasets import DatasetError, OfflineDataset, load_dataset
 from training.common.replay import MultiTaskReplayBuffer
 from training.common.tasks import TaskSource, env_control_hz
 from training.config import TrainConfig
-from training.evaluate import EpisodeResult, gather_context, run_episode
+from training.evaluate import EpisodeResult, gather_context, mean_z_episode
 
 
 @dataclass
@@ -217,17 +217,8 @@ def finetune_task(
     streak, updates = 0, 0
     for i in range(ft.max_episodes):
         grad = result.gradient_from is not None
-        ep = run_episode(
-            env,
-            agent,
-            post,
-            rng,
-            z_mode="mean",
-            update_every_step=False,
-            control_hz=hz,
-            max_steps=cfg.max_episode_steps,
-            stochastic_policy=grad or ft.sample_actions,
-        )
+        stochastic = grad or ft.sample_actions
+        ep = mean_z_episode(env, agent, post, rng, hz, cfg.max_episode_steps, stochastic)
         remember(ep)
         result.episodes.append(bool(ep.success))
         streak = streak + 1 if ep.success else 0
@@ -265,17 +256,7 @@ def finetune_task(
                 if on_artifact is not None:
                     on_artifact(out)
     for _ in range(ft.final_episodes):
-        ep = run_episode(
-            env,
-            agent,
-            post,
-            rng,
-            z_mode="mean",
-            update_every_step=False,
-            control_hz=hz,
-            max_steps=cfg.max_episode_steps,
-            stochastic_policy=ft.sample_actions,
-        )
+        ep = mean_z_episode(env, agent, post, rng, hz, cfg.max_episode_steps, ft.sample_actions)
         result.final_successes += int(ep.success)
         result.final_episodes += 1
     env.close()

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from training.algos.pearl.networks import PearlNets, task_decoder
+from training.algos.pearl.networks import PearlNets, net_options
 from training.common.networks import ObsNormaliser, TaskDecoder, ValueFunction
 from training.config import TrainConfig
 
@@ -46,13 +46,5 @@ def make_nets(
     obs_dim: int, act_dim: int, cfg: TrainConfig, obs_index: Mapping[str, int] | None = None
 ) -> OfflinePearlNets:
     """The networks for `cfg` (seed torch before calling for reproducible weights)."""
-    return OfflinePearlNets(
-        obs_dim,
-        act_dim,
-        cfg.encoder.latent_dim,
-        cfg.encoder.hidden,
-        cfg.sac.hidden,
-        init_alpha=cfg.sac.alpha,
-        decoder=task_decoder(cfg, obs_index),
-        value_function=cfg.offline.critic == "iql",
-    )
+    iql = cfg.offline.critic == "iql"
+    return OfflinePearlNets(obs_dim, act_dim, **net_options(cfg, obs_index), value_function=iql)

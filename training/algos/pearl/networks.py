@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -81,16 +82,19 @@ def task_decoder(cfg: TrainConfig, obs_index: Mapping[str, int] | None) -> TaskD
     )
 
 
+def net_options(cfg: TrainConfig, obs_index: Mapping[str, int] | None) -> dict[str, Any]:
+    """`PearlNets`' arguments after the dims, from `cfg` (shared with its subclasses)."""
+    return {
+        "latent_dim": cfg.encoder.latent_dim,
+        "encoder_hidden": cfg.encoder.hidden,
+        "hidden": cfg.sac.hidden,
+        "init_alpha": cfg.sac.alpha,
+        "decoder": task_decoder(cfg, obs_index),
+    }
+
+
 def make_nets(
     obs_dim: int, act_dim: int, cfg: TrainConfig, obs_index: Mapping[str, int] | None = None
 ) -> PearlNets:
     """The networks for `cfg` (seed torch before calling for reproducible weights)."""
-    return PearlNets(
-        obs_dim,
-        act_dim,
-        cfg.encoder.latent_dim,
-        cfg.encoder.hidden,
-        cfg.sac.hidden,
-        init_alpha=cfg.sac.alpha,
-        decoder=task_decoder(cfg, obs_index),
-    )
+    return PearlNets(obs_dim, act_dim, **net_options(cfg, obs_index))
