@@ -415,14 +415,14 @@ def test_online_context_picks_the_episodes_that_join_the_posterior(
             super().add(mu, var)
 
     # every other online episode "inserts", so the three choices differ
-    real_run = finetune_module.run_episode
+    real_run = finetune_module.mean_z_episode
     count = iter(range(1000))
 
     def alternating(*args: Any, **kwargs: Any) -> Any:
         return dataclasses.replace(real_run(*args, **kwargs), success=next(count) % 2 == 0)
 
     monkeypatch.setattr(finetune_module, "new_posterior", lambda agent: Spy(agent.latent_dim))
-    monkeypatch.setattr(finetune_module, "run_episode", alternating)
+    monkeypatch.setattr(finetune_module, "mean_z_episode", alternating)
     nets, cfg = load_run(offline_run)
     k, n = 2, 6
     ft_cfg = with_finetune(
