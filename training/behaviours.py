@@ -112,7 +112,7 @@ class TeleopBehaviour(ScriptedBehaviour):
     """A demonstrator told the task (sim.teleop on insertion, go-to-goal on point) + noise."""
 
     def _insertion_expert(self, config: Any) -> Any:
-        from sim.teleop import TeleopDemonstrator
+        from sim.teleop import TeleopDemonstrator  # lazy: sim for insertion only
 
         return TeleopDemonstrator(config)
 
@@ -174,7 +174,7 @@ class SpiralAgent(AgentBase):
     """
 
     def __init__(self, sim_config: Any) -> None:
-        from sim.spiral import SpiralSearchPolicy
+        from sim.spiral import SpiralSearchPolicy  # lazy: sim for insertion only
 
         self.policy = SpiralSearchPolicy(sim_config)
 
@@ -195,7 +195,7 @@ class MemorySpiralAgent(SpiralAgent):
     """
 
     def __init__(self, sim_config: Any, *, memory: bool = True) -> None:
-        from sim.spiral import MemorySpiralParams, MemorySpiralPolicy
+        from sim.spiral import MemorySpiralParams, MemorySpiralPolicy  # lazy: as above
 
         params = MemorySpiralParams(memory=memory)  # memory=False: the search alone
         self.policy = MemorySpiralPolicy(sim_config, params)  # type: ignore[assignment]

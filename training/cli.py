@@ -299,7 +299,7 @@ def _plug_args(plugs: Sequence[str] | None) -> tuple[list[str] | None, list[str]
     A file must exist and pass its spec check (PlugSpecError, a ValueError, names it)."""
     if not plugs:
         return None, []
-    from sim.plugs import is_plug_file
+    from sim.plugs import is_plug_file  # lazy: sim only when plugs are named
     from sim.tasks import check_plug, plug_label
 
     labels, files = [], []

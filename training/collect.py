@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.envs.registration import EnvSpec
 from tqdm import tqdm
 
 from runtime.artifact import MANIFEST_NAME
@@ -165,8 +166,6 @@ class PolicyBehaviour:
 def env_spec_json(source: Any, env: Any, max_steps: int | None) -> str | None:
     """The gymnasium EnvSpec (JSON) that rebuilds the collection's env, for Minari's
     `recover_environment`; None for a family without one."""
-    from gymnasium.envs.registration import EnvSpec
-
     info = source.env_info
     if source.kind == "insertion":
         entry, kwargs = "sim:make_insertion_env", {"config": info["sim_config"]}

@@ -293,7 +293,7 @@ class TrainConfig(StrictModel):
         if self.offline.task_features:
             if self.env != "insertion":
                 raise ValueError("offline.task_features: only env 'insertion' has them")
-            from sim.insertion import OBS_INDEX
+            from sim.insertion import OBS_INDEX  # lazy: pybullet only with task_features
 
             bad = {
                 k: f.obs for k, f in self.offline.task_features.items() if f.obs not in OBS_INDEX

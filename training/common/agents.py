@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from runtime.artifact import load_artifact
 from runtime.posterior import NaturalPosterior
 
 
@@ -123,8 +124,6 @@ class OnnxAgent(AgentBase):
 
     def __init__(self, artifact_dir: str | Path) -> None:
         import onnxruntime as ort  # lazy: only evaluation of artifacts needs it
-
-        from runtime.artifact import load_artifact
 
         self.artifact = load_artifact(artifact_dir, check_graphs=True)
         m = self.artifact.manifest

@@ -17,6 +17,9 @@ import gymnasium as gym
 
 from training.common.toy_env import PointGoalEnv, point_tasks
 from training.config import TrainConfig
+from training.plug_family import plug_paths
+from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
+from zshot.reward import reward_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,12 +135,9 @@ def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSour
         from sim.config import InsertionEnvConfig, profile_of, with_profile
         from sim.insertion import InsertionEnv
         from sim.tasks import TaskFamily
-    except ImportError as exc:  # the sim package is built in parallel (issue #3)
+    except ImportError as exc:  # lazy: pybullet only for the envs that need it
         raise RuntimeError(f"env 'insertion' needs the sim package: {exc}") from None
-    from sim.plugs import NAMED_PLUGS
-    from training.plug_family import plug_paths
-    from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
-    from zshot.reward import reward_manifest
+    from sim.plugs import NAMED_PLUGS  # lazy with the rest of sim
 
     data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
     data = _merge(data, cfg.sim_overrides)
@@ -195,7 +195,6 @@ def _terrain_source(cfg: TrainConfig) -> TaskSource:
         from sim.terrain_tasks import TerrainTaskFamily
     except ImportError as exc:
         raise RuntimeError(f"env 'terrain' needs the sim package: {exc}") from None
-    from zshot.config import ConfigError, load_yaml_mapping
 
     if cfg.terrain_config is None:  # the config model refuses this; kept for direct callers
         raise ValueError("env 'terrain' needs terrain_config (a configs/terrain/*.yaml path)")
@@ -270,7 +269,7 @@ def _plug_ref(name: str) -> str:
 def _label(plug: str) -> str:
     """A plug's `name` (a spec file's, as tables and JSON label it)."""
     if plug.endswith((".yaml", ".yml")):
-        from sim.tasks import plug_label
+        from sim.tasks import plug_label  # lazy: sim only for insertion's spec files
 
         return plug_label(plug)
     return plug

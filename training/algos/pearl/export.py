@@ -32,6 +32,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from runtime.artifact import (
+    GRAPH_NAMES,
+    ArtifactSpec,
+    Normalisation,
+    io_docs,
+    load_artifact,
+    onnx_metadata,
+    write_artifact,
+)
 from training.algos.pearl.networks import PearlNets
 from training.common.networks import ContextEncoder, TanhGaussianPolicy
 from training.common.tasks import env_control_hz, make_task_source
@@ -134,9 +143,7 @@ def units_of(env: Any, names: list[str], attr: str, low: Any = None, high: Any =
 
 def annotate(model: bytes, spec: Any, kind: str) -> bytes:
     """The model with graph name, doc strings and the manifest's essentials as metadata."""
-    import onnx
-
-    from runtime.artifact import GRAPH_NAMES, io_docs, onnx_metadata
+    import onnx  # lazy: onnx is needed only when exporting
 
     proto = onnx.load_model_from_string(model)
     proto.graph.name = GRAPH_NAMES[kind]
@@ -186,7 +193,7 @@ def _export(
 
 
 def _ort_session(model: bytes) -> Any:
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: only for the parity check
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -275,8 +282,6 @@ def export_posterior(
     `training.registry.export_run` exports a run dir through this.
     """
     import onnx  # lazy: onnx is needed only when exporting
-
-    from runtime.artifact import ArtifactSpec, Normalisation, load_artifact, write_artifact
 
     out = Path(out_dir)
     if out.exists() and not force:

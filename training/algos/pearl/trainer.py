@@ -382,7 +382,7 @@ def plot_curves(
     """PNG learning curves (see `curves_figure`); nothing without history."""
     if not history:
         return
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only at the end of a run
 
     fig = curves_figure(history, has_success=has_success)
     fig.savefig(path, dpi=80)
@@ -392,7 +392,7 @@ def plot_curves(
 def curves_figure(history: list[dict[str, Any]], *, has_success: bool = True) -> Any:
     """Learning curves per iteration: train/eval success rate (few-shot eval return for
     envs without a success notion, `TaskSource.has_success`), train return, losses, KL."""
-    import matplotlib
+    import matplotlib  # lazy: plotting only at the end of a run
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
