@@ -11,7 +11,11 @@ Protocols (`EvalConfig.mode`):
 The same code evaluates a training run (torch networks) or an exported artifact
 (onnxruntime, so the numbers are the ones the robot gets): both give per-transition factors
 (mu_n, var_n) and actions; the posterior is accumulated here in natural parameters, exactly
-as the runtime does.
+as the runtime does. Episodes run through the one episode loop (training/common/rollout.py).
+
+`context_eval` measures the context shift: the posterior built from K episodes of a
+demonstrator (training/behaviours.py) or of the policy's own exploration, then N episodes
+with its mean (the ODA protocol; fine-tuning is training/algos/offline_pearl/finetune.py).
 """
 
 from __future__ import annotations
