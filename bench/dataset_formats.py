@@ -21,10 +21,10 @@ import numpy as np
 from hardware_bridge.config import RecorderConfig
 from hardware_bridge.loop import StepRecord
 from hardware_bridge.recorder import Recorder
-from training.collect import collect
+from training.collect import collect_dataset
+from training.common.datasets import load_dataset
 from training.config import CollectConfig
 from training.dataset_cli import export_recordings
-from training.datasets import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         t0 = time.perf_counter()
-        m = collect(cfg, base / "minari", progress=False)
+        m = collect_dataset(cfg, base / "minari", progress=False)
         collect_s = time.perf_counter() - t0
         _as_recordings(base / "minari", base / "rec")
         t0 = time.perf_counter()

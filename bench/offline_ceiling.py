@@ -31,9 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.evaluate import Posterior, TorchAgent, run_episode
-from training.finetune import DemoAgent, demo_noise, gather_context, load_run, select_tasks
-from training.tasks import env_control_hz, make_task_source
+from training.algos.pearl.agent import TorchAgent
+from training.behaviours import DemoAgent, demo_noise
+from training.common.agents import Posterior, new_posterior
+from training.common.tasks import env_control_hz, make_task_source, select_test_tasks
+from training.evaluate import gather_context, run_episode
+from training.registry import load_finetune_run as load_run
 
 COLUMNS = ("policy", "sampled", "oracle z", "servo belief", "servo truth", "demo noisy")
 
@@ -95,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     wins: dict[str, dict[str, int]] = {c: {} for c in COLUMNS}
     counts: dict[str, int] = {}
     errors = []
-    tasks = select_tasks(source, args.plugs, args.tasks_per_plug)
+    tasks = select_test_tasks(source, args.plugs, args.tasks_per_plug)
     for i, task in enumerate(tasks):
         env.set_task(task)
         label = source.task_label(task)
         ctx_rng = np.random.default_rng([args.seed, i, 0])
-        post = Posterior(agent.latent_dim, agent.prior_in_posterior)
+        post = new_posterior(agent)
         gather_context(env, task, agent, post, "teleop", args.k, noise, ctx_rng, hz, max_steps)
         truth = np.array([task.dx, task.dy, task.dyaw])
         with torch.no_grad():  # (dx m, dy m, dyaw rad) the decoder reads from z

@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import torch
 
-from training.datasets import load_dataset
-from training.finetune import load_run
-from training.pearl import product_of_gaussians
+from training.algos.pearl.losses import product_of_gaussians
+from training.common.datasets import load_dataset
+from training.registry import load_finetune_run as load_run
 
 
 def main() -> None:

@@ -18,9 +18,12 @@ import argparse
 import numpy as np
 import torch
 
-from training.evaluate import Posterior, TorchAgent
-from training.finetune import demo_noise, gather_context, load_run, select_tasks
-from training.tasks import env_control_hz, make_task_source
+from training.algos.pearl.agent import TorchAgent
+from training.behaviours import demo_noise
+from training.common.agents import new_posterior
+from training.common.tasks import env_control_hz, make_task_source, select_test_tasks
+from training.evaluate import gather_context
+from training.registry import load_finetune_run as load_run
 
 
 def main() -> None:
@@ -40,9 +43,9 @@ def main() -> None:
     agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
     rng = np.random.default_rng(args.seed)
     zs, ys = [], []
-    for task in select_tasks(source, None, args.tasks_per_plug):
+    for task in select_test_tasks(source, None, args.tasks_per_plug):
         env.set_task(task)
-        post = Posterior(agent.latent_dim, agent.prior_in_posterior)
+        post = new_posterior(agent)
         noise = demo_noise(cfg.finetune)
         gather_context(
             env, task, agent, post, args.context, args.k, noise, rng, hz, cfg.max_episode_steps

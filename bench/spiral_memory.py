@@ -16,9 +16,10 @@ import math
 import time
 from typing import Any
 
+from training.behaviours import MemorySpiralAgent
+from training.common.tasks import make_task_source
 from training.config import EvalConfig, TrainConfig
-from training.evaluate import MemorySpiralAgent, few_shot_eval
-from training.tasks import make_task_source
+from training.evaluate import few_shot_eval
 from zshot.config import load_config
 
 

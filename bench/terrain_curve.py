@@ -41,8 +41,8 @@ def standing_still_return(run: Path) -> float | None:
         return None
     import yaml
 
+    from training.common.tasks import make_task_source
     from training.config import TrainConfig
-    from training.tasks import make_task_source
 
     cfg = TrainConfig.model_validate(yaml.safe_load(cfg_path.read_text()))
     if cfg.env != "terrain":

@@ -13,8 +13,10 @@ import time
 
 import torch
 
+from training.algos.pearl.losses import PearlOptimizers, pearl_update
+from training.algos.pearl.networks import make_nets
+from training.common.batches import MetaBatch
 from training.config import TrainConfig
-from training.pearl import PearlBatch, PearlOptimizers, make_nets, update
 
 SIZES = [
     # (label, meta_batch, batch, context, hidden, encoder_hidden)
@@ -27,7 +29,7 @@ SIZES = [
 
 
 def time_update(meta_batch, batch, context, hidden, enc_hidden, obs_dim, act_dim, repeats):
-    """Median ms of `repeats` update() calls after 3 warm-up calls."""
+    """Median ms of `repeats` pearl_update() calls after 3 warm-up calls."""
     cfg = TrainConfig(
         meta_batch=meta_batch,
         batch_size=batch,
@@ -39,7 +41,7 @@ def time_update(meta_batch, batch, context, hidden, enc_hidden, obs_dim, act_dim
     nets = make_nets(obs_dim, act_dim, cfg)
     opts = PearlOptimizers.create(nets, cfg)
     d = 2 * obs_dim + act_dim + 1
-    b = PearlBatch(
+    b = MetaBatch(
         torch.randn(meta_batch, batch, obs_dim),
         torch.rand(meta_batch, batch, act_dim) * 2 - 1,
         torch.randn(meta_batch, batch, 1),
@@ -48,11 +50,11 @@ def time_update(meta_batch, batch, context, hidden, enc_hidden, obs_dim, act_dim
         torch.randn(meta_batch, context, d),
     )
     for _ in range(3):
-        update(b, nets, opts, cfg)
+        pearl_update(b, nets, opts, cfg)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        update(b, nets, opts, cfg)
+        pearl_update(b, nets, opts, cfg)
         times.append(time.perf_counter() - t0)
     times.sort()
     return 1000 * times[len(times) // 2]

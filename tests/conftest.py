@@ -16,7 +16,7 @@ import pytest
 
 
 class ExportedArtifact(NamedTuple):
-    """`training.export.export_run` of `trained_run`, done once."""
+    """`training.registry.export_run` of `trained_run`, done once."""
 
     root: Path
     """The artifact directory (encoder.onnx, policy.onnx, manifest.json), read-only files."""
@@ -30,7 +30,7 @@ class ExportedArtifact(NamedTuple):
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run dir trained by the tiny config (checkpoint, history, eval.json, curves.png)."""
     from tests.training.conftest import tiny_config
-    from training.trainer import Trainer
+    from training.algos.pearl.trainer import Trainer
 
     run = tmp_path_factory.mktemp("run")
     Trainer(tiny_config(), run).run(progress=False)
@@ -42,7 +42,7 @@ def exported_artifact(
     trained_run: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> ExportedArtifact:
     """`trained_run` exported once (the ONNX exporter takes seconds per call)."""
-    from training.export import export_run
+    from training.registry import export_run
 
     root = tmp_path_factory.mktemp("exported") / "artifact"
     artifact, parity = export_run(trained_run, root)

@@ -1,4 +1,5 @@
-"""`zshot train`, `zshot export`, `zshot eval`: each is `main(argv) -> int`."""
+"""`zshot train`, `zshot export`, `zshot eval`, `zshot algos` and `python -m training.finetune`:
+each is `main(argv) -> int`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import torch
+
+from training.algos.offline_pearl.finetune import finetune_task
+from training.algos.pearl.agent import TorchAgent
+from training.behaviours import MemorySpiralAgent, SpiralAgent
+from training.common.agents import FewShotAgent, OnnxAgent
+from training.common.checkpoint import CHECKPOINT
+from training.common.tasks import make_task_source, select_test_tasks
+from training.config import EvalConfig, TrainConfig
+from training.evaluate import context_eval, few_shot_eval
+from training.registry import (
+    ALGORITHMS,
+    agent_of,
+    export_run,
+    load_finetune_run,
+    load_run,
+    make_trainer,
+)
 from zshot.config import (
     add_profile_argument,
     add_set_argument,
@@ -14,9 +34,23 @@ from zshot.config import (
     override_config,
     profile_override,
 )
+from zshot.jsonio import write_json
 
 SCRIPTED_TARGETS = ("spiral", "spiral-memory", "spiral-memory-off")
 """`zshot eval` targets that are scripted baselines (with --config), not a run or artifact."""
+
+
+def algos_main(argv: Sequence[str]) -> int:
+    """`zshot algos`: one line per algorithm: name, artifact kind, paper."""
+    p = argparse.ArgumentParser(
+        prog="zshot algos",
+        description="List the training algorithms (`algo:` in a train config) and their papers.",
+    )
+    p.parse_args(list(argv))
+    width = max(len(n) for n in ALGORITHMS)
+    for algo in ALGORITHMS.values():
+        print(f"{algo.name:<{width}}  [{algo.artifact_kind}]  {algo.paper}")
+    return 0
 
 
 def _run_dir(template: str, config_path: str, seed: int) -> Path:
@@ -24,10 +58,12 @@ def _run_dir(template: str, config_path: str, seed: int) -> Path:
 
 
 def train_main(argv: Sequence[str]) -> int:
-    """Meta-train PEARL (or SAC without context when use_latent is false) from a config."""
+    """Train the config's algorithm (`algo`, `zshot algos`): PEARL (or SAC without context
+    when use_latent is false), offline PEARL from `offline.dataset`."""
     p = argparse.ArgumentParser(
         prog="zshot train",
-        description="Meta-train PEARL from a YAML config (defaults in training/config.py).",
+        description="Train from a YAML config (defaults in training/config.py): the config's "
+        "`algo` (`zshot algos`), by default PEARL, or offline PEARL when offline.dataset is set.",
     )
     p.add_argument("config", help="YAML under configs/train/")
     add_set_argument(p)
@@ -40,10 +76,6 @@ def train_main(argv: Sequence[str]) -> int:
         help="no progress bar (there is none anyway when stderr is not a terminal)",
     )
     args = p.parse_args(list(argv))
-
-    from training.config import TrainConfig
-    from training.offline import OfflineTrainer
-    from training.trainer import CHECKPOINT, Trainer
 
     overrides = [*args.overrides, *profile_override(args.profile)]
     cfg = load_config(TrainConfig, args.config, overrides)  # ConfigError: one line (zshot.cli)
@@ -58,12 +90,8 @@ def train_main(argv: Sequence[str]) -> int:
     if args.resume and not ckpt.exists():
         print(f"zshot train: --resume: no checkpoint in {run_dir}", file=sys.stderr)
         return 2
-    trainer: Trainer | OfflineTrainer
     try:
-        if cfg.offline.dataset is not None:  # offline PEARL / AWAC (issue #7)
-            trainer = OfflineTrainer(cfg, run_dir)
-        else:
-            trainer = Trainer(cfg, run_dir)
+        trainer = make_trainer(cfg, run_dir)  # the config's `algo` (training/registry.py)
         if args.resume:
             trainer.load_checkpoint()
             print(f"resumed {run_dir} at iteration {trainer.iteration} ({trainer.updates} updates)")
@@ -92,8 +120,6 @@ def export_main(argv: Sequence[str]) -> int:
         "--verbose", "-v", action="store_true", help="show torch.onnx's progress and warnings"
     )
     args = p.parse_args(list(argv))
-
-    from training.export import export_run
 
     try:
         artifact, errors = export_run(
@@ -172,17 +198,6 @@ def eval_main(argv: Sequence[str]) -> int:
             print(f"zshot eval: {flag} must be at least 1, got {val}", file=sys.stderr)
             return 2
 
-    from training.config import EvalConfig, TrainConfig
-    from training.evaluate import (
-        FewShotAgent,
-        MemorySpiralAgent,
-        OnnxAgent,
-        SpiralAgent,
-        TorchAgent,
-        few_shot_eval,
-    )
-    from training.tasks import make_task_source
-
     target = Path(args.target)
     scripted = str(target) in SCRIPTED_TARGETS
     agent: FewShotAgent
@@ -217,15 +232,10 @@ def eval_main(argv: Sequence[str]) -> int:
             cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
             agent = onnx_agent
             backend = "onnxruntime"
-        elif (target / "checkpoint.pt").is_file():
-            from training.pearl import make_nets
-            from training.trainer import load_checkpoint
-
-            state = load_checkpoint(target / "checkpoint.pt")
-            cfg = TrainConfig.model_validate(state["config"])
-            nets = make_nets(int(state["dims"]["obs"]), int(state["dims"]["act"]), cfg)
-            nets.load_state_dict(state["nets"])
-            agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
+        elif (target / CHECKPOINT).is_file():
+            run = load_run(target)
+            cfg = run.cfg
+            agent = agent_of(run)
             backend = "torch"
         else:
             print(
@@ -275,7 +285,7 @@ def eval_main(argv: Sequence[str]) -> int:
         out = Path(args.json)
     elif scripted:
         out = Path(f"eval-{target}-{Path(args.config).stem}-{tag}.json")
-    elif (target / "checkpoint.pt").is_file():
+    elif (target / CHECKPOINT).is_file():
         out = target / f"eval-{tag}.json"  # beside the run
     else:  # an artifact: never into its folder (it may be a shipped one)
         out = Path(f"eval-{target.resolve().name}-{tag}.json")
@@ -289,7 +299,7 @@ def _plug_args(plugs: Sequence[str] | None) -> tuple[list[str] | None, list[str]
     A file must exist and pass its spec check (PlugSpecError, a ValueError, names it)."""
     if not plugs:
         return None, []
-    from sim.plugs import is_plug_file
+    from sim.plugs import is_plug_file  # lazy: sim only when plugs are named
     from sim.tasks import check_plug, plug_label
 
     labels, files = [], []
@@ -300,3 +310,101 @@ def _plug_args(plugs: Sequence[str] | None) -> tuple[list[str] | None, list[str]
         else:
             labels.append(item)
     return labels, files
+
+
+def finetune_main(argv: Sequence[str] | None = None) -> int:
+    """Context-shift evaluation or fine-tuning of a run (see the module docstring)."""
+    p = argparse.ArgumentParser(
+        prog="python -m training.finetune",
+        description="Adapting an offline PEARL run to a new task: context first, gradients "
+        "when far from data (training/algos/offline_pearl/finetune.py).",
+    )
+    p.add_argument("run", help="run dir (checkpoint.pt) of offline or online PEARL")
+    p.add_argument(
+        "--context",
+        choices=["scripted", "teleop", "own", "both", "all"],
+        default="both",
+        help="where the K context episodes come from: the noisy spiral (scripted), a "
+        "demonstrator told the task (teleop), the policy's own exploration (own); "
+        "both = scripted and own, all = the three",
+    )
+    p.add_argument("-k", "--context-episodes", type=int, help="K context episodes per task")
+    p.add_argument("-n", "--episodes", type=int, default=10, help="evaluation episodes per task")
+    p.add_argument("--tasks-per-plug", type=int, default=10)
+    p.add_argument("--plugs", nargs="+")
+    p.add_argument("--finetune", metavar="PLUG", help="fine-tune on this plug's first test task")
+    add_set_argument(
+        p,
+        help="config overrides, e.g. --set finetune.max_episodes=20, "
+        "--set finetune.offline_tasks_per_batch=0, --set offline.dataset=PATH",
+    )
+    p.add_argument("--artifacts", help="export each fine-tuned version here (vNNN/)")
+    p.add_argument("--runtime", help="RELOAD each exported artifact on this runtime (tcp://...)")
+    p.add_argument("--seed", type=int, default=12345)
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        nets, cfg = load_finetune_run(args.run)
+        # -k is one more override, so a bad value is reported like any --set.
+        k = args.context_episodes
+        overrides = ([f"finetune.context_episodes={k}"] if k is not None else []) + args.overrides
+        cfg = override_config(cfg, overrides, f"{args.run}'s config")
+        # One intra-op thread (TrainConfig.torch_threads): batch-1 forward passes gain nothing
+        # from more, and spin-waiting OpenMP threads stall on a shared machine.
+        torch.set_num_threads(cfg.torch_threads)
+        source = make_task_source(cfg)
+        out: dict[str, Any] = {"run": args.run, "seed": args.seed}
+        if args.finetune:
+            task = select_test_tasks(source, [args.finetune], 1)[0]
+            reload_fn = None
+            if args.runtime:
+                from runtime.client import RuntimeClient  # lazy: only with --runtime
+
+                client = RuntimeClient(args.runtime)
+                client.hello()
+
+                def reload_fn(path: Path) -> None:
+                    client.reload(str(path.resolve()))
+
+            res, _ = finetune_task(
+                nets,
+                cfg,
+                source,
+                task,
+                args.seed,
+                artifact_dir=args.artifacts,
+                on_artifact=reload_fn,
+            )
+            out["finetune"] = res.__dict__
+            print(
+                f"{args.finetune}: context {res.context_successes}/{cfg.finetune.context_episodes}, "
+                f"online episodes {''.join('+' if s else '-' for s in res.episodes)}, gradient from "
+                f"{res.gradient_from} (offline tasks per step: {res.offline_tasks_per_batch}), "
+                f"{cfg.finetune.streak} in a row after {res.reached_after}, "
+                f"final {res.final_successes}/{res.final_episodes}"
+            )
+        else:
+            groups = {"both": ["scripted", "own"], "all": ["teleop", "scripted", "own"]}
+            kinds = groups.get(args.context, [args.context])
+            agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
+            for kind in kinds:
+                rep = context_eval(
+                    source,
+                    agent,
+                    cfg,
+                    context_source=kind,
+                    episodes=args.episodes,
+                    seed=args.seed,
+                    plugs=args.plugs,
+                    tasks_per_plug=args.tasks_per_plug,
+                )
+                print(f"context from {kind} (K={cfg.finetune.context_episodes}):")
+                print(rep.table())
+                out[kind] = rep.to_json()
+    except (RuntimeError, ValueError, FileNotFoundError) as exc:
+        print(f"finetune: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        write_json(args.json, out, indent=1, default=str)
+        print(f"wrote {args.json}")
+    return 0

@@ -17,8 +17,8 @@ episodes split between behaviour policies by `mix` (largest-remainder rounding):
   (z ~ q(z | the transitions of its earlier episodes on this task), the prior for the
   first), so later episodes of a task adapt as the trained policy does at test time.
 
-The dataset is a Minari dataset (training/minari_format.py, docs/OFFLINE.md): `minari`
-opens it, and training/datasets.py reads it as it reads robot recordings (which `zshot
+The dataset is a Minari dataset (training/common/minari_format.py, docs/OFFLINE.md): `minari`
+opens it, and training/common/datasets.py reads it as it reads robot recordings (which `zshot
 dataset export` turns into the same layout); each episode's metadata names its behaviour
 (`mode`) and its task with the hidden parameters (`task_json`, `task/<param>`).
 """
@@ -34,9 +34,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from gymnasium.envs.registration import EnvSpec
+from tqdm import tqdm
 
+from runtime.artifact import MANIFEST_NAME
+from training.behaviours import (
+    Behaviour,
+    BehaviourActor,
+    RandomBehaviour,
+    ScriptedBehaviour,
+    TeleopBehaviour,
+)
+from training.common.agents import FewShotAgent, OnnxAgent, new_posterior
+from training.common.checkpoint import CHECKPOINT
+from training.common.datasets import MANIFEST, write_manifest
+from training.common.minari_format import (
+    MinariFormatError,
+    MinariWriter,
+    dataset_id_for,
+    find_data_dir,
+    resolve_out,
+    space_json,
+)
+from training.common.rollout import Episode, RolloutWorker
+from training.common.tasks import make_task_source
 from training.config import CollectConfig
-from training.datasets import MANIFEST, write_manifest
+from training.registry import agent_of, load_run
 from zshot.config import add_profile_argument, add_set_argument, load_config, profile_override
 
 BEHAVIOURS = ("scripted", "random", "policy", "teleop")
@@ -55,90 +79,16 @@ def split_episodes(n: int, mix: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-class ScriptedBehaviour:
-    """The expert with noise: spiral search (insertion) or go-to-goal (point)."""
-
-    def __init__(self, env: Any, noise: float, rng: np.random.Generator) -> None:
-        self.env, self.noise, self.rng = env, noise, rng
-        self.expert: Any = None
-        if hasattr(env, "config") and hasattr(env, "obs_names") and "fz" in env.obs_names:
-            self.expert = self._insertion_expert(env.config)
-        self.task: Any = None
-
-    def _insertion_expert(self, config: Any) -> Any:
-        from sim.spiral import SpiralSearchPolicy
-
-        return SpiralSearchPolicy(config)
-
-    def _reset_expert(self, task: Any) -> None:
-        self.expert.reset()  # the spiral does not know the task
-
-    def reset(self, task: Any) -> None:
-        """New episode on `task`."""
-        self.task = task
-        if self.expert is not None:
-            self._reset_expert(task)
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Expert action + N(0, noise^2), clipped to [-1, 1]."""
-        if self.expert is not None:
-            a = np.asarray(self.expert.act(obs), np.float64)
-        else:
-            # point: head for the goal at full speed (the env scales by the hidden gain)
-            goal = np.array([self.task.goal_x, self.task.goal_y])
-            a = (goal - obs) / 0.1
-        a = a + self.noise * self.rng.standard_normal(a.shape)
-        return np.clip(a, -1.0, 1.0).astype(np.float32)
-
-
-class TeleopBehaviour(ScriptedBehaviour):
-    """A demonstrator told the task (sim.teleop on insertion, go-to-goal on point) + noise."""
-
-    def _insertion_expert(self, config: Any) -> Any:
-        from sim.teleop import TeleopDemonstrator
-
-        return TeleopDemonstrator(config)
-
-    def _reset_expert(self, task: Any) -> None:
-        self.expert.reset(task)  # it sees the hidden socket pose
-
-
-class RandomBehaviour:
-    """a_t = s a_{t-1} + (1 - s) u_t, u_t ~ U(-1, 1)."""
-
-    def __init__(self, act_dim: int, smoothing: float, rng: np.random.Generator) -> None:
-        self.act_dim, self.s, self.rng = act_dim, smoothing, rng
-        self.prev = np.zeros(act_dim)
-
-    def reset(self, task: Any) -> None:
-        """New episode (starts from rest)."""
-        self.prev = np.zeros(self.act_dim)
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """The next filtered random action."""
-        u = self.rng.uniform(-1.0, 1.0, self.act_dim)
-        self.prev = self.s * self.prev + (1.0 - self.s) * u
-        return np.clip(self.prev, -1.0, 1.0).astype(np.float32)
-
-
-def _load_policy_agent(path: Path) -> tuple[Any, tuple[int, int]]:
+def _load_policy_agent(path: Path) -> tuple[FewShotAgent, tuple[int, int]]:
     """A run dir (checkpoint.pt) or an exported artifact dir (manifest.json) as an agent,
     with its (obs_dim, act_dim)."""
-    from runtime.artifact import MANIFEST_NAME
-    from training.evaluate import OnnxAgent, TorchAgent
-    from training.trainer import CHECKPOINT
-
     if (path / CHECKPOINT).is_file():
-        import torch
-
-        from training.finetune import load_run
-
-        nets, cfg = load_run(path)
-        nets.eval()
+        run = load_run(path)
+        run.nets.eval()
         # Batch-1 forward passes: more intra-op threads only spin-wait on a shared machine.
-        torch.set_num_threads(cfg.torch_threads)
-        agent = TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
-        return agent, (nets.obs_dim, nets.act_dim)
+        torch.set_num_threads(run.cfg.torch_threads)
+        dims = run.state["dims"]
+        return agent_of(run), (int(dims["obs"]), int(dims["act"]))
     if (path / MANIFEST_NAME).is_file():
         onnx = OnnxAgent(path)
         m = onnx.artifact.manifest
@@ -166,8 +116,6 @@ class PolicyBehaviour:
         rng: np.random.Generator,
         latent: str = "prior",
     ) -> None:
-        from training.evaluate import Posterior
-
         if latent not in ("prior", "posterior"):
             raise ValueError(f"policy latent must be 'prior' or 'posterior', not {latent!r}")
         self.agent, dims = _load_policy_agent(Path(source))
@@ -175,10 +123,9 @@ class PolicyBehaviour:
             raise ValueError(f"policy_run {source}: dims {dims} differ from the env's")
         self.act_dim = act_dim
         self.latent_dim = int(self.agent.latent_dim)
-        self.use_latent = bool(self.agent.use_latent)
-        self.latent = latent
-        self._new_posterior = lambda: Posterior(self.latent_dim, self.agent.prior_in_posterior)
-        self.posterior = self._new_posterior()
+        self.use_latent = self.agent.encoder is not None
+        self.latent_mode = latent
+        self.posterior = new_posterior(self.agent)
         self.task: Any = None
         self.rng = rng
         self.z = np.zeros(self.latent_dim, np.float32)
@@ -189,11 +136,11 @@ class PolicyBehaviour:
         earlier episodes (zeros without a latent)."""
         L = self.latent_dim
         if task is not self.task:
-            self.task, self.posterior = task, self._new_posterior()
+            self.task, self.posterior = task, new_posterior(self.agent)
         if not self.use_latent:
             self.z, self.z_var = np.zeros(L, np.float32), np.zeros(L)
             return
-        if self.latent == "posterior":
+        if self.latent_mode == "posterior":
             mean, var = self.posterior.mean, self.posterior.var
         else:
             mean, var = np.zeros(L), np.ones(L)
@@ -202,8 +149,13 @@ class PolicyBehaviour:
 
     def end_episode(self, transitions: np.ndarray) -> None:
         """Add the episode's (s, a, r, s') rows to the task's posterior ("posterior" mode)."""
-        if self.latent == "posterior" and self.use_latent and len(transitions):
-            self.posterior.add(*self.agent.factors(transitions))
+        enc = self.agent.encoder
+        if self.latent_mode == "posterior" and enc is not None and len(transitions):
+            self.posterior.add(*enc.factors(transitions))
+
+    def latent(self) -> tuple[np.ndarray, np.ndarray]:
+        """The episode's z and its variance (zeros without a latent)."""
+        return self.z, self.z_var
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """A stochastic action of the policy."""
@@ -214,15 +166,13 @@ class PolicyBehaviour:
 def env_spec_json(source: Any, env: Any, max_steps: int | None) -> str | None:
     """The gymnasium EnvSpec (JSON) that rebuilds the collection's env, for Minari's
     `recover_environment`; None for a family without one."""
-    from gymnasium.envs.registration import EnvSpec
-
     info = source.env_info
     if source.kind == "insertion":
         entry, kwargs = "sim:make_insertion_env", {"config": info["sim_config"]}
     elif source.kind == "terrain":
         entry, kwargs = "sim.terrain:TerrainEnv", {"config": info["terrain_config"]}
     elif source.kind == "point":
-        entry, kwargs = "training.toy_env:PointGoalEnv", {}
+        entry, kwargs = "training.common.toy_env:PointGoalEnv", {}
     else:
         return None
     env_id = str(info.get("env") or f"zshot/{source.kind}")
@@ -269,7 +219,7 @@ def _infos_table(reset_info: dict[str, Any], step_infos: list[dict[str, Any]]) -
     return out
 
 
-def collect(
+def collect_dataset(
     cfg: CollectConfig,
     out: str | Path,
     progress: bool | None = None,
@@ -277,14 +227,10 @@ def collect(
 ) -> dict[str, Any]:
     """Collect the dataset into `out` (must not hold a dataset yet); returns the manifest.
 
-    `out` becomes a Minari dataset (training/minari_format.py) plus zshot's dataset.json;
+    `out` becomes a Minari dataset (training/common/minari_format.py) plus zshot's dataset.json;
     `dataset_id` defaults to `dataset_id_for(out)`. progress: a bar on stderr (None: only
     when stderr is a terminal).
     """
-    from tqdm import tqdm
-
-    from training.minari_format import MinariWriter, dataset_id_for, find_data_dir, space_json
-    from training.tasks import make_task_source
 
     out = Path(out)
     if (out / MANIFEST).exists() or find_data_dir(out) is not None or any(out.glob("episode_*.h5")):
@@ -297,11 +243,12 @@ def collect(
         )
     counts = split_episodes(cfg.episodes_per_task, mix)
     source = make_task_source(cfg.as_train_config())
-    env = source.make_env()
+    worker = RolloutWorker(source.make_env, cfg.max_episode_steps)
+    env = worker.env
     obs_dim = int(env.observation_space.shape[0])
     act_dim = int(env.action_space.shape[0])
     rng = np.random.default_rng(cfg.seed)
-    behaviours: dict[str, Any] = {
+    behaviours: dict[str, Behaviour] = {
         "scripted": ScriptedBehaviour(env, cfg.scripted_noise, rng),
         "random": RandomBehaviour(act_dim, cfg.random_smoothing, rng),
         "teleop": TeleopBehaviour(env, cfg.teleop_noise, rng),
@@ -309,10 +256,9 @@ def collect(
     latent = 1
     if counts["policy"] > 0:
         assert cfg.policy_run is not None
-        behaviours["policy"] = PolicyBehaviour(
-            cfg.policy_run, obs_dim, act_dim, rng, latent=cfg.policy_latent
-        )
-        latent = behaviours["policy"].latent_dim
+        policy = PolicyBehaviour(cfg.policy_run, obs_dim, act_dim, rng, latent=cfg.policy_latent)
+        behaviours["policy"] = policy
+        latent = policy.latent_dim
     base = {
         "complete": False,
         "config": cfg.model_dump(mode="json"),
@@ -339,7 +285,6 @@ def collect(
     done = False
     try:
         for ti, task in enumerate(source.train_tasks):
-            env.set_task(task)
             row: dict[str, Any] = {
                 "index": ti,
                 "label": source.task_label(task),
@@ -349,66 +294,52 @@ def collect(
             }
             for name in BEHAVIOURS:
                 beh = behaviours.get(name)
-                for _ in range(counts[name]):
-                    assert beh is not None
-                    beh.reset(task)
-                    seed = int(rng.integers(2**31))
-                    obs, reset_info = env.reset(seed=seed)
-                    steps, success, ret = 0, False, 0.0
-                    z = np.asarray(getattr(beh, "z", nan_z), np.float32)
-                    z_var = np.asarray(getattr(beh, "z_var", nan_z), np.float32)
-                    ep_obs = [np.asarray(obs, np.float32)]
-                    ep_act, ep_rew, ep_term, ep_trunc = [], [], [], []
-                    step_infos: list[dict[str, Any]] = []
-                    rows: list[np.ndarray] = []
-                    while True:
-                        action = beh.act(np.asarray(obs, np.float32))
-                        next_obs, reward, term, trunc, info = env.step(action)
-                        steps += 1
-                        stop = cfg.max_episode_steps is not None and steps >= cfg.max_episode_steps
-                        ep_obs.append(np.asarray(next_obs, np.float32))
-                        ep_act.append(np.asarray(action, np.float32))
-                        ep_rew.append(float(reward))
-                        ep_term.append(bool(term))
-                        ep_trunc.append(bool(trunc or (stop and not term)))
-                        step_infos.append(info)
-                        ret += float(reward)
-                        success = success or bool(info.get("is_success", False))
-                        if hasattr(beh, "end_episode"):
-                            rows.append(
-                                np.concatenate([obs, action, [reward], next_obs]).astype(np.float32)
-                            )
-                        obs = next_obs
-                        if term or trunc or stop:
-                            break
-                    infos = _infos_table(reset_info, step_infos)
-                    infos["z_mean"] = np.repeat(z[None], steps + 1, 0)
-                    infos["z_var"] = np.repeat(z_var[None], steps + 1, 0)
+                if counts[name] == 0 or beh is None:
+                    continue
+
+                def record(
+                    ep: Episode,
+                    name: str = name,
+                    beh: Behaviour = beh,
+                    task: Any = task,
+                    ti: int = ti,
+                    row: dict[str, Any] = row,
+                ) -> None:
+                    z, z_var = beh.latent() or (nan_z, nan_z)
+                    infos = _infos_table(ep.reset_info, ep.infos)
+                    infos["z_mean"] = np.repeat(np.asarray(z, np.float32)[None], ep.steps + 1, 0)
+                    infos["z_var"] = np.repeat(np.asarray(z_var, np.float32)[None], ep.steps + 1, 0)
                     writer.add_episode(
-                        np.stack(ep_obs),
-                        np.stack(ep_act),
-                        np.asarray(ep_rew),
-                        np.asarray(ep_term),
-                        np.asarray(ep_trunc),
+                        ep.obs,
+                        ep.actions,
+                        ep.rewards,
+                        ep.terminated,
+                        ep.truncated,
                         infos,
                         {
                             "task": task.model_dump(mode="json"),
                             "plug": source.task_label(task),
                             "mode": name,
                             "task_index": ti,
-                            "success": success,
-                            "return": ret,
+                            "success": ep.success,
+                            "return": ep.ret,
                         },
-                        seed=seed,
+                        seed=ep.seed,
                     )
-                    if hasattr(beh, "end_episode"):
-                        beh.end_episode(np.stack(rows))
                     row["episodes"][name] = row["episodes"].get(name, 0) + 1
-                    row["successes"][name] = row["successes"].get(name, 0) + int(success)
+                    row["successes"][name] = row["successes"].get(name, 0) + int(ep.success)
                     stats[name]["episodes"] += 1
-                    stats[name]["successes"] += int(success)
-                    stats[name]["steps"] += steps
+                    stats[name]["successes"] += int(ep.success)
+                    stats[name]["steps"] += ep.steps
                     bar.update(1)
+
+                worker.run(
+                    task,
+                    BehaviourActor(beh, task),
+                    rng,
+                    num_episodes=counts[name],
+                    on_episode=record,
+                )
             task_rows.append(row)
         done = True
     finally:
@@ -442,8 +373,6 @@ def collect(
 
 def main(argv: Sequence[str]) -> int:
     """`zshot collect CONFIG (--out DATASET | --dataset-id ID) [--set KEY=VALUE ...]`."""
-    from training.minari_format import MinariFormatError, resolve_out
-
     p = argparse.ArgumentParser(
         prog="zshot collect",
         description="Collect a multi-task offline dataset (a Minari dataset) from the sim "
@@ -463,7 +392,7 @@ def main(argv: Sequence[str]) -> int:
     overrides = [*args.overrides, *profile_override(args.profile)]
     cfg = load_config(CollectConfig, args.config, overrides)
     try:
-        m = collect(
+        m = collect_dataset(
             cfg, out, progress=False if args.no_progress else None, dataset_id=args.dataset_id
         )
     except (RuntimeError, ValueError, FileNotFoundError, MinariFormatError) as exc:

@@ -14,6 +14,9 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
+AlgoName = Literal["pearl", "offline_pearl"]
+"""The algorithms of training/registry.py (a test checks the two lists agree)."""
+
 
 class SACConfig(StrictModel):
     """Soft actor-critic underneath PEARL (Haarnoja et al. 2018, twin-Q variant)."""
@@ -108,18 +111,18 @@ class OfflineConfig(StrictModel):
     """mixed: each task's context drawn from all its transitions (every behaviour at once);
     per_behaviour: each context drawn from one behaviour's transitions, chosen at random per
     task and step, so the encoder learns to identify the task from any single policy's data.
-    The context-shift remedy (see training/offline.py and docs)."""
+    The context-shift remedy (see training/algos/offline_pearl/losses.py and docs)."""
     task_targets: list[str] = Field(default_factory=list)
     """Hidden task parameters (keys of each dataset task's metadata, e.g. [dx, dy, dyaw]) that
     the encoder's posterior mean must also predict, through a linear head, in the encoder's
     loss: supervised task inference with privileged training-time information (Humplik et
-    al. 2019, arXiv 1905.06424), a second context-shift remedy (training/offline.py). Targets
+    al. 2019, arXiv 1905.06424), a second context-shift remedy (training/algos/offline_pearl/losses.py). Targets
     are standardised over the dataset's tasks. Empty: off (the encoder learns from Q and
     KL alone, as in PEARL)."""
     task_loss_weight: float = Field(1.0, ge=0)
     """Weight of the task-inference loss (mean squared error of the standardised targets)."""
     task_features: dict[str, TaskFeature] = Field(default_factory=dict)
-    """Belief features for the policy and the critics (training/networks.py `TaskDecoder`):
+    """Belief features for the policy and the critics (training/common/networks.py `TaskDecoder`):
     per task target (a key of `task_targets`), the observation it is compared with and the
     unit scale, e.g. `dx: {obs: x_mm, scale: 1000}` (dx in m, x_mm in mm). The networks then
     also see `scale * estimate - obs`, the estimate decoded from z by the task-inference
@@ -141,7 +144,7 @@ class OfflineConfig(StrictModel):
 
 
 class FinetuneConfig(StrictModel):
-    """Adaptation of an offline PEARL run to a new task (training/finetune.py)."""
+    """Adaptation of an offline PEARL run to a new task (training/algos/offline_pearl/finetune.py)."""
 
     context_source: Literal["scripted", "teleop", "own"] = "scripted"
     """Where the adaptation context comes from: K episodes of the noisy scripted expert
@@ -190,12 +193,16 @@ class FinetuneConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    """A PEARL meta-training run (or the SAC-without-context baseline when latent is off)."""
+    """A training run of one algorithm (`algo`): PEARL meta-training (or the SAC-without-context
+    baseline when latent is off), or offline PEARL from a dataset."""
 
+    algo: AlgoName | None = None
+    """The algorithm (`zshot algos` lists them, training/registry.py). None: `offline_pearl`
+    when `offline.dataset` is set, else `pearl` (how configs chose before this key)."""
     seed: int = 0
     env: Literal["insertion", "point", "terrain"] = "insertion"
     """insertion: sim.insertion.InsertionEnv over sim.tasks.TaskFamily; point: the 2-D toy
-    meta-RL task of training.toy_env (hidden goal), for CI and sanity checks; terrain:
+    meta-RL task of training.common.toy_env (hidden goal), for CI and sanity checks; terrain:
     sim.terrain.TerrainEnv over sim.terrain_tasks.TerrainTaskFamily (`terrain_config`)."""
     terrain_config: str | None = None
     """terrain only: YAML of sim.terrain_config.TerrainEnvConfig (a configs/terrain/ file,
@@ -251,9 +258,9 @@ class TrainConfig(StrictModel):
     """None: the env's own time limit."""
 
     offline: OfflineConfig = Field(default_factory=lambda: OfflineConfig.model_validate({}))
-    """Offline PEARL (training/offline.py); used when `offline.dataset` is set."""
+    """Offline PEARL (training/algos/offline_pearl/losses.py); used when `offline.dataset` is set."""
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig.model_validate({}))
-    """Online fine-tuning of an offline run on a new task (training/finetune.py)."""
+    """Online fine-tuning of an offline run on a new task (training/algos/offline_pearl/finetune.py)."""
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
@@ -268,8 +275,17 @@ class TrainConfig(StrictModel):
     run_dir: str = "runs/{name}-s{seed}"
     """Where the run is written; {name} is the config file's stem, {seed} the seed."""
 
+    @property
+    def algorithm(self) -> AlgoName:
+        """`algo`, or the algorithm a config without it trains (see `algo`)."""
+        if self.algo is not None:
+            return self.algo
+        return "offline_pearl" if self.offline.dataset is not None else "pearl"
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.algo == "offline_pearl" and self.offline.dataset is None:
+            raise ValueError("algo offline_pearl needs offline.dataset (a `zshot collect` dir)")
         if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:
@@ -277,7 +293,7 @@ class TrainConfig(StrictModel):
         if self.offline.task_features:
             if self.env != "insertion":
                 raise ValueError("offline.task_features: only env 'insertion' has them")
-            from sim.insertion import OBS_INDEX
+            from sim.insertion import OBS_INDEX  # lazy: pybullet only with task_features
 
             bad = {
                 k: f.obs for k, f in self.offline.task_features.items() if f.obs not in OBS_INDEX
@@ -313,7 +329,7 @@ class BehaviourMix(StrictModel):
 
 class CollectConfig(StrictModel):
     """An offline data-collection run (`zshot collect`): per train task, episodes of a mix of
-    behaviour policies, written as a Minari dataset (training/minari_format.py)."""
+    behaviour policies, written as a Minari dataset (training/common/minari_format.py)."""
 
     seed: int = 0
     episodes_per_task: int = Field(10, ge=1)

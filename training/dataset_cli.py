@@ -2,7 +2,7 @@
 
 The recorder keeps its crash-safe format on the robot (a write-ahead log per episode, one
 HDF5 file per finished episode: hardware_bridge/recorder.py); this turns a finished
-recording directory into the Minari layout `zshot collect` writes (training/minari_format.py),
+recording directory into the Minari layout `zshot collect` writes (training/common/minari_format.py),
 so `minari.load_dataset`, `minari.MinariDataset` and zshot's offline training open it.
 
 Per episode: observations [T+1], actions (the action *sent*, after safety) [T], rewards,
@@ -24,8 +24,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from training.datasets import MANIFEST, write_manifest
-from training.minari_format import (
+from hardware_bridge.recorder import RecordingError, load_recordings
+from training.common.datasets import MANIFEST, write_manifest
+from training.common.minari_format import (
     MinariFormatError,
     MinariWriter,
     box_space_json,
@@ -53,8 +54,6 @@ def export_recordings(
     """Write the episodes of a recording directory as a Minari dataset at `out`; returns
     dataset.json's content. `env_id`: a registered gymnasium id whose spaces and spec the
     dataset states (default: spaces from the data, no env spec)."""
-    from hardware_bridge.recorder import RecordingError, load_recordings
-
     src, root = Path(recording), Path(out)
     if (root / MANIFEST).exists() or find_data_dir(root) is not None:
         raise MinariFormatError(f"{root} already holds a dataset; choose another --out")
@@ -66,9 +65,9 @@ def export_recordings(
     obs_dim, act_dim = int(rec.observations.shape[1]), int(rec.actions.shape[1])
     env_spec = None
     if env_id is not None:
-        import gymnasium as gym
+        import gymnasium as gym  # lazy: only with --env-id
 
-        import sim  # noqa: F401  (registers the zshot ids)
+        import sim  # noqa: F401  (registers the zshot ids; lazy: pybullet only then)
 
         try:
             spec = gym.spec(env_id)

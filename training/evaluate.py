@@ -11,7 +11,11 @@ Protocols (`EvalConfig.mode`):
 The same code evaluates a training run (torch networks) or an exported artifact
 (onnxruntime, so the numbers are the ones the robot gets): both give per-transition factors
 (mu_n, var_n) and actions; the posterior is accumulated here in natural parameters, exactly
-as the runtime does.
+as the runtime does. Episodes run through the one episode loop (training/common/rollout.py).
+
+`context_eval` measures the context shift: the posterior built from K episodes of a
+demonstrator (training/behaviours.py) or of the policy's own exploration, then N episodes
+with its mean (the ODA protocol; fine-tuning is training/algos/offline_pearl/finetune.py).
 """
 
 from __future__ import annotations
@@ -19,60 +23,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from runtime.posterior import NaturalPosterior
-from training.config import EvalConfig
-from training.tasks import TaskSource, env_control_hz
+from training.behaviours import DemoAgent, demo_noise
+from training.common.agents import FewShotAgent, Posterior, new_posterior
+from training.common.rollout import run_episode as run_rollout
+from training.common.tasks import TaskSource, env_control_hz, select_test_tasks
+from training.config import EvalConfig, TrainConfig
 from zshot.jsonio import write_json
-
-
-class FewShotAgent(Protocol):
-    """What evaluation needs from a trained model."""
-
-    latent_dim: int
-    use_latent: bool
-    prior_in_posterior: bool
-
-    def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, D) raw (s, a, r, s') rows -> mu (N, L), var (N, L)."""
-        ...
-
-    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """obs (obs_dim,), z (L,), noise (act_dim,) -> action (act_dim,); noise 0: deterministic."""
-        ...
-
-
-class Posterior(NaturalPosterior):
-    """q(z | c) exactly as the robot's runtime keeps it (`runtime.posterior`), so evaluation
-    in Python and on the robot share one implementation.
-
-    `prior_in_posterior=False` gives PEARL's original product over the context factors
-    alone (no N(0, I) factor; the prior itself when the context is empty).
-    """
-
-    def __init__(self, latent_dim: int, prior_in_posterior: bool = True) -> None:
-        super().__init__(np.zeros(latent_dim), np.ones(latent_dim))
-        self.prior_in_posterior = prior_in_posterior
-
-    @property
-    def var(self) -> np.ndarray:
-        """Posterior variance (L,)."""
-        if self.prior_in_posterior:
-            return 1.0 / self.precision
-        prec = self.precision_sum
-        return 1.0 / np.where(prec > 0, prec, 1.0)
-
-    @property
-    def mean(self) -> np.ndarray:
-        """Posterior mean (L,)."""
-        if self.prior_in_posterior:
-            return self.eta / self.precision
-        if self.count == 0:
-            return np.zeros(self.latent_dim)
-        return self.eta_sum * self.var
 
 
 @dataclass
@@ -100,46 +60,69 @@ def run_episode(
     max_steps: int | None = None,
     stochastic_policy: bool = False,
 ) -> EpisodeResult:
-    """One episode; z from the posterior ("sample" once, or "mean"); returns its transitions.
+    """One episode (training/common/rollout.py); z from the posterior ("sample" once, or
+    "mean"); returns its outcome and transitions.
 
     With `update_every_step` the posterior is updated in place after every step and z is
     recomputed (its mean); otherwise the caller adds `transitions` when it chooses.
     """
-    obs, _ = env.reset(seed=int(rng.integers(2**31)))
-    if hasattr(agent, "reset_episode"):  # scripted baselines keep per-episode state
-        agent.reset_episode()
+    seed = int(rng.integers(2**31))  # drawn before z: the order evaluation always used
+    agent.reset_episode()
     act_dim = env.action_space.shape[0]
     z = _latent(agent, posterior, rng, z_mode)
-    ret, peak, steps, success, t_insert, violation = 0.0, 0.0, 0, False, None, False
-    rows = []
-    while True:
+    enc = agent.encoder if update_every_step else None
+
+    def act(obs: np.ndarray) -> np.ndarray:
         noise = rng.standard_normal(act_dim) if stochastic_policy else np.zeros(act_dim)
-        action = agent.act(np.asarray(obs, np.float32), z, noise.astype(np.float32))
-        next_obs, reward, terminated, truncated, info = env.step(action)
-        steps += 1
-        ret += float(reward)
-        peak = max(peak, float(info.get("peak_force", 0.0)))
-        violation = violation or bool(info.get("safety_violation", False))
-        row = np.concatenate([obs, action, [reward], next_obs]).astype(np.float32)
-        rows.append(row)
-        if info.get("is_success") and not success:
-            success, t_insert = True, steps / control_hz
-        if update_every_step and agent.use_latent:
-            posterior.add(*agent.factors(row[None]))
+        return agent.act(np.asarray(obs, np.float32), z, noise.astype(np.float32))
+
+    def online_update(row: np.ndarray) -> None:
+        nonlocal z
+        if enc is not None:
+            posterior.add(*enc.factors(row[None]))
             z = posterior.mean.astype(np.float32)
-        obs = next_obs
-        if terminated or truncated or (max_steps is not None and steps >= max_steps):
-            break
-    if hasattr(agent, "end_episode"):  # scripted baselines with memory learn from the outcome
-        agent.end_episode(success, np.asarray(obs, np.float32))
-    transitions = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
-    return EpisodeResult(ret, success, steps, t_insert, peak, violation, transitions)
+
+    ep = run_rollout(env, act, seed, max_steps=max_steps, on_step=online_update)
+    agent.end_episode(ep.success, ep.obs[-1])
+    first = ep.first_success
+    return EpisodeResult(
+        ret=ep.ret,
+        success=first is not None,
+        steps=ep.steps,
+        time_to_insert=None if first is None else first / control_hz,
+        peak_force=max([0.0, *(float(i.get("peak_force", 0.0)) for i in ep.infos)]),
+        safety_violation=any(bool(i.get("safety_violation", False)) for i in ep.infos),
+        transitions=ep.transitions(),
+    )
+
+
+def mean_z_episode(
+    env: Any,
+    agent: FewShotAgent,
+    posterior: Posterior,
+    rng: np.random.Generator,
+    control_hz: float,
+    max_steps: int | None,
+    stochastic_policy: bool = False,
+) -> EpisodeResult:
+    """An episode with z = the posterior's mean, the posterior left as it is."""
+    return run_episode(
+        env,
+        agent,
+        posterior,
+        rng,
+        z_mode="mean",
+        update_every_step=False,
+        control_hz=control_hz,
+        max_steps=max_steps,
+        stochastic_policy=stochastic_policy,
+    )
 
 
 def _latent(
     agent: FewShotAgent, post: Posterior, rng: np.random.Generator, mode: str
 ) -> np.ndarray:
-    if not agent.use_latent:
+    if agent.encoder is None:
         return np.zeros(agent.latent_dim, np.float32)  # SAC without context: z fixed at 0
     z = post.sample(rng) if mode == "sample" else post.mean
     return z.astype(np.float32)
@@ -297,26 +280,7 @@ def few_shot_eval(
     max_steps: int | None = None,
 ) -> FewShotReport:
     """Run the few-shot protocol on the source's test tasks (optionally only `plugs`)."""
-    tasks = list(source.test_tasks)
-    if plugs:
-        known = sorted({source.task_label(t) for t in tasks})
-        unknown = sorted(set(plugs) - set(known))
-        if unknown:
-            raise ValueError(f"--plugs: {unknown} not among the test plugs {known}")
-        tasks = [t for t in tasks if source.task_label(t) in plugs]
-    if cfg.tasks_per_plug is not None:
-        seen: dict[str, int] = {}
-        kept = []
-        for t in tasks:
-            label = source.task_label(t)
-            seen[label] = seen.get(label, 0) + 1
-            if seen[label] <= cfg.tasks_per_plug:
-                kept.append(t)
-        tasks = kept
-    if cfg.max_tasks is not None:
-        tasks = tasks[: cfg.max_tasks]
-    if not tasks:
-        raise ValueError("no test tasks to evaluate")
+    tasks = select_test_tasks(source, plugs, cfg.tasks_per_plug, cfg.max_tasks, flag="--plugs: ")
     env = source.make_env()
     control_hz = env_control_hz(env)
     rng = np.random.default_rng(seed)
@@ -326,9 +290,8 @@ def few_shot_eval(
         label = source.task_label(task)
         acc = per_plug.setdefault(label, {"eval": [], "explore": []})
         env.set_task(task)
-        if hasattr(agent, "reset_task"):  # a scripted baseline's memory is per task
-            agent.reset_task()
-        post = Posterior(agent.latent_dim, agent.prior_in_posterior)
+        agent.reset_task()  # a scripted baseline's memory is per task
+        post = new_posterior(agent)
         for _ in range(cfg.explore_episodes):
             ep = run_episode(
                 env,
@@ -340,8 +303,8 @@ def few_shot_eval(
                 control_hz=control_hz,
                 max_steps=max_steps,
             )
-            if not online and agent.use_latent and len(ep.transitions):
-                post.add(*agent.factors(ep.transitions))
+            if not online and agent.encoder is not None and len(ep.transitions):
+                post.add(*agent.encoder.factors(ep.transitions))
             acc["explore"].append(ep)
         for _ in range(cfg.eval_episodes):
             acc["eval"].append(
@@ -368,136 +331,109 @@ def few_shot_eval(
         "eval_episodes_per_task": cfg.eval_episodes,
         "tasks": len(tasks),
         "seed": seed,
-        "use_latent": agent.use_latent,
+        "use_latent": agent.encoder is not None,
         "metric": getattr(source, "metric", "success"),
         "env_kind": getattr(source, "kind", "insertion"),
     }
     return FewShotReport(rows, protocol)
 
 
-class TorchAgent:
-    """A training run's networks behind the `FewShotAgent` interface."""
+def gather_context(
+    env: Any,
+    task: Any,
+    agent: FewShotAgent,
+    post: Posterior,
+    source_kind: str,
+    episodes: int,
+    noise: dict[str, float],
+    rng: np.random.Generator,
+    control_hz: float,
+    max_steps: int | None,
+) -> list[EpisodeResult]:
+    """K context episodes on `task` (env already set to it), each added to `post`.
 
-    def __init__(self, nets: Any, use_latent: bool, prior_in_posterior: bool) -> None:
-        import torch
-
-        self._torch = torch
-        self.nets = nets
-        self.latent_dim = int(nets.latent_dim)
-        self.use_latent = use_latent
-        self.prior_in_posterior = prior_in_posterior
-
-    def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-transition factors from the torch encoder (float64 for the accumulation)."""
-        with self._torch.no_grad():
-            mu, var = self.nets.encoder(
-                self._torch.as_tensor(transitions, dtype=self._torch.float32)
+    `source_kind`: "scripted" or "teleop" (demonstrations, with action noise
+    `noise[source_kind]`, see `demo_noise`) or "own" (the policy's posterior sampling)."""
+    out = []
+    for _ in range(episodes):
+        if source_kind in ("scripted", "teleop"):
+            demo = DemoAgent(env, task, noise[source_kind], rng, kind=source_kind)
+            ep = run_episode(
+                env,
+                demo,
+                Posterior(1),
+                rng,
+                z_mode="mean",
+                update_every_step=False,
+                control_hz=control_hz,
+                max_steps=max_steps,
             )
-        return mu.numpy().astype(np.float64), var.numpy().astype(np.float64)
-
-    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """tanh(mean + std * noise) from the torch policy."""
-        t = self._torch
-        with t.no_grad():
-            a, _ = self.nets.policy.sample(
-                t.as_tensor(obs, dtype=t.float32)[None],
-                t.as_tensor(z, dtype=t.float32)[None],
-                t.as_tensor(noise, dtype=t.float32)[None],
+        else:  # own: PEARL's posterior sampling, z ~ q(z | c) once per episode
+            ep = run_episode(
+                env,
+                agent,
+                post,
+                rng,
+                z_mode="sample",
+                update_every_step=False,
+                control_hz=control_hz,
+                max_steps=max_steps,
+                stochastic_policy=True,
             )
-        return a[0].numpy()
+        if agent.encoder is not None and len(ep.transitions):
+            post.add(*agent.encoder.factors(ep.transitions))
+        out.append(ep)
+    return out
 
 
-class OnnxAgent:
-    """An exported artifact run through onnxruntime (the numbers the robot gets)."""
-
-    def __init__(self, artifact_dir: str | Path) -> None:
-        import onnxruntime as ort
-
-        from runtime.artifact import load_artifact
-
-        self.artifact = load_artifact(artifact_dir, check_graphs=True)
-        m = self.artifact.manifest
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
-        self.encoder = ort.InferenceSession(
-            str(self.artifact.encoder_path), opts, providers=providers
+def context_eval(
+    source: TaskSource,
+    agent: FewShotAgent,
+    cfg: TrainConfig,
+    *,
+    context_source: str,
+    episodes: int,
+    seed: int,
+    plugs: list[str] | None = None,
+    tasks_per_plug: int | None = None,
+) -> FewShotReport:
+    """The context-shift measurement (training/algos/offline_pearl/finetune.py's module
+    doc): per test task, K context episodes from `context_source` (`cfg.finetune`), then
+    `episodes` with z = the posterior mean."""
+    ft = cfg.finetune
+    env = source.make_env()
+    hz = env_control_hz(env)
+    rng = np.random.default_rng(seed)
+    per: dict[str, tuple[list[EpisodeResult], list[EpisodeResult]]] = {}
+    for task in select_test_tasks(source, plugs, tasks_per_plug):
+        label = source.task_label(task)
+        evals, ctxs = per.setdefault(label, ([], []))
+        env.set_task(task)
+        post = new_posterior(agent)
+        ctxs += gather_context(
+            env,
+            task,
+            agent,
+            post,
+            context_source,
+            ft.context_episodes,
+            demo_noise(ft),
+            rng,
+            hz,
+            cfg.max_episode_steps,
         )
-        self.policy = ort.InferenceSession(
-            str(self.artifact.policy_path), opts, providers=providers
-        )
-        self.latent_dim = m.latent_dim
-        self.use_latent = bool(m.training.get("use_latent", True))
-        self.prior_in_posterior = bool(m.training.get("prior_in_posterior", True))
-
-    def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-transition factors from encoder.onnx."""
-        mu, var = self.encoder.run(["mu", "var"], {"transition": transitions.astype(np.float32)})
-        return mu.astype(np.float64), var.astype(np.float64)
-
-    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """Action from policy.onnx."""
-        (a,) = self.policy.run(
-            ["action"],
-            {
-                "obs": obs.astype(np.float32)[None],
-                "z": z.astype(np.float32)[None],
-                "noise": noise.astype(np.float32)[None],
-            },
-        )
-        return a[0]
-
-
-class SpiralAgent:
-    """The scripted spiral-search baseline (sim.spiral) in the same protocol.
-
-    It has no latent: exploration episodes change nothing, so its figures are those of
-    N independent attempts per task.
-    """
-
-    latent_dim = 1
-    use_latent = False
-    prior_in_posterior = True
-
-    def __init__(self, sim_config: Any) -> None:
-        from sim.spiral import SpiralSearchPolicy
-
-        self.policy = SpiralSearchPolicy(sim_config)
-
-    def reset_episode(self) -> None:
-        """Restart the spiral."""
-        self.policy.reset()
-
-    def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unused (no latent)."""
-        raise NotImplementedError("the spiral baseline has no encoder")
-
-    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """The spiral's next twist."""
-        return np.asarray(self.policy.act(obs), np.float32)
-
-
-class MemorySpiralAgent(SpiralAgent):
-    """The spiral search with memory (sim.spiral.MemorySpiralPolicy) in the same protocol.
-
-    Its memory is per task: `reset_task` at each new test task, `end_episode` after every
-    episode (exploration and evaluation alike, as an integrator's script keeps learning).
-    """
-
-    def __init__(self, sim_config: Any, *, memory: bool = True) -> None:
-        from sim.spiral import MemorySpiralParams, MemorySpiralPolicy
-
-        params = MemorySpiralParams(memory=memory)  # memory=False: the search alone
-        self.policy = MemorySpiralPolicy(sim_config, params)  # type: ignore[assignment]
-
-    def reset_task(self) -> None:
-        """A new task: forget the remembered pose and the search position."""
-        self.policy.reset_task()  # type: ignore[attr-defined]
-
-    def reset_episode(self) -> None:
-        """A new attempt at the same task (memory kept)."""
-        self.policy.reset_episode()  # type: ignore[attr-defined]
-
-    def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
-        """Tell the script how the episode ended (a success is remembered)."""
-        self.policy.end_episode(success, final_obs)  # type: ignore[attr-defined]
+        for _ in range(episodes):
+            ep = mean_z_episode(env, agent, post, rng, hz, cfg.max_episode_steps, ft.sample_actions)
+            evals.append(ep)
+    env.close()
+    rows = [plug_result(label, *per[label]) for label in sorted(per)]
+    protocol = {
+        "context_source": context_source,
+        "context_episodes": ft.context_episodes,
+        "eval_episodes_per_task": episodes,
+        "tasks_per_plug": tasks_per_plug,
+        "seed": seed,
+        "use_latent": agent.encoder is not None,
+        "sample_actions": ft.sample_actions,
+    }
+    return FewShotReport(rows, protocol)

@@ -30,6 +30,9 @@ COMMANDS: dict[str, Command] = {
     "train": Command(
         "training.cli:train_main", "meta-train PEARL (or a baseline) from a config", 4, True
     ),
+    "algos": Command(
+        "training.cli:algos_main", "list the training algorithms and their papers", 18, True
+    ),
     "export": Command(
         "training.cli:export_main",
         "export a run to encoder.onnx + policy.onnx + manifest.json",

@@ -76,10 +76,10 @@ def random_batch(
     obs_dim: int, act_dim: int, T: int = 3, B: int = 6, C: int = 4, seed: int = 0
 ) -> Any:
     """A synthetic PEARL meta-batch (T tasks, B transitions, C context rows), 30 % terminal."""
-    from training.pearl import PearlBatch
+    from training.common.batches import MetaBatch
 
     g = torch.Generator().manual_seed(seed)
-    return PearlBatch(
+    return MetaBatch(
         obs=torch.randn(T, B, obs_dim, generator=g),
         actions=torch.tanh(torch.randn(T, B, act_dim, generator=g)),
         rewards=torch.randn(T, B, 1, generator=g),
@@ -99,7 +99,7 @@ def assert_terminals_back_up_the_reward(
     check has teeth. The target Qs (and V) get large random weights and s' is scaled up,
     so any bootstrap term is far from zero."""
     with torch.no_grad():
-        for m in (nets.target_qf1, nets.target_qf2, nets.vf):
+        for m in (nets.target_qf1, nets.target_qf2, getattr(nets, "vf", None)):  # V: iql only
             for p in m.parameters() if m is not None else ():
                 p.normal_(0.0, 3.0)
     far = batch._replace(next_obs=100.0 * batch.next_obs)

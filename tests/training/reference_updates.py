@@ -55,7 +55,7 @@ def _cfg(**over: object) -> TrainConfig:
 
 
 def _batch(seed: int):  # type: ignore[no-untyped-def]  # the batch type moves in #18
-    from training.pearl import PearlBatch
+    from training.common.batches import MetaBatch as PearlBatch
 
     g = torch.Generator().manual_seed(seed)
     T, B, C = 3, 8, 5
@@ -75,7 +75,9 @@ def _flat(prefix: str, nets: torch.nn.Module) -> dict[str, np.ndarray]:
 
 def pearl_updates() -> dict[str, np.ndarray]:
     """Five online PEARL updates (auto temperature) on synthetic batches."""
-    from training.pearl import PearlOptimizers, make_nets, update
+    from training.algos.pearl.losses import PearlOptimizers
+    from training.algos.pearl.losses import pearl_update as update
+    from training.algos.pearl.networks import make_nets
 
     cfg = _cfg()
     torch.manual_seed(0)
@@ -88,8 +90,9 @@ def pearl_updates() -> dict[str, np.ndarray]:
 
 def offline_updates(critic: str) -> dict[str, np.ndarray]:
     """Five offline PEARL updates (AWAC or IQL critic) on synthetic batches."""
-    from training.offline import update
-    from training.pearl import PearlOptimizers, make_nets
+    from training.algos.offline_pearl.losses import offline_update as update
+    from training.algos.offline_pearl.networks import make_nets
+    from training.algos.pearl.losses import PearlOptimizers
 
     cfg = _cfg(offline={"critic": critic, "dataset": "unused"})
     torch.manual_seed(0)
@@ -102,7 +105,7 @@ def offline_updates(critic: str) -> dict[str, np.ndarray]:
 
 def pearl_training_run(root: Path) -> dict[str, np.ndarray]:
     """One iteration of online PEARL on the point task: collection, batches, updates."""
-    from training.trainer import Trainer
+    from training.algos.pearl.trainer import Trainer
 
     trainer = Trainer(_cfg(seed=3), root / "pearl")
     trainer.run(progress=False)
@@ -111,8 +114,8 @@ def pearl_training_run(root: Path) -> dict[str, np.ndarray]:
 
 def offline_training_run(root: Path) -> dict[str, np.ndarray]:
     """A collected point dataset (scripted + random behaviours) and 10 offline updates."""
-    from training.collect import collect
-    from training.offline import OfflineTrainer
+    from training.algos.offline_pearl.trainer import OfflineTrainer
+    from training.collect import collect_dataset as collect
 
     data = root / "data"
     collect(

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training.collect import collect, main, split_episodes
+from training.collect import collect_dataset, main, split_episodes
+from training.common.datasets import MANIFEST, load_dataset
 from training.config import CollectConfig
-from training.datasets import MANIFEST, load_dataset
 
 from ..conftest import ExportedArtifact
 
@@ -44,7 +44,7 @@ def test_point_collection_follows_the_mix(tmp_path: Path) -> None:
             "mix": {"scripted": 3, "random": 2, "policy": 0},
         }
     )
-    m = collect(cfg, tmp_path / "d", progress=False)
+    m = collect_dataset(cfg, tmp_path / "d", progress=False)
     assert m["behaviours"]["scripted"]["episodes"] == 6
     assert m["behaviours"]["random"]["episodes"] == 4
     assert m["behaviours"]["policy"]["episodes"] == 0
@@ -52,13 +52,13 @@ def test_point_collection_follows_the_mix(tmp_path: Path) -> None:
     assert m["behaviours"]["scripted"]["successes"] >= 4
     assert all(r["episodes"] == {"scripted": 3, "random": 2} for r in m["tasks"])
     with pytest.raises(ValueError, match="already holds a dataset"):
-        collect(cfg, tmp_path / "d", progress=False)
+        collect_dataset(cfg, tmp_path / "d", progress=False)
 
 
 def test_policy_mix_needs_a_run(tmp_path: Path) -> None:
     cfg = CollectConfig.model_validate({"env": "point", "mix": {"policy": 1.0}})
     with pytest.raises(ValueError, match="policy_run"):
-        collect(cfg, tmp_path / "d", progress=False)
+        collect_dataset(cfg, tmp_path / "d", progress=False)
 
 
 def test_policy_behaviour_from_a_trained_run(trained_run: Path, tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_policy_behaviour_from_a_trained_run(trained_run: Path, tmp_path: Path) 
             "policy_run": str(trained_run),
         }
     )
-    collect(cfg, tmp_path / "d", progress=False)
+    collect_dataset(cfg, tmp_path / "d", progress=False)
     ds = load_dataset(tmp_path / "d")
     assert ds.behaviours == ["policy"] and len(ds.tasks) == 2
 
@@ -114,7 +114,7 @@ def test_policy_behaviour_from_an_exported_artifact(
             "policy_latent": "posterior",
         }
     )
-    m = collect(cfg, tmp_path / "d", progress=False)
+    m = collect_dataset(cfg, tmp_path / "d", progress=False)
     assert m["behaviours"]["policy"]["episodes"] == 4
 
 
@@ -124,7 +124,7 @@ def test_policy_posterior_sampling_narrows_within_a_task_and_restarts_per_task(
     import numpy as np
 
     from training.collect import PolicyBehaviour
-    from training.tasks import make_task_source
+    from training.common.tasks import make_task_source
 
     cfg = CollectConfig.model_validate({"env": "point", "num_tasks": 2})
     source = make_task_source(cfg.as_train_config())
@@ -166,7 +166,7 @@ def test_policy_posterior_sampling_narrows_within_a_task_and_restarts_per_task(
             "policy_latent": "posterior",
         }
     )
-    m = collect(cfg, tmp_path / "post", progress=False)
+    m = collect_dataset(cfg, tmp_path / "post", progress=False)
     assert m["behaviours"]["policy"]["episodes"] == 6
 
 
@@ -180,7 +180,7 @@ def test_insertion_collection_never_visits_held_out_plugs(tmp_path: Path) -> Non
             "mix": {"scripted": 1, "random": 1, "policy": 0},
         }
     )
-    collect(cfg, tmp_path / "ins", progress=False)
+    collect_dataset(cfg, tmp_path / "ins", progress=False)
     ds = load_dataset(tmp_path / "ins")
     from sim.plugs import NAMED_PLUGS
 
@@ -203,7 +203,7 @@ def test_teleop_demonstrations_know_the_socket(tmp_path: Path) -> None:
             "teleop_noise": 0.0,
         }
     )
-    m = collect(cfg, tmp_path / "tele", progress=False)
+    m = collect_dataset(cfg, tmp_path / "tele", progress=False)
     assert m["behaviours"]["teleop"] == {
         "episodes": 6,
         "successes": 6,

@@ -11,11 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from training.algos.pearl.losses import product_of_gaussians
+from training.common.agents import AgentBase, Posterior
+from training.common.tasks import TaskSource
+from training.common.toy_env import PointGoalEnv, PointTask, point_tasks
 from training.config import EvalConfig
-from training.evaluate import FewShotReport, Posterior, few_shot_eval
-from training.pearl import product_of_gaussians
-from training.tasks import TaskSource
-from training.toy_env import PointGoalEnv, PointTask, point_tasks
+from training.evaluate import FewShotReport, few_shot_eval
 from zshot.cli import main as zshot
 
 from ..conftest import ExportedArtifact
@@ -37,20 +38,20 @@ def test_incremental_posterior_equals_batch_product(n: int, seed: int, prior: bo
     np.testing.assert_array_equal(post.var, np.ones(3))
 
 
-class UpAgent:
+class UpAgent(AgentBase):
     """Scripted: always heads straight up (reaches the 'up' goal, never the 'right' one).
 
     It records the z of every step, and its factors put mu at s' with var 1, so the
-    posterior is easy to predict.
+    posterior is easy to predict (it is its own encoder).
     """
 
     latent_dim = 3
-    use_latent = True
     prior_in_posterior = True
 
     def __init__(self) -> None:
         self.factor_calls = 0
         self.zs: list[np.ndarray] = []
+        self.encoder = self
 
     def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.factor_calls += len(transitions)
@@ -149,7 +150,7 @@ def test_tasks_per_plug_limits_each_plug() -> None:
 
 
 def test_unknown_plug_is_named() -> None:
-    with pytest.raises(ValueError, match=r"\['nope'\] not among the test plugs"):
+    with pytest.raises(ValueError, match=r"\['nope'\] not among the test tasks' labels"):
         few_shot_eval(_source(), UpAgent(), EvalConfig(), seed=0, plugs=["nope"])
 
 
@@ -247,7 +248,7 @@ def test_memory_agent_is_reset_per_task_and_told_each_outcome() -> None:
     from sim.config import InsertionEnvConfig
     from sim.insertion import InsertionEnv
     from sim.tasks import InsertionTask
-    from training.evaluate import MemorySpiralAgent
+    from training.behaviours import MemorySpiralAgent
 
     tasks = [
         InsertionTask(plug="Car-plug-4p", dx=d, task_id=f"t{k}")

@@ -12,12 +12,20 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from training.algos.offline_pearl.finetune import finetune_task
+from training.algos.offline_pearl.trainer import OfflineTrainer
+from training.algos.pearl.agent import TorchAgent
+from training.cli import finetune_main as main
+from training.common.batches import MetaBatch
+from training.common.datasets import DatasetError, load_dataset
+from training.common.tasks import make_task_source, select_test_tasks
 from training.config import FinetuneConfig, TrainConfig
-from training.datasets import DatasetError, load_dataset
-from training.finetune import context_eval, finetune_task, load_run, main, select_tasks
-from training.offline import OfflineTrainer
-from training.pearl import PearlBatch
-from training.tasks import make_task_source
+from training.evaluate import context_eval
+from training.registry import load_finetune_run as load_run
+
+
+def _agent(nets: Any, cfg: TrainConfig) -> TorchAgent:
+    return TorchAgent(nets, cfg.use_latent, cfg.encoder.prior_in_posterior)
 
 
 def with_finetune(cfg: TrainConfig, **over: Any) -> TrainConfig:
@@ -40,11 +48,11 @@ FAR = {
 
 @pytest.fixture(scope="module")
 def offline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.collect import collect
+    from training.collect import collect_dataset
     from training.config import CollectConfig
 
     root = tmp_path_factory.mktemp("ft")
-    collect(
+    collect_dataset(
         CollectConfig.model_validate(
             {
                 "env": "point",
@@ -78,7 +86,7 @@ def test_context_eval_counts_episodes_per_plug(offline_run: Path) -> None:
     for kind in ("scripted", "teleop", "own"):
         rep = context_eval(
             source,
-            nets,
+            _agent(nets, cfg),
             cfg,
             context_source=kind,
             episodes=2,
@@ -90,12 +98,14 @@ def test_context_eval_counts_episodes_per_plug(offline_run: Path) -> None:
         assert all(p.episodes == 2 and p.explore_episodes == 2 for p in rep.plugs)
         assert rep.protocol["context_source"] == kind
     # The point demonstrator knows the goal: its context episodes nearly always succeed.
-    rep = context_eval(source, nets, cfg, context_source="scripted", episodes=1, seed=0)
+    rep = context_eval(
+        source, _agent(nets, cfg), cfg, context_source="scripted", episodes=1, seed=0
+    )
     assert sum(p.explore_successes for p in rep.plugs) >= 0.8 * sum(
         p.explore_episodes for p in rep.plugs
     )
-    with pytest.raises(ValueError, match="not among the test plugs"):
-        select_tasks(source, ["nope"], None)
+    with pytest.raises(ValueError, match="not among the test tasks' labels"):
+        select_test_tasks(source, ["nope"], None)
 
 
 @pytest.mark.slow  # one ONNX export (~5-10 s on the shared machine)
@@ -213,20 +223,20 @@ def _rows(a: np.ndarray) -> set[bytes]:
 def test_finetune_batches_mix_the_new_task_with_offline_tasks(
     offline_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import training.offline
+    import training.algos.offline_pearl.finetune as finetune_module
 
     nets, cfg = load_run(offline_run)
     source = make_task_source(cfg)
     data = load_dataset(cfg.offline.dataset or "")
     per_task = [_rows(t.obs) for t in data.tasks]
-    real_update = training.offline.update
-    seen: list[PearlBatch] = []
+    real_update = finetune_module.offline_update
+    seen: list[MetaBatch] = []
 
-    def spy(batch: PearlBatch, *args: Any) -> dict[str, float]:
+    def spy(batch: MetaBatch, *args: Any) -> dict[str, float]:
         seen.append(batch)
         return real_update(batch, *args)
 
-    monkeypatch.setattr(training.offline, "update", spy)
+    monkeypatch.setattr(finetune_module, "offline_update", spy)
     for k in (2, 0):
         seen.clear()
         ft_cfg = with_finetune(cfg, **FAR, updates_per_episode=4, offline_tasks_per_batch=k)
@@ -318,7 +328,7 @@ def test_finetuned_artifact_hot_reloads_on_a_live_runtime(
     from runtime.config import ServeConfig
     from runtime.model import LoadedModel
     from runtime.server import RuntimeServer
-    from training.export import export_run
+    from training.registry import export_run
 
     nets, cfg = load_run(offline_run)
     cfg = with_finetune(cfg, **FAR, updates_per_episode=20, offline_tasks_per_batch=2)
@@ -394,8 +404,8 @@ def test_finetuned_artifact_hot_reloads_on_a_live_runtime(
 def test_online_context_picks_the_episodes_that_join_the_posterior(
     offline_run: Path, monkeypatch: pytest.MonkeyPatch, which: str
 ) -> None:
-    import training.finetune
-    from training.evaluate import Posterior
+    import training.algos.offline_pearl.finetune as finetune_module
+    from training.common.agents import Posterior
 
     calls: list[int] = []
 
@@ -405,14 +415,14 @@ def test_online_context_picks_the_episodes_that_join_the_posterior(
             super().add(mu, var)
 
     # every other online episode "inserts", so the three choices differ
-    real_run = training.finetune.run_episode
+    real_run = finetune_module.mean_z_episode
     count = iter(range(1000))
 
     def alternating(*args: Any, **kwargs: Any) -> Any:
         return dataclasses.replace(real_run(*args, **kwargs), success=next(count) % 2 == 0)
 
-    monkeypatch.setattr(training.finetune, "Posterior", Spy)
-    monkeypatch.setattr(training.finetune, "run_episode", alternating)
+    monkeypatch.setattr(finetune_module, "new_posterior", lambda agent: Spy(agent.latent_dim))
+    monkeypatch.setattr(finetune_module, "mean_z_episode", alternating)
     nets, cfg = load_run(offline_run)
     k, n = 2, 6
     ft_cfg = with_finetune(
@@ -445,9 +455,9 @@ def test_sample_actions_makes_the_evaluation_episodes_stochastic(offline_run: Pa
         "plugs": ["test-0"],
         "tasks_per_plug": 1,
     }
-    a = context_eval(source, nets, cfg, **kw)
-    b = context_eval(source, nets, cfg, **kw)
-    s = context_eval(source, nets, with_finetune(cfg, sample_actions=True), **kw)
+    a = context_eval(source, _agent(nets, cfg), cfg, **kw)
+    b = context_eval(source, _agent(nets, cfg), cfg, **kw)
+    s = context_eval(source, _agent(nets, cfg), with_finetune(cfg, sample_actions=True), **kw)
     assert a.plugs[0].mean_return == b.plugs[0].mean_return
     assert s.plugs[0].mean_return != a.plugs[0].mean_return
     assert a.protocol["sample_actions"] is False and s.protocol["sample_actions"] is True

@@ -10,23 +10,22 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.pearl import (
-    PearlBatch,
-    PearlOptimizers,
-    critic_parameters,
-    kl_to_standard_normal,
-    make_nets,
-    pearl_losses,
-    product_of_gaussians,
-    update,
-)
-
-from .conftest import (
+from tests.training.conftest import (
     assert_grads_of,
     assert_terminals_back_up_the_reward,
     record_step_grads,
     tiny_config,
 )
+from training.algos.pearl.losses import (
+    PearlOptimizers,
+    critic_parameters,
+    kl_to_standard_normal,
+    pearl_losses,
+    pearl_update,
+    product_of_gaussians,
+)
+from training.algos.pearl.networks import make_nets
+from training.common.batches import MetaBatch
 
 OBS, ACT = 4, 2
 
@@ -127,9 +126,9 @@ def test_kl_is_nonnegative_and_zero_only_at_prior(mu, var) -> None:
     assert kl_to_standard_normal(torch.zeros(3), torch.ones(3)) == 0
 
 
-def _batch(T: int = 3, B: int = 5, C: int = 4) -> PearlBatch:
+def _batch(T: int = 3, B: int = 5, C: int = 4) -> MetaBatch:
     g = torch.Generator().manual_seed(0)
-    return PearlBatch(
+    return MetaBatch(
         obs=torch.randn(T, B, OBS, generator=g),
         actions=torch.rand(T, B, ACT, generator=g) * 2 - 1,
         rewards=torch.randn(T, B, 1, generator=g),
@@ -197,7 +196,7 @@ def test_update_steps_each_learner_and_polyak_targets() -> None:
     nets = make_nets(OBS, ACT, cfg)
     before = {k: v.clone() for k, v in nets.state_dict().items()}
     opts = PearlOptimizers.create(nets, cfg)
-    logs = update(_batch(), nets, opts, cfg)
+    logs = pearl_update(_batch(), nets, opts, cfg)
     assert all(np.isfinite(v) for v in logs.values())
     after = nets.state_dict()
     for prefix in (
@@ -224,7 +223,7 @@ def test_without_latent_the_encoder_is_untouched() -> None:
     before = {k: v.clone() for k, v in nets.encoder.state_dict().items()}
     losses = pearl_losses(_batch(), nets, cfg)
     assert losses.kl_div == 0 and torch.equal(losses.z_mean, torch.zeros_like(losses.z_mean))
-    update(_batch(), nets, PearlOptimizers.create(nets, cfg), cfg)
+    pearl_update(_batch(), nets, PearlOptimizers.create(nets, cfg), cfg)
     for k, v in nets.encoder.state_dict().items():
         assert torch.equal(v, before[k])
 
@@ -263,7 +262,7 @@ def test_each_learner_steps_with_the_gradient_of_its_own_loss_alone(
         {"encoder": opts.encoder, "critic": opts.critic, "policy": opts.policy, "alpha": opts.alpha}
     )
     torch.manual_seed(1)
-    update(_batch(), nets, opts, cfg)
+    pearl_update(_batch(), nets, opts, cfg)
     torch.manual_seed(1)  # the same z and action samples on the untouched copy
     losses = pearl_losses(_batch(), ref, cfg)
     want = {

@@ -10,11 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from training.collect import collect
+from tests.training.conftest import recorded_step
+from training.collect import collect_dataset
+from training.common.datasets import MANIFEST, DatasetError, load_dataset
 from training.config import CollectConfig
-from training.datasets import MANIFEST, DatasetError, load_dataset
-
-from .conftest import recorded_step
 
 
 def point_collect_config(**over: object) -> CollectConfig:
@@ -32,7 +31,7 @@ def point_collect_config(**over: object) -> CollectConfig:
 @pytest.fixture(scope="module")
 def point_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ds") / "point"
-    collect(point_collect_config(), out, progress=False)
+    collect_dataset(point_collect_config(), out, progress=False)
     return out
 
 
@@ -179,7 +178,7 @@ def test_an_earlier_per_episode_collection_still_loads(tmp_path: Path) -> None:
     """Collections written before the Minari layout (episode_N.h5 + dataset.json) load, and
     their manifest's episode count is still checked."""
     from hardware_bridge.recorder import Recorder
-    from training.datasets import write_manifest
+    from training.common.datasets import write_manifest
 
     d = tmp_path / "old"
     rec = Recorder(d, latent_dim=1)

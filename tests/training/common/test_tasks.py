@@ -1,11 +1,10 @@
-"""TaskSource (training/tasks.py): whether an env family has a success notion is explicit."""
+"""TaskSource (training/common/tasks.py): whether an env family has a success notion is explicit."""
 
 from __future__ import annotations
 
-from training.tasks import TaskSource, make_task_source
-from training.toy_env import PointGoalEnv, point_tasks
-
-from .conftest import tiny_config
+from tests.training.conftest import tiny_config
+from training.common.tasks import TaskSource, make_task_source
+from training.common.toy_env import PointGoalEnv, point_tasks
 
 
 def test_has_success_follows_the_metric() -> None:

@@ -11,7 +11,7 @@ from training.config import EvalConfig, TrainConfig
 from training.plug_family import PLUG_DIR, generate, plug_paths
 from zshot.config import load_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NAMED = {
     "US-AC-plug", "EU-AC-plug", "UK-AC-plug", "NEMA14-30P", "Metal-peg-rec",
     "Metal-peg-rd", "Metal-peg-sq", "Car-plug-3p", "Car-plug-4p",
@@ -27,7 +27,7 @@ def test_committed_family_is_what_the_generator_makes() -> None:
 
 
 def test_insertion_source_holds_out_the_named_plugs() -> None:
-    from training.tasks import make_task_source
+    from training.common.tasks import make_task_source
 
     cfg = load_config(TrainConfig, ROOT / "configs" / "train" / "insertion.yaml")
     source = make_task_source(cfg)
@@ -46,7 +46,7 @@ def test_insertion_source_holds_out_the_named_plugs() -> None:
 
 
 def test_training_on_a_held_out_plug_is_refused() -> None:
-    from training.tasks import make_task_source
+    from training.common.tasks import make_task_source
 
     cfg = TrainConfig(train_plugs=["family", "UK-AC-plug"])
     with pytest.raises(ValueError, match="held-out plugs.*UK-AC-plug"):
@@ -55,8 +55,9 @@ def test_training_on_a_held_out_plug_is_refused() -> None:
 
 @pytest.mark.slow
 def test_spiral_baseline_runs_in_the_same_protocol() -> None:
-    from training.evaluate import SpiralAgent, few_shot_eval
-    from training.tasks import make_task_source
+    from training.behaviours import SpiralAgent
+    from training.common.tasks import make_task_source
+    from training.evaluate import few_shot_eval
 
     cfg = TrainConfig(sim_overrides={"tasks": {"n_train_per_plug": 1, "n_test_per_plug": 1}})
     source = make_task_source(cfg)

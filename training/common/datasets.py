@@ -2,7 +2,7 @@
 
 `load_dataset` reads (docs/OFFLINE.md `## Data`):
 
-- a Minari dataset (training/minari_format.py): what `zshot collect` and `zshot dataset
+- a Minari dataset (training/common/minari_format.py): what `zshot collect` and `zshot dataset
   export` write, or one made by Minari itself (e.g. `minari.DataCollector` around a zshot
   env); each episode's task (with the hidden parameters: socket pose error, clearance,
   friction, ...), plug and behaviour (`mode`) are its metadata;
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from hardware_bridge.recorder import RecordingError, load_recordings
-from training.minari_format import (
+from training.common.minari_format import (
     DATA_DIR,
     MinariFormatError,
     find_data_dir,
@@ -120,7 +120,7 @@ class OfflineDataset:
         """n (s, a, r, s') rows per task: (T, n, 2*obs + act + 1).
 
         per_behaviour: each task's rows come from one behaviour present in that task, drawn
-        uniformly among them (the context-shift remedy, training/offline.py).
+        uniformly among them (the context-shift remedy, training/algos/offline_pearl/losses.py).
         """
         rows = []
         for t in tasks:

@@ -1,4 +1,6 @@
-"""PEARL's networks: context encoder, tanh-Gaussian policy, Q functions.
+"""The networks algorithms compose: MLP, observation normaliser, context encoder, belief
+features, tanh-Gaussian policy, Q and V functions (each algorithm builds its own set from
+these: `training.algos.pearl.networks.PearlNets`, `training.algos.offline_pearl.networks`).
 
 Every network takes *raw* observations: an `ObsNormaliser` (buffers, not parameters) sits in
 front, so the exported ONNX graphs carry the normalisation and the robot needs no Python.
@@ -242,55 +244,3 @@ class ValueFunction(nn.Module):
     def forward(self, obs: Tensor, z: Tensor) -> Tensor:
         """obs (N, obs) raw, z (N, L) -> V (N, 1)."""
         return self.net(_inputs(self.decoder, self.normaliser, obs, z))
-
-
-class PearlNets(nn.Module):
-    """Everything PEARL learns: encoder, policy, twin Q, their targets, log alpha (and V for
-    offline IQL)."""
-
-    def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        latent_dim: int,
-        encoder_hidden: list[int],
-        hidden: list[int],
-        init_alpha: float = 1.0,
-        decoder: TaskDecoder | None = None,
-        value_function: bool = False,
-    ) -> None:
-        super().__init__()
-        self.obs_dim, self.act_dim, self.latent_dim = obs_dim, act_dim, latent_dim
-        self.encoder = ContextEncoder(obs_dim, act_dim, latent_dim, encoder_hidden)
-        self.decoder = decoder
-        """Belief features shared by the policy and every Q (None: off)."""
-        self.policy = TanhGaussianPolicy(obs_dim, latent_dim, act_dim, hidden, decoder)
-        self.qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
-        self.qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
-        self.target_qf1 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
-        self.target_qf2 = QFunction(obs_dim, act_dim, latent_dim, hidden, decoder)
-        self.target_qf1.load_state_dict(self.qf1.state_dict())
-        self.target_qf2.load_state_dict(self.qf2.state_dict())
-        for p in [*self.target_qf1.parameters(), *self.target_qf2.parameters()]:
-            p.requires_grad_(False)  # targets move only by Polyak averaging
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(init_alpha)))
-        self.vf = ValueFunction(obs_dim, latent_dim, hidden, decoder) if value_function else None
-        """V(s, z) of offline IQL (None otherwise, and then absent from checkpoints)."""
-
-    def set_obs_stats(self, mean: Tensor, std: Tensor) -> None:
-        """Give every network the same frozen observation normalisation."""
-        norms = [
-            net.normaliser
-            for net in (
-                self.encoder,
-                self.policy,
-                self.qf1,
-                self.qf2,
-                self.target_qf1,
-                self.target_qf2,
-            )
-        ]
-        if self.vf is not None:
-            norms.append(self.vf.normaliser)
-        for norm in norms:
-            norm.set_stats(mean, std)

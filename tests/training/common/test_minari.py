@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.collect import collect
+from tests.training.conftest import recorded_step
+from training.collect import collect_dataset
+from training.common.datasets import MANIFEST, load_dataset
+from training.common.minari_format import MINARI_LAYOUT_VERSION, dataset_id_for
 from training.config import CollectConfig
 from training.dataset_cli import export_recordings
 from training.dataset_cli import main as dataset_main
-from training.datasets import MANIFEST, load_dataset
-from training.minari_format import MINARI_LAYOUT_VERSION, dataset_id_for
-
-from .conftest import recorded_step
 
 minari = pytest.importorskip("minari")
 
@@ -49,7 +48,7 @@ def test_collect_opens_with_minari_and_round_trips(minari_home: Path) -> None:
         }
     )
     root = minari_home / "zshot" / "point-v0"
-    m = collect(cfg, root, progress=False)
+    m = collect_dataset(cfg, root, progress=False)
     assert m["dataset_id"] == "zshot/point-v0"
     for ds in (minari.load_dataset("zshot/point-v0"), minari.MinariDataset(root / "data")):
         assert ds.total_episodes == 9 and ds.total_steps == m["steps"]
@@ -94,7 +93,7 @@ def test_insertion_collection_recovers_its_env(minari_home: Path) -> None:
             "mix": {"scripted": 1, "random": 0, "policy": 0},
         }
     )
-    collect(cfg, minari_home / "zshot" / "ins-v0", progress=False)
+    collect_dataset(cfg, minari_home / "zshot" / "ins-v0", progress=False)
     ds = minari.load_dataset("zshot/ins-v0")
     meta = next(iter(ds.storage.get_episode_metadata([0])))
     assert {"dx", "dy", "dyaw", "clearance", "friction"} <= set(meta["task"])

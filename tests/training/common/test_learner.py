@@ -1,4 +1,4 @@
-"""The learner step (training/learner.py): own-parameter gradients, the gradient-transform
+"""The learner step (training/common/learner.py): own-parameter gradients, the gradient-transform
 hook, and the per-task loss terms it receives from PEARL and offline PEARL."""
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import pytest
 import torch
 from torch import Tensor
 
-from training import offline
-from training.learner import Learner, learner_step, loss_grads, task_grads, task_reducer
-from training.pearl import PearlBatch, PearlOptimizers, make_nets, pearl_losses, update
-
-from .conftest import random_batch, tiny_config
+from tests.training.conftest import random_batch, tiny_config
+from training.algos.offline_pearl import losses as offline
+from training.algos.offline_pearl.networks import make_nets as make_offline_nets
+from training.algos.pearl.losses import PearlOptimizers, pearl_losses
+from training.algos.pearl.losses import pearl_update as update
+from training.algos.pearl.networks import make_nets
+from training.common.batches import MetaBatch as PearlBatch
+from training.common.learner import Learner, learner_step, loss_grads, task_grads, task_reducer
 
 OBS, ACT, T = 3, 2, 3
 
@@ -30,7 +33,7 @@ def _batch() -> PearlBatch:
 def _pearl(**over: object) -> tuple[Any, Any, Any]:
     cfg = tiny_config(sac={"hidden": [16], "auto_entropy": True}, **over)
     torch.manual_seed(0)
-    nets = make_nets(OBS, ACT, cfg)
+    nets = (make_offline_nets if "offline" in over else make_nets)(OBS, ACT, cfg)
     return cfg, nets, PearlOptimizers.create(nets, cfg)
 
 
@@ -174,7 +177,7 @@ def test_offline_update_sends_every_learner_through_the_hook() -> None:
         calls[name] = tuple(loss.shape)
         return [torch.zeros_like(p) for p in params]
 
-    logs = offline.update(_batch(), nets, opts, cfg, task, tasks, grad_transform=zero)
+    logs = offline.offline_update(_batch(), nets, opts, cfg, task, tasks, grad_transform=zero)
     assert calls == {"critic": (T,), "encoder": (T,), "policy": (T,), "task_head": (T,)}
     assert all(np.isfinite(v) for v in logs.values())
     after = {**_params(nets), **{f"head.{k}": v for k, v in _params(task.head).items()}}

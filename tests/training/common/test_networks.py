@@ -1,4 +1,4 @@
-"""training/networks.py: the belief features (`TaskDecoder`) of offline.task_features."""
+"""training/common/networks.py: the belief features (`TaskDecoder`) of offline.task_features."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.insertion import OBS_INDEX
+from training.algos.pearl.networks import make_nets
+from training.common.networks import TaskDecoder
 from training.config import TrainConfig
-from training.networks import TaskDecoder
-from training.pearl import make_nets
 
 FEATURES = {
     "dx": {"obs": "x_mm", "scale": 1000.0},
@@ -64,7 +65,7 @@ def test_features_are_the_decoded_task_relative_to_the_observation(
 
 def test_one_decoder_serves_every_network_and_no_loss_moves_it() -> None:
     torch.manual_seed(0)
-    nets = make_nets(18, 4, belief_config())
+    nets = make_nets(18, 4, belief_config(), OBS_INDEX)
     dec = nets.decoder
     assert dec is not None
     for net in (nets.policy, nets.qf1, nets.qf2, nets.target_qf1, nets.target_qf2):
@@ -85,7 +86,7 @@ def test_one_decoder_serves_every_network_and_no_loss_moves_it() -> None:
     # a checkpoint round trip restores it in every network at once; the fine widths come
     # from the config, not the checkpoint (checkpoints from before them load)
     assert not any(k.endswith("fine") for k in nets.state_dict())
-    again = make_nets(18, 4, belief_config())
+    again = make_nets(18, 4, belief_config(), OBS_INDEX)
     again.load_state_dict(nets.state_dict())
     assert again.policy.decoder is again.decoder
     torch.testing.assert_close(again.decoder.weight, dec.weight)
@@ -94,14 +95,14 @@ def test_one_decoder_serves_every_network_and_no_loss_moves_it() -> None:
 
 def test_without_features_the_networks_are_unchanged() -> None:
     torch.manual_seed(0)
-    plain = make_nets(18, 4, belief_config(offline={}))
+    plain = make_nets(18, 4, belief_config(offline={}), OBS_INDEX)
     assert plain.decoder is None and plain.policy.trunk[0].in_features == 18 + 3
     torch.manual_seed(0)
-    feats = make_nets(18, 4, belief_config())
+    feats = make_nets(18, 4, belief_config(), OBS_INDEX)
     assert feats.policy.trunk[0].in_features == 18 + 3 + 6
     narrow = {**FEATURES, "dy": {"obs": "y_mm", "scale": 1000.0, "fine": 0.25}}
     cfg = belief_config(offline={"task_targets": ["dx", "dy", "dyaw"], "task_features": narrow})
-    dec = make_nets(18, 4, cfg).decoder
+    dec = make_nets(18, 4, cfg, OBS_INDEX).decoder
     assert dec is not None and dec.fine.tolist() == [1.0, 0.25, 1.0]
 
 

@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,19 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from training.networks import ContextEncoder, TanhGaussianPolicy
+from runtime.artifact import (
+    GRAPH_NAMES,
+    ArtifactSpec,
+    Normalisation,
+    io_docs,
+    load_artifact,
+    onnx_metadata,
+    write_artifact,
+)
+from training.algos.pearl.networks import PearlNets
+from training.common.networks import ContextEncoder, TanhGaussianPolicy
+from training.common.tasks import env_control_hz, make_task_source
+from training.config import TrainConfig
 
 PARITY_ATOL = 1e-5
 
@@ -131,9 +143,7 @@ def units_of(env: Any, names: list[str], attr: str, low: Any = None, high: Any =
 
 def annotate(model: bytes, spec: Any, kind: str) -> bytes:
     """The model with graph name, doc strings and the manifest's essentials as metadata."""
-    import onnx
-
-    from runtime.artifact import GRAPH_NAMES, io_docs, onnx_metadata
+    import onnx  # lazy: onnx is needed only when exporting
 
     proto = onnx.load_model_from_string(model)
     proto.graph.name = GRAPH_NAMES[kind]
@@ -183,7 +193,7 @@ def _export(
 
 
 def _ort_session(model: bytes) -> Any:
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: only for the parity check
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -250,35 +260,33 @@ def _place(tmp: Path, out: Path, force: bool) -> None:
         shutil.rmtree(old) if old.is_dir() else old.unlink()
 
 
-def export_run(
-    run_dir: str | Path,
+def export_posterior(
+    nets: PearlNets,
+    cfg: TrainConfig,
     out_dir: str | Path,
     *,
+    name: str,
+    algorithm: str,
+    run_dir: str | Path,
+    counters: Mapping[str, int],
     force: bool = False,
     verbose: bool = False,
 ) -> tuple[Any, dict[str, float]]:
-    """Export the run's checkpoint to an artifact directory; returns (Artifact, parity errors).
+    """Export PEARL-shaped networks (encoder + policy) as a `posterior` artifact directory;
+    returns (Artifact, parity errors). The manifest's `training` names the `algorithm`, the
+    `run_dir` the networks come from and its `counters` (iteration, updates, env_steps).
 
     Refuses an existing `out_dir` (FileExistsError) unless `force`; the artifact is built in
     a temporary directory beside it and renamed into place, so `out_dir` is never half
     written. The seconds each graph took are in `Artifact.manifest.training["export_s"]`.
+    `training.registry.export_run` exports a run dir through this.
     """
-    import onnx
+    import onnx  # lazy: onnx is needed only when exporting
 
-    from runtime.artifact import ArtifactSpec, Normalisation, load_artifact, write_artifact
-    from training.config import TrainConfig
-    from training.pearl import make_nets
-    from training.tasks import env_control_hz, make_task_source
-    from training.trainer import CHECKPOINT, load_checkpoint
-
-    run, out = Path(run_dir), Path(out_dir)
+    out = Path(out_dir)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
-    state = load_checkpoint(run / CHECKPOINT)
-    cfg = TrainConfig.model_validate(state["config"])
-    obs_dim, act_dim = int(state["dims"]["obs"]), int(state["dims"]["act"])
-    nets = make_nets(obs_dim, act_dim, cfg)
-    nets.load_state_dict(state["nets"])
+    obs_dim, act_dim = nets.obs_dim, nets.act_dim
     nets.eval()
 
     source = make_task_source(cfg)
@@ -295,7 +303,7 @@ def export_run(
     L = cfg.encoder.latent_dim
     norm = nets.encoder.normaliser
     spec = ArtifactSpec(
-        name=f"zshot-pearl-{run.name}",
+        name=name,
         obs_dim=obs_dim,
         act_dim=act_dim,
         latent_dim=L,
@@ -335,10 +343,11 @@ def export_run(
     spec = spec.model_copy(
         update={
             "training": {
-                "run_dir": str(run.resolve()),
-                "iteration": int(state["iteration"]),
-                "updates": int(state["updates"]),
-                "env_steps": int(state["env_steps"]),
+                "algorithm": algorithm,
+                "run_dir": str(Path(run_dir).resolve()),
+                "iteration": int(counters["iteration"]),
+                "updates": int(counters["updates"]),
+                "env_steps": int(counters["env_steps"]),
                 "seed": cfg.seed,
                 "config": cfg.model_dump(mode="json"),
                 "use_latent": cfg.use_latent,

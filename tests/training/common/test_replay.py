@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.replay import MultiTaskReplayBuffer
+from training.common.replay import MultiTaskReplayBuffer
 
 
 def _fill(buf: MultiTaskReplayBuffer, task: int, n: int, start: float = 0.0) -> None:

@@ -9,17 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from training import trainer as trainer_module
-from training.trainer import (
-    CHECKPOINT,
-    Trainer,
-    curves_figure,
-    load_checkpoint,
-    progress_postfix,
-)
+from tests.training.conftest import SMOKE, tiny_config
+from training.algos.pearl import trainer as trainer_module
+from training.algos.pearl.trainer import Trainer, curves_figure, progress_postfix
+from training.common.checkpoint import CHECKPOINT, load_checkpoint
 from zshot.cli import main as zshot
-
-from .conftest import SMOKE, tiny_config
 
 
 def test_run_dir_has_everything(trained_run: Path) -> None:

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from tests.training.conftest import ROOT, tiny_config
+from training.common.tasks import env_control_hz, make_task_source, terrain_label
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, PlugResult
-from training.tasks import env_control_hz, make_task_source, terrain_label
-
-from .conftest import ROOT, tiny_config
 
 pytest.importorskip("pybullet")
 
@@ -114,9 +113,11 @@ def test_report_is_return_based_for_locomotion_and_unchanged_for_insertion() -> 
 def test_pearl_trains_evaluates_and_exports_on_cheetah_vel(tmp_path: Path) -> None:
     """The unchanged Trainer and export run on the terrain source (no per-env fork)."""
     from runtime.artifact import load_artifact
-    from training.evaluate import OnnxAgent, few_shot_eval
-    from training.export import PARITY_ATOL, export_run
-    from training.trainer import Trainer
+    from training.algos.pearl.export import PARITY_ATOL
+    from training.algos.pearl.trainer import Trainer
+    from training.common.agents import OnnxAgent
+    from training.evaluate import few_shot_eval
+    from training.registry import export_run
 
     cfg = terrain_config(iterations=1, updates_per_iteration=5)
     trainer = Trainer(cfg, tmp_path / "run")

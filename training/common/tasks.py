@@ -15,10 +15,13 @@ from typing import Any, Protocol
 
 import gymnasium as gym
 
+from training.common.toy_env import PointGoalEnv, point_tasks
 from training.config import TrainConfig
-from training.toy_env import PointGoalEnv, point_tasks
+from training.plug_family import plug_paths
+from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
+from zshot.reward import reward_manifest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Task(Protocol):
@@ -60,6 +63,40 @@ class TaskSource:
         return _label(str(getattr(task, "plug", "task")))
 
 
+def select_test_tasks(
+    source: TaskSource,
+    labels: list[str] | None = None,
+    per_label: int | None = None,
+    max_tasks: int | None = None,
+    *,
+    flag: str = "",
+) -> list[Any]:
+    """The source's test tasks, optionally only those labelled `labels`, at most
+    `per_label` of each label, then at most `max_tasks` in all (in test-task order).
+    `flag` prefixes the error for unknown labels (the CLI option that gave them)."""
+    tasks = list(source.test_tasks)
+    if labels:
+        known = sorted({source.task_label(t) for t in tasks})
+        unknown = sorted(set(labels) - set(known))
+        if unknown:
+            raise ValueError(f"{flag}{unknown} not among the test tasks' labels {known}")
+        tasks = [t for t in tasks if source.task_label(t) in labels]
+    if per_label is not None:
+        seen: dict[str, int] = {}
+        kept = []
+        for t in tasks:
+            label = source.task_label(t)
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] <= per_label:
+                kept.append(t)
+        tasks = kept
+    if max_tasks is not None:
+        tasks = tasks[:max_tasks]
+    if not tasks:
+        raise ValueError("no test tasks selected")
+    return tasks
+
+
 def env_control_hz(env: Any) -> float:
     """The env's control rate: `control_hz` of the env or its config, else 1 / `env.dt`
     (the terrain env's control period, s); 10 Hz if none of them is there."""
@@ -98,12 +135,9 @@ def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSour
         from sim.config import InsertionEnvConfig, profile_of, with_profile
         from sim.insertion import InsertionEnv
         from sim.tasks import TaskFamily
-    except ImportError as exc:  # the sim package is built in parallel (issue #3)
+    except ImportError as exc:  # lazy: pybullet only for the envs that need it
         raise RuntimeError(f"env 'insertion' needs the sim package: {exc}") from None
-    from sim.plugs import NAMED_PLUGS
-    from training.plug_family import plug_paths
-    from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
-    from zshot.reward import reward_manifest
+    from sim.plugs import NAMED_PLUGS  # lazy with the rest of sim
 
     data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
     data = _merge(data, cfg.sim_overrides)
@@ -161,7 +195,6 @@ def _terrain_source(cfg: TrainConfig) -> TaskSource:
         from sim.terrain_tasks import TerrainTaskFamily
     except ImportError as exc:
         raise RuntimeError(f"env 'terrain' needs the sim package: {exc}") from None
-    from zshot.config import ConfigError, load_yaml_mapping
 
     if cfg.terrain_config is None:  # the config model refuses this; kept for direct callers
         raise ValueError("env 'terrain' needs terrain_config (a configs/terrain/*.yaml path)")
@@ -236,7 +269,7 @@ def _plug_ref(name: str) -> str:
 def _label(plug: str) -> str:
     """A plug's `name` (a spec file's, as tables and JSON label it)."""
     if plug.endswith((".yaml", ".yml")):
-        from sim.tasks import plug_label
+        from sim.tasks import plug_label  # lazy: sim only for insertion's spec files
 
         return plug_label(plug)
     return plug
@@ -247,3 +280,13 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def observation_index(cfg: TrainConfig) -> dict[str, int] | None:
+    """Observation name -> column for the env `cfg` names: what belief features
+    (`offline.task_features`) read; None for envs without named features."""
+    if cfg.env != "insertion":
+        return None
+    from sim.insertion import OBS_INDEX  # lazy: sim (pybullet) only for insertion
+
+    return dict(OBS_INDEX)

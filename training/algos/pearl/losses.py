@@ -8,8 +8,8 @@ One algorithm, one module. Read top to bottom:
    term as a `PearlLosses` NamedTuple: the critic loss (eq. 5 with SAC's twin Q and target
    networks), the actor loss (eq. 6 with z detached), KL(q(z|c) || N(0, I)) (eq. 4) and
    alpha's loss; scalars, or with `per_task` (T,) terms that sum to them.
-3. `update(batch, nets, optimizers, cfg, grad_transform=None)`: owns the optimizer steps,
-   one `Learner` each (training/learner.py). Each optimizer sees only the gradient of its
+3. `pearl_update(batch, nets, optimizers, cfg, grad_transform=None)`: owns the optimizer
+   steps, one `Learner` each (training/common/learner.py). Each optimizer sees only the gradient of its
    own loss (`grad_transform`: the gradient-surgery hook, over per-task losses):
 
        encoder  <- critic loss + kl_lambda * KL   (encoder only gets grads from Q and KL)
@@ -29,25 +29,15 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from training.algos.pearl.networks import PearlNets
+from training.common.batches import MetaBatch
+from training.common.learner import GradTransform, Learner, learner_step, task_reducer
 from training.config import TrainConfig
-from training.learner import GradTransform, Learner, learner_step, task_reducer
-from training.networks import PearlNets, TaskDecoder
-
-
-class PearlBatch(NamedTuple):
-    """One meta-batch: RL transitions and encoder context for T tasks."""
-
-    obs: Tensor  # (T, B, obs)
-    actions: Tensor  # (T, B, act)
-    rewards: Tensor  # (T, B, 1)
-    next_obs: Tensor  # (T, B, obs)
-    dones: Tensor  # (T, B, 1), 1.0 only for true terminals (time-outs bootstrap)
-    context: Tensor  # (T, C, 2*obs + act + 1), drawn from the encoder buffer
 
 
 class PearlLosses(NamedTuple):
     """Every loss term of one PEARL step plus diagnostics. The four losses are scalars, or
-    with `per_task` (T,) terms summing to them (training/learner.py `task_reducer`); the
+    with `per_task` (T,) terms summing to them (training/common/learner.py `task_reducer`); the
     diagnostics are always over the whole batch."""
 
     qf_loss: Tensor
@@ -106,7 +96,7 @@ def infer_posterior(nets: PearlNets, context: Tensor, prior: bool) -> tuple[Tens
 
 
 def pearl_losses(
-    batch: PearlBatch, nets: PearlNets, cfg: TrainConfig, per_task: bool = False
+    batch: MetaBatch, nets: PearlNets, cfg: TrainConfig, per_task: bool = False
 ) -> PearlLosses:
     """Every PEARL loss term for one meta-batch; pure (no optimizer, no in-place update).
 
@@ -188,9 +178,8 @@ def pearl_losses(
 
 def critic_parameters(nets: PearlNets) -> list[torch.nn.Parameter]:
     """What the critic loss trains: the twin Q (and V of offline IQL, whose loss is part of
-    the critic loss there)."""
-    vf = list(nets.vf.parameters()) if nets.vf is not None else []
-    return [*nets.qf1.parameters(), *nets.qf2.parameters(), *vf]
+    the critic loss there: `PearlNets.critic_parameters` of each algorithm's networks)."""
+    return nets.critic_parameters()
 
 
 @dataclass
@@ -239,7 +228,7 @@ def pearl_learners(
     policy_loss: Tensor,
     alpha_loss: Tensor | None,
 ) -> list[Learner]:
-    """PEARL's learners (shared by online PEARL and training/offline.py's variant):
+    """PEARL's learners (shared by online PEARL and training/algos/offline_pearl/losses.py's variant):
 
         critic  <- critic_loss   (twin Q, and V with offline iql)
         encoder <- critic_loss   (with a latent: z is not detached in the critic)
@@ -264,15 +253,15 @@ def step_learners(
     cfg: TrainConfig,
     grad_transform: GradTransform | None = None,
 ) -> None:
-    """One learner step (training/learner.py: each loss into its own learners only, all
+    """One learner step (training/common/learner.py: each loss into its own learners only, all
     gradients before any step), then the target Qs move towards the Qs (Polyak)."""
     learner_step(learners, grad_transform)
     soft_update(nets.target_qf1, nets.qf1, cfg.sac.tau)
     soft_update(nets.target_qf2, nets.qf2, cfg.sac.tau)
 
 
-def update(
-    batch: PearlBatch,
+def pearl_update(
+    batch: MetaBatch,
     nets: PearlNets,
     optimizers: PearlOptimizers,
     cfg: TrainConfig,
@@ -280,7 +269,7 @@ def update(
 ) -> dict[str, float]:
     """One PEARL gradient step; returns the loss terms as floats for logging.
 
-    `grad_transform` (training/learner.py): the losses are built per task and the hook may
+    `grad_transform` (training/common/learner.py): the losses are built per task and the hook may
     replace each learner's gradient (gradient surgery); None: the plain step."""
     losses = pearl_losses(batch, nets, cfg, per_task=grad_transform is not None)
     learners = pearl_learners(
@@ -302,28 +291,3 @@ def update(
         "sac/log_pi": float(losses.log_pi),
         "z/var_mean": float(losses.z_var.mean()),
     }
-
-
-def make_nets(obs_dim: int, act_dim: int, cfg: TrainConfig) -> PearlNets:
-    """The networks for `cfg` (seed torch before calling for reproducible weights)."""
-    decoder = None
-    if cfg.offline.task_features:
-        from sim.insertion import OBS_INDEX
-
-        feats = cfg.offline.task_features
-        decoder = TaskDecoder(
-            cfg.encoder.latent_dim,
-            [OBS_INDEX[f.obs] for f in feats.values()],
-            [f.scale for f in feats.values()],
-            [f.fine for f in feats.values()],
-        )
-    return PearlNets(
-        obs_dim,
-        act_dim,
-        cfg.encoder.latent_dim,
-        cfg.encoder.hidden,
-        cfg.sac.hidden,
-        init_alpha=cfg.sac.alpha,
-        decoder=decoder,
-        value_function=cfg.offline.critic == "iql",
-    )

@@ -1,10 +1,10 @@
 """Offline PEARL, the ODA recipe (Zhao et al., "Offline Meta-Reinforcement Learning for
 Industrial Insertion", ICRA 2022, arXiv 2110.04276).
 
-One algorithm, one module. PEARL's context encoder (training/pearl.py: per-transition
-Gaussian factors, product of Gaussians, KL to N(0, I), trained through the critic) on top of
-AWAC (Nair et al. 2020, arXiv 2006.09359) instead of SAC, trained from a fixed multi-task
-dataset only (`zshot collect`, training/datasets.py). Read top to bottom:
+PEARL's context encoder (training/algos/pearl/losses.py: per-transition Gaussian factors,
+product of Gaussians, KL to N(0, I), trained through the critic) on top of AWAC (Nair et al.
+2020, arXiv 2006.09359) instead of SAC, trained from a fixed multi-task dataset only
+(`zshot collect`, training/common/datasets.py; the trainer is trainer.py). Read top to bottom:
 
 1. `offline_pearl_losses(batch, nets, cfg, per_task=False)`: pure; returns `OfflineLosses`
    (scalars, or with `per_task` (T,) terms that sum to them):
@@ -23,8 +23,8 @@ dataset only (`zshot collect`, training/datasets.py). Read top to bottom:
    - kl_div: KL(q(z|c) || N(0, I)) summed over tasks (PEARL eq. 4);
    - task_loss (optional): MSE of head(posterior mean) against the standardised hidden task
      parameters (remedy c below).
-2. `update(batch, nets, optimizers, cfg, grad_transform=None)`: the optimizer steps, one
-   `Learner` each (training/learner.py, with its gradient-surgery hook). Gradient paths:
+2. `offline_update(batch, nets, optimizers, cfg, grad_transform=None)`: the optimizer steps,
+   one `Learner` each (training/common/learner.py, with its gradient-surgery hook). Gradient paths:
        encoder  <- critic loss + kl_lambda * KL (+ task_loss_weight * task_loss)
        Q1, Q2   <- critic loss                     (and V <- its expectile loss, iql)
        policy   <- actor loss                      (z and the weights w detached)
@@ -43,7 +43,7 @@ adapts from demonstrations for this reason): two parts.
      depend on the behaviour mix that only the dataset has; the "training the encoder on
      contexts from mixed policies" remedy (cf. Pong et al. 2022, "SMAC", who name the
      mismatch between offline and online context distributions as the failure).
-  b) at test time, adaptation context from demonstrations (training/finetune.py,
+  b) at test time, adaptation context from demonstrations (finetune.py,
      `context_source: teleop`, a demonstrator that knows the socket as a person would, or
      `scripted`, the noisy spiral), the ODA paper's protocol.
   c) supervised task inference (`offline.task_targets`, `TaskInference`): a linear head on
@@ -60,11 +60,9 @@ Shapes: batch (T, B, .); context (T, C, D) with D = 2*obs + act + 1; z (T, L) ->
 
 from __future__ import annotations
 
-import json
+import functools
 import math
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -72,28 +70,25 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from training.config import TrainConfig
-from training.learner import GradTransform, Learner, task_reducer
-from training.networks import PearlNets, TanhGaussianPolicy
-from training.pearl import (
-    PearlBatch,
+from training.algos.offline_pearl.networks import OfflinePearlNets
+from training.algos.pearl.losses import (
     PearlOptimizers,
     infer_posterior,
     kl_to_standard_normal,
-    make_nets,
     pearl_learners,
     step_learners,
 )
-from zshot.atomic import atomic_write
-from zshot.jsonio import write_json
+from training.common.batches import MetaBatch, assemble_batch
+from training.common.learner import GradTransform, Learner, task_reducer
+from training.common.networks import TanhGaussianPolicy
+from training.config import TrainConfig
 
-CHECKPOINT = "checkpoint.pt"  # the same name as training.trainer's (export/eval read it)
 ACTION_EPS = 1e-4  # dataset actions at exactly +-1 have atanh = inf: clip into the open box
 
 
 class OfflineLosses(NamedTuple):
     """Every loss term of one offline PEARL step plus diagnostics. The losses are scalars, or
-    with `per_task` (T,) terms summing to them (training/learner.py `task_reducer`); the
+    with `per_task` (T,) terms summing to them (training/common/learner.py `task_reducer`); the
     diagnostics are always over the whole batch."""
 
     qf_loss: Tensor
@@ -120,7 +115,7 @@ def expectile_loss(
 ) -> Tensor:
     """IQL's asymmetric squared loss of u = Q - V: mean |tau - 1(u < 0)| u^2 (eq. 5). Its
     minimiser over a constant V is the tau-expectile of Q (the mean at tau = 0.5).
-    `reduce`: the mean, or per-task terms (training/learner.py `task_reducer`)."""
+    `reduce`: the mean, or per-task terms (training/common/learner.py `task_reducer`)."""
     w = torch.where(diff < 0, 1.0 - tau, tau)
     return reduce(w * diff.pow(2))
 
@@ -140,8 +135,8 @@ def tanh_gaussian_log_prob(
 
 
 def offline_pearl_losses(
-    batch: PearlBatch,
-    nets: PearlNets,
+    batch: MetaBatch,
+    nets: OfflinePearlNets,
     cfg: TrainConfig,
     task_head: torch.nn.Module | None = None,
     task_targets: Tensor | None = None,
@@ -249,9 +244,9 @@ def offline_pearl_losses(
     )
 
 
-def update(
-    batch: PearlBatch,
-    nets: PearlNets,
+def offline_update(
+    batch: MetaBatch,
+    nets: OfflinePearlNets,
     optimizers: PearlOptimizers,
     cfg: TrainConfig,
     task: TaskInference | None = None,
@@ -262,7 +257,7 @@ def update(
 
     `task` and the batch's dataset task indices `tasks`: add the task-inference loss
     (`offline.task_targets`) to the encoder's and step its head (learner "task_head").
-    `grad_transform` (training/learner.py): the losses are built per task and the hook may
+    `grad_transform` (training/common/learner.py): the losses are built per task and the hook may
     replace each learner's gradient (gradient surgery); None: the plain step."""
     if tasks is None:
         task = None  # the head needs to know which dataset tasks the batch holds
@@ -327,7 +322,7 @@ class TaskInference:
         self.head = torch.nn.Linear(latent_dim, len(keys))
         self.optimizer = torch.optim.Adam(self.head.parameters(), lr=lr)
 
-    def sync(self, nets: PearlNets, cfg: TrainConfig) -> None:
+    def sync(self, nets: OfflinePearlNets, cfg: TrainConfig) -> None:
         """Give the networks' belief features (`offline.task_features`) the current head."""
         if nets.decoder is not None:
             rows = [self.keys.index(k) for k in cfg.offline.task_features]
@@ -363,157 +358,10 @@ def sample_offline_tasks(dataset: Any, cfg: TrainConfig, rng: np.random.Generato
 
 def sample_offline_batch(
     dataset: Any, cfg: TrainConfig, rng: np.random.Generator, tasks: np.ndarray | None = None
-) -> PearlBatch:
+) -> MetaBatch:
     """A meta-batch from an OfflineDataset: `meta_batch` tasks (or `tasks`), RL + context."""
     if tasks is None:
         tasks = sample_offline_tasks(dataset, cfg, rng)
-    obs, act, rew, nxt, done = dataset.sample(tasks, cfg.batch_size, rng)
-    ctx = dataset.sample_context(
-        tasks, cfg.context_size, rng, per_behaviour=cfg.offline.context_sampling == "per_behaviour"
-    )
-    t = torch.from_numpy
-    return PearlBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(ctx))
-
-
-class OfflineTrainer:
-    """Trains offline PEARL (or offline AWAC without context) from `cfg.offline.dataset`."""
-
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
-        from training.datasets import DatasetError, load_dataset
-        from training.tasks import make_task_source
-
-        if cfg.offline.dataset is None:
-            raise ValueError("offline training needs offline.dataset (a `zshot collect` dir)")
-        self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        torch.set_num_threads(cfg.torch_threads)
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.dataset = load_dataset(cfg.offline.dataset)
-        self.source = make_task_source(cfg)
-        env = self.source.make_env()
-        self.obs_dim = int(env.observation_space.shape[0])
-        self.act_dim = int(env.action_space.shape[0])
-        env.close()
-        try:
-            self.dataset.check_dims(self.obs_dim, self.act_dim)
-        except DatasetError as exc:
-            raise ValueError(f"{cfg.offline.dataset}: {exc}") from None
-        held = set(self.source.env_info.get("held_out_plugs", []))
-        leaked = sorted({t.label for t in self.dataset.tasks} & held)
-        if leaked:
-            raise ValueError(f"dataset holds held-out plugs {leaked}: they must stay unseen")
-        self.nets = make_nets(self.obs_dim, self.act_dim, cfg)
-        mean, std = self.dataset.obs_stats()
-        self.nets.set_obs_stats(torch.as_tensor(mean), torch.as_tensor(std))
-        self.optimizers = PearlOptimizers.create(self.nets, cfg)
-        self.task: TaskInference | None = None
-        if cfg.offline.task_targets:
-            if not cfg.use_latent:
-                raise ValueError("offline.task_targets needs the latent (use_latent: true)")
-            self.task = TaskInference(
-                self.dataset, cfg.offline.task_targets, self.nets.latent_dim, cfg.sac.qf_lr
-            )
-        self.updates = 0
-        self.history: list[dict[str, Any]] = []
-
-    @property
-    def iteration(self) -> int:
-        """Gradient steps so far (offline training has no collection iterations)."""
-        return self.updates
-
-    def state_dict(self) -> dict[str, Any]:
-        """`zshot train`'s checkpoint schema (export/eval read it); env_steps is 0 (offline)."""
-        return {
-            "config": self.cfg.model_dump(mode="json"),
-            "algorithm": "offline_pearl" if self.cfg.use_latent else "offline_awac",
-            "iteration": self.updates,
-            "env_steps": 0,
-            "updates": self.updates,
-            "nets": self.nets.state_dict(),
-            "optimizers": self.optimizers.state_dict(),
-            "history": json.dumps(self.history),
-            "dims": {"obs": self.obs_dim, "act": self.act_dim},
-            "rng": {"numpy": json.dumps(self.rng.bit_generator.state)},
-            "task_inference": self.task.state_dict() if self.task is not None else None,
-        }
-
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Resume from a checkpoint written by `save_checkpoint`."""
-        from training.trainer import load_checkpoint
-
-        state = load_checkpoint(path or self.run_dir / CHECKPOINT)
-        self.nets.load_state_dict(state["nets"])
-        self.optimizers.load_state_dict(state["optimizers"])
-        self.updates = int(state["updates"])
-        self.history = json.loads(state["history"])
-        self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
-        if self.task is not None:
-            if not state.get("task_inference"):
-                raise ValueError("the checkpoint was trained without offline.task_targets")
-            self.task.load_state_dict(state["task_inference"])
-
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically (temp file + fsync + rename)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / CHECKPOINT
-        state = self.state_dict()
-        atomic_write(path, lambda f: torch.save(state, f), mode=0o600)
-        return path
-
-    def evaluate(self) -> Any:
-        """Few-shot evaluation (own-exploration context, `cfg.eval`) of the current networks."""
-        from training.evaluate import TorchAgent, few_shot_eval
-
-        agent = TorchAgent(self.nets, self.cfg.use_latent, self.cfg.encoder.prior_in_posterior)
-        return few_shot_eval(
-            self.source,
-            agent,
-            self.cfg.eval,
-            seed=self.cfg.seed + 1,
-            max_steps=self.cfg.max_episode_steps,
-        )
-
-    def run(self, progress: bool = True) -> Any:
-        """Train for `offline.updates` steps; checkpoint, history, final few-shot evaluation."""
-        import yaml
-        from tqdm import tqdm
-
-        cfg, off = self.cfg, self.cfg.offline
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-        bar = tqdm(total=off.updates, initial=self.updates, disable=not progress, desc="offline")
-        t0 = time.perf_counter()
-        report = None
-        try:
-            while self.updates < off.updates:
-                tasks = sample_offline_tasks(self.dataset, cfg, self.rng)
-                logs = update(
-                    sample_offline_batch(self.dataset, cfg, self.rng, tasks),
-                    self.nets,
-                    self.optimizers,
-                    cfg,
-                    self.task,
-                    tasks,
-                )
-                self.updates += 1
-                bar.update(1)
-                if self.updates % off.log_every == 0 or self.updates == off.updates:
-                    rec: dict[str, Any] = {"updates": self.updates, **logs}
-                    rec["time/s"] = time.perf_counter() - t0
-                    if off.eval_every and self.updates % off.eval_every == 0:
-                        rec["eval_success"] = self.evaluate().success_rate
-                    self.history.append(rec)
-                    bar.set_postfix(
-                        {"qf": f"{logs['loss/qf']:.3g}", "w": f"{logs['awac/weight']:.2f}"}
-                    )
-                if self.updates % (cfg.checkpoint_every * off.log_every) == 0:
-                    self.save_checkpoint()
-        finally:
-            bar.close()
-        self.save_checkpoint()
-        write_json(self.run_dir / "history.json", self.history, indent=1)
-        if cfg.eval.eval_episodes > 0:
-            report = self.evaluate()
-            report.write_json(self.run_dir / "eval.json")
-        return report
+    per_behaviour = cfg.offline.context_sampling == "per_behaviour"
+    context = functools.partial(dataset.sample_context, per_behaviour=per_behaviour)
+    return assemble_batch(dataset, context, tasks, cfg.batch_size, cfg.context_size, rng)

@@ -24,17 +24,56 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from tqdm import tqdm
 
+from training.algos.pearl.agent import TorchAgent
+from training.algos.pearl.losses import PearlOptimizers, pearl_update, product_of_gaussians
+from training.algos.pearl.networks import PearlNets, make_nets
+from training.common.batches import MetaBatch, assemble_batch
+from training.common.checkpoint import CHECKPOINT, load_checkpoint, run_state, save_checkpoint
+from training.common.replay import MultiTaskReplayBuffer
+from training.common.rollout import Episode, RolloutWorker
+from training.common.tasks import TaskSource, env_control_hz, make_task_source, observation_index
 from training.config import TrainConfig
-from training.evaluate import FewShotReport, TorchAgent, few_shot_eval
-from training.networks import PearlNets
-from training.pearl import PearlBatch, PearlOptimizers, make_nets, product_of_gaussians, update
-from training.replay import MultiTaskReplayBuffer
-from training.tasks import TaskSource, env_control_hz, make_task_source
-from zshot.atomic import atomic_write
+from training.evaluate import FewShotReport, few_shot_eval
 from zshot.jsonio import write_json
 
-CHECKPOINT = "checkpoint.pt"
+ALGORITHM = "pearl"
+CHECKPOINT_VERSION = 1
+"""Bump when the checkpoint's keys change in a way an older reader would misread."""
+
+
+class PosteriorSampling:
+    """PEARL's collection actor (an `EpisodeActor`): z drawn once per episode from the prior
+    or from the posterior of the task's encoder buffer, stochastic actions."""
+
+    def __init__(self, trainer: Trainer, task: int, z_from: str) -> None:
+        self.trainer, self.task, self.z_from = trainer, task, z_from
+        self.z = torch.zeros(1, trainer.nets.latent_dim)
+
+    def begin_episode(self, rng: np.random.Generator) -> None:
+        """Draw the episode's z (zeros without the latent)."""
+        L = self.trainer.nets.latent_dim
+        if not self.trainer.cfg.use_latent:
+            z = np.zeros(L, np.float32)
+        else:
+            if self.z_from == "prior":
+                mean, var = np.zeros(L), np.ones(L)
+            else:
+                mean, var = self.trainer._infer_posterior(self.task)
+            z = (mean + np.sqrt(var) * rng.standard_normal(L)).astype(np.float32)
+        self.z = torch.from_numpy(z)[None]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """A sampled action of the current policy."""
+        t = self.trainer
+        with torch.no_grad():
+            eps = torch.from_numpy(t.rng.standard_normal(t.act_dim).astype(np.float32))
+            a, _ = t.nets.policy.sample(torch.as_tensor(obs)[None], self.z, eps[None])
+        return a[0].numpy()
+
+    def end_episode(self, episode: Episode) -> None:
+        """Nothing: the trainer stores the episode."""
 
 
 class Trainer:
@@ -48,7 +87,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.source: TaskSource = make_task_source(cfg)
-        self.env = self.source.make_env()
+        self.worker = RolloutWorker(self.source.make_env, cfg.max_episode_steps)
+        self.env = self.worker.env
         space = self.env.action_space
         if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
             raise ValueError(
@@ -59,7 +99,7 @@ class Trainer:
         self.act_dim = int(space.shape[0])
         self.max_steps = cfg.max_episode_steps
         self.control_hz = env_control_hz(self.env)
-        self.nets: PearlNets = make_nets(self.obs_dim, self.act_dim, cfg)
+        self.nets: PearlNets = make_nets(self.obs_dim, self.act_dim, cfg, observation_index(cfg))
         self.optimizers = PearlOptimizers.create(self.nets, cfg)
         n = len(self.source.train_tasks)
         self.rl_buffer = MultiTaskReplayBuffer(n, cfg.buffer_capacity, self.obs_dim, self.act_dim)
@@ -83,69 +123,64 @@ class Trainer:
             mean, var = product_of_gaussians(mu_n, var_n, prior=self.cfg.encoder.prior_in_posterior)
         return mean[0].numpy(), var[0].numpy()
 
-    def collect(self, task: int, num_steps: int, z_from: str, add_to_enc: bool) -> dict[str, float]:
+    def collect_steps(
+        self, task: int, num_steps: int, z_from: str, add_to_enc: bool
+    ) -> dict[str, float]:
         """Whole episodes on train task `task` until >= num_steps steps; returns stats.
 
         z is drawn once per episode (posterior sampling): from the prior, or from the
-        posterior inferred from the task's encoder buffer before the episode.
+        posterior inferred from the task's encoder buffer before the episode. Every
+        transition goes to the RL buffer, and with `add_to_enc` to the encoder buffer.
         """
-        self.env.set_task(self.source.train_tasks[task])
-        steps, returns, successes, episodes = 0, [], 0, 0
-        L = self.nets.latent_dim
-        while steps < num_steps:
-            if not self.cfg.use_latent:
-                z = np.zeros(L, np.float32)
-            else:
-                if z_from == "prior":
-                    mean, var = np.zeros(L), np.ones(L)
-                else:
-                    mean, var = self._infer_posterior(task)
-                z = (mean + np.sqrt(var) * self.rng.standard_normal(L)).astype(np.float32)
-            obs, _ = self.env.reset(seed=int(self.rng.integers(2**31)))
-            ret, t, success = 0.0, 0, False
-            z_t = torch.from_numpy(z)[None]
-            while True:
-                with torch.no_grad():
-                    eps = torch.from_numpy(
-                        self.rng.standard_normal(self.act_dim).astype(np.float32)
+
+        def store(ep: Episode) -> None:
+            buffers = [self.rl_buffer, self.enc_buffer] if add_to_enc else [self.rl_buffer]
+            for i in range(ep.steps):
+                for buf in buffers:
+                    buf.add(
+                        task,
+                        ep.obs[i],
+                        ep.actions[i],
+                        ep.rewards[i],
+                        ep.obs[i + 1],
+                        bool(ep.terminated[i]),
                     )
-                    a, _ = self.nets.policy.sample(torch.as_tensor(obs)[None], z_t, eps[None])
-                action = a[0].numpy()
-                next_obs, reward, terminated, truncated, info = self.env.step(action)
-                t += 1
-                self.rl_buffer.add(task, obs, action, reward, next_obs, terminated)
-                if add_to_enc:
-                    self.enc_buffer.add(task, obs, action, reward, next_obs, terminated)
-                ret += float(reward)
-                success = success or bool(info.get("is_success", False))
-                obs = next_obs
-                if terminated or truncated or (self.max_steps is not None and t >= self.max_steps):
-                    break
-            steps += t
-            returns.append(ret)
-            successes += int(success)
-            episodes += 1
+
+        actor = PosteriorSampling(self, task, z_from)
+        episodes = self.worker.run(
+            self.source.train_tasks[task], actor, self.rng, num_steps=num_steps, on_episode=store
+        )
+        steps = sum(ep.steps for ep in episodes)
         self.env_steps += steps
-        return {"return": float(np.mean(returns)), "successes": successes, "episodes": episodes}
+        return {
+            "return": float(np.mean([ep.ret for ep in episodes])),
+            "successes": sum(ep.success for ep in episodes),
+            "episodes": len(episodes),
+        }
 
     def _initial_collection(self) -> None:
         """initial_steps per train task with z from the prior; then freeze obs statistics."""
         for task in range(len(self.source.train_tasks)):
-            self.collect(task, max(self.cfg.initial_steps, 1), "prior", add_to_enc=True)
+            self.collect_steps(task, max(self.cfg.initial_steps, 1), "prior", add_to_enc=True)
         n = self.rl_buffer.sizes
         obs = np.concatenate([self.rl_buffer.obs[i, : n[i]] for i in range(len(n))])
         self.nets.set_obs_stats(torch.from_numpy(obs.mean(0)), torch.from_numpy(obs.std(0)))
 
     # ------------------------------------------------------------------ training
-    def sample_batch(self) -> PearlBatch:
-        """A meta-batch: tasks without replacement when there are enough of them."""
+    def sample_batch(self) -> MetaBatch:
+        """A meta-batch: tasks without replacement when there are enough of them; RL
+        transitions from the RL buffer, context from the encoder buffer."""
         cfg = self.cfg
         n = len(self.source.train_tasks)
         tasks = self.rng.choice(n, size=cfg.meta_batch, replace=cfg.meta_batch > n)
-        obs, act, rew, nxt, done = self.rl_buffer.sample(tasks, cfg.batch_size, self.rng)
-        ctx = self.enc_buffer.sample_context(tasks, cfg.context_size, self.rng)
-        t = torch.from_numpy
-        return PearlBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(ctx))
+        return assemble_batch(
+            self.rl_buffer,
+            self.enc_buffer.sample_context,
+            tasks,
+            cfg.batch_size,
+            cfg.context_size,
+            self.rng,
+        )
 
     def train_iteration(self) -> dict[str, float]:
         """One PEARL iteration (collect, then update); returns logged scalars."""
@@ -164,14 +199,14 @@ class Trainer:
                 (cfg.steps_extra_posterior, "posterior", False),
             ):
                 if steps > 0:
-                    s = self.collect(task, steps, z_from, add_to_enc=enc)
+                    s = self.collect_steps(task, steps, z_from, add_to_enc=enc)
                     for k in stats:
                         stats[k].append(s[k])
         t_collect = time.perf_counter() - t0
         t0 = time.perf_counter()
         logs: dict[str, float] = {}
         for _ in range(cfg.updates_per_iteration):
-            logs = update(self.sample_batch(), self.nets, self.optimizers, cfg)
+            logs = pearl_update(self.sample_batch(), self.nets, self.optimizers, cfg)
             self.updates += 1
         t_update = time.perf_counter() - t0
         self.iteration += 1
@@ -202,13 +237,18 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-for-bit: nets, optimizers, buffers, RNGs."""
+        state = run_state(
+            self.cfg,
+            self.nets,
+            self.obs_dim,
+            self.act_dim,
+            iteration=self.iteration,
+            env_steps=self.env_steps,
+            updates=self.updates,
+        )
         return {
-            "config": self.cfg.model_dump(mode="json"),
-            "iteration": self.iteration,
-            "env_steps": self.env_steps,
-            "updates": self.updates,
+            **state,
             "train_seconds": self.train_seconds,
-            "nets": self.nets.state_dict(),
             "optimizers": self.optimizers.state_dict(),
             "rl_buffer": self.rl_buffer.state_dict(),
             "enc_buffer": self.enc_buffer.state_dict(),
@@ -218,7 +258,6 @@ class Trainer:
                 "python": json.dumps(random.getstate()),
             },
             "history": json.dumps(self.history),
-            "dims": {"obs": self.obs_dim, "act": self.act_dim},
             "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
         }
 
@@ -246,11 +285,12 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write checkpoint.pt atomically (temp file + fsync + rename)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / CHECKPOINT
-        state = self.state_dict()
-        atomic_write(path, lambda f: torch.save(state, f), mode=0o600)
-        return path
+        return save_checkpoint(
+            self.run_dir / CHECKPOINT,
+            self.state_dict(),
+            algorithm=ALGORITHM,
+            version=CHECKPOINT_VERSION,
+        )
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         """Restore the run from `path` (default: the run dir's checkpoint)."""
@@ -259,8 +299,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True) -> FewShotReport | None:
         """Train until cfg.iterations, with TensorBoard, progress bar, periodic eval, plots."""
+        # lazy: TensorBoard's writer pulls in tensorboard (slow to import) for training only
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
 
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -336,21 +376,13 @@ def progress_postfix(
     return postfix
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint (tensors and plain types only: safe `weights_only` loading)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no checkpoint (is this a run dir of `zshot train`?)")
-    return torch.load(p, map_location="cpu", weights_only=True)
-
-
 def plot_curves(
     history: list[dict[str, Any]], path: str | Path, *, has_success: bool = True
 ) -> None:
     """PNG learning curves (see `curves_figure`); nothing without history."""
     if not history:
         return
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting only at the end of a run
 
     fig = curves_figure(history, has_success=has_success)
     fig.savefig(path, dpi=80)
@@ -360,7 +392,7 @@ def plot_curves(
 def curves_figure(history: list[dict[str, Any]], *, has_success: bool = True) -> Any:
     """Learning curves per iteration: train/eval success rate (few-shot eval return for
     envs without a success notion, `TaskSource.has_success`), train return, losses, KL."""
-    import matplotlib
+    import matplotlib  # lazy: plotting only at the end of a run
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from runtime.artifact import load_artifact
-from training.evaluate import OnnxAgent
-from training.export import PARITY_ATOL, check_parity, export_bytes, export_run
-from training.pearl import make_nets
-
-from ..conftest import ExportedArtifact
-from .conftest import ROOT, tiny_config
+from tests.conftest import ExportedArtifact
+from tests.training.conftest import ROOT, tiny_config
+from training.algos.pearl.export import PARITY_ATOL, check_parity, export_bytes
+from training.algos.pearl.networks import make_nets
+from training.common.agents import OnnxAgent
+from training.registry import export_run
 
 pytestmark = pytest.mark.slow  # the dynamo exporter takes a few seconds per graph
 
@@ -66,8 +66,8 @@ def test_export_run_writes_a_verified_artifact(
 def test_onnx_agent_matches_torch_agent(
     trained_run: Path, exported_artifact: ExportedArtifact
 ) -> None:
-    from training.evaluate import TorchAgent
-    from training.trainer import load_checkpoint
+    from training.algos.pearl.agent import TorchAgent
+    from training.common.checkpoint import load_checkpoint
 
     onnx_agent = OnnxAgent(exported_artifact.root)
     state = load_checkpoint(trained_run / "checkpoint.pt")
@@ -76,7 +76,9 @@ def test_onnx_agent_matches_torch_agent(
     torch_agent = TorchAgent(nets, True, True)
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(10, 7)).astype(np.float32)
-    for a, b in zip(onnx_agent.factors(rows), torch_agent.factors(rows), strict=True):
+    assert onnx_agent.encoder is not None and torch_agent.encoder is not None
+    pairs = zip(onnx_agent.encoder.factors(rows), torch_agent.encoder.factors(rows), strict=True)
+    for a, b in pairs:
         np.testing.assert_allclose(a, b, atol=1e-5)
     for noise in (np.zeros(2, np.float32), rng.normal(size=2).astype(np.float32)):
         obs, z = rng.normal(size=2).astype(np.float32), rng.normal(size=3).astype(np.float32)
@@ -116,7 +118,7 @@ def test_graphs_carry_the_manifests_essentials(
     # The runtime checks the metadata against the manifest: a graph from another export
     # (here: re-annotated for another control rate) is named, though its sha256 is listed.
     from runtime.artifact import ArtifactError, ArtifactSpec, load_artifact, write_artifact
-    from training.export import annotate
+    from training.algos.pearl.export import annotate
 
     spec = ArtifactSpec.model_validate(m.model_dump(exclude={"created", "files", "format_version"}))
     other = spec.model_copy(update={"control_hz": 20.0})

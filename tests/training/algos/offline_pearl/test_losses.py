@@ -13,17 +13,22 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.config import TrainConfig
-from training.offline import (
-    OfflineTrainer,
+from tests.training.conftest import (
+    assert_grads_of,
+    assert_terminals_back_up_the_reward,
+    record_step_grads,
+)
+from training.algos.offline_pearl.losses import (
     TaskInference,
     offline_pearl_losses,
+    offline_update,
     tanh_gaussian_log_prob,
-    update,
 )
-from training.pearl import PearlBatch, PearlOptimizers, critic_parameters, make_nets
-
-from .conftest import assert_grads_of, assert_terminals_back_up_the_reward, record_step_grads
+from training.algos.offline_pearl.networks import make_nets
+from training.algos.offline_pearl.trainer import OfflineTrainer
+from training.algos.pearl.losses import PearlOptimizers, critic_parameters
+from training.common.batches import MetaBatch
+from training.config import TrainConfig
 
 OBS, ACT, L = 3, 2, 2
 
@@ -38,14 +43,12 @@ def cfg_for(**over: object) -> TrainConfig:
     return TrainConfig.model_validate(base)
 
 
-def batch(T: int = 3, B: int = 8, C: int = 5, seed: int = 0) -> PearlBatch:
+def batch(T: int = 3, B: int = 8, C: int = 5, seed: int = 0) -> MetaBatch:
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     act = torch.tanh(r(T, B, ACT))
     dones = (torch.rand(T, B, 1, generator=g) < 0.1).float()
-    return PearlBatch(
-        r(T, B, OBS), act, r(T, B, 1), r(T, B, OBS), dones, r(T, C, 2 * OBS + ACT + 1)
-    )
+    return MetaBatch(r(T, B, OBS), act, r(T, B, 1), r(T, B, OBS), dones, r(T, C, 2 * OBS + ACT + 1))
 
 
 def test_losses_are_finite_scalars_and_weights_are_clipped() -> None:
@@ -86,7 +89,7 @@ def test_without_latent_the_encoder_is_untouched() -> None:
     cfg = cfg_for(use_latent=False)
     nets = make_nets(OBS, ACT, cfg)
     before = [p.clone() for p in nets.encoder.parameters()]
-    update(batch(), nets, PearlOptimizers.create(nets, cfg), cfg)
+    offline_update(batch(), nets, PearlOptimizers.create(nets, cfg), cfg)
     assert all(torch.equal(a, b) for a, b in zip(before, nets.encoder.parameters(), strict=True))
     out = offline_pearl_losses(batch(), nets, cfg)
     assert float(out.kl_div) == 0.0 and torch.all(out.z_mean == 0)
@@ -115,7 +118,7 @@ def test_update_fits_a_fixed_batch() -> None:
     b = batch(seed=1)
     first = offline_pearl_losses(b, nets, cfg)
     for _ in range(200):
-        logs = update(b, nets, opt, cfg)
+        logs = offline_update(b, nets, opt, cfg)
     last = offline_pearl_losses(b, nets, cfg)
     assert float(last.qf_loss.detach()) < 0.5 * float(first.qf_loss.detach())
     assert float(last.policy_loss.detach()) < float(first.policy_loss.detach())
@@ -124,7 +127,7 @@ def test_update_fits_a_fixed_batch() -> None:
 
 @pytest.fixture(scope="module")
 def point_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.collect import collect
+    from training.collect import collect_dataset
     from training.config import CollectConfig
 
     out = tmp_path_factory.mktemp("offline") / "data"
@@ -136,7 +139,7 @@ def point_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "mix": {"scripted": 1, "random": 1, "policy": 0},
         }
     )
-    collect(cfg, out, progress=False)
+    collect_dataset(cfg, out, progress=False)
     return out
 
 
@@ -187,7 +190,7 @@ def test_trainer_writes_a_run_that_export_and_eval_read(point_data: Path, tmp_pa
 def test_trainer_errors_name_the_problem(point_data: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="offline.dataset"):
         OfflineTrainer(cfg_for(), tmp_path / "r")
-    from training.datasets import DatasetError
+    from training.common.datasets import DatasetError
 
     with pytest.raises(DatasetError, match="no such recording"):
         OfflineTrainer(offline_cfg(tmp_path / "nothing"), tmp_path / "r")
@@ -217,7 +220,7 @@ def test_task_inference_trains_the_encoder_to_name_the_task(
 ) -> None:
     """offline.task_targets: the head's error on the hidden goal falls, the loss reaches the
     encoder (not Q or the policy), and the head travels in the checkpoint for a resume."""
-    from training.offline import TaskInference, sample_offline_batch
+    from training.algos.offline_pearl.losses import TaskInference, sample_offline_batch
 
     cfg = offline_cfg(
         point_data,
@@ -274,14 +277,15 @@ def test_task_inference_errors_name_the_problem(point_data: Path, tmp_path: Path
 def test_belief_features_follow_the_head_and_reach_the_exported_policy(tmp_path: Path) -> None:
     """offline.task_features: after every update the networks' decoder is the task head,
     a resumed run restores it, and the exported policy computes the same actions."""
-    from training.collect import collect
+    from training.algos.pearl.agent import TorchAgent
+    from training.collect import collect_dataset
+    from training.common.agents import OnnxAgent
     from training.config import CollectConfig
-    from training.evaluate import OnnxAgent, TorchAgent
-    from training.export import export_run
+    from training.registry import export_run
 
     sim = {"tasks": {"n_train_per_plug": 1, "n_test_per_plug": 1}}
     data = tmp_path / "ins"
-    collect(
+    collect_dataset(
         CollectConfig.model_validate(
             {
                 "num_tasks": 3,
@@ -364,7 +368,7 @@ def _expectile(x: np.ndarray, tau: float) -> float:
 def test_expectile_loss_is_minimised_by_the_expectile(xs: list[float], tau: float) -> None:
     """A constant fitted by the loss is the tau-expectile of the data (the mean at 0.5), and
     moving it either way raises the loss."""
-    from training.offline import expectile_loss
+    from training.algos.offline_pearl.losses import expectile_loss
 
     x = np.asarray(xs, np.float64)
     c = _expectile(x, tau)
@@ -411,7 +415,7 @@ def test_iql_gradient_paths() -> None:
     assert not _grads(nets.policy) and not _grads(nets.target_qf1)
     # V's part alone: recompute and backpropagate only the expectile term
     nets.zero_grad(set_to_none=True)
-    from training.offline import expectile_loss
+    from training.algos.offline_pearl.losses import expectile_loss
 
     b = batch()
     z = torch.zeros(3 * 8, L)
@@ -445,9 +449,9 @@ def test_iql_update_fits_v_to_the_expectile_of_the_data() -> None:
     obs = torch.zeros(T, B, OBS)  # one state
     act = torch.rand(T, B, ACT, generator=g) * 2 - 1
     rew = act[..., :1]  # reward = first action component: uniform on [-1, 1]
-    b = PearlBatch(obs, act, rew, obs, torch.ones(T, B, 1), torch.zeros(T, 4, 2 * OBS + ACT + 1))
+    b = MetaBatch(obs, act, rew, obs, torch.ones(T, B, 1), torch.zeros(T, 4, 2 * OBS + ACT + 1))
     for _ in range(800):
-        logs = update(b, nets, opt, cfg)
+        logs = offline_update(b, nets, opt, cfg)
     v = float(nets.vf(obs[0, :1], torch.zeros(1, L)).detach())
     want = _expectile(rew.flatten().numpy().astype(np.float64), 0.9)
     assert abs(v - want) < 0.1, (v, want)
@@ -458,7 +462,7 @@ def test_iql_update_fits_v_to_the_expectile_of_the_data() -> None:
 def test_iql_trainer_runs_and_resumes(point_data: Path, tmp_path: Path) -> None:
     """An iql run checkpoints V (and its optimizer state with the critic's), resumes, and
     its checkpoint loads for fine-tuning and export like an awac one."""
-    from training.finetune import load_run
+    from training.registry import load_finetune_run as load_run
 
     run = tmp_path / "iql"
     cfg = offline_cfg(
@@ -507,7 +511,7 @@ def test_each_learner_steps_with_the_gradient_of_its_own_loss_alone(
         named["task"] = task.optimizer
     seen = record_step_grads({**named, "alpha": opts.alpha})
     torch.manual_seed(1)
-    update(batch(), nets, opts, cfg, task, tasks)
+    offline_update(batch(), nets, opts, cfg, task, tasks)
     torch.manual_seed(1)  # the same z and action samples on the untouched copy
     losses = offline_pearl_losses(batch(), ref, cfg, head, targets)
     task_term = cfg.offline.task_loss_weight * losses.task_loss
@@ -539,7 +543,7 @@ def test_terminal_transitions_back_up_the_reward_alone(critic: str, use_latent: 
     torch.manual_seed(0)
     nets = make_nets(OBS, ACT, cfg)
 
-    def critic_loss(b: PearlBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def critic_loss(b: MetaBatch) -> tuple[torch.Tensor, torch.Tensor]:
         losses = offline_pearl_losses(b, nets, cfg)
         return losses.qf_loss, losses.v_loss  # iql's qf_loss also holds V's expectile loss
 

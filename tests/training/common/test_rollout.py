@@ -1,0 +1,79 @@
+"""The one episode loop (training/common/rollout.py) and its worker's seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.common.rollout import Episode, RolloutWorker, run_episode, task_rng
+from training.common.toy_env import PointGoalEnv, point_tasks
+
+
+class NoisyActor:
+    """Draws a per-episode offset in begin_episode and per-step noise, from `rng`."""
+
+    def __init__(self) -> None:
+        self.rng: np.random.Generator | None = None
+        self.offset = np.zeros(2)
+        self.ended: list[int] = []
+
+    def begin_episode(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.offset = rng.uniform(-0.5, 0.5, 2)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        assert self.rng is not None
+        return np.clip(self.offset + 0.3 * self.rng.standard_normal(2), -1, 1).astype(np.float32)
+
+    def end_episode(self, episode: Episode) -> None:
+        self.ended.append(episode.steps)
+
+
+def test_episode_holds_what_the_env_produced() -> None:
+    env = PointGoalEnv(point_tasks(1, 0, "t")[0])
+    rows: list[np.ndarray] = []
+    ep = run_episode(env, lambda obs: np.array([0.2, -0.1], np.float32), 7, on_step=rows.append)
+    assert ep.seed == 7 and ep.steps == env.max_steps and len(ep.obs) == ep.steps + 1
+    assert ep.truncated[-1] and not ep.terminated.any()
+    np.testing.assert_array_equal(np.stack(rows), ep.transitions())
+    again = PointGoalEnv(point_tasks(1, 0, "t")[0])
+    obs, _ = again.reset(seed=7)
+    np.testing.assert_array_equal(ep.obs[0], obs)
+    assert ep.ret == pytest.approx(float(ep.rewards.sum()))
+
+
+def test_max_steps_truncates_the_episode() -> None:
+    env = PointGoalEnv(point_tasks(1, 0, "t")[0])
+    ep = run_episode(env, lambda obs: np.zeros(2, np.float32), 0, max_steps=3)
+    assert ep.steps == 3 and ep.truncated.tolist() == [False, False, True]
+
+
+def test_worker_runs_whole_episodes_to_a_step_budget() -> None:
+    worker = RolloutWorker(PointGoalEnv, max_steps=6)
+    actor = NoisyActor()
+    eps = worker.run(point_tasks(1, 0, "t")[0], actor, np.random.default_rng(0), num_steps=10)
+    assert [e.steps for e in eps] == [6, 6] and actor.ended == [6, 6]
+    with pytest.raises(ValueError, match="exactly one"):
+        worker.run(point_tasks(1, 0, "t")[0], actor, np.random.default_rng(0))
+
+
+def _episodes(order: list[int], per_task: bool) -> dict[int, list[np.ndarray]]:
+    tasks = point_tasks(3, 0, "t")
+    worker = RolloutWorker(PointGoalEnv)
+    shared = np.random.default_rng(5)
+    out = {}
+    for i in order:
+        rng = task_rng(5, i) if per_task else shared
+        eps = worker.run(tasks[i], NoisyActor(), rng, num_episodes=2)
+        out[i] = [e.transitions() for e in eps]
+    return out
+
+
+def test_per_task_streams_make_episodes_independent_of_the_order() -> None:
+    a, b = _episodes([0, 1, 2], True), _episodes([2, 0, 1], True)
+    for i in range(3):
+        for x, y in zip(a[i], b[i], strict=True):
+            np.testing.assert_array_equal(x, y)
+    # one run-wide stream (what the in-process callers keep for bit-identical runs) does not
+    shared_a, shared_b = _episodes([0, 1, 2], False), _episodes([2, 0, 1], False)
+    assert not np.array_equal(shared_a[0][0], shared_b[0][0])

@@ -1,0 +1,77 @@
+"""The one checkpoint format of every algorithm: `checkpoint.pt` in a run dir.
+
+A checkpoint is a `torch.save`d dict of tensors and plain types (read back with
+`weights_only=True`), written atomically (temp file + fsync + rename, zshot/atomic.py) and
+tagged with the algorithm that wrote it (`algorithm`, a `training.registry` name) and that
+algorithm's checkpoint version (`algorithm_version`). Every checkpoint holds `run_state`'s
+keys (config, counters, networks, dims); trainers add what resuming needs (optimizers,
+buffers, RNG states, history).
+
+Reading a run back (checkpoint -> config -> the algorithm's networks -> weights) is
+`training.registry.load_run`, the one place that knows which algorithm builds which nets.
+Checkpoints from before the tag: `checkpoint_algorithm` derives the name from the config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from training.config import TrainConfig
+from zshot.atomic import atomic_write
+
+CHECKPOINT = "checkpoint.pt"
+"""The checkpoint's file name in a run dir."""
+
+ALIASES = {"offline_awac": "offline_pearl"}
+"""Tags written before #18 -> registry names (offline AWAC is offline PEARL without latent)."""
+
+
+def run_state(
+    cfg: TrainConfig,
+    nets: nn.Module,
+    obs_dim: int,
+    act_dim: int,
+    *,
+    iteration: int,
+    env_steps: int,
+    updates: int,
+) -> dict[str, Any]:
+    """The keys every checkpoint holds (what export, evaluation and fine-tuning read)."""
+    return {
+        "config": cfg.model_dump(mode="json"),
+        "iteration": iteration,
+        "env_steps": env_steps,
+        "updates": updates,
+        "nets": nets.state_dict(),
+        "dims": {"obs": obs_dim, "act": act_dim},
+    }
+
+
+def save_checkpoint(
+    path: str | Path, state: dict[str, Any], *, algorithm: str, version: int
+) -> Path:
+    """Write `state` tagged with `algorithm` and its checkpoint `version`, atomically (a
+    crash leaves the previous checkpoint or this one), readable by the owner only."""
+    body = {**state, "algorithm": algorithm, "algorithm_version": version}
+    return atomic_write(path, lambda f: torch.save(body, f), mode=0o600)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint (tensors and plain types only: safe `weights_only` loading)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no checkpoint (is this a run dir of `zshot train`?)")
+    return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def checkpoint_algorithm(state: dict[str, Any], cfg: TrainConfig) -> str:
+    """The registry name of the algorithm that wrote `state`: its tag, else (checkpoints
+    from before the tag) the config's algorithm."""
+    tag = state.get("algorithm")
+    if isinstance(tag, str) and tag:
+        return ALIASES.get(tag, tag)
+    return cfg.algorithm

@@ -1,0 +1,182 @@
+"""The algorithms `zshot train` can run, by name (`zshot algos` lists them).
+
+Each `Algorithm` names what a new one provides: the TrainConfig sections it reads beyond
+the shared ones, its networks (`make_nets`), its trainer class, its exporter and the
+artifact kind that exporter writes, and its paper. `zshot train` picks one by the config's
+`algo` (`TrainConfig.algorithm`); export, evaluation, fine-tuning and `zshot collect` read a
+run back with `load_run`, which builds the networks of the algorithm its checkpoint is
+tagged with (training/common/checkpoint.py).
+
+Adding an algorithm: a package under training/algos/ (losses, networks, trainer, exporter),
+one entry in `ALGORITHMS`, its name in `training.config.AlgoName`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from torch import nn
+
+from training.algos.offline_pearl import networks as offline_pearl_networks
+from training.algos.offline_pearl.networks import OfflinePearlNets
+from training.algos.offline_pearl.trainer import OfflineTrainer
+from training.algos.pearl import networks as pearl_networks
+from training.algos.pearl.agent import pearl_agent
+from training.algos.pearl.export import export_posterior
+from training.algos.pearl.trainer import Trainer
+from training.common.agents import FewShotAgent
+from training.common.checkpoint import CHECKPOINT, checkpoint_algorithm, load_checkpoint
+from training.common.tasks import observation_index
+from training.config import TrainConfig
+from training.evaluate import FewShotReport
+
+
+class RunTrainer(Protocol):
+    """What `zshot train` drives: a trainer of one run dir."""
+
+    @property
+    def iteration(self) -> int:
+        """Iterations (or gradient steps) done."""
+        ...
+
+    updates: int
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Resume from the run dir's checkpoint."""
+        ...
+
+    def run(self, progress: bool = True) -> FewShotReport | None:
+        """Train to the config's end; the final few-shot report (None: no evaluation)."""
+        ...
+
+
+MakeNets = Callable[[int, int, TrainConfig, Mapping[str, int] | None], nn.Module]
+"""(obs_dim, act_dim, cfg, obs_index) -> the algorithm's networks."""
+Exporter = Callable[..., tuple[Any, dict[str, float]]]
+"""(nets, cfg, out_dir, *, name, algorithm, run_dir, counters, force, verbose) ->
+(Artifact, parity errors)."""
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One algorithm of the family."""
+
+    name: str
+    summary: str
+    paper: str
+    """The paper it implements: authors (year), title, where."""
+    config_sections: tuple[str, ...]
+    """TrainConfig sections it reads beyond the shared ones (seed, env, eval, ...)."""
+    make_nets: MakeNets
+    make_agent: Callable[[nn.Module, TrainConfig], FewShotAgent]
+    """(nets, cfg) -> the run as an agent for evaluation and collection (torch)."""
+    trainer: Callable[[TrainConfig, Path], RunTrainer]
+    exporter: Exporter
+    artifact_kind: str
+    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy)."""
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "pearl": Algorithm(
+        name="pearl",
+        summary="meta-RL with a probabilistic context encoder (SAC without context: "
+        "use_latent false)",
+        paper="Rakelly et al. (2019), Efficient Off-Policy Meta-Reinforcement Learning via "
+        "Probabilistic Context Variables, ICML, arXiv 1903.08254",
+        config_sections=("sac", "encoder"),
+        make_nets=pearl_networks.make_nets,
+        make_agent=pearl_agent,
+        trainer=Trainer,
+        exporter=export_posterior,
+        artifact_kind="posterior",
+    ),
+    "offline_pearl": Algorithm(
+        name="offline_pearl",
+        summary="PEARL's encoder from a fixed dataset with an AWAC or IQL critic (the ODA "
+        "recipe); fine-tuned online by training/algos/offline_pearl/finetune.py",
+        paper="Zhao et al. (2022), Offline Meta-Reinforcement Learning for Industrial "
+        "Insertion, ICRA, arXiv 2110.04276",
+        config_sections=("sac", "encoder", "offline", "finetune"),
+        make_nets=offline_pearl_networks.make_nets,
+        make_agent=pearl_agent,
+        trainer=OfflineTrainer,
+        exporter=export_posterior,
+        artifact_kind="posterior",
+    ),
+}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The algorithm called `name`; a ValueError listing the known ones otherwise."""
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(ALGORITHMS)}") from None
+
+
+def make_trainer(cfg: TrainConfig, run_dir: str | Path) -> RunTrainer:
+    """The trainer of `cfg`'s algorithm for `run_dir`."""
+    return get_algorithm(cfg.algorithm).trainer(cfg, Path(run_dir))
+
+
+@dataclass
+class LoadedRun:
+    """A run dir read back: its networks (weights loaded), config and checkpoint."""
+
+    run_dir: Path
+    algorithm: Algorithm
+    nets: nn.Module
+    cfg: TrainConfig
+    state: dict[str, Any]
+
+
+def load_run(run_dir: str | Path, *, as_algorithm: str | None = None) -> LoadedRun:
+    """Read `run_dir`'s checkpoint, build its algorithm's networks, load the weights.
+
+    `as_algorithm`: build that algorithm's networks instead (fine-tuning trains any
+    PEARL-shaped run with offline PEARL's networks); the weights must fit them."""
+    run = Path(run_dir)
+    state = load_checkpoint(run / CHECKPOINT)
+    cfg = TrainConfig.model_validate(state["config"])
+    algo = get_algorithm(as_algorithm or checkpoint_algorithm(state, cfg))
+    obs_dim, act_dim = int(state["dims"]["obs"]), int(state["dims"]["act"])
+    index = observation_index(cfg) if cfg.offline.task_features else None
+    nets = algo.make_nets(obs_dim, act_dim, cfg, index)
+    nets.load_state_dict(state["nets"])
+    return LoadedRun(run, algo, nets, cfg, state)
+
+
+def agent_of(run: LoadedRun) -> FewShotAgent:
+    """A loaded run as an agent (torch), by its algorithm."""
+    return run.algorithm.make_agent(run.nets, run.cfg)
+
+
+def load_finetune_run(run_dir: str | Path) -> tuple[OfflinePearlNets, TrainConfig]:
+    """A PEARL-shaped run (online or offline PEARL) with offline PEARL's networks, which
+    fine-tuning trains (training/algos/offline_pearl/finetune.py), and its config."""
+    run = load_run(run_dir, as_algorithm="offline_pearl")
+    assert isinstance(run.nets, OfflinePearlNets)  # what offline_pearl's make_nets builds
+    return run.nets, run.cfg
+
+
+def export_run(
+    run_dir: str | Path, out_dir: str | Path, *, force: bool = False, verbose: bool = False
+) -> tuple[Any, dict[str, float]]:
+    """`zshot export`: the run's networks through its algorithm's exporter; returns
+    (Artifact, parity errors)."""
+    run = load_run(run_dir)
+    counters = {k: int(run.state[k]) for k in ("iteration", "updates", "env_steps")}
+    return run.algorithm.exporter(
+        run.nets,
+        run.cfg,
+        out_dir,
+        name=f"zshot-pearl-{run.run_dir.name}",  # the name before #18, for every algorithm
+        algorithm=run.algorithm.name,
+        run_dir=run.run_dir,
+        counters=counters,
+        force=force,
+        verbose=verbose,
+    )
