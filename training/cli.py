@@ -58,6 +58,8 @@ def train_main(argv: Sequence[str]) -> int:
     if args.resume and not ckpt.exists():
         print(f"zshot train: --resume: no checkpoint in {run_dir}", file=sys.stderr)
         return 2
+    if cfg.distill is not None:  # distillation from the privileged servo (issue #17)
+        return _distill(cfg, run_dir, args.resume)
     trainer: Trainer | OfflineTrainer
     try:
         if cfg.offline.dataset is not None:  # offline PEARL / AWAC (issue #7)
@@ -77,6 +79,24 @@ def train_main(argv: Sequence[str]) -> int:
     print(f"run: {run_dir}  (checkpoint, tb/, history.json, eval.json, curves.png)")
     if (run_dir / "tb").is_dir():
         print(f"look at it: tensorboard --logdir {run_dir / 'tb'}")
+    return 0
+
+
+def _distill(cfg: object, run_dir: Path, resume: bool) -> int:
+    """`zshot train` of a config with a `distill` section (training/distill.py)."""
+    from training.distill import DistillTrainer
+
+    if resume:
+        print("zshot train: --resume: a distillation run does not resume", file=sys.stderr)
+        return 2
+    try:
+        trainer = DistillTrainer(cfg, run_dir)  # type: ignore[arg-type]
+    except (RuntimeError, ValueError) as exc:
+        print(f"zshot train: {exc}", file=sys.stderr)
+        return 2
+    report = trainer.run()
+    print(report.table())
+    print(f"run: {run_dir}  (checkpoint, history.json, eval.json, curves.png)")
     return 0
 
 

@@ -51,6 +51,35 @@ class EncoderConfig(StrictModel):
     prior; False is the paper's product over transitions only."""
 
 
+class DistillConfig(StrictModel):
+    """Privileged-teacher distillation (training/distill.py, issue #17): DAgger rounds
+    against the sim's servo told the true socket pose, plus an encoder trained to estimate it."""
+
+    rounds: int = Field(10, ge=1)
+    """DAgger rounds; round 0 is the teacher alone (behaviour cloning)."""
+    episodes_per_round: int = Field(100, ge=1)
+    explore_episodes_per_round: int = Field(100, ge=0)
+    """Episodes per round (from round 1) of the student with z ~ N(0, I), for the encoder."""
+    beta_decay: float = Field(0.5, ge=0, le=1)
+    """Round r rolls out the teacher with probability beta_decay**r per episode."""
+    policy_updates: int = Field(1000, ge=0)
+    """bc_loss steps per round."""
+    encoder_updates: int = Field(300, ge=0)
+    """nll_loss steps per round."""
+    batch_size: int = Field(256, ge=1)
+    encoder_episodes: int = Field(32, ge=1)
+    """Episodes per encoder step."""
+    success_fraction: float = Field(0.5, ge=0, le=1)
+    """Fraction of encoder episodes drawn from the successful ones."""
+    lr: float = Field(1e-3, gt=0)
+    z_noise: float = Field(0.05, ge=0)
+    """Std of the noise on the privileged z the student is conditioned on (z units)."""
+    grad_clip: float = Field(1.0, gt=0)
+    """Gradient-norm clip of each encoder step."""
+    policy_std: float = Field(0.1, gt=0)
+    """The exported policy's exploration std (pre-tanh) that bc_loss pulls log-std towards."""
+
+
 class EvalConfig(StrictModel):
     """Few-shot evaluation protocol."""
 
@@ -257,6 +286,8 @@ class TrainConfig(StrictModel):
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
+    distill: DistillConfig | None = None
+    """Distillation from the privileged servo (training/distill.py) instead of PEARL."""
     eval_every: int = Field(20, ge=0)
     """Few-shot evaluation every this many iterations (0: only at the end)."""
     checkpoint_every: int = Field(10, ge=1)
