@@ -60,6 +60,8 @@ class DistillConfig(StrictModel):
     episodes_per_round: int = Field(100, ge=1)
     explore_episodes_per_round: int = Field(100, ge=0)
     """Episodes per round (from round 1) of the student with z ~ N(0, I), for the encoder."""
+    explore_group: int = Field(3, ge=1)
+    """Exploration episodes per task in a row (K of the few-shot protocol): one context."""
     beta_decay: float = Field(0.5, ge=0, le=1)
     """Round r rolls out the teacher with probability beta_decay**r per episode."""
     policy_updates: int = Field(1000, ge=0)

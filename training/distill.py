@@ -22,12 +22,21 @@ Two losses, each training one network (tests/training/test_distill.py checks whi
                Cheating, Chen et al. 2019: the student is conditioned on the privileged pose,
                made robust to an estimate's error by the noise);
     encoder <- nll_loss: -log N(z_true; product of the prior and the factors of a random
-               subset of one episode's transitions). A transition that ends in the hole
-               (the success bonus in r, the depth in s') pins x, y, yaw of s' = the socket;
-               the others should learn a large variance.
+               subset of a context's transitions), plus hinges against runaway factors.
+               A transition that ends in the hole (the success bonus in r, the depth in
+               s') pins x, y, yaw of s' = the socket; the others should learn a large
+               variance. Contexts: groups of `explore_group` exploration episodes of one
+               task (the student with z ~ N(0, I), labelled by the servo told the pose that
+               z stands for) and successful episodes' last transitions; without exploration
+               episodes (`explore_episodes_per_round: 0`), single episodes.
 
 At deployment z is the encoder's posterior (episodic protocol: a sample per exploration
-episode, the mean after), the only way the pose reaches the policy.
+episode, the mean after), the only way the pose reaches the policy. Measured
+(BENCHMARKS.md `## distill`): the student matches the servo with the pose known (900/900);
+the posterior is accurate after demonstrations, but the student's own exploration neither
+finds the hole in `hard` nor leaves the posterior where it was (its failed presses
+mislead it): a per-transition factor cannot say "not here" and pi(a | obs, z) keeps no
+search state.
 
     zshot train configs/train/distill_insertion.yaml --profile known
 """
@@ -151,7 +160,9 @@ class Episode(NamedTuple):
     success: bool
     by_teacher: bool
     explore: bool = False
-    """Driven by the student with z drawn from the prior (not the truth): encoder data only."""
+    """Driven by the student with z drawn from the prior (not the truth)."""
+    group: int = -1
+    """Exploration episodes of one task share a group (the encoder's context is a group)."""
 
 
 class DistillData:
@@ -262,26 +273,40 @@ class DistillTrainer:
         self.encoder_opt = torch.optim.Adam(self.nets.encoder.parameters(), lr=self.dcfg.lr)
         self.data = DistillData()
         self.round = 0
+        self.groups = 0
         self.updates = 0
         self.env_steps = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ one round
-    def collect(self, n: int, beta: float, explore: bool = False) -> list[Episode]:
-        """`n` episodes on random train tasks; the teacher drives each with probability beta
-        (`explore`: the student with z from the prior drives every one)."""
+    def collect(self, n: int, beta: float) -> list[Episode]:
+        """`n` episodes on random train tasks; the teacher drives each with probability beta."""
         tasks = self.source.train_tasks
         out = []
         for _ in range(n):
             task = tasks[int(self.rng.integers(len(tasks)))]
-            student = None if not explore and self.rng.random() < beta else self.nets
-            ep = rollout(
-                self.env, task, student, self.rng, self.dcfg.z_noise, self.max_steps, explore
-            )
-            self.env_steps += len(ep.obs)
-            out.append(ep)
+            student = None if self.rng.random() < beta else self.nets
+            out.append(self._rollout(task, student, False))
         return out
+
+    def explore(self, n: int) -> list[Episode]:
+        """`n` exploration episodes in groups of `explore_group` on one random train task each
+        (as K episodes of one test task add up in the runtime's posterior)."""
+        tasks = self.source.train_tasks
+        out: list[Episode] = []
+        while len(out) < n:
+            task = tasks[int(self.rng.integers(len(tasks)))]
+            self.groups += 1
+            for _ in range(min(self.dcfg.explore_group, n - len(out))):
+                ep = self._rollout(task, self.nets, True)
+                out.append(ep._replace(group=self.groups))
+        return out
+
+    def _rollout(self, task: Any, student: PearlNets | None, explore: bool) -> Episode:
+        ep = rollout(self.env, task, student, self.rng, self.dcfg.z_noise, self.max_steps, explore)
+        self.env_steps += len(ep.obs)
+        return ep
 
     def fit_policy(self, updates: int) -> float:
         """`updates` Adam steps of bc_loss on minibatches of the aggregated data."""
@@ -302,31 +327,38 @@ class DistillTrainer:
     def encoder_batch(self, n_eps: int) -> tuple[Tensor, Tensor, Tensor]:
         """Context (E, C, D), mask (E, C), true z (E, L).
 
-        `success_fraction` of the contexts: the last transition of a successful episode (the
-        one that ends in the hole), with the rows of an exploration episode of the same task
-        before it; the rest: a random subset of one exploration episode. Only exploration
+        A context is a random subset of one exploration group's transitions (up to
+        `explore_group` episodes of one task, as the runtime multiplies K episodes' factors),
+        target the true z of its last episode. `success_fraction` of the contexts also get
+        the last transition of a successful episode (the one that ends in the hole), target
+        its z (the group's rows masked out when that is another pose). Only exploration
         episodes give whole contexts: elsewhere the actor was told the truth, and its motion
         towards the hole would leak the pose into factors the deployed student cannot use."""
         eps = self.data.episodes
-        explore = [e for e in eps if e.explore] or eps
+        groups: dict[int, list[Episode]] = {}
+        for e in eps:
+            if e.explore:
+                groups.setdefault(e.group, []).append(e)
+        pool = list(groups.values()) or [[e] for e in eps]
         wins = [e for e in eps if e.success]
-        C = max(len(e.rows) for e in explore) + 1
+        C = max(sum(len(e.rows) for e in g) for g in pool) + 1
         D = eps[0].rows.shape[1]
         ctx = np.zeros((n_eps, C, D), np.float32)
         mask = np.zeros((n_eps, C), np.float32)
         z = np.zeros((n_eps, 3), np.float32)
         for i in range(n_eps):
-            e = explore[int(self.rng.integers(len(explore)))]
-            T = len(e.rows)
-            ctx[i, :T] = e.rows
+            g = pool[int(self.rng.integers(len(pool)))]
+            rows = np.concatenate([e.rows for e in g])
+            T = len(rows)
+            ctx[i, :T] = rows
             mask[i, :T] = self.rng.random(T) < self.rng.uniform(0.2, 1.0)
-            z[i] = e.z
+            z[i] = g[-1].z
             if wins and self.rng.random() < self.dcfg.success_fraction:
                 w = wins[int(self.rng.integers(len(wins)))]
                 ctx[i, T] = w.rows[-1]
                 mask[i, T] = 1.0
+                mask[i, :T] *= float(np.array_equal(w.z, z[i]))  # other pose: success alone
                 z[i] = w.z
-                mask[i, :T] *= float(np.array_equal(w.z, e.z))  # other pose: success alone
         return torch.as_tensor(ctx), torch.as_tensor(mask), torch.as_tensor(z)
 
     def fit_encoder(self, updates: int) -> float:
@@ -356,7 +388,7 @@ class DistillTrainer:
         beta = 1.0 if self.round == 0 else d.beta_decay**self.round
         eps = self.collect(d.episodes_per_round, beta)
         if self.round > 0:  # the first student is untrained: explore from round 1 on
-            eps += self.collect(d.explore_episodes_per_round, 0.0, explore=True)
+            eps += self.explore(d.explore_episodes_per_round)
         self.data.add(eps)
         if self.round == 0:
             self.set_obs_stats()
