@@ -51,7 +51,7 @@ RANK = {
 """Layers inside training/: a module imports only lower layers (and its own group):
 config <- common <- behaviours <- evaluate <- algos/* <- registry <- CLIs."""
 
-ALGO_IMPORTS = {"offline_pearl": {"pearl"}}
+ALGO_IMPORTS = {"offline_pearl": {"pearl"}, "distill": {"pearl"}}
 """An algorithm never imports another one, except these (offline PEARL builds on PEARL's
 networks, optimizers, learner step and exporter)."""
 

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl"]
+AlgoName = Literal["pearl", "offline_pearl", "distill"]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -52,6 +52,37 @@ class EncoderConfig(StrictModel):
     """Multiply the N(0, I) prior into the product of factors. True makes the empty context
     exactly the prior and matches a runtime that accumulates natural parameters from the
     prior; False is the paper's product over transitions only."""
+
+
+class DistillConfig(StrictModel):
+    """Privileged-teacher distillation (training/algos/distill/trainer.py, issue #17): DAgger rounds
+    against the sim's servo told the true socket pose, plus an encoder trained to estimate it."""
+
+    rounds: int = Field(10, ge=1)
+    """DAgger rounds; round 0 is the teacher alone (behaviour cloning)."""
+    episodes_per_round: int = Field(100, ge=1)
+    explore_episodes_per_round: int = Field(100, ge=0)
+    """Episodes per round (from round 1) of the student with z ~ N(0, I), for the encoder."""
+    explore_group: int = Field(3, ge=1)
+    """Exploration episodes per task in a row (K of the few-shot protocol): one context."""
+    beta_decay: float = Field(0.5, ge=0, le=1)
+    """Round r rolls out the teacher with probability beta_decay**r per episode."""
+    policy_updates: int = Field(1000, ge=0)
+    """bc_loss steps per round."""
+    encoder_updates: int = Field(300, ge=0)
+    """nll_loss steps per round."""
+    batch_size: int = Field(256, ge=1)
+    encoder_episodes: int = Field(32, ge=1)
+    """Episodes per encoder step."""
+    success_fraction: float = Field(0.5, ge=0, le=1)
+    """Fraction of encoder episodes drawn from the successful ones."""
+    lr: float = Field(1e-3, gt=0)
+    z_noise: float = Field(0.05, ge=0)
+    """Std of the noise on the privileged z the student is conditioned on (z units)."""
+    grad_clip: float = Field(1.0, gt=0)
+    """Gradient-norm clip of each encoder step."""
+    policy_std: float = Field(0.1, gt=0)
+    """The exported policy's exploration std (pre-tanh) that bc_loss pulls log-std towards."""
 
 
 class EvalConfig(StrictModel):
@@ -197,8 +228,9 @@ class TrainConfig(StrictModel):
     baseline when latent is off), or offline PEARL from a dataset."""
 
     algo: AlgoName | None = None
-    """The algorithm (`zshot algos` lists them, training/registry.py). None: `offline_pearl`
-    when `offline.dataset` is set, else `pearl` (how configs chose before this key)."""
+    """The algorithm (`zshot algos` lists them, training/registry.py). None: `distill` when
+    the config has a `distill` section, `offline_pearl` when `offline.dataset` is set, else
+    `pearl` (how configs chose before this key)."""
     seed: int = 0
     env: Literal["insertion", "point", "terrain"] = "insertion"
     """insertion: sim.insertion.InsertionEnv over sim.tasks.TaskFamily; point: the 2-D toy
@@ -264,6 +296,8 @@ class TrainConfig(StrictModel):
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
+    distill: DistillConfig | None = None
+    """Distillation from the privileged servo (training/algos/distill/trainer.py) instead of PEARL."""
     eval_every: int = Field(20, ge=0)
     """Few-shot evaluation every this many iterations (0: only at the end)."""
     checkpoint_every: int = Field(10, ge=1)
@@ -280,12 +314,16 @@ class TrainConfig(StrictModel):
         """`algo`, or the algorithm a config without it trains (see `algo`)."""
         if self.algo is not None:
             return self.algo
+        if self.distill is not None:
+            return "distill"
         return "offline_pearl" if self.offline.dataset is not None else "pearl"
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.algo == "offline_pearl" and self.offline.dataset is None:
             raise ValueError("algo offline_pearl needs offline.dataset (a `zshot collect` dir)")
+        if self.algo == "distill" and self.distill is None:
+            raise ValueError("algo distill needs a `distill` section (training/config.py)")
         if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
+from training.algos.distill.trainer import DistillTrainer
 from training.algos.offline_pearl import networks as offline_pearl_networks
 from training.algos.offline_pearl.networks import OfflinePearlNets
 from training.algos.offline_pearl.trainer import OfflineTrainer
@@ -103,6 +104,20 @@ ALGORITHMS: dict[str, Algorithm] = {
         make_nets=offline_pearl_networks.make_nets,
         make_agent=pearl_agent,
         trainer=OfflineTrainer,
+        exporter=export_posterior,
+        artifact_kind="posterior",
+    ),
+    "distill": Algorithm(
+        name="distill",
+        summary="insertion skill distilled by DAgger from the sim's servo told the true "
+        "socket pose, an encoder trained to estimate that pose (issue #17)",
+        paper="Ross, Gordon, Bagnell (2011), A Reduction of Imitation Learning and Structured "
+        "Prediction to No-Regret Online Learning (DAgger), AISTATS, arXiv 1011.0686; "
+        "Chen et al. (2019), Learning by Cheating, CoRL, arXiv 1912.12294",
+        config_sections=("encoder", "distill"),
+        make_nets=pearl_networks.make_nets,
+        make_agent=pearl_agent,
+        trainer=DistillTrainer,
         exporter=export_posterior,
         artifact_kind="posterior",
     ),
