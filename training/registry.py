@@ -188,7 +188,7 @@ def export_run(
         run.nets,
         run.cfg,
         out_dir,
-        name=f"zshot-pearl-{run.run_dir.name}",  # the name before #18, for every algorithm
+        name=f"zshot-{run.algorithm.name}-{run.run_dir.name}",
         algorithm=run.algorithm.name,
         run_dir=run.run_dir,
         counters=counters,
