@@ -296,7 +296,9 @@ def few_shot_eval(
 ) -> FewShotReport:
     """Run the few-shot protocol on the source's test tasks (optionally only those labelled
     `labels`)."""
-    tasks = select_test_tasks(source, labels, cfg.tasks_per_label, cfg.max_tasks, flag="--tasks: ")
+    tasks = select_test_tasks(
+        source, labels, cfg.tasks_per_label, cfg.max_tasks, flag="--tasks/--plugs: "
+    )
     env = source.make_env()
     control_hz = env_control_hz(env)
     rng = np.random.default_rng(seed)
