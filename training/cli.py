@@ -158,27 +158,16 @@ def eval_main(argv: Sequence[str]) -> int:
         help="run dir, artifact dir, or 'spiral' / 'spiral-memory' (the scripted baselines; "
         "'spiral-memory-off': the memory spiral's search without its memory)",
     )
-    p.add_argument(
-        "--tasks",
-        "--plugs",
-        dest="tasks",
-        nargs="+",
-        metavar="LABEL",
-        help="only the test tasks with these labels (the report's first column; default: all "
-        "test tasks). Insertion: plug names or plug spec files (a file's plug is evaluated as "
-        "a held-out plug); --plugs is the same option",
+    add_label_arguments(
+        p,
+        None,
+        "the report's first column; default: all test tasks. Insertion: plug names or plug "
+        "spec files (a file's plug is evaluated as a held-out plug)",
     )
     add_profile_argument(p)
     p.add_argument("--explore", "-k", type=int, help="K exploration episodes per task")
     p.add_argument("--episodes", "-n", type=int, help="N evaluation episodes per task")
     p.add_argument("--mode", choices=["episodic", "online"], help="posterior update protocol")
-    p.add_argument(
-        "--tasks-per-label",
-        "--tasks-per-plug",
-        dest="tasks_per_label",
-        type=int,
-        help="at most this many test tasks per label (--tasks-per-plug: the same)",
-    )
     p.add_argument(
         "--max-tasks",
         type=int,
@@ -304,6 +293,27 @@ def eval_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def add_label_arguments(p: argparse.ArgumentParser, per_label: int | None, about: str) -> None:
+    """`--tasks LABEL...` and `--tasks-per-label N` (args.tasks, args.tasks_per_label), with
+    their insertion spellings `--plugs` and `--tasks-per-plug` as the same options."""
+    p.add_argument(
+        "--tasks",
+        "--plugs",
+        dest="tasks",
+        nargs="+",
+        metavar="LABEL",
+        help=f"only the test tasks with these labels ({about}); --plugs: the same",
+    )
+    p.add_argument(
+        "--tasks-per-label",
+        "--tasks-per-plug",
+        dest="tasks_per_label",
+        type=int,
+        default=per_label,
+        help="at most this many test tasks per label; --tasks-per-plug: the same",
+    )
+
+
 def _label_args(items: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:
     """`--tasks` entries -> (labels to keep, plug spec files to add as held-out test plugs).
     A plug file must exist and pass its spec check (PlugSpecError, a ValueError, names it);
@@ -341,22 +351,7 @@ def finetune_main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("-k", "--context-episodes", type=int, help="K context episodes per task")
     p.add_argument("-n", "--episodes", type=int, default=10, help="evaluation episodes per task")
-    p.add_argument(
-        "--tasks-per-label",
-        "--tasks-per-plug",
-        dest="tasks_per_label",
-        type=int,
-        default=10,
-        help="at most this many test tasks per label (--tasks-per-plug: the same)",
-    )
-    p.add_argument(
-        "--tasks",
-        "--plugs",
-        dest="tasks",
-        nargs="+",
-        metavar="LABEL",
-        help="only the test tasks with these labels (--plugs: the same)",
-    )
+    add_label_arguments(p, 10, "default: all test tasks")
     p.add_argument(
         "--finetune", metavar="LABEL", help="fine-tune on the first test task with this label"
     )
