@@ -51,7 +51,7 @@ def _as_recordings(minari_root: Path, out: Path) -> None:
             obs, act = g["observations"][()], g["actions"][()]
             rew, term, trunc = g["rewards"][()], g["terminations"][()], g["truncations"][()]
             rec.begin_episode(
-                {"task": {"json": str(g.attrs["task_json"])}, "plug": str(g.attrs["plug"])}
+                {"task": {"json": str(g.attrs["task_json"])}, "plug": str(g.attrs["label"])}
             )
             for t in range(len(act)):
                 rec.record(

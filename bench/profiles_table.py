@@ -24,10 +24,13 @@ from typing import Any
 
 
 def _rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Plug label -> {successes, episodes, t, violations} from an eval or finetune report."""
+    """Plug label -> {successes, episodes, t, violations} from an eval or finetune report:
+    rows under "tasks" labelled "label", or, as reports written before the rename and
+    `zshot trials` reports say, under "plugs" labelled "plug"."""
     out: dict[str, dict[str, Any]] = {}
-    for p in report.get("plugs", []):
-        out[p["plug"]] = {
+    rows = report["tasks"] if isinstance(report.get("tasks"), list) else report.get("plugs", [])
+    for p in rows:
+        out[p["label"] if "label" in p else p["plug"]] = {
             "successes": int(p["successes"]),
             "episodes": int(p["episodes"]),
             "t": p.get("mean_time_to_insert"),

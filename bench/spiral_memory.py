@@ -56,7 +56,7 @@ def main() -> None:
             **cfg.eval.model_dump(),
             "explore_episodes": args.k,
             "eval_episodes": args.n,
-            "tasks_per_plug": args.tasks_per_plug,
+            "tasks_per_label": args.tasks_per_plug,
         }
     )
     variants = [("true socket pose as memory", True)]
@@ -71,10 +71,10 @@ def main() -> None:
         source.make_env = lambda env=env: env  # few_shot_eval closes it at the end
         t0 = time.perf_counter()
         report = few_shot_eval(
-            source, agent, ev, args.seed, plugs=args.plugs, max_steps=cfg.max_episode_steps
+            source, agent, ev, args.seed, labels=args.plugs, max_steps=cfg.max_episode_steps
         )
         wall = time.perf_counter() - t0
-        viol = sum(r.safety_violations for r in report.plugs)
+        viol = sum(r.safety_violations for r in report.tasks)
         print(f"\n{name}: K={args.k}, N={args.n}, {viol} force-limit endings, {wall:.0f} s")
         print(report.table())
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 
 from training.common.agents import AgentBase
 from training.common.rollout import Episode
+from training.common.toy_env import PointGoalEnv
 from training.config import FinetuneConfig
 
 
@@ -73,13 +75,18 @@ class BehaviourActor:
 
 
 class ScriptedBehaviour(NoMemory):
-    """The expert with noise: spiral search (insertion) or go-to-goal (point)."""
+    """The expert with noise: spiral search (insertion) or go-to-goal (point).
+
+    Which expert is told by the env's type: a `PointGoalEnv` goes to its goal; an
+    `InsertionEnv` (sim.insertion) gets the insertion expert; any other env (terrain) has no
+    scripted expert and is refused (TypeError naming it)."""
 
     def __init__(self, env: Any, noise: float, rng: np.random.Generator) -> None:
         self.env, self.noise, self.rng = env, noise, rng
         self.expert: Any = None
-        if hasattr(env, "config") and hasattr(env, "obs_names") and "fz" in env.obs_names:
-            self.expert = self._insertion_expert(env.config)
+        base = env.unwrapped if isinstance(env, gym.Env) else env  # inside any wrapper
+        if not isinstance(base, PointGoalEnv):
+            self.expert = self._insertion_expert(_insertion_env(base).config)
         self.task: Any = None
 
     def _insertion_expert(self, config: Any) -> Any:
@@ -106,6 +113,22 @@ class ScriptedBehaviour(NoMemory):
             a = (goal - obs) / 0.1
         a = a + self.noise * self.rng.standard_normal(a.shape)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+def _insertion_env(env: Any) -> Any:
+    """`env` as an InsertionEnv, or a TypeError naming what it is."""
+    try:
+        from sim.insertion import InsertionEnv  # lazy: sim is needed for insertion only
+    except ImportError as exc:
+        raise TypeError(
+            f"no scripted expert for {type(env).__name__} (insertion's needs sim: {exc})"
+        ) from None
+    if not isinstance(env, InsertionEnv):
+        raise TypeError(
+            f"no scripted expert for {type(env).__name__}: they exist for the insertion "
+            "env (sim.insertion.InsertionEnv) and the point task (PointGoalEnv)"
+        )
+    return env
 
 
 class TeleopBehaviour(ScriptedBehaviour):

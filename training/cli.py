@@ -158,22 +158,21 @@ def eval_main(argv: Sequence[str]) -> int:
         help="run dir, artifact dir, or 'spiral' / 'spiral-memory' (the scripted baselines; "
         "'spiral-memory-off': the memory spiral's search without its memory)",
     )
-    p.add_argument(
-        "--plugs",
-        nargs="+",
-        help="only these test plugs: shipped names or plug spec files (a file's plug is "
-        "evaluated as a held-out plug; default: all test tasks)",
+    add_label_arguments(
+        p,
+        None,
+        "the report's first column; default: all test tasks. Insertion: plug names or plug "
+        "spec files (a file's plug is evaluated as a held-out plug)",
     )
     add_profile_argument(p)
     p.add_argument("--explore", "-k", type=int, help="K exploration episodes per task")
     p.add_argument("--episodes", "-n", type=int, help="N evaluation episodes per task")
     p.add_argument("--mode", choices=["episodic", "online"], help="posterior update protocol")
-    p.add_argument("--tasks-per-plug", type=int, help="at most this many test tasks per plug")
     p.add_argument(
         "--max-tasks",
         type=int,
         help="then at most this many test tasks in all, the first in test-task order (bounds "
-        "a locomotion evaluation, whose test tasks are not grouped by plug)",
+        "a locomotion evaluation, whose labels can hold many test tasks)",
     )
     p.add_argument(
         "--config",
@@ -193,7 +192,7 @@ def eval_main(argv: Sequence[str]) -> int:
         "./eval-<name>-<mode>-<profile>.json for an artifact or a baseline)",
     )
     args = p.parse_args(list(argv))
-    for flag, val in (("--tasks-per-plug", args.tasks_per_plug), ("--max-tasks", args.max_tasks)):
+    for flag, val in (("--tasks-per-label", args.tasks_per_label), ("--max-tasks", args.max_tasks)):
         if val is not None and val < 1:
             print(f"zshot eval: {flag} must be at least 1, got {val}", file=sys.stderr)
             return 2
@@ -203,7 +202,7 @@ def eval_main(argv: Sequence[str]) -> int:
     agent: FewShotAgent
     try:
         overrides = [*args.overrides, *profile_override(args.profile)]
-        plug_filter, extra_plugs = _plug_args(args.plugs)
+        label_filter, extra_plugs = _label_args(args.tasks)
         if scripted:
             if not args.config:
                 print(f"zshot eval {target}: needs --config (whose test tasks)", file=sys.stderr)
@@ -251,7 +250,7 @@ def eval_main(argv: Sequence[str]) -> int:
             ("explore_episodes", args.explore),
             ("eval_episodes", args.episodes),
             ("mode", args.mode),
-            ("tasks_per_plug", args.tasks_per_plug),
+            ("tasks_per_label", args.tasks_per_label),
             ("max_tasks", args.max_tasks),
         ):
             if val is not None:
@@ -263,7 +262,7 @@ def eval_main(argv: Sequence[str]) -> int:
             agent,
             eval_cfg,
             seed=args.seed,
-            plugs=plug_filter,
+            labels=label_filter,
             max_steps=cfg.max_episode_steps,
         )
     except (RuntimeError, ValueError, KeyError) as exc:
@@ -294,16 +293,38 @@ def eval_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _plug_args(plugs: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:
-    """`--plugs` entries -> (labels to keep, spec files to add as held-out test plugs).
-    A file must exist and pass its spec check (PlugSpecError, a ValueError, names it)."""
-    if not plugs:
+def add_label_arguments(p: argparse.ArgumentParser, per_label: int | None, about: str) -> None:
+    """`--tasks LABEL...` and `--tasks-per-label N` (args.tasks, args.tasks_per_label), with
+    their insertion spellings `--plugs` and `--tasks-per-plug` as the same options."""
+    p.add_argument(
+        "--tasks",
+        "--plugs",
+        dest="tasks",
+        nargs="+",
+        metavar="LABEL",
+        help=f"only the test tasks with these labels ({about}); --plugs: the same",
+    )
+    p.add_argument(
+        "--tasks-per-label",
+        "--tasks-per-plug",
+        dest="tasks_per_label",
+        type=int,
+        default=per_label,
+        help="at most this many test tasks per label; --tasks-per-plug: the same",
+    )
+
+
+def _label_args(items: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:
+    """`--tasks` entries -> (labels to keep, plug spec files to add as held-out test plugs).
+    A plug file must exist and pass its spec check (PlugSpecError, a ValueError, names it);
+    an entry that is no plug file is a label (a plug name, a terrain or point label)."""
+    if not items:
         return None, []
-    from sim.plugs import is_plug_file  # lazy: sim only when plugs are named
+    from sim.plugs import is_plug_file  # lazy: sim only when labels are named
     from sim.tasks import check_plug, plug_label
 
     labels, files = [], []
-    for item in plugs:
+    for item in items:
         if is_plug_file(item):
             labels.append(plug_label(check_plug(item)))
             files.append(item)
@@ -330,9 +351,10 @@ def finetune_main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("-k", "--context-episodes", type=int, help="K context episodes per task")
     p.add_argument("-n", "--episodes", type=int, default=10, help="evaluation episodes per task")
-    p.add_argument("--tasks-per-plug", type=int, default=10)
-    p.add_argument("--plugs", nargs="+")
-    p.add_argument("--finetune", metavar="PLUG", help="fine-tune on this plug's first test task")
+    add_label_arguments(p, 10, "default: all test tasks")
+    p.add_argument(
+        "--finetune", metavar="LABEL", help="fine-tune on the first test task with this label"
+    )
     add_set_argument(
         p,
         help="config overrides, e.g. --set finetune.max_episodes=20, "
@@ -395,8 +417,8 @@ def finetune_main(argv: Sequence[str] | None = None) -> int:
                     context_source=kind,
                     episodes=args.episodes,
                     seed=args.seed,
-                    plugs=args.plugs,
-                    tasks_per_plug=args.tasks_per_plug,
+                    labels=args.tasks,
+                    tasks_per_label=args.tasks_per_label,
                 )
                 print(f"context from {kind} (K={cfg.finetune.context_episodes}):")
                 print(rep.table())

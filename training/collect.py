@@ -318,7 +318,7 @@ def collect_dataset(
                         infos,
                         {
                             "task": task.model_dump(mode="json"),
-                            "plug": source.task_label(task),
+                            "label": source.task_label(task),
                             "mode": name,
                             "task_index": ti,
                             "success": ep.success,

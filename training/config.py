@@ -95,10 +95,22 @@ class EvalConfig(StrictModel):
     mode: Literal["episodic", "online"] = "episodic"
     """episodic: z resampled per episode from the posterior (paper); online: posterior
     updated after every step from the first episode on, z = posterior mean."""
-    tasks_per_plug: int | None = Field(None, ge=1)
-    """Evaluate at most this many test tasks of each plug (None: all)."""
+    tasks_per_label: int | None = Field(None, ge=1)
+    """Evaluate at most this many test tasks of each label (plug, terrain setting, ...;
+    None: all). `tasks_per_plug`, its name before, is read as an alias."""
     max_tasks: int | None = Field(None, ge=1)
     """Then at most this many test tasks in all (None: all)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_key(cls, data: Any) -> Any:
+        """`tasks_per_plug` (older configs and checkpoints) -> `tasks_per_label`. Given
+        beside the new key it wins: a stored config dumps only the new key, so
+        `--set eval.tasks_per_plug=N` on a run's config must override it."""
+        if isinstance(data, dict) and "tasks_per_plug" in data:
+            data = dict(data)
+            data["tasks_per_label"] = data.pop("tasks_per_plug")
+        return data
 
 
 class TaskFeature(StrictModel):

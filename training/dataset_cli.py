@@ -9,7 +9,8 @@ Per episode: observations [T+1], actions (the action *sent*, after safety) [T], 
 terminations, truncations [T]; infos/<key> [T+1] (Minari's convention: row 0 is the reset's
 info, which a recording does not have: NaN for floats, 0 for ints) with timestamps,
 t_monotonic, latency_s, flags, z_mean, z_var, wrench and commanded_actions; metadata task
-(task_json + task/<param>), plug, mode, recovered, summary, source_file.
+(task_json + task/<param>), label (the recording's `plug`), mode, recovered, summary,
+source_file.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def export_recordings(
                     infos,
                     {
                         "task": ep["task"],
-                        "plug": ep["plug"],
+                        "label": ep["plug"],  # the recorder's name: the plug
                         "mode": ep["mode"],
                         "recovered": ep["recovered"],
                         "summary": summary if isinstance(summary, dict) else {},

@@ -129,10 +129,11 @@ def _latent(
 
 
 @dataclass
-class PlugResult:
-    """Aggregated evaluation episodes of one plug (over its test tasks)."""
+class TaskResult:
+    """Aggregated evaluation episodes of one task label (over its test tasks: one plug on
+    insertion, one held-out terrain setting, one goal of the point task)."""
 
-    plug: str
+    label: str
     successes: int
     episodes: int
     mean_return: float
@@ -147,26 +148,27 @@ class PlugResult:
     explore_mean_return: float = float("nan")  # over exploration episodes (NaN: none)
 
 
-def _time_cell(p: PlugResult) -> str:
+def _time_cell(p: TaskResult) -> str:
     """Mean time to success (s) of a report row, "-" without successes."""
     return f"{p.mean_time_to_insert:.2f}" if p.mean_time_to_insert is not None else "-"
 
 
 @dataclass
 class FewShotReport:
-    """Per-plug results plus the protocol that produced them."""
+    """Per-label results plus the protocol that produced them."""
 
-    plugs: list[PlugResult]
+    tasks: list[TaskResult]
     protocol: dict[str, Any]
 
     @property
     def success_rate(self) -> float:
-        """Successes / episodes over all plugs."""
-        n = sum(p.episodes for p in self.plugs)
-        return sum(p.successes for p in self.plugs) / n if n else 0.0
+        """Successes / episodes over all labels."""
+        n = sum(p.episodes for p in self.tasks)
+        return sum(p.successes for p in self.tasks) / n if n else 0.0
 
     def table(self) -> str:
-        """The per-plug table people read: insertion's (time to insert, peak force, force-limit
+        """The per-label table people read: insertion's (first column "plug", as every
+        insertion task is one; time to insert, peak force, force-limit
         endings), return-based for locomotion (`return_table`), success-based for other
         success envs (`success_table`: the toy task has no insertion or forces)."""
         if self.protocol.get("metric") == "return":
@@ -187,54 +189,54 @@ class FewShotReport:
         """Per task label: successes, mean return, time to success and episode length."""
         return self._success_rows(
             "task",
-            max([22, *(len(p.plug) for p in self.plugs)]),
+            max([22, *(len(p.label) for p in self.tasks)]),
             [("t_success[s]", 12, _time_cell), ("steps", 6, lambda p: f"{p.mean_steps:.0f}")],
         )
 
     def _success_rows(
-        self, label: str, width: int, columns: list[tuple[str, int, Callable[[PlugResult], str]]]
+        self, label: str, width: int, columns: list[tuple[str, int, Callable[[TaskResult], str]]]
     ) -> str:
         """label | success | return | the given columns (header, width, cell), then "all"."""
         head = f"{label:<{width}} {'success':>9} {'return':>9}" + "".join(
             f" {h:>{n}}" for h, n, _ in columns
         )
         lines = [head, "-" * len(head)]
-        for p in self.plugs:
+        for p in self.tasks:
             lines.append(
-                f"{p.plug:<{width}} {f'{p.successes}/{p.episodes}':>9} {p.mean_return:>9.2f}"
+                f"{p.label:<{width}} {f'{p.successes}/{p.episodes}':>9} {p.mean_return:>9.2f}"
                 + "".join(f" {cell(p):>{n}}" for _, n, cell in columns)
             )
-        n = sum(p.episodes for p in self.plugs)
-        s = sum(p.successes for p in self.plugs)
+        n = sum(p.episodes for p in self.tasks)
+        s = sum(p.successes for p in self.tasks)
         lines.append(f"{'all':<{width}} {f'{s}/{n}':>9}")
         return "\n".join(lines)
 
     def return_table(self) -> str:
         """Per task label: evaluation return (mean, std over episodes), the exploration
         episodes' mean return and length; success is not a locomotion figure."""
-        w = max([30, *(len(p.plug) for p in self.plugs)])  # terrain labels can be long
+        w = max([30, *(len(p.label) for p in self.tasks)])  # terrain labels can be long
         head = (
-            f"{'tasks':<{w}} {'episodes':>8} {'return':>9} {'std':>8} {'explore ret':>11} "
+            f"{'task':<{w}} {'episodes':>8} {'return':>9} {'std':>8} {'explore ret':>11} "
             f"{'steps':>6}"
         )
         lines = [head, "-" * len(head)]
-        for p in self.plugs:
+        for p in self.tasks:
             # no exploration episodes (K = 0, online mode): "-", not nan
             explore = p.explore_mean_return
             explore_s = f"{explore:>11.2f}" if np.isfinite(explore) else f"{'-':>11}"
             lines.append(
-                f"{p.plug:<{w}} {p.episodes:>8} {p.mean_return:>9.2f} {p.std_return:>8.2f} "
+                f"{p.label:<{w}} {p.episodes:>8} {p.mean_return:>9.2f} {p.std_return:>8.2f} "
                 f"{explore_s} {p.mean_steps:>6.0f}"
             )
-        n = sum(p.episodes for p in self.plugs)
+        n = sum(p.episodes for p in self.tasks)
         lines.append(f"{'all':<{w}} {n:>8} {self.mean_return:>9.2f}")
         return "\n".join(lines)
 
     @property
     def mean_return(self) -> float:
         """Mean evaluation return over every episode of every label."""
-        n = sum(p.episodes for p in self.plugs)
-        return sum(p.mean_return * p.episodes for p in self.plugs) / n if n else float("nan")
+        n = sum(p.episodes for p in self.tasks)
+        return sum(p.mean_return * p.episodes for p in self.tasks) / n if n else float("nan")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -242,19 +244,32 @@ class FewShotReport:
             "protocol": self.protocol,
             "success_rate": self.success_rate,
             "mean_return": self.mean_return,
-            "plugs": [asdict(p) for p in self.plugs],
+            "tasks": [asdict(p) for p in self.tasks],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FewShotReport:
+        """The report `to_json` wrote; also one written before the rename (rows under
+        "plugs", each labelled "plug")."""
+        rows = data["tasks"] if "tasks" in data else data.get("plugs", [])
+        out = []
+        for row in rows:
+            row = dict(row)
+            if "label" not in row:
+                row["label"] = row.pop("plug")
+            out.append(TaskResult(**row))
+        return cls(out, dict(data.get("protocol", {})))
 
     def write_json(self, path: str | Path) -> None:
         """Write `to_json()` to `path` as strict JSON (NaN as null)."""
         write_json(path, self.to_json())
 
 
-def plug_result(label: str, eps: list[EpisodeResult], explore: list[EpisodeResult]) -> PlugResult:
-    """One report row from a plug's evaluation episodes and its exploration episodes."""
+def task_result(label: str, eps: list[EpisodeResult], explore: list[EpisodeResult]) -> TaskResult:
+    """One report row from a label's evaluation episodes and its exploration episodes."""
     ttis = [e.time_to_insert for e in eps if e.time_to_insert is not None]
-    return PlugResult(
-        plug=label,
+    return TaskResult(
+        label=label,
         successes=sum(e.success for e in eps),
         episodes=len(eps),
         mean_return=float(np.mean([e.ret for e in eps])),
@@ -276,19 +291,22 @@ def few_shot_eval(
     cfg: EvalConfig,
     seed: int,
     *,
-    plugs: list[str] | None = None,
+    labels: list[str] | None = None,
     max_steps: int | None = None,
 ) -> FewShotReport:
-    """Run the few-shot protocol on the source's test tasks (optionally only `plugs`)."""
-    tasks = select_test_tasks(source, plugs, cfg.tasks_per_plug, cfg.max_tasks, flag="--plugs: ")
+    """Run the few-shot protocol on the source's test tasks (optionally only those labelled
+    `labels`)."""
+    tasks = select_test_tasks(
+        source, labels, cfg.tasks_per_label, cfg.max_tasks, flag="--tasks/--plugs: "
+    )
     env = source.make_env()
     control_hz = env_control_hz(env)
     rng = np.random.default_rng(seed)
     online = cfg.mode == "online"
-    per_plug: dict[str, dict[str, list]] = {}
+    per_label: dict[str, dict[str, list]] = {}
     for task in tasks:
         label = source.task_label(task)
-        acc = per_plug.setdefault(label, {"eval": [], "explore": []})
+        acc = per_label.setdefault(label, {"eval": [], "explore": []})
         env.set_task(task)
         agent.reset_task()  # a scripted baseline's memory is per task
         post = new_posterior(agent)
@@ -321,10 +339,10 @@ def few_shot_eval(
             )
     env.close()
     rows = []
-    for label in sorted(per_plug):
-        eps: list[EpisodeResult] = per_plug[label]["eval"]
-        exp: list[EpisodeResult] = per_plug[label]["explore"]
-        rows.append(plug_result(label, eps, exp))
+    for label in sorted(per_label):
+        eps: list[EpisodeResult] = per_label[label]["eval"]
+        exp: list[EpisodeResult] = per_label[label]["explore"]
+        rows.append(task_result(label, eps, exp))
     protocol = {
         "mode": cfg.mode,
         "explore_episodes": cfg.explore_episodes,
@@ -394,8 +412,8 @@ def context_eval(
     context_source: str,
     episodes: int,
     seed: int,
-    plugs: list[str] | None = None,
-    tasks_per_plug: int | None = None,
+    labels: list[str] | None = None,
+    tasks_per_label: int | None = None,
 ) -> FewShotReport:
     """The context-shift measurement (training/algos/offline_pearl/finetune.py's module
     doc): per test task, K context episodes from `context_source` (`cfg.finetune`), then
@@ -405,7 +423,7 @@ def context_eval(
     hz = env_control_hz(env)
     rng = np.random.default_rng(seed)
     per: dict[str, tuple[list[EpisodeResult], list[EpisodeResult]]] = {}
-    for task in select_test_tasks(source, plugs, tasks_per_plug):
+    for task in select_test_tasks(source, labels, tasks_per_label):
         label = source.task_label(task)
         evals, ctxs = per.setdefault(label, ([], []))
         env.set_task(task)
@@ -426,12 +444,12 @@ def context_eval(
             ep = mean_z_episode(env, agent, post, rng, hz, cfg.max_episode_steps, ft.sample_actions)
             evals.append(ep)
     env.close()
-    rows = [plug_result(label, *per[label]) for label in sorted(per)]
+    rows = [task_result(label, *per[label]) for label in sorted(per)]
     protocol = {
         "context_source": context_source,
         "context_episodes": ft.context_episodes,
         "eval_episodes_per_task": episodes,
-        "tasks_per_plug": tasks_per_plug,
+        "tasks_per_label": tasks_per_label,
         "seed": seed,
         "use_latent": agent.encoder is not None,
         "sample_actions": ft.sample_actions,

@@ -20,18 +20,19 @@ def test_eval_max_tasks_bounds_the_number_of_test_tasks(
         assert zshot([*argv, "--json", str(js)]) == 0
         report = json.loads(js.read_text())
         assert report["protocol"]["tasks"] == n
-        assert sum(p["episodes"] for p in report["plugs"]) == n
+        assert sum(p["episodes"] for p in report["tasks"]) == n
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("flag", ["--max-tasks", "--tasks-per-plug"])
+@pytest.mark.parametrize("flag", ["--max-tasks", "--tasks-per-label", "--tasks-per-plug"])
 @pytest.mark.parametrize("value", ["0", "-2"])
 def test_eval_refuses_task_bounds_below_one(
     flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert zshot(["eval", str(tmp_path), f"{flag}={value}"]) == 2
     err = capsys.readouterr().err
-    assert f"{flag} must be at least 1, got {value}" in err
+    named = "--tasks-per-label" if flag == "--tasks-per-plug" else flag  # the alias's name
+    assert f"{named} must be at least 1, got {value}" in err
 
 
 def test_eval_set_redraws_the_test_tasks_and_names_a_bad_key(

@@ -71,8 +71,8 @@ class ExactStartEnv(PointGoalEnv):
 
 def _source() -> TaskSource:
     tasks = [
-        PointTask(plug="up", goal_x=0.0, goal_y=1.0),
-        PointTask(plug="right", goal_x=0.9, goal_y=0.4),
+        PointTask(label="up", goal_x=0.0, goal_y=1.0),
+        PointTask(label="right", goal_x=0.9, goal_y=0.4),
     ]
     return TaskSource("point", point_tasks(3, 0, "train"), tasks, ExactStartEnv)
 
@@ -82,16 +82,16 @@ def test_protocol_counts_and_table() -> None:
     cfg = EvalConfig(explore_episodes=2, eval_episodes=3)
     report = few_shot_eval(_source(), agent, cfg, seed=0)
     # 'up' (1 m away at 0.1 m/step, radius 0.15) succeeds at step 9: 0.9 s at 10 Hz
-    assert [p.plug for p in report.plugs] == ["right", "up"]
-    for p in report.plugs:
+    assert [p.label for p in report.tasks] == ["right", "up"]
+    for p in report.tasks:
         assert p.episodes == 3 and p.explore_episodes == 2
         assert p.peak_force == 0.0
-    up = report.plugs[1]
+    up = report.tasks[1]
     assert up.successes == 3 and up.explore_successes == 2
-    assert up.mean_steps == 9 and report.plugs[0].mean_steps == PointGoalEnv.max_steps
+    assert up.mean_steps == 9 and report.tasks[0].mean_steps == PointGoalEnv.max_steps
     assert up.safety_violations == 0
     assert up.mean_time_to_insert == pytest.approx(0.9)
-    assert report.plugs[0].successes == 0 and report.plugs[0].mean_time_to_insert is None
+    assert report.tasks[0].successes == 0 and report.tasks[0].mean_time_to_insert is None
     assert report.success_rate == 0.5
     # episodic: factors only from the exploration episodes ('up' ends at step 9 when it
     # succeeds, 'right' runs the full 20 steps): 2 * 9 + 2 * 20
@@ -103,10 +103,17 @@ def test_protocol_counts_and_table() -> None:
     head = table.splitlines()[0].split()
     assert head == ["task", "success", "return", "t_success[s]", "steps"]
     assert "0.90" in table  # up's time to success
-    insertion = FewShotReport(report.plugs, {**report.protocol, "env_kind": "insertion"})
+    insertion = FewShotReport(report.tasks, {**report.protocol, "env_kind": "insertion"})
     assert "t_insert[s]" in insertion.table() and "peak F[N]" in insertion.table()
     data = report.to_json()
-    assert data["protocol"]["explore_episodes"] == 2 and len(data["plugs"]) == 2
+    assert data["protocol"]["explore_episodes"] == 2 and len(data["tasks"]) == 2
+    assert [row["label"] for row in data["tasks"]] == ["right", "up"] and "plugs" not in data
+    # the JSON reads back, and so does a report written before the rename ("plugs"/"plug")
+    again = FewShotReport.from_json(json.loads(json.dumps(data)))
+    assert again.tasks == report.tasks and again.protocol == report.protocol
+    old = json.loads(json.dumps(data))
+    old["plugs"] = [{"plug": r.pop("label"), **r} for r in old.pop("tasks")]
+    assert FewShotReport.from_json(old).tasks == report.tasks
 
 
 def test_without_exploration_the_posterior_stays_at_the_prior() -> None:
@@ -142,16 +149,34 @@ def test_online_mode_updates_every_step() -> None:
     np.testing.assert_allclose([z[2] for z in agent.zs], [t / (t + 1) for t in range(9)], rtol=1e-6)
 
 
-def test_tasks_per_plug_limits_each_plug() -> None:
+def test_tasks_per_label_limits_each_label() -> None:
     src = _source()
-    src.test_tasks = [*src.test_tasks, PointTask(plug="up", goal_x=0.1, goal_y=1.0)]
-    report = few_shot_eval(src, UpAgent(), EvalConfig(explore_episodes=0, tasks_per_plug=1), seed=0)
-    assert report.protocol["tasks"] == 2 and all(p.episodes == 1 for p in report.plugs)
+    src.test_tasks = [*src.test_tasks, PointTask(label="up", goal_x=0.1, goal_y=1.0)]
+    report = few_shot_eval(
+        src, UpAgent(), EvalConfig(explore_episodes=0, tasks_per_label=1), seed=0
+    )
+    assert report.protocol["tasks"] == 2 and all(p.episodes == 1 for p in report.tasks)
 
 
-def test_unknown_plug_is_named() -> None:
+def test_eval_config_reads_the_old_tasks_per_plug_key() -> None:
+    """`tasks_per_plug` (configs and checkpoints before the rename) is `tasks_per_label`;
+    given with the new key (a stored config + `--set eval.tasks_per_plug=N`) it wins."""
+    from training.config import TrainConfig
+    from zshot.config import ConfigError, override_config
+
+    assert EvalConfig.model_validate({"tasks_per_plug": 3}).tasks_per_label == 3
+    assert "tasks_per_plug" not in EvalConfig(tasks_per_label=3).model_dump()
+    both = {"tasks_per_label": 2, "tasks_per_plug": 5}
+    assert EvalConfig.model_validate(both).tasks_per_label == 5
+    cfg = TrainConfig(eval=EvalConfig(tasks_per_label=2))
+    assert override_config(cfg, ["eval.tasks_per_plug=4"], "x").eval.tasks_per_label == 4
+    with pytest.raises(ConfigError, match="tasks_per_label"):
+        override_config(cfg, ["eval.tasks_per_plug=0"], "x")
+
+
+def test_unknown_label_is_named() -> None:
     with pytest.raises(ValueError, match=r"\['nope'\] not among the test tasks' labels"):
-        few_shot_eval(_source(), UpAgent(), EvalConfig(), seed=0, plugs=["nope"])
+        few_shot_eval(_source(), UpAgent(), EvalConfig(), seed=0, labels=["nope"])
 
 
 @pytest.mark.slow
@@ -170,7 +195,7 @@ def test_eval_cli_on_run_and_artifact(
                 [
                     "eval",
                     str(target),
-                    "--plugs",
+                    "--tasks",
                     "test-0",
                     "test-1",
                     "-k",
@@ -192,7 +217,7 @@ def test_eval_cli_on_run_and_artifact(
         and art_res["protocol"]["backend"] == "onnxruntime"
     )
     # Same seed, same protocol: the robot's numbers (onnxruntime) equal the training ones.
-    for a, b in zip(run_res["plugs"], art_res["plugs"], strict=True):
+    for a, b in zip(run_res["tasks"], art_res["tasks"], strict=True):
         assert a["successes"] == b["successes"]
         assert a["mean_return"] == pytest.approx(b["mean_return"], abs=1e-3)
 
@@ -207,10 +232,10 @@ def test_eval_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_return_table_shows_a_dash_without_exploration_episodes() -> None:
-    from training.evaluate import FewShotReport, PlugResult
+    from training.evaluate import FewShotReport, TaskResult
 
-    def row(label: str, explore: float) -> PlugResult:
-        return PlugResult(label, 0, 3, -10.0, None, 0.0, 0.0, 0, 200.0, 0, 0, 1.0, explore)
+    def row(label: str, explore: float) -> TaskResult:
+        return TaskResult(label, 0, 3, -10.0, None, 0.0, 0.0, 0, 200.0, 0, 0, 1.0, explore)
 
     table = FewShotReport([row("v0-1", float("nan")), row("v1-2", -12.5)], {}).return_table()
     lines = table.splitlines()
@@ -231,8 +256,8 @@ def test_eval_spiral_memory_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "spiral-search with memory" in out and "Car-plug-4p" in out
     rep = json.loads(js.read_text())
     assert rep["protocol"]["target"] == "spiral-memory"
-    assert [p["plug"] for p in rep["plugs"]] == ["Car-plug-4p", "US-AC-plug"]
-    assert all(p["episodes"] == 2 and p["explore_episodes"] == 1 for p in rep["plugs"])
+    assert [p["label"] for p in rep["tasks"]] == ["Car-plug-4p", "US-AC-plug"]
+    assert all(p["episodes"] == 2 and p["explore_episodes"] == 1 for p in rep["tasks"])
     assert zshot(["eval", "spiral-memory"]) == 2
     assert "spiral-memory: needs --config" in capsys.readouterr().err
     off = tmp_path / "off.json"  # the same search with its memory off
@@ -241,7 +266,7 @@ def test_eval_spiral_memory_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "spiral-search with memory off" in capsys.readouterr().out
     rep = json.loads(off.read_text())
     assert rep["protocol"]["target"] == "spiral-memory-off"
-    assert all(p["episodes"] == 2 for p in rep["plugs"])
+    assert all(p["episodes"] == 2 for p in rep["tasks"])
 
 
 def test_memory_agent_is_reset_per_task_and_told_each_outcome() -> None:
@@ -271,3 +296,24 @@ def test_memory_agent_is_reset_per_task_and_told_each_outcome() -> None:
         source, Recording(cfg), EvalConfig(explore_episodes=1, eval_episodes=1), 0, max_steps=5
     )
     assert calls == ["task", "end", "end", "task", "end", "end"]
+
+
+def test_profiles_table_reads_reports_of_both_spellings(tmp_path: Path) -> None:
+    """bench/profiles_table.py: new reports ("tasks"/"label") and reports written before the
+    rename or by `zshot trials` ("plugs"/"plug") give the same rows."""
+    import subprocess
+    import sys
+
+    row = {"successes": 3, "episodes": 4, "mean_time_to_insert": 1.5, "safety_violations": 1}
+    (tmp_path / "new-p.json").write_text(json.dumps({"tasks": [{"label": "Hex-peg", **row}]}))
+    (tmp_path / "old-p.json").write_text(json.dumps({"plugs": [{"plug": "Hex-peg", **row}]}))
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(repo / "bench" / "profiles_table.py"), "--profiles", "p"]
+        + [f"{k}={tmp_path}/{k}-{{profile}}.json" for k in ("new", "old")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "| Hex-peg | 3/4 (1.5 s) | 3/4 (1.5 s) |" in out
+    assert "| force-limit endings | 1 | 1 |" in out

@@ -80,7 +80,7 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "run"
 
 
-def test_context_eval_counts_episodes_per_plug(offline_run: Path) -> None:
+def test_context_eval_counts_episodes_per_label(offline_run: Path) -> None:
     nets, cfg = load_run(offline_run)
     source = make_task_source(cfg)
     for kind in ("scripted", "teleop", "own"):
@@ -91,18 +91,18 @@ def test_context_eval_counts_episodes_per_plug(offline_run: Path) -> None:
             context_source=kind,
             episodes=2,
             seed=0,
-            plugs=["test-0", "test-1"],
-            tasks_per_plug=1,
+            labels=["test-0", "test-1"],
+            tasks_per_label=1,
         )
-        assert [p.plug for p in rep.plugs] == ["test-0", "test-1"]
-        assert all(p.episodes == 2 and p.explore_episodes == 2 for p in rep.plugs)
+        assert [p.label for p in rep.tasks] == ["test-0", "test-1"]
+        assert all(p.episodes == 2 and p.explore_episodes == 2 for p in rep.tasks)
         assert rep.protocol["context_source"] == kind
     # The point demonstrator knows the goal: its context episodes nearly always succeed.
     rep = context_eval(
         source, _agent(nets, cfg), cfg, context_source="scripted", episodes=1, seed=0
     )
-    assert sum(p.explore_successes for p in rep.plugs) >= 0.8 * sum(
-        p.explore_episodes for p in rep.plugs
+    assert sum(p.explore_successes for p in rep.tasks) >= 0.8 * sum(
+        p.explore_episodes for p in rep.tasks
     )
     with pytest.raises(ValueError, match="not among the test tasks' labels"):
         select_test_tasks(source, ["nope"], None)
@@ -183,9 +183,9 @@ def test_cli(offline_run: Path, tmp_path: Path) -> None:
                 "own",
                 "-n",
                 "1",
-                "--tasks-per-plug",
+                "--tasks-per-label",
                 "1",
-                "--plugs",
+                "--tasks",
                 "test-0",
                 "--json",
                 str(out),
@@ -452,12 +452,12 @@ def test_sample_actions_makes_the_evaluation_episodes_stochastic(offline_run: Pa
         "context_source": "teleop",
         "episodes": 3,
         "seed": 0,
-        "plugs": ["test-0"],
-        "tasks_per_plug": 1,
+        "labels": ["test-0"],
+        "tasks_per_label": 1,
     }
     a = context_eval(source, _agent(nets, cfg), cfg, **kw)
     b = context_eval(source, _agent(nets, cfg), cfg, **kw)
     s = context_eval(source, _agent(nets, cfg), with_finetune(cfg, sample_actions=True), **kw)
-    assert a.plugs[0].mean_return == b.plugs[0].mean_return
-    assert s.plugs[0].mean_return != a.plugs[0].mean_return
+    assert a.tasks[0].mean_return == b.tasks[0].mean_return
+    assert s.tasks[0].mean_return != a.tasks[0].mean_return
     assert a.protocol["sample_actions"] is False and s.protocol["sample_actions"] is True

@@ -45,17 +45,17 @@ def test_eval_and_sim_baseline_take_a_plug_file_and_draw_the_same_tasks(
     out = capsys.readouterr().out
     assert "My-square-peg" in out and "profile oda" in out
     ev = _strict(tmp_path / "eval-spiral-insertion-episodic-oda.json")
-    assert sorted(p["plug"] for p in ev["plugs"]) == ["Metal-peg-sq", "My-square-peg"]
+    assert sorted(p["label"] for p in ev["tasks"]) == ["Metal-peg-sq", "My-square-peg"]
     assert ev["protocol"]["profile"] == "oda"
     assert zshot(["sim", "baseline", "--plug", str(plug_file), "--plug", "Metal-peg-sq",
                   *common, "--json", str(tmp_path / "b.json")]) == 0  # fmt: skip
     base = _strict(tmp_path / "b.json")
     # the same tasks, episodes and outcomes: it is the same evaluation
-    assert [(p["plug"], p["successes"], p["mean_return"]) for p in base["plugs"]] == [
-        (p["plug"], p["successes"], p["mean_return"]) for p in ev["plugs"]
+    assert [(p["label"], p["successes"], p["mean_return"]) for p in base["tasks"]] == [
+        (p["label"], p["successes"], p["mean_return"]) for p in ev["tasks"]
     ]
     # the user's file is not the shipped peg: its own tasks (other clearance/friction draws)
-    mine = next(p for p in ev["plugs"] if p["plug"] == "My-square-peg")
+    mine = next(p for p in ev["tasks"] if p["label"] == "My-square-peg")
     assert mine["episodes"] == 2
 
 

@@ -5,7 +5,7 @@
 - a Minari dataset (training/common/minari_format.py): what `zshot collect` and `zshot dataset
   export` write, or one made by Minari itself (e.g. `minari.DataCollector` around a zshot
   env); each episode's task (with the hidden parameters: socket pose error, clearance,
-  friction, ...), plug and behaviour (`mode`) are its metadata;
+  friction, ...), label (`plug` in older datasets) and behaviour (`mode`) are its metadata;
 - a directory of bridge recordings (`hardware_bridge.recorder`, one HDF5 file per
   episode, read by its `load_recordings`), or one such file; collections written before
   the Minari layout are recordings plus a dataset.json.
@@ -190,7 +190,7 @@ def _recording_episodes(p: Path) -> list[dict[str, Any]]:
                 "rewards": rec.rewards[sel],
                 "terminations": rec.terminations[sel],
                 "task": ep["task"],
-                "plug": ep["plug"],
+                "label": ep["plug"],  # the recorder's name (insertion: the plug)
                 "mode": ep["mode"],
             }
         )
@@ -215,7 +215,7 @@ def _minari_episodes(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, An
                 "rewards": ep["rewards"],
                 "terminations": ep["terminations"],
                 "task": ep["task"],
-                "plug": ep["plug"],
+                "label": ep["label"],
                 "mode": ep["mode"],
             }
         )
@@ -261,7 +261,7 @@ def load_dataset(path: str | Path) -> OfflineDataset:
         if mode not in behaviours:
             behaviours.append(mode)
         g = groups.setdefault(
-            _task_key(task), {"task": task, "label": ep["plug"] or "task", "eps": []}
+            _task_key(task), {"task": task, "label": ep["label"] or "task", "eps": []}
         )
         g["eps"].append(ep)
     tasks: list[TaskData] = []

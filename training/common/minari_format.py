@@ -339,7 +339,8 @@ def read_minari(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every episode of a Minari hdf5 dataset: (episodes, metadata.json).
 
     Each episode: name, observations [T+1, obs], actions [T, act], rewards, terminations,
-    truncations [T], task (dict, {} when none is recorded), plug, mode, attrs (unflattened).
+    truncations [T], task (dict, {} when none is recorded), label (the episode's `label`, or
+    `plug` as older datasets and bridge recordings say), mode, attrs (unflattened).
     """
     meta = read_metadata(data_dir)
     main = data_dir / MAIN_FILE
@@ -371,7 +372,7 @@ def read_minari(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                 # Only the attributes zshot wrote when task_json is there (each HDF5 attribute
                 # read costs ~0.1-0.3 ms); everything for a dataset from elsewhere.
                 present = set(g.attrs)
-                keys = ("task_json", "plug", "mode") if "task_json" in present else present
+                keys = ("task_json", "label", "plug", "mode") if "task_json" in present else present
                 attrs = {k: g.attrs[k] for k in keys if k in present}
                 task = episode_task(attrs, g)
             except (OSError, ValueError, KeyError) as exc:
@@ -391,7 +392,10 @@ def read_minari(data_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
                     )
             flat = _unflatten(attrs)
             ep["task"] = task
-            ep["plug"] = str(flat.get("plug") or task.get("plug") or "")
+            # "plug": the key before the rename (and the bridge recorder's, insertion)
+            ep["label"] = str(
+                flat.get("label") or flat.get("plug") or task.get("label") or task.get("plug") or ""
+            )
             ep["mode"] = str(flat.get("mode") or meta.get("algorithm_name") or "")
             ep["attrs"] = flat
             episodes.append(ep)

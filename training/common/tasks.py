@@ -1,7 +1,8 @@
 """Where training gets its tasks and envs: the insertion sim, the terrain sim or the 2-D toy task.
 
 `TaskSource` is the little that PEARL needs from an env family: train/test task lists, a
-way to build an env, a label per task (the plug name, used to group the eval report) and
+way to build an env, a label per task (used to group the eval report: a plug's name on
+insertion, a terrain's held-out parameters, the point task's goal name) and
 what the exported manifest states about the env. The same PEARL code trains on every
 source; only `metric` tells the report whether success or return is the figure to read.
 """
@@ -9,6 +10,7 @@ source; only `metric` tells the report whether success or return is the figure t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,13 +27,29 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Task(Protocol):
-    """A task: pydantic model with a `plug` name (InsertionTask or PointTask)."""
-
-    plug: str
+    """A task: a pydantic model (InsertionTask, TerrainTask, PointTask). Its label, the name
+    results are grouped under, comes from its `TaskSource.labeler`."""
 
     def model_dump(self) -> dict[str, Any]:
         """JSON-able form."""
         ...
+
+
+def insertion_label(task: Any) -> str:
+    """An insertion task's label: its plug's name (a spec file's `name`)."""
+    return _label(str(task.plug))
+
+
+def point_label(task: Any) -> str:
+    """A point task's label: its `label` (the goal's name)."""
+    return str(task.label)
+
+
+DEFAULT_LABELERS: dict[str, Callable[[Any], str]] = {
+    "insertion": insertion_label,
+    "point": point_label,
+}
+"""`TaskSource.labeler` when none is given, by `TaskSource.kind` (terrain passes its own)."""
 
 
 @dataclass
@@ -43,7 +61,8 @@ class TaskSource:
     test_tasks: list[Any]
     make_env: Any  # () -> gym.Env with set_task(task)
     env_info: dict[str, Any] = field(default_factory=dict)
-    labeler: Any = None  # (task) -> str; None: the task's plug name
+    labeler: Callable[[Any], str] | None = None
+    """(task) -> label; None: `DEFAULT_LABELERS[kind]` (a kind without one is refused)."""
     metric: str = "success"
     """The headline figure of the few-shot report: "success" (insertion, point) or
     "return" (locomotion, where no episode "succeeds")."""
@@ -56,11 +75,29 @@ class TaskSource:
         return self.metric == "success"
 
     def task_label(self, task: Any) -> str:
-        """Name used to group results: the plug's name (a spec file's stem), or the
-        source's own labeler (terrain: which parameter is held out, or the target bin)."""
-        if self.labeler is not None:
-            return str(self.labeler(task))
-        return _label(str(getattr(task, "plug", "task")))
+        """Name used to group results: the source's labeler (terrain: which parameter is
+        held out, or the target bin), else its kind's (`DEFAULT_LABELERS`: insertion, the
+        plug's name; point, the task's `label`)."""
+        labeler = self.labeler or DEFAULT_LABELERS.get(self.kind)
+        if labeler is None:
+            raise ValueError(f"task source {self.kind!r} has no labeler")
+        return str(labeler(task))
+
+
+def same_tasks(stored: list[Any], tasks: list[Any]) -> bool:
+    """Whether `stored` (task dicts as a checkpoint records them) are `tasks`, each read
+    back through its own model: a dict written before a field's rename (a point task's
+    `plug`, now `label`) compares equal to the task it was written from."""
+    if len(stored) != len(tasks):
+        return False
+    for data, task in zip(stored, tasks, strict=True):
+        try:
+            again = type(task).model_validate(data)
+        except ValueError:  # pydantic's ValidationError: another model's dict
+            return False
+        if again.model_dump(mode="json") != task.model_dump(mode="json"):
+            return False
+    return True
 
 
 def select_test_tasks(

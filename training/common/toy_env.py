@@ -14,14 +14,17 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class PointTask(BaseModel):
-    """One hidden goal (x, y) and actuator gain; `plug` names it in reports."""
+    """One hidden goal (x, y) and actuator gain; `label` names it in reports.
+
+    `plug` is read as the old spelling of `label` (datasets, checkpoints and reports written
+    before the rename store it so); what is written says `label`."""
 
     model_config = ConfigDict(extra="forbid")
-    plug: str
+    label: str = Field(validation_alias=AliasChoices("label", "plug"))
     goal_x: float
     goal_y: float
     gain: float = 1.0
@@ -44,7 +47,7 @@ class PointGoalEnv(gym.Env[np.ndarray, np.ndarray]):
         self.obs_units = ["m", "m"]
         self.action_names = ["vx", "vy"]
         self.action_units = ["1", "1"]  # fraction of step_size per step
-        self._task = task or PointTask(plug="goal-0", goal_x=1.0, goal_y=0.0)
+        self._task = task or PointTask(label="goal-0", goal_x=1.0, goal_y=0.0)
         self._pending: PointTask | None = None
         self._pos = np.zeros(2)
         self._t = 0
@@ -86,6 +89,6 @@ def point_tasks(n: int, seed: int, prefix: str) -> list[PointTask]:
     angles = rng.uniform(0.0, math.pi, n)
     gains = rng.uniform(0.7, 1.3, n)
     return [
-        PointTask(plug=f"{prefix}-{i}", goal_x=math.cos(a), goal_y=math.sin(a), gain=g)
+        PointTask(label=f"{prefix}-{i}", goal_x=math.cos(a), goal_y=math.sin(a), gain=g)
         for i, (a, g) in enumerate(zip(angles, gains, strict=True))
     ]

@@ -192,3 +192,33 @@ def test_an_earlier_per_episode_collection_still_loads(tmp_path: Path) -> None:
     write_manifest(d, {"complete": True, "episodes": 4})
     with pytest.raises(DatasetError, match="manifest lists 4 episodes, found 3"):
         load_dataset(d)
+
+
+def test_a_dataset_written_before_the_task_label_rename_loads(
+    point_dataset: Path, tmp_path: Path
+) -> None:
+    """Datasets collected before the rename say `plug` (episode metadata, the point task's
+    own field): they load with the same tasks and labels."""
+    new = load_dataset(point_dataset)
+    old = _copy(point_dataset, tmp_path / "old")
+    with h5py.File(old / "data" / "main_data.hdf5", "r+") as h5:
+        for g in h5.values():
+            g.attrs["plug"] = g.attrs["label"]
+            del g.attrs["label"]
+            task = json.loads(g.attrs["task_json"])
+            task["plug"] = task.pop("label")
+            g.attrs["task_json"] = json.dumps(task)
+            g.attrs["task/plug"] = g.attrs["task/label"]
+            del g.attrs["task/label"]
+    ds = load_dataset(old)
+    assert (
+        [t.label for t in ds.tasks]
+        == [t.label for t in new.tasks]
+        == [
+            "train-0",
+            "train-1",
+            "train-2",
+        ]
+    )
+    assert [t.episodes for t in ds.tasks] == [t.episodes for t in new.tasks]
+    assert all("plug" in t.task for t in ds.tasks)  # the metadata as it was written

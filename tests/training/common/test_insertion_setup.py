@@ -67,8 +67,8 @@ def test_spiral_baseline_runs_in_the_same_protocol() -> None:
     report = few_shot_eval(
         source, agent, EvalConfig(explore_episodes=0, eval_episodes=1, max_tasks=2), seed=0
     )
-    assert sum(p.episodes for p in report.plugs) == 2
-    for p in report.plugs:
+    assert sum(p.episodes for p in report.tasks) == 2
+    for p in report.tasks:
         assert p.peak_force >= 0 and p.mean_return < 100
         if p.successes:
             assert p.mean_time_to_insert is not None and p.mean_time_to_insert > 0

@@ -47,3 +47,44 @@ def test_profile_key_sets_the_socket_error_of_train_and_test_tasks() -> None:
         want = 0.001 if name == "oda" else 0.0
         assert env.config.episode_socket_xy_error == pytest.approx(want)
         env.close()
+
+
+def test_labels_come_from_the_source_kind_or_its_labeler() -> None:
+    """No attribute probing: point tasks are labelled by `label`, a source of another kind
+    needs its own labeler, and one given wins."""
+    import pytest
+
+    tasks = point_tasks(2, 0, "t")
+    assert [TaskSource("point", tasks, tasks, PointGoalEnv).task_label(t) for t in tasks] == [
+        "t-0",
+        "t-1",
+    ]
+    with pytest.raises(ValueError, match="task source 'x' has no labeler"):
+        TaskSource("x", tasks, tasks, PointGoalEnv).task_label(tasks[0])
+    own = TaskSource("x", tasks, tasks, PointGoalEnv, labeler=lambda t: f"g{t.goal_x > 0}")
+    assert own.task_label(tasks[0]) == f"g{tasks[0].goal_x > 0}"
+
+
+def test_point_task_reads_its_old_plug_key_and_writes_label() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from training.common.toy_env import PointTask
+
+    old = PointTask.model_validate({"plug": "up", "goal_x": 0.0, "goal_y": 1.0})
+    assert old == PointTask(label="up", goal_x=0.0, goal_y=1.0)
+    assert old.model_dump() == {"label": "up", "goal_x": 0.0, "goal_y": 1.0, "gain": 1.0}
+    with pytest.raises(ValidationError):  # both spellings at once: one is unknown
+        PointTask.model_validate({"plug": "a", "label": "b", "goal_x": 0.0, "goal_y": 1.0})
+
+
+def test_same_tasks_reads_stored_dicts_through_each_tasks_model() -> None:
+    from training.common.tasks import same_tasks
+
+    tasks = point_tasks(3, 0, "t")
+    new = [t.model_dump(mode="json") for t in tasks]
+    old = [{"plug": d["label"], **{k: v for k, v in d.items() if k != "label"}} for d in new]
+    assert same_tasks(new, tasks) and same_tasks(old, tasks)
+    assert not same_tasks(old[:2], tasks)  # fewer tasks
+    assert not same_tasks([*old[:2], {**old[2], "gain": 9.0}], tasks)  # another draw
+    assert not same_tasks([*old[:2], {"family": "cheetah-vel"}], tasks)  # another model's

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from tests.training.conftest import ROOT, tiny_config
 from training.common.tasks import env_control_hz, make_task_source, terrain_label
 from training.config import TrainConfig
-from training.evaluate import FewShotReport, PlugResult
+from training.evaluate import FewShotReport, TaskResult
 
 pytest.importorskip("pybullet")
 
@@ -99,10 +99,10 @@ def test_terrain_labels_name_the_held_out_parameters() -> None:
 
 
 def test_report_is_return_based_for_locomotion_and_unchanged_for_insertion() -> None:
-    row = PlugResult("v0-1", 0, 2, -50.0, None, 0.0, 0.0, 0, 200.0, 0, 2, 5.0, -80.0)
+    row = TaskResult("v0-1", 0, 2, -50.0, None, 0.0, 0.0, 0, 200.0, 0, 2, 5.0, -80.0)
     loco = FewShotReport([row], {"metric": "return"})
     text = loco.table()
-    assert text.splitlines()[0].split()[:3] == ["tasks", "episodes", "return"]
+    assert text.splitlines()[0].split()[:3] == ["task", "episodes", "return"]
     assert "-50.00" in text and "-80.00" in text and "success" not in text
     assert loco.to_json()["mean_return"] == -50.0
     insertion = FewShotReport([row], {})
@@ -123,10 +123,10 @@ def test_pearl_trains_evaluates_and_exports_on_cheetah_vel(tmp_path: Path) -> No
     trainer = Trainer(cfg, tmp_path / "run")
     report = trainer.run(progress=False)
     assert report is not None and report.protocol["metric"] == "return"
-    assert {p.plug for p in report.plugs} <= {"v0-1", "v1-2", "v2-3"}
-    assert all(p.episodes >= 1 and p.mean_steps == 20 for p in report.plugs)
+    assert {p.label for p in report.tasks} <= {"v0-1", "v1-2", "v2-3"}
+    assert all(p.episodes >= 1 and p.mean_steps == 20 for p in report.tasks)
     # cheetah-vel: reward = -|v - target| - ctrl <= 0 per step
-    assert all(np.isfinite(p.mean_return) and p.mean_return <= 0 for p in report.plugs)
+    assert all(np.isfinite(p.mean_return) and p.mean_return <= 0 for p in report.tasks)
 
     _, errors = export_run(tmp_path / "run", tmp_path / "art")
     assert max(errors.values()) <= PARITY_ATOL  # onnxruntime vs torch on the cheetah's dims
@@ -136,5 +136,5 @@ def test_pearl_trains_evaluates_and_exports_on_cheetah_vel(tmp_path: Path) -> No
     onnx_report = few_shot_eval(
         trainer.source, OnnxAgent(tmp_path / "art"), cfg.eval, seed=1, max_steps=20
     )
-    assert onnx_report.protocol["metric"] == "return" and len(onnx_report.plugs) >= 1
-    assert all(np.isfinite(p.mean_return) for p in onnx_report.plugs)
+    assert onnx_report.protocol["metric"] == "return" and len(onnx_report.tasks) >= 1
+    assert all(np.isfinite(p.mean_return) for p in onnx_report.tasks)

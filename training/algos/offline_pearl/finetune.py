@@ -21,7 +21,7 @@ networks online on the task's own trials with the same offline losses (losses.py
   fine-tuned policy from its next episode.
 
 CLI (training/cli.py `finetune_main`): `python -m training.finetune RUN --context both -n 10`
-(context-shift table) and `python -m training.finetune RUN --finetune PLUG [--artifacts DIR
+(context-shift table) and `python -m training.finetune RUN --finetune LABEL [--artifacts DIR
 --runtime ADDR]`.
 """
 

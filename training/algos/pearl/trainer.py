@@ -33,7 +33,13 @@ from training.common.batches import MetaBatch, assemble_batch
 from training.common.checkpoint import CHECKPOINT, load_checkpoint, run_state, save_checkpoint
 from training.common.replay import MultiTaskReplayBuffer
 from training.common.rollout import Episode, RolloutWorker
-from training.common.tasks import TaskSource, env_control_hz, make_task_source, observation_index
+from training.common.tasks import (
+    TaskSource,
+    env_control_hz,
+    make_task_source,
+    observation_index,
+    same_tasks,
+)
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
 from zshot.jsonio import write_json
@@ -263,9 +269,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from `state_dict()`; the train tasks must be the same ones."""
-        tasks = json.loads(state["train_tasks"])
-        mine = [t.model_dump(mode="json") for t in self.source.train_tasks]
-        if tasks != mine:
+        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
             raise ValueError(
                 "checkpoint was trained on other train tasks (seed or task config changed)"
             )
@@ -337,7 +341,7 @@ class Trainer:
                 if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
                     report = self.evaluate(seed_offset=self.iteration)
                     record["eval_success"] = report.success_rate
-                    record["eval_return"] = float(np.mean([p.mean_return for p in report.plugs]))
+                    record["eval_return"] = float(np.mean([p.mean_return for p in report.tasks]))
                     last_eval = record[eval_key]
                     writer.add_scalar("eval/success", report.success_rate, self.iteration)
                     writer.add_scalar("eval/return", record["eval_return"], self.iteration)

@@ -149,7 +149,7 @@ def test_smoke_run_exports_and_is_served_through_onnxruntime(tmp_path: Path) -> 
     run = tmp_path / "run"
     trainer = DistillTrainer(_smoke_config(), run)
     report = trainer.run()
-    assert report is not None and report.plugs
+    assert report is not None and report.tasks
     hist = json.loads((run / "history.json").read_text())
     assert [h["iteration"] for h in hist] == [0, 1]
     assert hist[0]["teacher_success"] == 1.0  # the privileged servo inserts when told

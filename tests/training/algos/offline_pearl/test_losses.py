@@ -164,7 +164,7 @@ def test_trainer_writes_a_run_that_export_and_eval_read(point_data: Path, tmp_pa
 
     run = tmp_path / "run"
     report = OfflineTrainer(offline_cfg(point_data), run).run(progress=False)
-    assert report is not None and sum(p.episodes for p in report.plugs) == 2
+    assert report is not None and sum(p.episodes for p in report.tasks) == 2
     hist = json.loads((run / "history.json").read_text())
     assert [h["updates"] for h in hist] == [10, 20, 30]
     # `zshot eval` reads the offline checkpoint like an online one

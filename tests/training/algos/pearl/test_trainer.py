@@ -189,3 +189,34 @@ def test_run_shows_success_only_where_the_env_has_it(
     assert calls == [has_success] and (tmp_path / "curves.png").is_file()
     history = json.loads((tmp_path / "history.json").read_text())
     assert {"eval_success", "eval_return"} <= set(history[-1])  # history keeps both figures
+
+
+def test_a_checkpoint_written_before_the_task_label_rename_still_loads(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """Checkpoints written before the rename store point tasks with `plug` and the config's
+    `eval.tasks_per_plug`: they resume (the train tasks compare equal) and load as runs."""
+    from training.registry import load_run
+
+    state = load_checkpoint(trained_run / CHECKPOINT)
+    tasks = json.loads(state["train_tasks"])
+    assert tasks and all("label" in t and "plug" not in t for t in tasks)  # written the new way
+    old_tasks = [{"plug": t.pop("label"), **t} for t in tasks]
+    state["train_tasks"] = json.dumps(old_tasks)
+    state["config"]["eval"]["tasks_per_plug"] = state["config"]["eval"].pop("tasks_per_label")
+    state["config"]["eval"]["tasks_per_plug"] = 1
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save(state, old / CHECKPOINT)
+
+    resumed = Trainer(tiny_config(), old)
+    resumed.load_checkpoint(old / CHECKPOINT)
+    assert resumed.iteration == state["iteration"]
+    run = load_run(old)
+    assert run.cfg.eval.tasks_per_label == 1
+    # the compatibility path still tells other tasks apart
+    old_tasks[0]["goal_x"] += 0.5
+    state["train_tasks"] = json.dumps(old_tasks)
+    torch.save(state, old / CHECKPOINT)
+    with pytest.raises(ValueError, match="other train tasks"):
+        Trainer(tiny_config(), old).load_checkpoint(old / CHECKPOINT)
