@@ -13,6 +13,8 @@ rollout worker's per-task seeds, `training.common.rollout.task_rng`).
 - Faults: an actor that dies (killed, out of memory, its node lost) is replaced by a fresh
   one and the item it was running is run again, at most `max_attempts` times in all; an
   item whose result came back is never run twice, so every item is yielded exactly once.
+  An item that loses its worker `max_attempts` times raises RuntimeError, or, with
+  `lost(i, reason)`, yields that instead (a sweep reports the trial and goes on).
   An exception raised by `method` itself is the caller's error: it is raised as it is.
 """
 
@@ -23,7 +25,7 @@ import importlib.util
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,7 @@ def run_ordered(
     ray_address: str | None = None,
     max_attempts: int = 3,
     local: Any = None,
+    lost: Callable[[int, str], Any] | None = None,
 ) -> Iterator[tuple[int, Any]]:
     """`(i, cls(*args).<method>(i))` for i in range(n), in index order (module doc).
 
@@ -98,7 +101,7 @@ def run_ordered(
         for i in range(n):
             yield i, getattr(worker, method)(i)
         return
-    yield from _run_on_ray(cls, args, method, n, workers, ray_address, max_attempts)
+    yield from _run_on_ray(cls, args, method, n, workers, ray_address, max_attempts, lost)
 
 
 def _run_on_ray(
@@ -109,6 +112,7 @@ def _run_on_ray(
     workers: int,
     ray_address: str | None,
     max_attempts: int,
+    lost: Callable[[int, str], Any] | None,
 ) -> Iterator[tuple[int, Any]]:
     import ray
     from ray.exceptions import RayActorError, RayTaskError
@@ -140,12 +144,14 @@ def _run_on_ray(
                 cause = getattr(exc, "cause", None)
                 raise (cause if isinstance(cause, BaseException) else exc) from None
             except RayActorError as exc:
-                if attempts[i] >= max_attempts:
-                    raise RuntimeError(
-                        f"item {i} lost its worker {attempts[i]} times; last: {exc}"
-                    ) from None
-                actors[slot] = actor_cls.remote(*args)  # a fresh worker, the item again
-                queue.appendleft(i)
+                actors[slot] = actor_cls.remote(*args)  # a fresh worker
+                if attempts[i] < max_attempts:
+                    queue.appendleft(i)  # the item again
+                else:
+                    reason = f"item {i} lost its worker {attempts[i]} times; last: {exc}"
+                    if lost is None:
+                        raise RuntimeError(reason) from None
+                    done[i] = lost(i, reason)
             submit(slot)
             while next_out in done:
                 yield next_out, done.pop(next_out)

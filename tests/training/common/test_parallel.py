@@ -20,6 +20,8 @@ from training.common import parallel
 from training.common.parallel import run_ordered
 from training.config import CollectConfig
 
+from .ray_helpers import DiesOnOdd, Failing
+
 ROOT = Path(__file__).resolve().parents[3]
 TINY = {
     "env": "point",
@@ -102,15 +104,6 @@ class DyingCollector(TaskCollector):
         return super().collect(index)
 
 
-class Failing:
-    """A worker whose method raises: the caller's error, not a lost worker."""
-
-    def run(self, i: int) -> int:
-        if i == 2:
-            raise ValueError(f"task {i} is bad")
-        return i
-
-
 def _files(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
@@ -178,3 +171,15 @@ def test_eval_with_two_workers_reports_what_one_worker_does(
         reports.append(json.loads(out.read_text()))
     assert reports[0] == reports[1]
     assert reports[0]["protocol"]["tasks"] >= 2
+
+
+@pytest.mark.slow
+def test_an_item_that_always_kills_its_worker_is_reported_and_the_rest_finish(
+    local_ray: Any,
+) -> None:
+    got = list(run_ordered(DiesOnOdd, (), "run", 4, workers=2, max_attempts=2, lost=lambda i, r: r))
+    assert [i for i, _ in got] == [0, 1, 2, 3]
+    assert got[0][1] == 0 and got[2][1] == 2
+    assert "item 1 lost its worker 2 times" in got[1][1]
+    with pytest.raises(RuntimeError, match="item 1 lost its worker 1 times"):
+        list(run_ordered(DiesOnOdd, (), "run", 2, workers=2, max_attempts=1))
