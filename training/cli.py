@@ -18,10 +18,9 @@ from training.behaviours import MemorySpiralAgent, SpiralAgent
 from training.common.agents import FewShotAgent, OnnxAgent
 from training.common.checkpoint import CHECKPOINT
 from training.common.parallel import add_workers_arguments, run_ordered, workers_error
-from training.common.rollout import task_rng
-from training.common.tasks import env_control_hz, make_task_source, select_test_tasks
+from training.common.tasks import make_task_source, select_test_tasks
 from training.config import EvalConfig, TrainConfig
-from training.evaluate import EpisodeResult, context_eval, few_shot_eval, few_shot_task
+from training.evaluate import EpisodeResult, context_eval, few_shot_eval, few_shot_task_env
 from training.registry import (
     ALGORITHMS,
     agent_of,
@@ -335,21 +334,19 @@ class EvalWorker:
         if overrides and str(target) not in SCRIPTED_TARGETS:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
         self.cfg, self.eval_cfg, self.seed = cfg, EvalConfig.model_validate(eval_cfg), seed
-        source = make_task_source(cfg, extra_plugs)
+        self.source = make_task_source(cfg, extra_plugs)
         e = self.eval_cfg
-        self.tasks = select_test_tasks(source, plugs, e.tasks_per_plug, e.max_tasks)
-        self.env = source.make_env()
-        self.hz = env_control_hz(self.env)
+        self.tasks = select_test_tasks(self.source, plugs, e.tasks_per_plug, e.max_tasks)
 
     def run(self, i: int) -> tuple[list[EpisodeResult], list[EpisodeResult]]:
-        """Test task i's (exploration, evaluation) episodes."""
-        self.env.set_task(self.tasks[i])
-        return few_shot_task(
-            self.env,
+        """Test task i's (exploration, evaluation) episodes (a fresh env, as in one process)."""
+        return few_shot_task_env(
+            self.source,
+            self.tasks[i],
             self.agent,
             self.eval_cfg,
-            task_rng(self.seed, i),
-            self.hz,
+            self.seed,
+            i,
             self.cfg.max_episode_steps,
         )
 

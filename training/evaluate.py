@@ -315,6 +315,27 @@ def few_shot_task(
     return explore, evals
 
 
+def few_shot_task_env(
+    source: TaskSource,
+    task: Any,
+    agent: FewShotAgent,
+    cfg: EvalConfig,
+    seed: int,
+    index: int,
+    max_steps: int | None,
+) -> tuple[list[EpisodeResult], list[EpisodeResult]]:
+    """Test task `index` (`task`) on a fresh env of `source`, drawn from `task_rng(seed,
+    index)`: the insertion env keeps PyBullet state across `set_task`, so a reused env
+    would make a task's episodes depend on the tasks run before it."""
+    env = source.make_env()
+    try:
+        env.set_task(task)
+        rng = task_rng(seed, index)
+        return few_shot_task(env, agent, cfg, rng, env_control_hz(env), max_steps)
+    finally:
+        env.close()
+
+
 def few_shot_eval(
     source: TaskSource,
     agent: FewShotAgent,
@@ -333,26 +354,17 @@ def few_shot_eval(
     this process."""
     tasks = select_test_tasks(source, plugs, cfg.tasks_per_plug, cfg.max_tasks, flag="--plugs: ")
     if run_tasks is None:
-        env = source.make_env()
-        control_hz = env_control_hz(env)
 
         def local(n: int) -> Iterator[tuple[int, Any]]:
             for i in range(n):
-                env.set_task(tasks[i])
-                yield i, few_shot_task(env, agent, cfg, task_rng(seed, i), control_hz, max_steps)
+                yield i, few_shot_task_env(source, tasks[i], agent, cfg, seed, i, max_steps)
 
         run_tasks = local
-    else:
-        env = None
     per_plug: dict[str, dict[str, list]] = {}
-    try:
-        for i, (explore, evals) in run_tasks(len(tasks)):
-            acc = per_plug.setdefault(source.task_label(tasks[i]), {"eval": [], "explore": []})
-            acc["explore"] += explore
-            acc["eval"] += evals
-    finally:
-        if env is not None:
-            env.close()
+    for i, (explore, evals) in run_tasks(len(tasks)):
+        acc = per_plug.setdefault(source.task_label(tasks[i]), {"eval": [], "explore": []})
+        acc["explore"] += explore
+        acc["eval"] += evals
     rows = []
     for label in sorted(per_plug):
         eps: list[EpisodeResult] = per_plug[label]["eval"]

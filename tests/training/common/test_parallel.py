@@ -19,6 +19,7 @@ from training.collect import TaskCollector, collect_dataset
 from training.common import parallel
 from training.common.parallel import run_ordered
 from training.config import CollectConfig
+from zshot.config import load_config
 
 from .ray_helpers import DiesOnOdd, Failing
 
@@ -74,6 +75,23 @@ def test_task_episodes_do_not_depend_on_the_order_tasks_run_in() -> None:
         for (_, ea, *_), (_, eb, *_) in zip(forward[i], backward[i], strict=True):
             np.testing.assert_array_equal(ea.obs, eb.obs)
             np.testing.assert_array_equal(ea.actions, eb.actions)
+    a.close()
+    b.close()
+
+
+def test_insertion_task_episodes_do_not_depend_on_the_tasks_run_before() -> None:
+    # The insertion env keeps PyBullet state across set_task: on one reused env, task 2
+    # after tasks 0 and 1 differed from task 2 first (obs by up to 30), hence a fresh env
+    # per task in TaskCollector.collect.
+    cfg = load_config(
+        CollectConfig, ROOT / "configs" / "collect" / "insertion.yaml", ["episodes_per_task=2"]
+    )
+    a, b = TaskCollector(cfg), TaskCollector(cfg)
+    after = [a.collect(i) for i in (0, 1, 2)][2]
+    first = b.collect(2)
+    assert [(m, e.seed) for m, e, *_ in after] == [(m, e.seed) for m, e, *_ in first]
+    for (_, ea, *_), (_, eb, *_) in zip(after, first, strict=True):
+        np.testing.assert_array_equal(ea.obs, eb.obs)
     a.close()
     b.close()
 
