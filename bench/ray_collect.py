@@ -45,11 +45,15 @@ def main() -> None:
 
     local = TaskCollector(cfg)
     local.collect(0)  # warm-up
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     steps1 = sum(_steps(local.collect(1 + i)) for i in range(args.tasks))
     tp1 = steps1 / (time.perf_counter() - t)
+    per_core = steps1 / (time.process_time() - cpu)
     local.close()
-    print(f"1 worker (in process): {steps1} steps, {tp1:,.0f} env steps/s")
+    print(
+        f"1 worker (in process): {steps1} steps, {tp1:,.0f} env steps/s wall, "
+        f"{per_core:,.0f} per CPU-second (the load-free per-worker rate)"
+    )
 
     t = time.perf_counter()
     init_ray(args.workers)
@@ -77,7 +81,9 @@ def main() -> None:
     tpn = stepsn / (time.perf_counter() - t)
     ray.shutdown()
     eff = tpn / (args.workers * tp1)
-    print(f"{args.workers} Ray workers: {stepsn} steps, {tpn:,.0f} env steps/s")
+    print(f"{args.workers} Ray workers: {stepsn} steps, {tpn:,.0f} env steps/s wall")
+    if stepsn != steps1:
+        print("WARNING: the workers collected other episodes than 1 worker did")
     print(f"efficiency tp({args.workers}) / ({args.workers} x tp(1)) = {eff:.2f}  (goal >= 0.9)")
     print(
         f"Ray start-up: ray.init {t_init:.1f} s; {args.workers} actors + warm-up task {t_actors:.1f} s"
