@@ -9,11 +9,12 @@ export PYTHONHASHSEED := 0
 setup: $(STAMP)
 
 # torch==2.13.0 first: it is a local CPU wheel; a bare `torch` would pull CUDA builds.
-# The minari extra makes the Minari round-trip tests (tests/training/common/test_minari.py) run.
+# The minari extra makes the Minari round-trip tests (tests/training/common/test_minari.py) run;
+# the ray extra the local-Ray tests (tests/training/common/test_parallel.py, test_sweep.py).
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,dev,minari]'
+	$(PY) -m pip install -q -e '.[train,dev,minari,ray]'
 	touch $(STAMP)
 
 demo: setup

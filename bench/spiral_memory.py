@@ -66,9 +66,16 @@ def main() -> None:
         source = make_task_source(cfg)
         env = source.make_env()
         agent = OracleMemoryAgent(env.config) if oracle else MemorySpiralAgent(env.config)
-        if isinstance(agent, OracleMemoryAgent):
-            agent.env = env
-        source.make_env = lambda env=env: env  # few_shot_eval closes it at the end
+        env.close()
+        build = source.make_env
+
+        def make_env(agent: MemorySpiralAgent = agent, build: Any = build) -> Any:
+            env = build()  # few_shot_eval builds one per test task: the oracle reads it
+            if isinstance(agent, OracleMemoryAgent):
+                agent.env = env
+            return env
+
+        source.make_env = make_env
         t0 = time.perf_counter()
         report = few_shot_eval(
             source, agent, ev, args.seed, labels=args.plugs, max_steps=cfg.max_episode_steps

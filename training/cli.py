@@ -4,8 +4,9 @@ each is `main(argv) -> int`."""
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from training.algos.pearl.agent import TorchAgent
 from training.behaviours import MemorySpiralAgent, SpiralAgent
 from training.common.agents import FewShotAgent, OnnxAgent
 from training.common.checkpoint import CHECKPOINT
+from training.common.parallel import add_workers_arguments, run_ordered, workers_error
 from training.common.tasks import make_task_source, select_test_tasks
 from training.config import EvalConfig, TrainConfig
-from training.evaluate import context_eval, few_shot_eval
+from training.evaluate import EpisodeResult, context_eval, few_shot_eval, few_shot_task_env
 from training.registry import (
     ALGORITHMS,
     agent_of,
@@ -191,58 +193,22 @@ def eval_main(argv: Sequence[str]) -> int:
         help="write the report here (default: RUN/eval-<mode>-<profile>.json beside a run; "
         "./eval-<name>-<mode>-<profile>.json for an artifact or a baseline)",
     )
+    add_workers_arguments(p)
     args = p.parse_args(list(argv))
     for flag, val in (("--tasks-per-label", args.tasks_per_label), ("--max-tasks", args.max_tasks)):
         if val is not None and val < 1:
             print(f"zshot eval: {flag} must be at least 1, got {val}", file=sys.stderr)
             return 2
 
+    if (err := workers_error(args.workers)) is not None:
+        print(f"zshot eval: {err}", file=sys.stderr)
+        return 2
     target = Path(args.target)
     scripted = str(target) in SCRIPTED_TARGETS
-    agent: FewShotAgent
     try:
         overrides = [*args.overrides, *profile_override(args.profile)]
         label_filter, extra_plugs = _label_args(args.tasks)
-        if scripted:
-            if not args.config:
-                print(f"zshot eval {target}: needs --config (whose test tasks)", file=sys.stderr)
-                return 2
-            cfg = load_config(TrainConfig, args.config, overrides)
-            if cfg.env != "insertion":
-                print(
-                    f"zshot eval {target}: the spiral baselines need env: insertion",
-                    file=sys.stderr,
-                )
-                return 2
-            source = make_task_source(cfg, extra_plugs)
-            env = source.make_env()
-            if str(target) == "spiral":
-                agent = SpiralAgent(env.config)
-                backend = "spiral-search (scripted)"
-            elif str(target) == "spiral-memory":
-                agent = MemorySpiralAgent(env.config)
-                backend = "spiral-search with memory (scripted)"
-            else:
-                agent = MemorySpiralAgent(env.config, memory=False)
-                backend = "spiral-search with memory off (scripted)"
-            env.close()
-        elif (target / "manifest.json").is_file():
-            onnx_agent = OnnxAgent(target)
-            cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
-            agent = onnx_agent
-            backend = "onnxruntime"
-        elif (target / CHECKPOINT).is_file():
-            run = load_run(target)
-            cfg = run.cfg
-            agent = agent_of(run)
-            backend = "torch"
-        else:
-            print(
-                f"zshot eval: {target} is neither a run dir (checkpoint.pt) nor an artifact "
-                "(manifest.json), nor a baseline (spiral, spiral-memory, spiral-memory-off)",
-                file=sys.stderr,
-            )
-            return 2
+        agent, cfg, backend = _eval_target(target, args.config, overrides)
         if overrides and not scripted:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
@@ -257,6 +223,18 @@ def eval_main(argv: Sequence[str]) -> int:
                 ev[key] = val
         eval_cfg = EvalConfig.model_validate(ev)
         source = make_task_source(cfg, extra_plugs)
+        run_tasks: Callable[[int], Iterator[tuple[int, Any]]] | None = None
+        if args.workers > 1:  # each worker rebuilds the agent and the tasks from these
+            spec = (str(target), args.config, overrides, extra_plugs, label_filter, ev, args.seed)
+            run_tasks = functools.partial(
+                run_ordered,
+                EvalWorker,
+                spec,
+                "run",
+                workers=args.workers,
+                ray_address=args.ray_address,
+            )
+
         report = few_shot_eval(
             source,
             agent,
@@ -264,7 +242,11 @@ def eval_main(argv: Sequence[str]) -> int:
             seed=args.seed,
             labels=label_filter,
             max_steps=cfg.max_episode_steps,
+            run_tasks=run_tasks,
         )
+    except _TargetError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except (RuntimeError, ValueError, KeyError) as exc:
         print(f"zshot eval: {exc}", file=sys.stderr)
         return 2
@@ -312,6 +294,81 @@ def add_label_arguments(p: argparse.ArgumentParser, per_label: int | None, about
         default=per_label,
         help="at most this many test tasks per label; --tasks-per-plug: the same",
     )
+
+
+class _TargetError(ValueError):
+    """A `zshot eval` target that cannot be evaluated (its message is the whole line)."""
+
+
+def _eval_target(
+    target: Path, config: str | None, overrides: list[str]
+) -> tuple[FewShotAgent, TrainConfig, str]:
+    """`zshot eval`'s target -> (agent, the training config, backend name)."""
+    agent: FewShotAgent
+    if str(target) in SCRIPTED_TARGETS:
+        if not config:
+            raise _TargetError(f"zshot eval {target}: needs --config (whose test tasks)")
+        cfg = load_config(TrainConfig, config, overrides)
+        if cfg.env != "insertion":
+            raise _TargetError(f"zshot eval {target}: the spiral baselines need env: insertion")
+        env = make_task_source(cfg).make_env()
+        if str(target) == "spiral":
+            agent, backend = SpiralAgent(env.config), "spiral-search (scripted)"
+        elif str(target) == "spiral-memory":
+            agent = MemorySpiralAgent(env.config)
+            backend = "spiral-search with memory (scripted)"
+        else:
+            agent = MemorySpiralAgent(env.config, memory=False)
+            backend = "spiral-search with memory off (scripted)"
+        env.close()
+        return agent, cfg, backend
+    if (target / "manifest.json").is_file():
+        onnx_agent = OnnxAgent(target)
+        cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
+        return onnx_agent, cfg, "onnxruntime"
+    if (target / CHECKPOINT).is_file():
+        run = load_run(target)
+        return agent_of(run), run.cfg, "torch"
+    raise _TargetError(
+        f"zshot eval: {target} is neither a run dir (checkpoint.pt) nor an artifact "
+        "(manifest.json), nor a baseline (spiral, spiral-memory, spiral-memory-off)"
+    )
+
+
+class EvalWorker:
+    """`zshot eval --workers N`: one Ray actor's own agent, env and test tasks (rebuilt
+    from the command's arguments); `run(i)` is test task i's few-shot episodes, drawn from
+    `task_rng(seed, i)` as in one process (training/common/parallel.py)."""
+
+    def __init__(
+        self,
+        target: str,
+        config: str | None,
+        overrides: list[str],
+        extra_plugs: list[str],
+        labels: list[str] | None,
+        eval_cfg: dict[str, Any],
+        seed: int,
+    ) -> None:
+        self.agent, cfg, _ = _eval_target(Path(target), config, overrides)
+        if overrides and str(target) not in SCRIPTED_TARGETS:
+            cfg = override_config(cfg, overrides, f"{target}'s training config")
+        self.cfg, self.eval_cfg, self.seed = cfg, EvalConfig.model_validate(eval_cfg), seed
+        self.source = make_task_source(cfg, extra_plugs)
+        e = self.eval_cfg
+        self.tasks = select_test_tasks(self.source, labels, e.tasks_per_label, e.max_tasks)
+
+    def run(self, i: int) -> tuple[list[EpisodeResult], list[EpisodeResult]]:
+        """Test task i's (exploration, evaluation) episodes (a fresh env, as in one process)."""
+        return few_shot_task_env(
+            self.source,
+            self.tasks[i],
+            self.agent,
+            self.eval_cfg,
+            self.seed,
+            i,
+            self.cfg.max_episode_steps,
+        )
 
 
 def _label_args(items: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:

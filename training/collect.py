@@ -57,7 +57,8 @@ from training.common.minari_format import (
     resolve_out,
     space_json,
 )
-from training.common.rollout import Episode, RolloutWorker
+from training.common.parallel import add_workers_arguments, run_ordered, workers_error
+from training.common.rollout import Episode, RolloutWorker, task_rng
 from training.common.tasks import make_task_source
 from training.config import CollectConfig
 from training.registry import agent_of, load_run
@@ -219,52 +220,121 @@ def _infos_table(reset_info: dict[str, Any], step_infos: list[dict[str, Any]]) -
     return out
 
 
+class TaskCollector:
+    """The unit a rollout worker runs: its own env and behaviours for `cfg`;
+    `collect(i)` plays train task i's episodes (every behaviour's share of the mix, in
+    `BEHAVIOURS` order) with every draw from `task_rng(cfg.seed, i)`, so a task's episodes
+    are the same whichever worker runs it and in whichever order (a Ray actor's class,
+    training/common/parallel.py)."""
+
+    def __init__(self, cfg: CollectConfig) -> None:
+        mix = cfg.mix.model_dump()
+        if mix["policy"] > 0 and not cfg.policy_run:
+            raise ValueError(
+                "mix.policy > 0 needs policy_run (a PEARL run dir or an exported artifact dir)"
+            )
+        self.cfg = cfg
+        self.counts = split_episodes(cfg.episodes_per_task, mix)
+        self.source = make_task_source(cfg.as_train_config())
+        self.worker = RolloutWorker(self.source.make_env, cfg.max_episode_steps)  # its spaces
+        env = self.worker.env
+        self.obs_dim = int(env.observation_space.shape[0])
+        self.act_dim = int(env.action_space.shape[0])
+        self.policy: PolicyBehaviour | None = None
+        self.latent = 1
+        if self.counts["policy"] > 0:
+            assert cfg.policy_run is not None
+            self.policy = PolicyBehaviour(
+                cfg.policy_run,
+                self.obs_dim,
+                self.act_dim,
+                np.random.default_rng(cfg.seed),
+                latent=cfg.policy_latent,
+            )
+            self.latent = self.policy.latent_dim
+
+    def collect(self, index: int) -> list[tuple[str, Episode, np.ndarray, np.ndarray]]:
+        """Train task `index`'s episodes as (behaviour, episode, z, z_var), in order.
+
+        Each task gets a fresh env (built in ~0.05 s): the insertion env keeps PyBullet
+        state across `set_task` (bodies kept or rebuilt), so on a reused env a task's
+        episodes would depend on the tasks that worker ran before it."""
+        worker = RolloutWorker(self.source.make_env, self.cfg.max_episode_steps)
+        try:
+            return self._collect(worker, index)
+        finally:
+            worker.close()
+
+    def _collect(
+        self, worker: RolloutWorker, index: int
+    ) -> list[tuple[str, Episode, np.ndarray, np.ndarray]]:
+        cfg, env = self.cfg, worker.env
+        task = self.source.train_tasks[index]
+        rng = task_rng(cfg.seed, index)
+        behaviours: dict[str, Behaviour] = {
+            "scripted": ScriptedBehaviour(env, cfg.scripted_noise, rng),
+            "random": RandomBehaviour(self.act_dim, cfg.random_smoothing, rng),
+            "teleop": TeleopBehaviour(env, cfg.teleop_noise, rng),
+        }
+        if self.policy is not None:
+            self.policy.rng = rng
+            behaviours["policy"] = self.policy
+        nan_z = np.full(self.latent, np.nan)
+        out: list[tuple[str, Episode, np.ndarray, np.ndarray]] = []
+        for name in BEHAVIOURS:
+            beh = behaviours.get(name)
+            if self.counts[name] == 0 or beh is None:
+                continue
+
+            def keep(ep: Episode, name: str = name, beh: Behaviour = beh) -> None:
+                z, z_var = beh.latent() or (nan_z, nan_z)
+                out.append((name, ep, np.asarray(z, np.float32), np.asarray(z_var, np.float32)))
+
+            worker.run(
+                task,
+                BehaviourActor(beh, task),
+                rng,
+                num_episodes=self.counts[name],
+                on_episode=keep,
+            )
+        return out
+
+    def close(self) -> None:
+        """Close the env."""
+        self.worker.close()
+
+
 def collect_dataset(
     cfg: CollectConfig,
     out: str | Path,
     progress: bool | None = None,
     dataset_id: str | None = None,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
     """Collect the dataset into `out` (must not hold a dataset yet); returns the manifest.
 
     `out` becomes a Minari dataset (training/common/minari_format.py) plus zshot's dataset.json;
     `dataset_id` defaults to `dataset_id_for(out)`. progress: a bar on stderr (None: only
-    when stderr is a terminal).
+    when stderr is a terminal). `workers` > 1: the tasks run on that many Ray actors
+    (training/common/parallel.py; `ray_address` or $RAY_ADDRESS for a cluster); the episodes
+    are written in task order as they come back, so the dataset is byte for byte the one
+    of 1 worker (only the manifest's `seconds` differ).
     """
 
     out = Path(out)
     if (out / MANIFEST).exists() or find_data_dir(out) is not None or any(out.glob("episode_*.h5")):
         raise ValueError(f"{out} already holds a dataset; choose another --out")
     ds_id = dataset_id_for(out, dataset_id)
-    mix = cfg.mix.model_dump()
-    if mix["policy"] > 0 and not cfg.policy_run:
-        raise ValueError(
-            "mix.policy > 0 needs policy_run (a PEARL run dir or an exported artifact dir)"
-        )
-    counts = split_episodes(cfg.episodes_per_task, mix)
-    source = make_task_source(cfg.as_train_config())
-    worker = RolloutWorker(source.make_env, cfg.max_episode_steps)
-    env = worker.env
-    obs_dim = int(env.observation_space.shape[0])
-    act_dim = int(env.action_space.shape[0])
-    rng = np.random.default_rng(cfg.seed)
-    behaviours: dict[str, Behaviour] = {
-        "scripted": ScriptedBehaviour(env, cfg.scripted_noise, rng),
-        "random": RandomBehaviour(act_dim, cfg.random_smoothing, rng),
-        "teleop": TeleopBehaviour(env, cfg.teleop_noise, rng),
-    }
-    latent = 1
-    if counts["policy"] > 0:
-        assert cfg.policy_run is not None
-        policy = PolicyBehaviour(cfg.policy_run, obs_dim, act_dim, rng, latent=cfg.policy_latent)
-        behaviours["policy"] = policy
-        latent = policy.latent_dim
+    local = TaskCollector(cfg)  # checks the config; 1 worker: it collects too
+    source, env = local.source, local.worker.env
     base = {
         "complete": False,
         "config": cfg.model_dump(mode="json"),
         "env": source.env_info,
-        "obs_dim": obs_dim,
-        "act_dim": act_dim,
+        "obs_dim": local.obs_dim,
+        "act_dim": local.act_dim,
         "dataset_id": ds_id,
     }
     write_manifest(out, base)
@@ -275,16 +345,27 @@ def collect_dataset(
         action_space=space_json(env.action_space),
         env_spec=env_spec_json(source, env, cfg.max_episode_steps),
     )
-    nan_z = np.full(latent, np.nan)
     task_rows: list[dict[str, Any]] = []
     stats = {b: {"episodes": 0, "successes": 0, "steps": 0} for b in BEHAVIOURS}
-    total_eps = len(source.train_tasks) * cfg.episodes_per_task
+    tasks = source.train_tasks
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=total_eps, disable=not show, desc="collect", unit="ep")
+    bar = tqdm(
+        total=len(tasks) * cfg.episodes_per_task, disable=not show, desc="collect", unit="ep"
+    )
     t0 = time.perf_counter()
     done = False
     try:
-        for ti, task in enumerate(source.train_tasks):
+        results = run_ordered(
+            TaskCollector,
+            (cfg,),
+            "collect",
+            len(tasks),
+            workers=workers,
+            ray_address=ray_address,
+            local=local,
+        )
+        for ti, episodes in results:
+            task = tasks[ti]
             row: dict[str, Any] = {
                 "index": ti,
                 "label": source.task_label(task),
@@ -292,59 +373,38 @@ def collect_dataset(
                 "episodes": {},
                 "successes": {},
             }
-            for name in BEHAVIOURS:
-                beh = behaviours.get(name)
-                if counts[name] == 0 or beh is None:
-                    continue
-
-                def record(
-                    ep: Episode,
-                    name: str = name,
-                    beh: Behaviour = beh,
-                    task: Any = task,
-                    ti: int = ti,
-                    row: dict[str, Any] = row,
-                ) -> None:
-                    z, z_var = beh.latent() or (nan_z, nan_z)
-                    infos = _infos_table(ep.reset_info, ep.infos)
-                    infos["z_mean"] = np.repeat(np.asarray(z, np.float32)[None], ep.steps + 1, 0)
-                    infos["z_var"] = np.repeat(np.asarray(z_var, np.float32)[None], ep.steps + 1, 0)
-                    writer.add_episode(
-                        ep.obs,
-                        ep.actions,
-                        ep.rewards,
-                        ep.terminated,
-                        ep.truncated,
-                        infos,
-                        {
-                            "task": task.model_dump(mode="json"),
-                            "label": source.task_label(task),
-                            "mode": name,
-                            "task_index": ti,
-                            "success": ep.success,
-                            "return": ep.ret,
-                        },
-                        seed=ep.seed,
-                    )
-                    row["episodes"][name] = row["episodes"].get(name, 0) + 1
-                    row["successes"][name] = row["successes"].get(name, 0) + int(ep.success)
-                    stats[name]["episodes"] += 1
-                    stats[name]["successes"] += int(ep.success)
-                    stats[name]["steps"] += ep.steps
-                    bar.update(1)
-
-                worker.run(
-                    task,
-                    BehaviourActor(beh, task),
-                    rng,
-                    num_episodes=counts[name],
-                    on_episode=record,
+            for name, ep, z, z_var in episodes:
+                infos = _infos_table(ep.reset_info, ep.infos)
+                infos["z_mean"] = np.repeat(z[None], ep.steps + 1, 0)
+                infos["z_var"] = np.repeat(z_var[None], ep.steps + 1, 0)
+                writer.add_episode(
+                    ep.obs,
+                    ep.actions,
+                    ep.rewards,
+                    ep.terminated,
+                    ep.truncated,
+                    infos,
+                    {
+                        "task": task.model_dump(mode="json"),
+                        "label": source.task_label(task),
+                        "mode": name,
+                        "task_index": ti,
+                        "success": ep.success,
+                        "return": ep.ret,
+                    },
+                    seed=ep.seed,
                 )
+                row["episodes"][name] = row["episodes"].get(name, 0) + 1
+                row["successes"][name] = row["successes"].get(name, 0) + int(ep.success)
+                stats[name]["episodes"] += 1
+                stats[name]["successes"] += int(ep.success)
+                stats[name]["steps"] += ep.steps
+                bar.update(1)
             task_rows.append(row)
         done = True
     finally:
         bar.close()
-        env.close()
+        local.close()
         if not done:
             writer.abort()
     used = [b for b in BEHAVIOURS if stats[b]["episodes"]]
@@ -387,13 +447,22 @@ def main(argv: Sequence[str]) -> int:
     add_set_argument(p)
     add_profile_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    add_workers_arguments(p)
     args = p.parse_args(list(argv))
+    if (err := workers_error(args.workers)) is not None:
+        print(f"zshot collect: {err}", file=sys.stderr)
+        return 2
     out = resolve_out(args.out, args.dataset_id, p.error)
     overrides = [*args.overrides, *profile_override(args.profile)]
     cfg = load_config(CollectConfig, args.config, overrides)
     try:
         m = collect_dataset(
-            cfg, out, progress=False if args.no_progress else None, dataset_id=args.dataset_id
+            cfg,
+            out,
+            progress=False if args.no_progress else None,
+            dataset_id=args.dataset_id,
+            workers=args.workers,
+            ray_address=args.ray_address,
         )
     except (RuntimeError, ValueError, FileNotFoundError, MinariFormatError) as exc:
         print(f"zshot collect: {exc}", file=sys.stderr)

@@ -20,7 +20,7 @@ with its mean (the ODA protocol; fine-tuning is training/algos/offline_pearl/fin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import numpy as np
 from training.behaviours import DemoAgent, demo_noise
 from training.common.agents import FewShotAgent, Posterior, new_posterior
 from training.common.rollout import run_episode as run_rollout
+from training.common.rollout import task_rng
 from training.common.tasks import TaskSource, env_control_hz, select_test_tasks
 from training.config import EvalConfig, TrainConfig
 from zshot.jsonio import write_json
@@ -285,6 +286,71 @@ def task_result(label: str, eps: list[EpisodeResult], explore: list[EpisodeResul
     )
 
 
+def few_shot_task(
+    env: Any,
+    agent: FewShotAgent,
+    cfg: EvalConfig,
+    rng: np.random.Generator,
+    control_hz: float,
+    max_steps: int | None,
+) -> tuple[list[EpisodeResult], list[EpisodeResult]]:
+    """One test task's (exploration, evaluation) episodes (env already set to it), every
+    draw from `rng` (the task's own stream, `task_rng(seed, index)`)."""
+    online = cfg.mode == "online"
+    agent.reset_task()  # a scripted baseline's memory is per task
+    post = new_posterior(agent)
+    explore: list[EpisodeResult] = []
+    for _ in range(cfg.explore_episodes):
+        ep = run_episode(
+            env,
+            agent,
+            post,
+            rng,
+            z_mode="mean" if online else "sample",
+            update_every_step=online,
+            control_hz=control_hz,
+            max_steps=max_steps,
+        )
+        if not online and agent.encoder is not None and len(ep.transitions):
+            post.add(*agent.encoder.factors(ep.transitions))
+        explore.append(ep)
+    evals = [
+        run_episode(
+            env,
+            agent,
+            post,
+            rng,
+            z_mode="mean",
+            update_every_step=online,
+            control_hz=control_hz,
+            max_steps=max_steps,
+        )
+        for _ in range(cfg.eval_episodes)
+    ]
+    return explore, evals
+
+
+def few_shot_task_env(
+    source: TaskSource,
+    task: Any,
+    agent: FewShotAgent,
+    cfg: EvalConfig,
+    seed: int,
+    index: int,
+    max_steps: int | None,
+) -> tuple[list[EpisodeResult], list[EpisodeResult]]:
+    """Test task `index` (`task`) on a fresh env of `source`, drawn from `task_rng(seed,
+    index)`: the insertion env keeps PyBullet state across `set_task`, so a reused env
+    would make a task's episodes depend on the tasks run before it."""
+    env = source.make_env()
+    try:
+        env.set_task(task)
+        rng = task_rng(seed, index)
+        return few_shot_task(env, agent, cfg, rng, env_control_hz(env), max_steps)
+    finally:
+        env.close()
+
+
 def few_shot_eval(
     source: TaskSource,
     agent: FewShotAgent,
@@ -293,51 +359,30 @@ def few_shot_eval(
     *,
     labels: list[str] | None = None,
     max_steps: int | None = None,
+    run_tasks: Callable[[int], Iterator[tuple[int, Any]]] | None = None,
 ) -> FewShotReport:
     """Run the few-shot protocol on the source's test tasks (optionally only those labelled
-    `labels`)."""
+    `labels`).
+
+    Test task i draws from `task_rng(seed, i)` alone: the report does not depend on the
+    order the tasks run in. `run_tasks(n)`: an iterator of (i, (explore, eval)) for the n
+    selected tasks, in index order (`zshot eval --workers`: training/cli.py's EvalWorker); default: in
+    this process."""
     tasks = select_test_tasks(
         source, labels, cfg.tasks_per_label, cfg.max_tasks, flag="--tasks/--plugs: "
     )
-    env = source.make_env()
-    control_hz = env_control_hz(env)
-    rng = np.random.default_rng(seed)
-    online = cfg.mode == "online"
+    if run_tasks is None:
+
+        def local(n: int) -> Iterator[tuple[int, Any]]:
+            for i in range(n):
+                yield i, few_shot_task_env(source, tasks[i], agent, cfg, seed, i, max_steps)
+
+        run_tasks = local
     per_label: dict[str, dict[str, list]] = {}
-    for task in tasks:
-        label = source.task_label(task)
-        acc = per_label.setdefault(label, {"eval": [], "explore": []})
-        env.set_task(task)
-        agent.reset_task()  # a scripted baseline's memory is per task
-        post = new_posterior(agent)
-        for _ in range(cfg.explore_episodes):
-            ep = run_episode(
-                env,
-                agent,
-                post,
-                rng,
-                z_mode="mean" if online else "sample",
-                update_every_step=online,
-                control_hz=control_hz,
-                max_steps=max_steps,
-            )
-            if not online and agent.encoder is not None and len(ep.transitions):
-                post.add(*agent.encoder.factors(ep.transitions))
-            acc["explore"].append(ep)
-        for _ in range(cfg.eval_episodes):
-            acc["eval"].append(
-                run_episode(
-                    env,
-                    agent,
-                    post,
-                    rng,
-                    z_mode="mean",
-                    update_every_step=online,
-                    control_hz=control_hz,
-                    max_steps=max_steps,
-                )
-            )
-    env.close()
+    for i, (explore, evals) in run_tasks(len(tasks)):
+        acc = per_label.setdefault(source.task_label(tasks[i]), {"eval": [], "explore": []})
+        acc["explore"] += explore
+        acc["eval"] += evals
     rows = []
     for label in sorted(per_label):
         eps: list[EpisodeResult] = per_label[label]["eval"]
@@ -349,6 +394,7 @@ def few_shot_eval(
         "eval_episodes_per_task": cfg.eval_episodes,
         "tasks": len(tasks),
         "seed": seed,
+        "seeds": "per task: task_rng(seed, test task index)",
         "use_latent": agent.encoder is not None,
         "metric": getattr(source, "metric", "success"),
         "env_kind": getattr(source, "kind", "insertion"),

@@ -45,6 +45,12 @@ COMMANDS: dict[str, Command] = {
     "collect": Command(
         "training.collect:main", "collect multi-task offline datasets from the sim", 7, True
     ),
+    "sweep": Command(
+        "training.sweep:main",
+        "seed / hyper-parameter sweeps, one run dir per trial (Ray)",
+        22,
+        True,
+    ),
     "dataset": Command(
         "training.dataset_cli:main",
         "export bridge recordings to a Minari dataset (zshot dataset export)",

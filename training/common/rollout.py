@@ -10,10 +10,12 @@ and takes every random draw from the generator it is given.
 
 Seeds: every episode's reset seed is drawn from the generator passed in, after the actor's
 `begin_episode` (which may draw from it too). `task_rng(seed, index)` is the per-task
-stream that makes a task's episodes independent of which worker runs it or in which order;
-the in-process callers (trainer, evaluation, `zshot collect`) pass their one run-wide
-stream instead, which keeps fixed-seed runs bit-identical to before this module
-(tests/training/test_update_reference.py).
+stream that makes a task's episodes independent of which worker runs it or in which order:
+`zshot collect` (training.collect.TaskCollector) and few-shot evaluation
+(training.evaluate.few_shot_task) draw task i's episodes from `task_rng(seed, i)` alone, so
+`--workers N` (training/common/parallel.py) gives the results of one worker. Online PEARL
+training still passes its one run-wide stream (its collection interleaves with updates),
+which keeps fixed-seed training runs bit-identical (tests/training/test_update_reference.py).
 """
 
 from __future__ import annotations
