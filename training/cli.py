@@ -102,7 +102,12 @@ def train_main(argv: Sequence[str]) -> int:
     report = trainer.run(progress=not args.no_progress and sys.stderr.isatty())
     if report is not None:
         print(report.table())
-    print(f"run: {run_dir}  (checkpoint, tb/, history.json, eval.json, curves.png)")
+    made = [
+        n
+        for n in ("checkpoint.pt", "tb/", "history.json", "eval.json", "curves.png")
+        if (run_dir / n.rstrip("/")).exists()
+    ]
+    print(f"run: {run_dir}  ({', '.join(made)})")
     if (run_dir / "tb").is_dir():
         print(f"look at it: tensorboard --logdir {run_dir / 'tb'}")
     return 0
