@@ -4,6 +4,7 @@ each is `main(argv) -> int`."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,11 +15,11 @@ import torch
 from training.algos.offline_pearl.finetune import finetune_task
 from training.algos.pearl.agent import TorchAgent
 from training.behaviours import MemorySpiralAgent, SpiralAgent
-from training.common.agents import FewShotAgent, OnnxAgent
+from training.common.agents import FewShotAgent, OnnxAgent, OnnxConditionedPolicy
 from training.common.checkpoint import CHECKPOINT
 from training.common.tasks import make_task_source, select_test_tasks
 from training.config import EvalConfig, TrainConfig
-from training.evaluate import context_eval, few_shot_eval
+from training.evaluate import conditioned_eval, context_eval, few_shot_eval
 from training.registry import (
     ALGORITHMS,
     agent_of,
@@ -206,6 +207,7 @@ def eval_main(argv: Sequence[str]) -> int:
     target = Path(args.target)
     scripted = str(target) in SCRIPTED_TARGETS
     agent: FewShotAgent
+    told: OnnxConditionedPolicy | None = None
     try:
         overrides = [*args.overrides, *profile_override(args.profile)]
         plug_filter, extra_plugs = _plug_args(args.plugs)
@@ -232,6 +234,10 @@ def eval_main(argv: Sequence[str]) -> int:
                 agent = MemorySpiralAgent(env.config, memory=False)
                 backend = "spiral-search with memory off (scripted)"
             env.close()
+        elif (target / "manifest.json").is_file() and _artifact_kind(target) == "conditioned":
+            told = OnnxConditionedPolicy(target)
+            cfg = TrainConfig.model_validate(told.artifact.manifest.training["config"])
+            backend = "onnxruntime (conditioned: each train task told its one-hot id)"
         elif (target / "manifest.json").is_file():
             onnx_agent = OnnxAgent(target)
             cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
@@ -263,14 +269,28 @@ def eval_main(argv: Sequence[str]) -> int:
                 ev[key] = val
         eval_cfg = EvalConfig.model_validate(ev)
         source = make_task_source(cfg, extra_plugs)
-        report = few_shot_eval(
-            source,
-            agent,
-            eval_cfg,
-            seed=args.seed,
-            plugs=plug_filter,
-            max_steps=cfg.max_episode_steps,
-        )
+        if told is not None:
+            if len(source.train_tasks) != told.descriptor_dim:
+                raise ValueError(
+                    f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
+                    f"{len(source.train_tasks)} train tasks"
+                )
+            report = conditioned_eval(
+                source,
+                told,
+                eval_cfg.eval_episodes,
+                seed=args.seed,
+                max_steps=cfg.max_episode_steps,
+            )
+        else:
+            report = few_shot_eval(
+                source,
+                agent,
+                eval_cfg,
+                seed=args.seed,
+                plugs=plug_filter,
+                max_steps=cfg.max_episode_steps,
+            )
     except (RuntimeError, ValueError, KeyError) as exc:
         print(f"zshot eval: {exc}", file=sys.stderr)
         return 2
@@ -279,13 +299,14 @@ def eval_main(argv: Sequence[str]) -> int:
     report.protocol["overrides"] = list(args.overrides)
     profile = source.env_info.get("profile")
     report.protocol["profile"] = profile
+    mode = "told" if told is not None else eval_cfg.mode
+    explore = 0 if told is not None else eval_cfg.explore_episodes
     print(
-        f"{backend}: K={eval_cfg.explore_episodes} exploration + N={eval_cfg.eval_episodes} "
-        f"evaluation episodes per task, mode {eval_cfg.mode}"
-        + (f", profile {profile}" if profile else "")
+        f"{backend}: K={explore} exploration + N={eval_cfg.eval_episodes} "
+        f"evaluation episodes per task, mode {mode}" + (f", profile {profile}" if profile else "")
     )
     print(report.table())
-    tag = eval_cfg.mode + (f"-{profile}" if profile else "")
+    tag = mode + (f"-{profile}" if profile else "")
     if args.json:
         out = Path(args.json)
     elif scripted:
@@ -297,6 +318,17 @@ def eval_main(argv: Sequence[str]) -> int:
     report.write_json(out)
     print(f"wrote {out}")
     return 0
+
+
+def _artifact_kind(path: Path) -> str:
+    """The `kind` an artifact's manifest declares (posterior when it states none); the full
+    check is the loader's, when the agent is built."""
+    try:
+        data = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return "posterior"  # the loader then says what is wrong with it
+    kind = data.get("kind", "posterior") if isinstance(data, dict) else "posterior"
+    return str(kind)
 
 
 def _plug_args(plugs: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:

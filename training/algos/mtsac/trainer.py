@@ -32,10 +32,10 @@ from training.algos.mtsac.networks import MTSACNets, make_nets
 from training.common.checkpoint import CHECKPOINT, load_checkpoint, run_state, save_checkpoint
 from training.common.pcgrad import PCGrad
 from training.common.replay import MultiTaskReplayBuffer
-from training.common.rollout import Episode, RolloutWorker, run_episode
+from training.common.rollout import Episode, RolloutWorker
 from training.common.tasks import TaskSource, env_control_hz, make_task_source
 from training.config import TrainConfig
-from training.evaluate import FewShotReport, PlugResult
+from training.evaluate import FewShotReport, conditioned_eval
 from zshot.jsonio import write_json
 
 ALGORITHM = "mtsac"
@@ -176,37 +176,24 @@ class MTSACTrainer:
         return logs
 
     def evaluate(self, seed_offset: int = 1) -> FewShotReport:
-        """`eval.eval_episodes` deterministic episodes (noise 0) per train task."""
-        rng = np.random.default_rng(self.cfg.seed + 1_000_003 * seed_offset)
-        env = self.source.make_env()
-        plugs = []
+        """`eval.eval_episodes` deterministic episodes (noise 0) per train task, each told
+        its one-hot id (training/evaluate.py `conditioned_eval`)."""
         zero = torch.zeros(1, self.act_dim)
-        try:
-            for i, task in enumerate(self.source.train_tasks):
-                d = self.nets.one_hot(torch.tensor([i]))
 
-                def act(obs: np.ndarray, d: torch.Tensor = d) -> np.ndarray:
-                    with torch.no_grad():
-                        a, _ = self.nets.policy.sample(torch.as_tensor(obs)[None], d, zero)
-                    return a[0].numpy()
+        def policy(obs: np.ndarray, descriptor: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                d = torch.as_tensor(descriptor)[None]
+                a, _ = self.nets.policy.sample(torch.as_tensor(obs)[None], d, zero)
+            return a[0].numpy()
 
-                env.set_task(task)
-                eps = [
-                    run_episode(
-                        env, act, int(rng.integers(2**31)), max_steps=self.cfg.max_episode_steps
-                    )
-                    for _ in range(self.cfg.eval.eval_episodes)
-                ]
-                plugs.append(episode_row(self.source.task_label(task), eps, self.control_hz))
-        finally:
-            env.close()
-        protocol = {
-            "algorithm": ALGORITHM,
-            "tasks": "train (told by their one-hot id)",
-            "eval_episodes": self.cfg.eval.eval_episodes,
-            "env_kind": self.cfg.env,
-        }
-        return FewShotReport(plugs, protocol)
+        return conditioned_eval(
+            self.source,
+            policy,
+            self.cfg.eval.eval_episodes,
+            seed=self.cfg.seed + 1_000_003 * seed_offset,
+            max_steps=self.cfg.max_episode_steps,
+            protocol={"algorithm": ALGORITHM},
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -316,26 +303,3 @@ class MTSACTrainer:
         if report is not None:
             report.write_json(self.run_dir / "eval.json")
         return report
-
-
-def episode_row(label: str, episodes: list[Episode], control_hz: float) -> PlugResult:
-    """One report row from a task's evaluation episodes."""
-    rets = [ep.ret for ep in episodes]
-    firsts = [ep.first_success for ep in episodes if ep.first_success is not None]
-    peaks = [
-        max((float(i.get("peak_force", 0.0)) for i in ep.infos), default=0.0) for ep in episodes
-    ]
-    return PlugResult(
-        plug=label,
-        successes=len(firsts),
-        episodes=len(episodes),
-        mean_return=float(np.mean(rets)),
-        mean_time_to_insert=float(np.mean(firsts)) / control_hz if firsts else None,
-        peak_force=max(peaks),
-        mean_peak_force=float(np.mean(peaks)),
-        safety_violations=sum(bool(ep.infos[-1].get("safety_violation")) for ep in episodes),
-        mean_steps=float(np.mean([ep.steps for ep in episodes])),
-        explore_successes=0,
-        explore_episodes=0,
-        std_return=float(np.std(rets)),
-    )

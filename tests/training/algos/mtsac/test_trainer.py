@@ -147,3 +147,35 @@ def test_the_runtime_serves_the_torch_actions_for_each_descriptor(
 
 def test_the_checkpoint_path_is_the_shared_one() -> None:
     assert CHECKPOINT == "checkpoint.pt"  # load_run and export_run read the same file
+
+
+@pytest.mark.slow
+def test_zshot_eval_runs_the_conditioned_artifact_as_torch_does(
+    smoke_run: Path, artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`zshot eval ARTIFACT`: each train task told its one-hot id through onnxruntime; the
+    same episodes (seed) with the torch policy give the same returns."""
+    from training.common.tasks import make_task_source
+    from training.evaluate import conditioned_eval
+    from zshot.cli import main as zshot
+
+    out = tmp_path / "eval.json"
+    assert zshot(["eval", str(artifact), "--episodes", "2", "--seed", "5", "--json", str(out)]) == 0
+    assert "mode told" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["plugs"]
+    assert len(rows) == 10
+    run = load_run(smoke_run)
+    nets = run.nets
+    assert isinstance(nets, MTSACNets)
+
+    def policy(obs: np.ndarray, d: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            a, _ = nets.policy.sample(
+                torch.as_tensor(obs)[None], torch.as_tensor(d)[None], torch.zeros(1, 2)
+            )
+        return a[0].numpy()
+
+    ref = conditioned_eval(make_task_source(run.cfg), policy, 2, seed=5)
+    for row, want in zip(rows, ref.plugs, strict=True):
+        assert row["plug"] == want.plug and row["successes"] == want.successes
+        assert row["mean_return"] == pytest.approx(want.mean_return, abs=1e-3)
