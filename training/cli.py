@@ -49,8 +49,9 @@ def algos_main(argv: Sequence[str]) -> int:
     )
     p.parse_args(list(argv))
     width = max(len(n) for n in ALGORITHMS)
+    kinds = max(len(a.artifact_kind) for a in ALGORITHMS.values()) + 2
     for algo in ALGORITHMS.values():
-        print(f"{algo.name:<{width}}  [{algo.artifact_kind}]  {algo.paper}")
+        print(f"{algo.name:<{width}}  {f'[{algo.artifact_kind}]':<{kinds}}  {algo.paper}")
     return 0
 
 

@@ -23,7 +23,13 @@ import torch
 from torch import Tensor
 
 from training.algos.mtsac.networks import MTSACNets
-from training.common.learner import GradTransform, Learner, learner_step, task_reducer
+from training.common.learner import (
+    GradTransform,
+    Learner,
+    learner_step,
+    soft_update,
+    task_reducer,
+)
 from training.common.replay import MultiTaskReplayBuffer
 from training.config import TrainConfig
 
@@ -143,13 +149,6 @@ def mtsac_learners(
     if cfg.sac.auto_entropy:
         learners.append(Learner("alpha", losses.alpha_loss, [nets.log_alpha], optimizers.alpha))
     return learners
-
-
-def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
-    """Polyak averaging: target <- (1 - tau) target + tau source."""
-    with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters(), strict=True):
-            t.lerp_(s, tau)
 
 
 def mtsac_update(
