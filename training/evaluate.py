@@ -20,6 +20,7 @@ with its mean (the ODA protocol; fine-tuning is training/algos/offline_pearl/fin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -465,13 +466,9 @@ def conditioned_eval(
     try:
         for i, task in enumerate(tasks):
             env.set_task(task)
+            act = functools.partial(_told, policy, eye[i])
             eps = [
-                run_rollout(
-                    env,
-                    lambda obs, d=eye[i]: policy(obs, d),
-                    int(rng.integers(2**31)),
-                    max_steps=max_steps,
-                )
+                run_rollout(env, act, int(rng.integers(2**31)), max_steps=max_steps)
                 for _ in range(episodes)
             ]
             rows.append(_told_row(source.task_label(task), eps, control_hz))
@@ -486,6 +483,11 @@ def conditioned_eval(
         **(protocol or {}),
     }
     return FewShotReport(rows, info)
+
+
+def _told(policy: ConditionedPolicy, descriptor: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """`policy`'s action for `obs` told `descriptor`."""
+    return policy(obs, descriptor)
 
 
 def _told_row(label: str, episodes: list[Any], control_hz: float) -> PlugResult:
