@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -15,12 +16,18 @@ import torch
 from training.algos.offline_pearl.finetune import finetune_task
 from training.algos.pearl.agent import TorchAgent
 from training.behaviours import MemorySpiralAgent, SpiralAgent
-from training.common.agents import FewShotAgent, OnnxAgent
+from training.common.agents import FewShotAgent, OnnxAgent, OnnxConditionedPolicy
 from training.common.checkpoint import CHECKPOINT
 from training.common.parallel import add_workers_arguments, run_ordered, workers_error
 from training.common.tasks import make_task_source, select_test_tasks
 from training.config import EvalConfig, TrainConfig
-from training.evaluate import EpisodeResult, context_eval, few_shot_eval, few_shot_task_env
+from training.evaluate import (
+    EpisodeResult,
+    conditioned_eval,
+    context_eval,
+    few_shot_eval,
+    few_shot_task_env,
+)
 from training.registry import (
     ALGORITHMS,
     agent_of,
@@ -50,8 +57,9 @@ def algos_main(argv: Sequence[str]) -> int:
     )
     p.parse_args(list(argv))
     width = max(len(n) for n in ALGORITHMS)
+    kinds = max(len(a.artifact_kind) for a in ALGORITHMS.values()) + 2
     for algo in ALGORITHMS.values():
-        print(f"{algo.name:<{width}}  [{algo.artifact_kind}]  {algo.paper}")
+        print(f"{algo.name:<{width}}  {f'[{algo.artifact_kind}]':<{kinds}}  {algo.paper}")
     return 0
 
 
@@ -104,7 +112,12 @@ def train_main(argv: Sequence[str]) -> int:
     report = trainer.run(progress=not args.no_progress and sys.stderr.isatty())
     if report is not None:
         print(report.table())
-    print(f"run: {run_dir}  (checkpoint, tb/, history.json, eval.json, curves.png)")
+    made = [
+        n
+        for n in ("checkpoint.pt", "tb/", "history.json", "eval.json", "curves.png")
+        if (run_dir / n.rstrip("/")).exists()
+    ]
+    print(f"run: {run_dir}  ({', '.join(made)})")
     if (run_dir / "tb").is_dir():
         print(f"look at it: tensorboard --logdir {run_dir / 'tb'}")
     return 0
@@ -205,10 +218,21 @@ def eval_main(argv: Sequence[str]) -> int:
         return 2
     target = Path(args.target)
     scripted = str(target) in SCRIPTED_TARGETS
+    agent: FewShotAgent
+    told: OnnxConditionedPolicy | None = None
     try:
         overrides = [*args.overrides, *profile_override(args.profile)]
         label_filter, extra_plugs = _label_args(args.tasks)
-        agent, cfg, backend = _eval_target(target, args.config, overrides)
+        if (
+            not scripted
+            and (target / "manifest.json").is_file()
+            and _artifact_kind(target) == "conditioned"
+        ):
+            told = OnnxConditionedPolicy(target)
+            cfg = TrainConfig.model_validate(told.artifact.manifest.training["config"])
+            backend = "onnxruntime (conditioned: each train task told its one-hot id)"
+        else:
+            agent, cfg, backend = _eval_target(target, args.config, overrides)
         if overrides and not scripted:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
@@ -223,27 +247,49 @@ def eval_main(argv: Sequence[str]) -> int:
                 ev[key] = val
         eval_cfg = EvalConfig.model_validate(ev)
         source = make_task_source(cfg, extra_plugs)
-        run_tasks: Callable[[int], Iterator[tuple[int, Any]]] | None = None
-        if args.workers > 1:  # each worker rebuilds the agent and the tasks from these
-            spec = (str(target), args.config, overrides, extra_plugs, label_filter, ev, args.seed)
-            run_tasks = functools.partial(
-                run_ordered,
-                EvalWorker,
-                spec,
-                "run",
-                workers=args.workers,
-                ray_address=args.ray_address,
+        if told is not None:
+            if len(source.train_tasks) != told.descriptor_dim:
+                raise ValueError(
+                    f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
+                    f"{len(source.train_tasks)} train tasks"
+                )
+            report = conditioned_eval(
+                source,
+                told,
+                eval_cfg.eval_episodes,
+                seed=args.seed,
+                max_steps=cfg.max_episode_steps,
             )
+        else:
+            run_tasks: Callable[[int], Iterator[tuple[int, Any]]] | None = None
+            if args.workers > 1:  # each worker rebuilds the agent and the tasks from these
+                spec = (
+                    str(target),
+                    args.config,
+                    overrides,
+                    extra_plugs,
+                    label_filter,
+                    ev,
+                    args.seed,
+                )
+                run_tasks = functools.partial(
+                    run_ordered,
+                    EvalWorker,
+                    spec,
+                    "run",
+                    workers=args.workers,
+                    ray_address=args.ray_address,
+                )
 
-        report = few_shot_eval(
-            source,
-            agent,
-            eval_cfg,
-            seed=args.seed,
-            labels=label_filter,
-            max_steps=cfg.max_episode_steps,
-            run_tasks=run_tasks,
-        )
+            report = few_shot_eval(
+                source,
+                agent,
+                eval_cfg,
+                seed=args.seed,
+                labels=label_filter,
+                max_steps=cfg.max_episode_steps,
+                run_tasks=run_tasks,
+            )
     except _TargetError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -255,13 +301,14 @@ def eval_main(argv: Sequence[str]) -> int:
     report.protocol["overrides"] = list(args.overrides)
     profile = source.env_info.get("profile")
     report.protocol["profile"] = profile
+    mode = "told" if told is not None else eval_cfg.mode
+    explore = 0 if told is not None else eval_cfg.explore_episodes
     print(
-        f"{backend}: K={eval_cfg.explore_episodes} exploration + N={eval_cfg.eval_episodes} "
-        f"evaluation episodes per task, mode {eval_cfg.mode}"
-        + (f", profile {profile}" if profile else "")
+        f"{backend}: K={explore} exploration + N={eval_cfg.eval_episodes} "
+        f"evaluation episodes per task, mode {mode}" + (f", profile {profile}" if profile else "")
     )
     print(report.table())
-    tag = eval_cfg.mode + (f"-{profile}" if profile else "")
+    tag = mode + (f"-{profile}" if profile else "")
     if args.json:
         out = Path(args.json)
     elif scripted:
@@ -369,6 +416,17 @@ class EvalWorker:
             i,
             self.cfg.max_episode_steps,
         )
+
+
+def _artifact_kind(path: Path) -> str:
+    """The `kind` an artifact's manifest declares (posterior when it states none); the full
+    check is the loader's, when the agent is built."""
+    try:
+        data = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return "posterior"  # the loader then says what is wrong with it
+    kind = data.get("kind", "posterior") if isinstance(data, dict) else "posterior"
+    return str(kind)
 
 
 def _label_args(items: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:

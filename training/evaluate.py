@@ -20,6 +20,7 @@ with its mean (the ODA protocol; fine-tuning is training/algos/offline_pearl/fin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -501,3 +502,77 @@ def context_eval(
         "sample_actions": ft.sample_actions,
     }
     return FewShotReport(rows, protocol)
+
+
+ConditionedPolicy = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""(obs, descriptor) -> the deterministic action of a policy told its task (torch or ONNX)."""
+
+
+def conditioned_eval(
+    source: TaskSource,
+    policy: ConditionedPolicy,
+    episodes: int,
+    seed: int,
+    *,
+    max_steps: int | None = None,
+    protocol: dict[str, Any] | None = None,
+) -> FewShotReport:
+    """A policy told its task, on the source's train tasks: `episodes` episodes per task,
+    task i told by its one-hot id (descriptor e_i of size len(train_tasks)); no
+    exploration (nothing to infer) and no held-out task (a one-hot names train tasks only).
+    One report row per train task."""
+    tasks = source.train_tasks
+    eye = np.eye(len(tasks), dtype=np.float32)
+    rows = []
+    for i, task in enumerate(tasks):
+        rng = task_rng(seed, i)  # task i's own stream, a fresh env: as few_shot_task_env
+        env = source.make_env()
+        try:
+            control_hz = env_control_hz(env)
+            env.set_task(task)
+            act = functools.partial(_told, policy, eye[i])
+            eps = [
+                run_rollout(env, act, int(rng.integers(2**31)), max_steps=max_steps)
+                for _ in range(episodes)
+            ]
+        finally:
+            env.close()
+        rows.append(_told_row(source.task_label(task), eps, control_hz))
+    info = {
+        "tasks": "train (each told by its one-hot id)",
+        "eval_episodes": episodes,
+        "explore_episodes": 0,
+        "seed": seed,
+        "seeds": "per task: task_rng(seed, train task index)",
+        "env_kind": source.kind,
+        **(protocol or {}),
+    }
+    return FewShotReport(rows, info)
+
+
+def _told(policy: ConditionedPolicy, descriptor: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """`policy`'s action for `obs` told `descriptor`."""
+    return policy(obs, descriptor)
+
+
+def _told_row(label: str, episodes: list[Any], control_hz: float) -> TaskResult:
+    """One report row from a task's episodes (training.common.rollout Episodes)."""
+    rets = [ep.ret for ep in episodes]
+    firsts = [ep.first_success for ep in episodes if ep.first_success is not None]
+    peaks = [
+        max((float(i.get("peak_force", 0.0)) for i in ep.infos), default=0.0) for ep in episodes
+    ]
+    return TaskResult(
+        label=label,
+        successes=len(firsts),
+        episodes=len(episodes),
+        mean_return=float(np.mean(rets)),
+        mean_time_to_insert=float(np.mean(firsts)) / control_hz if firsts else None,
+        peak_force=max(peaks),
+        mean_peak_force=float(np.mean(peaks)),
+        safety_violations=sum(bool(ep.infos[-1].get("safety_violation")) for ep in episodes),
+        mean_steps=float(np.mean([ep.steps for ep in episodes])),
+        explore_successes=0,
+        explore_episodes=0,
+        std_return=float(np.std(rets)),
+    )

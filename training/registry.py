@@ -21,6 +21,9 @@ from typing import Any, Protocol
 from torch import nn
 
 from training.algos.distill.trainer import DistillTrainer
+from training.algos.mtsac import networks as mtsac_networks
+from training.algos.mtsac.export import export_conditioned
+from training.algos.mtsac.trainer import MTSACTrainer
 from training.algos.offline_pearl import networks as offline_pearl_networks
 from training.algos.offline_pearl.networks import OfflinePearlNets
 from training.algos.offline_pearl.trainer import OfflineTrainer
@@ -72,12 +75,15 @@ class Algorithm:
     config_sections: tuple[str, ...]
     """TrainConfig sections it reads beyond the shared ones (seed, env, eval, ...)."""
     make_nets: MakeNets
-    make_agent: Callable[[nn.Module, TrainConfig], FewShotAgent]
-    """(nets, cfg) -> the run as an agent for evaluation and collection (torch)."""
+    make_agent: Callable[[nn.Module, TrainConfig], FewShotAgent] | None
+    """(nets, cfg) -> the run as a few-shot agent for evaluation and collection (torch);
+    None for an algorithm whose policy is told its task (a `conditioned` artifact), which
+    the few-shot protocol cannot drive."""
     trainer: Callable[[TrainConfig, Path], RunTrainer]
     exporter: Exporter
     artifact_kind: str
-    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy)."""
+    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy) or
+    `conditioned` (policy of obs and a task descriptor)."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -120,6 +126,19 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=DistillTrainer,
         exporter=export_posterior,
         artifact_kind="posterior",
+    ),
+    "mtsac": Algorithm(
+        name="mtsac",
+        summary="multi-task SAC told its task by a one-hot id (`pcgrad: true`: with PCGrad, "
+        "Yu et al. 2020, arXiv 2001.06782); exports a conditioned artifact",
+        paper="Yu et al. (2019), Meta-World: A Benchmark and Evaluation for Multi-Task and "
+        "Meta Reinforcement Learning, CoRL, arXiv 1910.10897",
+        config_sections=("sac",),
+        make_nets=mtsac_networks.make_nets,
+        make_agent=None,
+        trainer=MTSACTrainer,
+        exporter=export_conditioned,
+        artifact_kind="conditioned",
     ),
 }
 
@@ -165,7 +184,13 @@ def load_run(run_dir: str | Path, *, as_algorithm: str | None = None) -> LoadedR
 
 
 def agent_of(run: LoadedRun) -> FewShotAgent:
-    """A loaded run as an agent (torch), by its algorithm."""
+    """A loaded run as a few-shot agent (torch), by its algorithm; a ValueError for an
+    algorithm without one (a policy told its task: evaluate its exported artifact)."""
+    if run.algorithm.make_agent is None:
+        raise ValueError(
+            f"{run.run_dir}: algorithm {run.algorithm.name} has no few-shot agent (its policy "
+            "is told its task); export it (`zshot export`) and serve the conditioned artifact"
+        )
     return run.algorithm.make_agent(run.nets, run.cfg)
 
 

@@ -150,3 +150,35 @@ class OnnxAgent(AgentBase):
             },
         )
         return a[0]
+
+
+class OnnxConditionedPolicy:
+    """An exported `conditioned` artifact's policy.onnx run through onnxruntime: (obs,
+    descriptor) -> the deterministic action (noise 0), what the runtime serves."""
+
+    def __init__(self, artifact_dir: str | Path) -> None:
+        import onnxruntime as ort  # lazy: only evaluation of artifacts needs it
+
+        self.artifact = load_artifact(artifact_dir, check_graphs=True)
+        m = self.artifact.manifest
+        if m.kind != "conditioned":
+            raise ValueError(f"{artifact_dir}: a {m.kind!r} artifact, not a conditioned one")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(self.artifact.policy_path), opts, providers=["CPUExecutionProvider"]
+        )
+        self.descriptor_dim = int(m.descriptor_dim or 0)
+        self.noise = np.zeros((1, m.act_dim), np.float32)
+
+    def __call__(self, obs: np.ndarray, descriptor: np.ndarray) -> np.ndarray:
+        """The action for `obs` told `descriptor`."""
+        (a,) = self.session.run(
+            ["action"],
+            {
+                "obs": np.asarray(obs, np.float32)[None],
+                "descriptor": np.asarray(descriptor, np.float32)[None],
+                "noise": self.noise,
+            },
+        )
+        return np.asarray(a[0])

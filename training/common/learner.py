@@ -76,6 +76,13 @@ def task_grads(loss: Tensor, params: Sequence[torch.nn.Parameter]) -> list[Grads
     return [loss_grads(term, params) for term in loss]
 
 
+def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
+    """Polyak averaging: target <- (1 - tau) target + tau source."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters(), strict=True):
+            t.lerp_(s, tau)
+
+
 def learner_step(learners: Sequence[Learner], grad_transform: GradTransform | None = None) -> None:
     """Differentiate each learner's loss into its own parameters only, let `grad_transform`
     replace any learner's gradient, then step every optimizer (see the module docstring)."""

@@ -31,7 +31,13 @@ from torch import Tensor
 
 from training.algos.pearl.networks import PearlNets
 from training.common.batches import MetaBatch
-from training.common.learner import GradTransform, Learner, learner_step, task_reducer
+from training.common.learner import (
+    GradTransform,
+    Learner,
+    learner_step,
+    soft_update,
+    task_reducer,
+)
 from training.config import TrainConfig
 
 
@@ -210,13 +216,6 @@ class PearlOptimizers:
         """Restore from `state_dict()`."""
         for k in ("encoder", "critic", "policy", "alpha"):
             getattr(self, k).load_state_dict(state[k])
-
-
-def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
-    """Polyak averaging: target <- (1 - tau) target + tau source."""
-    with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters(), strict=True):
-            t.lerp_(s, tau)
 
 
 def pearl_learners(

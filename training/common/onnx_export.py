@@ -1,0 +1,246 @@
+"""ONNX export helpers every algorithm's exporter uses (training/algos/*/export.py): torch's
+dynamo exporter to one self-contained model (`export_onnx`), the annotation of a graph with
+the manifest's essentials (`annotate`), the units of named observation and action entries
+(`units_of`), an onnxruntime session for parity checks (`ort_session`, `PARITY_ATOL`), the
+output of the exporter held back (`held_output`) and the atomic placing of a finished
+artifact directory (`place_dir`). Moved here from training/algos/pearl/export.py when a
+second algorithm (mtsac) needed them; algorithms never import each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from runtime.artifact import (
+    GRAPH_NAMES,
+    Artifact,
+    ArtifactSpec,
+    io_docs,
+    load_artifact,
+    onnx_metadata,
+    write_graphs,
+)
+from training.common.networks import TanhGaussianPolicy
+from training.common.tasks import env_control_hz, make_task_source
+from training.config import TrainConfig
+
+PARITY_ATOL = 1e-5
+"""The largest |onnxruntime - torch| an export accepts on any output."""
+
+
+class PolicyGraph(nn.Module):
+    """(obs, z, noise) -> action = low + (tanh(mean + std * noise) + 1) / 2 * (high - low).
+
+    z is the policy's task input: PEARL's latent (input `z` of a posterior artifact) or a
+    task descriptor (input `descriptor` of a conditioned one): the ONNX input names are
+    given at export."""
+
+    low: Tensor
+    high: Tensor
+
+    def __init__(self, policy: TanhGaussianPolicy, low: np.ndarray, high: np.ndarray) -> None:
+        super().__init__()
+        self.policy = policy
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(self, obs: Tensor, z: Tensor, noise: Tensor) -> Tensor:
+        """obs (B, obs) raw, z (B, L), noise (B, act) -> action (B, act) in env units."""
+        mean, log_std = self.policy(obs, z)
+        squashed = torch.tanh(mean + log_std.exp() * noise)  # noise 0: deterministic
+        return self.low + (squashed + 1.0) * 0.5 * (self.high - self.low)
+
+
+@contextlib.contextmanager
+def held_output(hold: bool = True) -> Iterator[None]:
+    """Send fd 1 and fd 2 (Python's prints, warnings, logging and C libraries alike) to a
+    temporary file while the block runs; on an exception write what it caught to stderr."""
+    if not hold:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as buf:
+        saved = os.dup(1), os.dup(2)
+        os.dup2(buf.fileno(), 1)
+        os.dup2(buf.fileno(), 2)
+        # Python-level streams too, where something (pytest) replaced sys.stdout/stderr.
+        text = open(buf.fileno(), "w", closefd=False)
+        ok = False
+        try:
+            with contextlib.redirect_stdout(text), contextlib.redirect_stderr(text):
+                yield
+            ok = True
+        finally:
+            text.close()  # flushes; the fd stays open (closefd=False)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            if not ok:
+                buf.seek(0)
+                sys.stderr.write(buf.read().decode("utf-8", "replace"))
+
+
+_SUFFIX_UNITS = (("_mm_s", "mm/s"), ("_deg_s", "deg/s"), ("_mm", "mm"), ("_deg", "deg"))
+# The insertion env's wrench entries are divided by force_ref / torque_ref (sim/insertion.py).
+_NAMED_UNITS = {"fx": "F/force_ref", "fy": "F/force_ref", "fz": "F/force_ref"} | {
+    "tx": "T/torque_ref",
+    "ty": "T/torque_ref",
+    "tz": "T/torque_ref",
+}
+
+
+def units_of(env: Any, names: list[str], attr: str, low: Any = None, high: Any = None) -> list[str]:
+    """Units of named entries: the env's own `attr` list when it has one (terrain, point);
+    else from the name (insertion: x_mm "mm", wz_deg_s "deg/s", fx "F/force_ref"); "1" for
+    entries bounded to [-1, 1] (normalised commands); "" when unknown."""
+    for owner in (env, getattr(env, "unwrapped", None)):
+        declared = getattr(owner, attr, None)
+        if declared is not None and len(declared) == len(names):
+            return [str(u) for u in declared]
+    out = []
+    for i, name in enumerate(names):
+        unit = _NAMED_UNITS.get(name) or next(
+            (u for suf, u in _SUFFIX_UNITS if name.endswith(suf)), ""
+        )
+        if not unit and low is not None and high is not None and (low[i], high[i]) == (-1, 1):
+            unit = "1"
+        out.append(unit)
+    return out
+
+
+def annotate(model: bytes, spec: Any, kind: str) -> bytes:
+    """The model with graph name, doc strings and the manifest's essentials as metadata."""
+    import onnx  # lazy: onnx is needed only when exporting
+
+    proto = onnx.load_model_from_string(model)
+    proto.graph.name = GRAPH_NAMES[kind]
+    what = "context encoder" if kind == "encoder" else "policy"
+    task = (
+        f"descriptor {spec.descriptor_dim}"
+        if spec.kind == "conditioned"
+        else f"latent {spec.latent_dim}"
+    )
+    proto.doc_string = (
+        f"zshot {what} of artifact {spec.name}: obs {spec.obs_dim}, act {spec.act_dim}, "
+        f"{task}, {spec.control_hz:g} Hz; manifest.json beside this file "
+        "states the rest (docs/INTERFACES.md)"
+    )
+    proto.graph.doc_string = proto.doc_string
+    docs = io_docs(spec, kind)  # type: ignore[arg-type]
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.doc_string = docs[value.name]
+    del proto.metadata_props[:]
+    for key, val in onnx_metadata(spec, kind).items():  # type: ignore[arg-type]
+        proto.metadata_props.add(key=key, value=val)
+    onnx.checker.check_model(proto)
+    return bytes(proto.SerializeToString())
+
+
+def export_onnx(
+    module: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outputs: list[str]
+) -> bytes:
+    """torch.onnx.export (dynamo) with a dynamic batch dim; returns one self-contained model."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = tuple({0: batch} for _ in inputs)  # by position: input names may differ from args
+    module.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        program = torch.onnx.export(
+            module,
+            args,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_shapes=shapes,
+            dynamo=True,
+            external_data=False,
+        )
+        if program is None:
+            raise RuntimeError("torch.onnx.export returned no program")
+        program.save(str(path), external_data=False)
+        data = path.read_bytes()
+        leftovers = [p.name for p in Path(tmp).iterdir() if p.name != "model.onnx"]
+        if leftovers:  # weights were written next to the model: not a single file
+            raise RuntimeError(f"export wrote external data files {leftovers}")
+    return data
+
+
+def ort_session(model: bytes) -> Any:
+    import onnxruntime as ort  # lazy: only for the parity check
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def place_dir(tmp: Path, out: Path, force: bool) -> None:
+    """Rename the finished artifact dir `tmp` to `out` (an existing `out` only with force)."""
+    old = None
+    if out.exists():
+        if not force:
+            raise FileExistsError(f"{out} exists; pass --force to replace it")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def env_io(cfg: TrainConfig, obs_dim: int, act_dim: int) -> dict[str, Any]:
+    """The `ArtifactSpec` fields the config's env states: observation and action names and
+    units, action bounds, control rate and the env's description (`env`)."""
+    source = make_task_source(cfg)
+    env = source.make_env()
+    try:
+        low = np.asarray(env.action_space.low, np.float32)
+        high = np.asarray(env.action_space.high, np.float32)
+        obs_names = list(getattr(env, "obs_names", [f"obs{i}" for i in range(obs_dim)]))
+        action_names = list(getattr(env, "action_names", [f"act{i}" for i in range(act_dim)]))
+        return {
+            "obs_names": obs_names,
+            "action_names": action_names,
+            "obs_units": units_of(env, obs_names, "obs_units"),
+            "action_units": units_of(
+                env, action_names, "action_units", low.tolist(), high.tolist()
+            ),
+            "action_low": low.tolist(),
+            "action_high": high.tolist(),
+            "control_hz": env_control_hz(env),
+            "env": source.env_info,
+        }
+    finally:
+        env.close()
+
+
+def write_placed(out: Path, graphs: dict[str, bytes], spec: ArtifactSpec, force: bool) -> Artifact:
+    """Write the artifact (`graphs` by role, `spec`) in a temporary directory beside `out`,
+    then rename it into place (`place_dir`): `out` is never half written. Returns it loaded."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        write_graphs(tmp, graphs, spec)  # type: ignore[arg-type]
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; an artifact is copied and read by others
+        place_dir(tmp, out, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_artifact(out)
