@@ -73,8 +73,16 @@ class NaturalPosterior:
 
     def reset(self) -> None:
         """Back to the prior: forget every transition."""
-        self.precision = self._prior_precision.copy()
-        self.eta = self._prior_eta.copy()
+        # precision and eta are the rows of one [2, L] array, so that `add_one` updates
+        # both with one in-place add; `_num` / `_fac` are its scratch rows (1, mu) and
+        # (1/var, mu/var).
+        nat = np.stack([self._prior_precision, self._prior_eta])
+        self._nat = nat
+        self.precision = nat[0]
+        self.eta = nat[1]
+        self._num = np.ones_like(nat)
+        self._fac = np.empty_like(nat)
+        self._fac_prec, self._fac_eta = self._fac[0], self._fac[1]
         self.count = 0
 
     def add_one(self, mu: npt.NDArray[np.floating], var: npt.NDArray[np.floating]) -> None:
@@ -84,18 +92,21 @@ class NaturalPosterior:
         unchanged. var = +Inf (a factor carrying no information) only counts.
         """
         v = var.reshape(-1)  # [L]
-        if not v.min() > 0:  # also False when a var is NaN
+        # Python's min over L floats is ~5x cheaper than a numpy reduce at this size. A NaN
+        # can make it skip an entry (NaN compares false), but a NaN var makes `check` below
+        # non-finite, so every var <= 0 or NaN is still rejected.
+        if not min(v.tolist()) > 0:
             raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
-        prec = np.reciprocal(v, dtype=np.float64)  # [L]
-        eta = mu.reshape(-1) * prec  # [L]
+        if v.shape[0] != self.latent_dim:
+            raise ValueError(f"factor has {v.shape[0]} entries, expected {self.latent_dim}")
+        num = self._num
+        num[1] = mu  # [1, L] or [L]; a wrong size raises ValueError, state unchanged
+        fac = np.divide(num, v, out=self._fac)  # float64 [2, L]: 1/var, mu/var
         # NaN/Inf in mu (or an overflow) makes the dot product non-finite: x - x != 0.
-        check = float(eta.dot(prec))
+        check = float(self._fac_eta.dot(self._fac_prec))
         if check - check != 0:
             raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
-        if prec.shape[0] != self.latent_dim:
-            raise ValueError(f"factor has {prec.shape[0]} entries, expected {self.latent_dim}")
-        self.precision += prec
-        self.eta += eta
+        self._nat += fac
         self.count += 1
 
     def add(self, mu: npt.ArrayLike, var: npt.ArrayLike) -> None:

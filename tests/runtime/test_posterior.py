@@ -160,3 +160,39 @@ def test_histogram_percentiles_are_within_one_bin(values: list[float], q: float)
     # The upper edge of the bin holding the exact percentile: never below it, <= 9 % above.
     assert exact <= got * (1 + 1e-12) and got <= exact * 2 ** (1 / 8) * (1 + 1e-12)
     assert h.max_us == max(values) and h.n == len(values)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(
+        np.float32,
+        (L,),
+        elements=st.one_of(
+            st.floats(-10, 10, width=32),
+            st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, -1.0, 1e-30]),
+        ),
+    ),
+    arrays(np.float32, (L,), elements=st.floats(-10, 10, width=32)),
+)
+def test_add_one_accepts_exactly_what_add_accepts(var: np.ndarray, mu: np.ndarray) -> None:
+    """add_one's cheap checks (Python min over var, which a NaN can make skip an entry, and a
+    dot product) accept exactly the factors `add` accepts (finite mu, finite var > 0, or var
+    +Inf), and a rejected one leaves the state as it was, after a reset too."""
+    fast, batch = NaturalPosterior.standard(L), NaturalPosterior.standard(L)
+    fast.add_one(np.zeros(L, np.float32), np.ones(L, np.float32))
+    fast.reset()
+    ok = bool(np.all(var > 0) and not np.any(np.isnan(var)))
+    with np.errstate(all="ignore"):
+        try:
+            fast.add_one(mu[None, :], var[None, :])
+            accepted = True
+        except ValueError:
+            accepted = False
+    assert accepted == ok
+    if ok:
+        # +Inf var: a factor carrying no information (add() refuses it; add_one only counts)
+        batch.add(mu, np.where(np.isinf(var), np.float32(3e38), var))
+        np.testing.assert_allclose(fast.mean, batch.mean, rtol=1e-6, atol=1e-30)
+        assert fast.count == 1
+    else:
+        assert fast.count == 0 and np.all(fast.precision_sum == 0) and np.all(fast.eta_sum == 0)
