@@ -4,6 +4,7 @@
         --adapt-episodes 3 --eval-episodes 10 --record runs/trials
     zshot trials --config configs/trials/locomotion.yaml   # legged robot, per-step posterior
     zshot demo        # starts a runtime on loopback with the shipped artifact, runs SimRobot
+    zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --workers 4   # on Ray (fanout.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from zshot.config import (
     load_config,
     profile_override,
 )
+from zshot.parallel import add_workers_arguments, workers_error
 
 if TYPE_CHECKING:
     from hardware_bridge.robot import Robot
@@ -81,6 +83,7 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
     p.add_argument("--out", help="where the table JSON/PNG go (default: --record dir, else .)")
     p.add_argument("--seed", type=int, help="task/start-pose seed")
     p.add_argument("--quiet", action="store_true", help="no per-episode lines")
+    add_workers_arguments(p)  # --workers N > 1: the (plug, task) units on Ray (sim robots)
     return p
 
 
@@ -173,8 +176,19 @@ def _rates_agree(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-6 * max(abs(a), abs(b))
 
 
-def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False) -> int:
-    """Connect runtime + robot, run the trials, print and save the table. Returns an exit code."""
+def run_session(
+    cfg: TrialsConfig,
+    out_dir: Path | None,
+    *,
+    quiet: bool = False,
+    workers: int = 1,
+    ray_address: str | None = None,
+) -> int:
+    """Connect runtime + robot, run the trials, print and save the table. Returns an exit code.
+
+    `workers` > 1: the (plug, task) units on that many Ray workers (hardware_bridge/fanout.py),
+    a simulated robot each; the same report as 1 worker."""
+    from hardware_bridge.fanout import FANOUT_ROBOTS
     from hardware_bridge.recorder import RecordingError
     from hardware_bridge.robot import RobotError
     from hardware_bridge.robots import make_robot
@@ -187,6 +201,13 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
     def warn(msg: str) -> None:
         sys.stderr.write(f"zshot trials: {msg}\n")
 
+    if workers > 1 and cfg.robot not in FANOUT_ROBOTS:
+        warn(f"--workers {workers} needs a simulated robot ({', '.join(FANOUT_ROBOTS)}), "
+             f"not {cfg.robot}")  # fmt: skip
+        return 2
+    if workers > 1 and cfg.record is not None:
+        warn("--record records one robot's session: use it with --workers 1")
+        return 2
     if cfg.record is not None and Path(cfg.record).exists() and not Path(cfg.record).is_dir():
         warn(f"--record {cfg.record}: exists and is not a directory")
         return 2
@@ -226,7 +247,8 @@ def run_session(cfg: TrialsConfig, out_dir: Path | None, *, quiet: bool = False)
         warn(f"cannot reach the runtime: {exc}")
         return 2
     try:
-        return _run_connected(cfg, out_dir, robot, client, control_hz, log, warn)
+        fanout = (workers, ray_address, keys) if workers > 1 else None
+        return _run_connected(cfg, out_dir, robot, client, control_hz, log, warn, fanout)
     except RecordingError as exc:
         warn(f"recording: {exc}")
         return 2
@@ -249,8 +271,10 @@ def _run_connected(
     control_hz: float,
     log: Callable[[str], None],
     warn: Callable[[str], None],
+    fanout: tuple[int, str | None, tuple[bytes, tuple[bytes, bytes]] | None] | None = None,
 ) -> int:
-    """run_session once the robot and the client exist (the caller closes the client)."""
+    """run_session once the robot and the client exist (the caller closes the client);
+    `fanout` = (workers, ray address, keys): the units on Ray workers, not on `robot`."""
     from hardware_bridge.loop import ControlLoop
     from hardware_bridge.recorder import Recorder
     from hardware_bridge.robot import RobotError
@@ -315,8 +339,17 @@ def _run_connected(
     )
     t0 = time.monotonic()
     try:
-        robot.connect()
-        report = run_trials(loop, cfg, log=log)
+        if fanout is not None:
+            from hardware_bridge.fanout import run_trials_fanout
+
+            workers, address, keys = fanout
+            metric = str(getattr(robot, "metric", "success"))
+            report = run_trials_fanout(
+                cfg, control_hz, metric, workers=workers, ray_address=address, keys=keys, log=log
+            )
+        else:
+            robot.connect()
+            report = run_trials(loop, cfg, log=log)
     except RobotError as exc:
         warn(f"robot error: {exc}")
         return 1
@@ -361,13 +394,22 @@ def trials_main(argv: Sequence[str]) -> int:
     if args.runtime and (problem := _endpoint_problem(args.runtime)) is not None:
         sys.stderr.write(f"zshot trials: --runtime: {problem}\n")
         return 2
+    if (err := workers_error(args.workers)) is not None:
+        sys.stderr.write(f"zshot trials: {err}\n")
+        return 2
     cfg = _config_from_args(args)  # a bad value: ConfigError, one line by zshot.cli
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread (embedded use): leave signals alone
         previous = None
     try:
-        return run_session(cfg, Path(args.out) if args.out else None, quiet=args.quiet)
+        return run_session(
+            cfg,
+            Path(args.out) if args.out else None,
+            quiet=args.quiet,
+            workers=args.workers,
+            ray_address=args.ray_address,
+        )
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

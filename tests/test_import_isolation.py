@@ -21,6 +21,7 @@ FORBIDDEN = (
     "onnx",
     "tensorboard",
     "matplotlib",
+    "ray",  # only when `zshot trials --workers` > 1 fans out (zshot/parallel.py, lazily)
 )
 # Adapters whose SDK is an optional extra are imported lazily by design; none listed now.
 SKIP_MODULES: set[str] = set()

@@ -64,6 +64,12 @@ class EnvRobot(ABC):
         """Nothing to open (the env exists); marks the robot usable."""
         self._connected = True
 
+    def set_episode_number(self, n: int) -> None:
+        """The episode counter the next `reset` seeds from: a trials worker starting at a
+        later (plug, task) unit draws that unit's start poses, as one robot running the
+        session from its start would (`zshot trials --workers`)."""
+        self._episode = int(n)
+
     def reset(self) -> RobotState:
         """New episode on the current task, seeded from the seed and the episode counter."""
         self._require()

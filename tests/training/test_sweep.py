@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from training import sweep as sweep_mod
-from training.common import parallel
 from training.common.checkpoint import CHECKPOINT
 from training.sweep import parse_grid, split_values, trial_name, trials
+from zshot import parallel
 
 from .conftest import tiny_config
 

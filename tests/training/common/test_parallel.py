@@ -1,5 +1,6 @@
-"""Fan-out on Ray (training/common/parallel.py): results independent of the worker count,
-a killed worker's task rerun, every episode exactly once; single-process without Ray."""
+"""Fan-out on Ray (zshot/parallel.py, re-exported by training/common/parallel.py): results
+independent of the worker count, a killed worker's task rerun, every episode exactly once;
+single-process without Ray."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import pytest
 from training import cli as training_cli
 from training import collect as collect_mod
 from training.collect import TaskCollector, collect_dataset
-from training.common import parallel
 from training.common.parallel import run_ordered
 from training.config import CollectConfig
+from zshot import parallel
 from zshot.config import load_config
 
 from .ray_helpers import DiesOnOdd, Failing
