@@ -28,6 +28,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -122,8 +123,13 @@ def _run_on_ray(
     from ray.exceptions import RayActorError, RayTaskError
 
     init_ray(workers, ray_address)
+    # A Ray already running (an earlier call in this process, a cluster) may have fewer
+    # CPUs than `workers`: an actor beyond them would never start and its items never end.
+    cpus = int(ray.cluster_resources().get("CPU", workers))
+    if cpus < workers:
+        print(f"ray: {cpus} CPUs for {workers} workers; running {max(cpus, 1)}", file=sys.stderr)
     actor_cls: Any = ray.remote(num_cpus=1, max_restarts=0)(cls)
-    actors: list[Any] = [actor_cls.remote(*args) for _ in range(min(workers, n))]
+    actors: list[Any] = [actor_cls.remote(*args) for _ in range(max(1, min(workers, n, cpus)))]
     queue = deque(range(n))
     attempts = [0] * n
     pending: dict[Any, tuple[int, int]] = {}  # ref -> (actor slot, item)

@@ -6,6 +6,13 @@ from __future__ import annotations
 import os
 
 
+class Echo:
+    """A worker that returns its item."""
+
+    def run(self, i: int) -> int:
+        return i
+
+
 class Failing:
     """A worker whose method raises: the caller's error, not a lost worker."""
 

@@ -22,7 +22,7 @@ from training.config import CollectConfig
 from zshot import parallel
 from zshot.config import load_config
 
-from .ray_helpers import DiesOnOdd, Failing
+from .ray_helpers import DiesOnOdd, Echo, Failing
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = {
@@ -170,6 +170,16 @@ def test_a_killed_worker_has_its_task_rerun_and_every_episode_comes_once(
         for (_, e, *_), (_, w, *_) in zip(episodes, want, strict=True):
             np.testing.assert_array_equal(e.obs, w.obs)
     ref.close()
+
+
+@pytest.mark.slow
+def test_more_workers_than_the_running_ray_has_cpus_still_finish(
+    local_ray: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second fan-out in one process asking for more workers than the Ray started by the
+    first (2 CPUs) runs on what there is instead of waiting forever for a CPU."""
+    assert list(run_ordered(Echo, (), "run", 5, workers=4)) == [(i, i) for i in range(5)]
+    assert "2 CPUs for 4 workers; running 2" in capsys.readouterr().err
 
 
 @pytest.mark.slow
