@@ -73,8 +73,7 @@ from torch.nn import functional as F
 from training.algos.offline_pearl.networks import OfflinePearlNets
 from training.algos.pearl.losses import (
     PearlOptimizers,
-    infer_posterior,
-    kl_to_standard_normal,
+    batch_latent,
     pearl_learners,
     step_learners,
 )
@@ -154,15 +153,9 @@ def offline_pearl_losses(
     reduce = task_reducer(T, per_task)
     zero = torch.zeros(T) if per_task else torch.zeros(())
 
-    # --- q(z | c) and a reparameterised z: (T, L), grads -> encoder through the critic ---
-    if cfg.use_latent:
-        z_mean, z_var = infer_posterior(nets, batch.context, cfg.encoder.prior_in_posterior)
-        z = z_mean + torch.sqrt(z_var) * torch.randn_like(z_mean)
-        kl_tasks = kl_to_standard_normal(z_mean, z_var)  # (T,)
-        kl_div = kl_tasks if per_task else kl_tasks.sum()
-    else:  # offline RL without context (the ODA paper's AWAC baseline): z fixed at 0
-        z_mean, z_var, z = torch.zeros(T, L), torch.ones(T, L), torch.zeros(T, L)
-        kl_div = zero
+    # --- q(z | c) and a reparameterised z: (T, L), grads -> encoder through the critic;
+    # without context (the ODA paper's AWAC baseline) z is fixed at 0 ---
+    z_mean, z_var, z, kl_div = batch_latent(nets, batch.context, cfg, zero)
 
     z_flat = z.unsqueeze(1).expand(T, B, L).reshape(T * B, L)  # (T*B, L)
     obs = batch.obs.reshape(T * B, -1)

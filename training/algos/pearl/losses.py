@@ -101,6 +101,23 @@ def infer_posterior(nets: PearlNets, context: Tensor, prior: bool) -> tuple[Tens
     return product_of_gaussians(mu_n, var_n, prior=prior)
 
 
+def batch_latent(
+    nets: PearlNets, context: Tensor, cfg: TrainConfig, zero: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The meta-batch's latent, shared by online and offline PEARL: q(z | c) of each task's
+    context (T, C, D), a reparameterised z ~ q (T, L; grads -> encoder through whatever uses
+    it) and KL(q || N(0, I)) (eq. 4) in `zero`'s shape: (T,) per task, else summed over tasks.
+    Without the latent (SAC / AWAC without context): z fixed at 0 and KL `zero`.
+    Returns z_mean, z_var, z, kl_div."""
+    T, L = context.shape[0], nets.latent_dim
+    if not cfg.use_latent:
+        return torch.zeros(T, L), torch.ones(T, L), torch.zeros(T, L), zero
+    z_mean, z_var = infer_posterior(nets, context, cfg.encoder.prior_in_posterior)
+    z = z_mean + torch.sqrt(z_var) * torch.randn_like(z_mean)
+    kl_tasks = kl_to_standard_normal(z_mean, z_var)  # (T,)
+    return z_mean, z_var, z, kl_tasks if zero.dim() else kl_tasks.sum()
+
+
 def pearl_losses(
     batch: MetaBatch, nets: PearlNets, cfg: TrainConfig, per_task: bool = False
 ) -> PearlLosses:
@@ -115,17 +132,7 @@ def pearl_losses(
     zero = torch.zeros(T) if per_task else torch.zeros(())
 
     # --- q(z | c): product of per-transition Gaussians, then a reparameterised sample ---
-    if cfg.use_latent:
-        z_mean, z_var = infer_posterior(nets, batch.context, cfg.encoder.prior_in_posterior)
-        z = z_mean + torch.sqrt(z_var) * torch.randn_like(z_mean)  # (T, L), grads -> encoder
-        kl_tasks = kl_to_standard_normal(z_mean, z_var)  # (T,), eq. 4
-        kl_div = kl_tasks if per_task else kl_tasks.sum()  # summed over tasks
-    else:
-        # SAC without context: the same networks with z fixed at 0.
-        z_mean = torch.zeros(T, L)
-        z_var = torch.ones(T, L)
-        z = torch.zeros(T, L)
-        kl_div = zero
+    z_mean, z_var, z, kl_div = batch_latent(nets, batch.context, cfg, zero)
 
     # (T, L) -> (T*B, L): every transition of a task sees that task's z.
     z_flat = z.unsqueeze(1).expand(T, B, L).reshape(T * B, L)
