@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,19 +55,12 @@ def _cfg(**over: object) -> TrainConfig:
     return TrainConfig.model_validate(base)
 
 
-def _batch(seed: int):  # type: ignore[no-untyped-def]  # the batch type moves in #18
-    from training.common.batches import MetaBatch as PearlBatch
+def _batch(seed: int) -> Any:
+    """The synthetic meta-batch the reference was recorded with (3 tasks, 8 transitions, 5
+    context rows, 30 % terminal)."""
+    from tests.training.conftest import random_batch
 
-    g = torch.Generator().manual_seed(seed)
-    T, B, C = 3, 8, 5
-    return PearlBatch(
-        obs=torch.randn(T, B, OBS, generator=g),
-        actions=torch.tanh(torch.randn(T, B, ACT, generator=g)),
-        rewards=torch.randn(T, B, 1, generator=g),
-        next_obs=torch.randn(T, B, OBS, generator=g),
-        dones=(torch.rand(T, B, 1, generator=g) < 0.3).float(),
-        context=torch.randn(T, C, 2 * OBS + ACT + 1, generator=g),
-    )
+    return random_batch(OBS, ACT, T=3, B=8, C=5, seed=seed)
 
 
 def _flat(prefix: str, nets: torch.nn.Module) -> dict[str, np.ndarray]:
