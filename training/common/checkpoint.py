@@ -14,9 +14,12 @@ Checkpoints from before the tag: `checkpoint_algorithm` derives the name from th
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,6 +52,24 @@ def run_state(
         "nets": nets.state_dict(),
         "dims": {"obs": obs_dim, "act": act_dim},
     }
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A trainer's random streams as checkpoint values: its numpy generator, torch's global
+    generator and Python's `random` (JSON strings and a tensor: `weights_only` loadable)."""
+    return {
+        "numpy": json.dumps(rng.bit_generator.state),
+        "torch": torch.get_rng_state(),
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def restore_rng(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    """Put back what `rng_state` saved, so a resumed run continues bit-for-bit."""
+    rng.bit_generator.state = json.loads(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
 
 
 def save_checkpoint(

@@ -29,11 +29,18 @@ from tqdm import tqdm
 
 from training.algos.mtsac.losses import MTSACOptimizers, mtsac_update, sample_batch
 from training.algos.mtsac.networks import MTSACNets, make_nets
-from training.common.checkpoint import CHECKPOINT, load_checkpoint, run_state, save_checkpoint
+from training.common.checkpoint import (
+    CHECKPOINT,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    run_state,
+    save_checkpoint,
+)
 from training.common.pcgrad import PCGrad
 from training.common.replay import MultiTaskReplayBuffer
 from training.common.rollout import Episode, RolloutWorker
-from training.common.tasks import TaskSource, env_control_hz, make_task_source
+from training.common.tasks import TaskSource, env_control_hz, make_task_source, same_tasks
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, conditioned_eval
 from zshot.jsonio import write_json
@@ -207,11 +214,7 @@ class MTSACTrainer:
             env_steps=self.env_steps,
             updates=self.updates,
         )
-        rng: dict[str, Any] = {
-            "numpy": json.dumps(self.rng.bit_generator.state),
-            "torch": torch.get_rng_state(),
-            "python": json.dumps(random.getstate()),
-        }
+        rng = rng_state(self.rng)
         if self.pcgrad is not None:
             rng["pcgrad"] = self.pcgrad.generator.get_state()
         return {
@@ -226,18 +229,14 @@ class MTSACTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from `state_dict()`; the train tasks must be the same ones."""
-        mine = [t.model_dump(mode="json") for t in self.source.train_tasks]
-        if json.loads(state["train_tasks"]) != mine:
+        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
             raise ValueError(
                 "checkpoint was trained on other train tasks (seed or task config changed)"
             )
         self.nets.load_state_dict(state["nets"])
         self.optimizers.load_state_dict(state["optimizers"])
         self.buffer.load_state_dict(state["rl_buffer"])
-        self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        version, internal, gauss = json.loads(state["rng"]["python"])
-        random.setstate((version, tuple(internal), gauss))
+        restore_rng(self.rng, state["rng"])
         if self.pcgrad is not None and "pcgrad" in state["rng"]:
             self.pcgrad.generator.set_state(state["rng"]["pcgrad"])
         self.iteration = int(state["iteration"])

@@ -30,7 +30,14 @@ from training.algos.pearl.agent import TorchAgent
 from training.algos.pearl.losses import PearlOptimizers, pearl_update, product_of_gaussians
 from training.algos.pearl.networks import PearlNets, make_nets
 from training.common.batches import MetaBatch, assemble_batch
-from training.common.checkpoint import CHECKPOINT, load_checkpoint, run_state, save_checkpoint
+from training.common.checkpoint import (
+    CHECKPOINT,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    run_state,
+    save_checkpoint,
+)
 from training.common.replay import MultiTaskReplayBuffer
 from training.common.rollout import Episode, RolloutWorker
 from training.common.tasks import (
@@ -258,11 +265,7 @@ class Trainer:
             "optimizers": self.optimizers.state_dict(),
             "rl_buffer": self.rl_buffer.state_dict(),
             "enc_buffer": self.enc_buffer.state_dict(),
-            "rng": {
-                "numpy": json.dumps(self.rng.bit_generator.state),
-                "torch": torch.get_rng_state(),
-                "python": json.dumps(random.getstate()),
-            },
+            "rng": rng_state(self.rng),
             "history": json.dumps(self.history),
             "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
         }
@@ -277,10 +280,7 @@ class Trainer:
         self.optimizers.load_state_dict(state["optimizers"])
         self.rl_buffer.load_state_dict(state["rl_buffer"])
         self.enc_buffer.load_state_dict(state["enc_buffer"])
-        self.rng.bit_generator.state = json.loads(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        version, internal, gauss = json.loads(state["rng"]["python"])
-        random.setstate((version, tuple(internal), gauss))
+        restore_rng(self.rng, state["rng"])
         self.iteration = int(state["iteration"])
         self.env_steps = int(state["env_steps"])
         self.updates = int(state["updates"])
