@@ -10,13 +10,17 @@ source; only `metric` tells the report whether success or return is the figure t
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
+import numpy as np
+import torch
 
+from training.common.rollout import RolloutWorker
 from training.common.toy_env import PointGoalEnv, point_tasks
 from training.config import TrainConfig
 from training.plug_family import plug_paths
@@ -327,3 +331,42 @@ def observation_index(cfg: TrainConfig) -> dict[str, int] | None:
     from sim.insertion import OBS_INDEX  # lazy: sim (pybullet) only for insertion
 
     return dict(OBS_INDEX)
+
+
+@dataclass
+class RunEnv:
+    """What an online trainer starts from (`open_run`): its random stream, task source and
+    one rollout worker on the source's env, with the env's sizes."""
+
+    rng: np.random.Generator
+    source: TaskSource
+    worker: RolloutWorker
+    obs_dim: int
+    act_dim: int
+    control_hz: float
+
+    @property
+    def env(self) -> Any:
+        """The worker's env."""
+        return self.worker.env
+
+
+def open_run(cfg: TrainConfig, who: str) -> RunEnv:
+    """Seed a run (torch's threads and generator, Python's `random`, a numpy generator, all
+    from cfg.seed, in that order), build its task source and one rollout worker, and check
+    the env's action space is the normalised [-1, 1] the tanh policies emit (`who` names the
+    trainer in that error)."""
+    torch.set_num_threads(cfg.torch_threads)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    source = make_task_source(cfg)
+    worker = RolloutWorker(source.make_env, cfg.max_episode_steps)
+    space = worker.env.action_space
+    if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
+        raise ValueError(
+            f"{who} expects a normalised action space [-1, 1] (docs/INTERFACES.md); "
+            f"got low={space.low}, high={space.high}"
+        )
+    obs_dim = int(worker.env.observation_space.shape[0])
+    return RunEnv(rng, source, worker, obs_dim, int(space.shape[0]), env_control_hz(worker.env))

@@ -59,7 +59,7 @@ from training.algos.pearl.agent import TorchAgent
 from training.algos.pearl.losses import product_of_gaussians
 from training.algos.pearl.networks import PearlNets, make_nets
 from training.common.checkpoint import CHECKPOINT, run_state, save_checkpoint
-from training.common.tasks import TaskSource, make_task_source
+from training.common.tasks import open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
 from zshot.jsonio import write_json
@@ -260,13 +260,9 @@ class DistillTrainer:
         self.cfg = cfg
         self.dcfg = cfg.distill
         self.run_dir = Path(run_dir)
-        torch.set_num_threads(cfg.torch_threads)
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.source: TaskSource = make_task_source(cfg)
-        self.env = self.source.make_env()
-        self.obs_dim = int(self.env.observation_space.shape[0])
-        self.act_dim = int(self.env.action_space.shape[0])
+        run = open_run(cfg, "distill")
+        self.rng, self.source, self.env = run.rng, run.source, run.env
+        self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
         self.max_steps = cfg.max_episode_steps or int(self.env.config.max_steps)
         self.nets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.policy_opt = torch.optim.Adam(self.nets.policy.parameters(), lr=self.dcfg.lr)

@@ -17,7 +17,6 @@ states, the PCGrad generator, counters, history), TensorBoard logs under `tb/`,
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -39,8 +38,8 @@ from training.common.checkpoint import (
 )
 from training.common.pcgrad import PCGrad
 from training.common.replay import MultiTaskReplayBuffer
-from training.common.rollout import Episode, RolloutWorker
-from training.common.tasks import TaskSource, env_control_hz, make_task_source, same_tasks
+from training.common.rollout import Episode
+from training.common.tasks import open_run, same_tasks
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, conditioned_eval
 from zshot.jsonio import write_json
@@ -78,28 +77,16 @@ class MTSACTrainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        torch.set_num_threads(cfg.torch_threads)
-        random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.source: TaskSource = make_task_source(cfg)
+        run = open_run(cfg, "MT-SAC")
+        self.rng, self.source, self.worker = run.rng, run.source, run.worker
+        self.env = run.env
+        self.obs_dim, self.act_dim, self.control_hz = run.obs_dim, run.act_dim, run.control_hz
         n = len(self.source.train_tasks)
         if n != cfg.num_train_tasks:
             raise ValueError(
                 f"mtsac: num_train_tasks is {cfg.num_train_tasks} but the env family has {n} "
                 "train tasks; the one-hot id needs num_train_tasks <= the family's size"
             )
-        self.worker = RolloutWorker(self.source.make_env, cfg.max_episode_steps)
-        self.env = self.worker.env
-        space = self.env.action_space
-        if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
-            raise ValueError(
-                f"MT-SAC expects a normalised action space [-1, 1]; got low={space.low}, "
-                f"high={space.high}"
-            )
-        self.obs_dim = int(self.env.observation_space.shape[0])
-        self.act_dim = int(space.shape[0])
-        self.control_hz = env_control_hz(self.env)
         self.nets: MTSACNets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.optimizers = MTSACOptimizers.create(self.nets, cfg)
         self.pcgrad = PCGrad(seed=cfg.seed) if cfg.pcgrad else None

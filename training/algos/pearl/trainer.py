@@ -16,7 +16,6 @@ periodic few-shot evaluations in `history.json` and PNG learning curves at the e
 from __future__ import annotations
 
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,10 @@ from training.common.checkpoint import (
     save_checkpoint,
 )
 from training.common.replay import MultiTaskReplayBuffer
-from training.common.rollout import Episode, RolloutWorker
+from training.common.rollout import Episode
 from training.common.tasks import (
-    TaskSource,
-    env_control_hz,
-    make_task_source,
     observation_index,
+    open_run,
     same_tasks,
 )
 from training.config import TrainConfig
@@ -95,23 +92,11 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        torch.set_num_threads(cfg.torch_threads)
-        random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.source: TaskSource = make_task_source(cfg)
-        self.worker = RolloutWorker(self.source.make_env, cfg.max_episode_steps)
-        self.env = self.worker.env
-        space = self.env.action_space
-        if not (np.allclose(space.low, -1.0) and np.allclose(space.high, 1.0)):
-            raise ValueError(
-                f"PEARL here expects a normalised action space [-1, 1] (docs/INTERFACES.md); "
-                f"got low={space.low}, high={space.high}"
-            )
-        self.obs_dim = int(self.env.observation_space.shape[0])
-        self.act_dim = int(space.shape[0])
+        run = open_run(cfg, "PEARL here")
+        self.rng, self.source, self.worker = run.rng, run.source, run.worker
+        self.env = run.env
+        self.obs_dim, self.act_dim, self.control_hz = run.obs_dim, run.act_dim, run.control_hz
         self.max_steps = cfg.max_episode_steps
-        self.control_hz = env_control_hz(self.env)
         self.nets: PearlNets = make_nets(self.obs_dim, self.act_dim, cfg, observation_index(cfg))
         self.optimizers = PearlOptimizers.create(self.nets, cfg)
         n = len(self.source.train_tasks)
