@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac"]
+AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "maml"]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -235,6 +235,49 @@ class FinetuneConfig(StrictModel):
     """Evaluation episodes of the fine-tuned policy after fine-tuning (posterior mean)."""
 
 
+class MAMLConfig(StrictModel):
+    """MAML for RL (training/algos/maml/, Finn et al. 2017): a Gaussian MLP policy adapted
+    by `inner_steps` policy-gradient steps on K episodes of a task, meta-trained with
+    ProMP's clipped surrogate (Rothfuss et al. 2019) through the inner steps."""
+
+    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    """Hidden widths of the policy's mean network (the paper: two layers of 100, ReLU)."""
+    init_std: float = Field(1.0, gt=0)
+    """Initial action std (state-independent, learned: the paper's Gaussian policy)."""
+    episodes_per_task: int = Field(10, ge=1)
+    """K: episodes per task for each inner step and for the post-update batch (the
+    paper's "fast batch size" counted in episodes; 20 on half-cheetah)."""
+    inner_lr: float = Field(0.1, gt=0)
+    """alpha: the inner policy-gradient step size (the paper: 0.1 on locomotion)."""
+    inner_steps: int = Field(1, ge=1, le=5)
+    """Inner policy-gradient steps in meta-training (each on fresh episodes of the
+    policy adapted so far, as in the paper); `zshot adapt --steps` may take more."""
+    inner_estimator: Literal["reinforce", "lvc"] = "reinforce"
+    """The inner loss: reinforce, -mean(log pi(a|s) A) (Finn et al.); lvc, ProMP's
+    low-variance curvature surrogate -mean(pi/stop_grad(pi) A): the same inner step (its
+    gradient at theta is REINFORCE's), another second-order term."""
+    first_order: bool = False
+    """First-order MAML: the inner gradient is a constant of the meta-gradient (the
+    Hessian term through the inner step is dropped)."""
+    outer_lr: float = Field(1e-3, gt=0)
+    """Adam step size of the meta-update."""
+    outer_steps: int = Field(5, ge=1)
+    """ProMP's gradient steps on one meta-batch (the clipped surrogate, recomputing the
+    inner steps from the fixed pre-update episodes each time)."""
+    clip_eps: float = Field(0.3, gt=0, lt=1)
+    """ProMP's clip on the post-update likelihood ratio (its paper: 0.3)."""
+    gamma: float = Field(0.99, ge=0, le=1)
+    """Discount of the returns the advantages are measured from."""
+    normalize_advantages: bool = True
+    """Standardise each task batch's advantages (mean 0, std 1), inner and outer alike."""
+    baseline_reg: float = Field(1e-5, gt=0)
+    """Ridge coefficient of the linear feature baseline (Duan et al. 2016)."""
+    eval_tasks: int = Field(5, ge=1)
+    """Test tasks of the adaptation curve measured at the end (and every `eval_every`)."""
+    eval_steps: int = Field(3, ge=0, le=10)
+    """The adaptation curve: the return after 0, 1, .., this many inner steps."""
+
+
 class TrainConfig(StrictModel):
     """A training run of one algorithm (`algo`): PEARL meta-training (or the SAC-without-context
     baseline when latent is off), or offline PEARL from a dataset."""
@@ -313,6 +356,8 @@ class TrainConfig(StrictModel):
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
     distill: DistillConfig | None = None
+    maml: MAMLConfig = Field(default_factory=lambda: MAMLConfig.model_validate({}))
+    """MAML for RL (training/algos/maml/); read by algo maml."""
     """Distillation from the privileged servo (training/algos/distill/trainer.py) instead of PEARL."""
     eval_every: int = Field(20, ge=0)
     """Few-shot evaluation every this many iterations (0: only at the end)."""

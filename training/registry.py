@@ -21,6 +21,9 @@ from typing import Any, Protocol
 from torch import nn
 
 from training.algos.distill.trainer import DistillTrainer
+from training.algos.maml import networks as maml_networks
+from training.algos.maml.export import export_weights
+from training.algos.maml.trainer import MAMLTrainer
 from training.algos.mtsac import networks as mtsac_networks
 from training.algos.mtsac.export import export_conditioned
 from training.algos.mtsac.trainer import MTSACTrainer
@@ -82,8 +85,8 @@ class Algorithm:
     trainer: Callable[[TrainConfig, Path], RunTrainer]
     exporter: Exporter
     artifact_kind: str
-    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy) or
-    `conditioned` (policy of obs and a task descriptor)."""
+    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy),
+    `conditioned` (policy of obs and a task descriptor) or `weights` (policy of obs)."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -140,6 +143,21 @@ ALGORITHMS: dict[str, Algorithm] = {
         exporter=export_conditioned,
         artifact_kind="conditioned",
     ),
+    "maml": Algorithm(
+        name="maml",
+        summary="MAML for RL: a Gaussian policy adapted by policy-gradient steps on K "
+        "episodes, meta-trained with ProMP's clipped surrogate (`zshot adapt` adapts it on a "
+        "robot); exports a weights artifact",
+        paper="Finn, Abbeel, Levine (2017), Model-Agnostic Meta-Learning for Fast Adaptation "
+        "of Deep Networks, ICML, arXiv 1703.03400; outer loop: Rothfuss et al. (2019), ProMP: "
+        "Proximal Meta-Policy Search, ICLR, arXiv 1810.06784",
+        config_sections=("maml",),
+        make_nets=maml_networks.make_nets,
+        make_agent=None,
+        trainer=MAMLTrainer,
+        exporter=export_weights,
+        artifact_kind="weights",
+    ),
 }
 
 
@@ -189,7 +207,8 @@ def agent_of(run: LoadedRun) -> FewShotAgent:
     if run.algorithm.make_agent is None:
         raise ValueError(
             f"{run.run_dir}: algorithm {run.algorithm.name} has no few-shot agent (its policy "
-            "is told its task); export it (`zshot export`) and serve the conditioned artifact"
+            "is told its task, or adapts by gradient steps); export it (`zshot export`) and "
+            f"serve the {run.algorithm.artifact_kind} artifact"
         )
     return run.algorithm.make_agent(run.nets, run.cfg)
 

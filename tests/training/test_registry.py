@@ -24,8 +24,10 @@ def test_config_names_and_registry_agree() -> None:
     assert set(typing.get_args(AlgoName)) == set(ALGORITHMS)
     for name, algo in ALGORITHMS.items():
         assert algo.name == name and "arXiv" in algo.paper
-        # PEARL-shaped runs export a posterior; a policy told its task, a conditioned one
-        assert algo.artifact_kind == ("conditioned" if algo.make_agent is None else "posterior")
+        # PEARL-shaped runs export a posterior; a policy told its task, a conditioned one;
+        # a gradient-adapted policy (MAML), weights
+        no_agent = ("conditioned", "weights")
+        assert (algo.artifact_kind in no_agent) == (algo.make_agent is None)
 
 
 def test_zshot_algos_lists_each_algorithm_with_its_paper(
@@ -46,7 +48,7 @@ def test_algo_defaults_to_how_configs_chose_before() -> None:
     with pytest.raises(ValidationError, match="algo offline_pearl needs offline.dataset"):
         tiny_config(algo="offline_pearl")
     with pytest.raises(ValidationError):
-        tiny_config(algo="maml")
+        tiny_config(algo="no-such-algo")
     assert get_algorithm(offline.algorithm).trainer is OfflineTrainer
 
 

@@ -1,0 +1,148 @@
+"""Export a MAML policy as a `weights` artifact: policy.onnx + manifest.json.
+
+    policy.onnx   obs[B, obs], noise[B, act]  ->  action[B, act] = mean(norm(obs)) + std * noise
+
+The meta-policy (`zshot export` of a run) or an adapted policy (`zshot adapt`: the
+parameters after the inner steps on a robot's episodes) alike; the runtime serves it with
+no state (docs/PROTOCOL.md "weights"), adapted weights arrive by RELOAD. Normalisation is
+inside the graph; the action is the Gaussian's sample (noise 0: its mean), unsquashed as
+the policy was trained (the env, and on a robot the bridge's safety layer, clip it to the
+action bounds). The graph is checked against torch with onnxruntime before it is written.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from runtime.artifact import ArtifactSpec, Normalisation
+from training.algos.maml.networks import GaussianMLPPolicy, MAMLNets, Params
+from training.common.onnx_export import (
+    PARITY_ATOL,
+    annotate,
+    env_io,
+    export_onnx,
+    held_output,
+    ort_session,
+    write_placed,
+)
+from training.config import TrainConfig
+
+INPUTS = ["obs", "noise"]
+
+
+class WeightsGraph(nn.Module):
+    """(obs, noise) -> mean + exp(log_std) * noise of a Gaussian MLP policy."""
+
+    def __init__(self, policy: GaussianMLPPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: Tensor, noise: Tensor) -> Tensor:
+        """obs (B, obs) raw, noise (B, act) -> action (B, act)."""
+        mean, log_std = self.policy(obs)
+        return mean + log_std.exp() * noise
+
+
+def with_params(policy: GaussianMLPPolicy, params: Params) -> GaussianMLPPolicy:
+    """A copy of `policy` (its normaliser included) holding `params`."""
+    out = copy.deepcopy(policy)
+    out.load_params(params)
+    return out
+
+
+def check_weights_parity(
+    policy_onnx: bytes, graph: WeightsGraph, seed: int = 0
+) -> dict[str, float]:
+    """Max |onnxruntime - torch| of the action on random observations (around the
+    normalisation and far outside it) and noise (half zero); raises beyond PARITY_ATOL."""
+    g = torch.Generator().manual_seed(seed)
+    norm = graph.policy.normaliser
+    n = 64
+    obs = norm.mean + norm.std * 3 * torch.randn(n, graph.policy.obs_dim, generator=g)
+    noise = torch.randn(n, graph.policy.act_dim, generator=g)
+    noise[: n // 2] = 0.0
+    with torch.no_grad():
+        want = graph(obs, noise).numpy()
+    (got,) = ort_session(policy_onnx).run(["action"], {"obs": obs.numpy(), "noise": noise.numpy()})
+    errs = {"action": float(np.abs(got - want).max())}
+    if not errs["action"] <= PARITY_ATOL:
+        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errs}")
+    return errs
+
+
+def export_weights(
+    nets: MAMLNets,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    name: str,
+    algorithm: str,
+    run_dir: str | Path,
+    counters: Mapping[str, int],
+    force: bool = False,
+    verbose: bool = False,
+    params: Params | None = None,
+    adaptation: Mapping[str, Any] | None = None,
+) -> tuple[Any, dict[str, float]]:
+    """Export the policy as a `weights` artifact directory; returns (Artifact, parity
+    errors). `params`: export these (adapted) parameters instead of the run's theta, and
+    `adaptation` (what they were adapted on) goes into the manifest's `training`. Refuses an
+    existing `out_dir` unless `force`; built beside it and renamed into place."""
+    import onnx  # lazy: onnx is needed only when exporting
+
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    policy = nets.policy if params is None else with_params(nets.policy, params)
+    policy.eval()
+    obs_dim, act_dim = nets.obs_dim, nets.act_dim
+    io = env_io(cfg, obs_dim, act_dim)
+    norm = policy.normaliser
+    spec = ArtifactSpec(
+        name=name,
+        kind="weights",
+        obs_dim=obs_dim,
+        act_dim=act_dim,
+        obs_normalisation=Normalisation(mean=norm.mean.tolist(), std=norm.std.tolist()),
+        normalisation_in_graph=True,
+        **io,
+    )
+    graph = WeightsGraph(policy)
+    args = (torch.zeros(2, obs_dim), torch.zeros(2, act_dim))
+    with held_output(not verbose):
+        onnx_bytes = annotate(export_onnx(graph, args, INPUTS, ["action"]), spec, "policy")
+    errors = check_weights_parity(onnx_bytes, graph)
+    opset = onnx.load_model_from_string(onnx_bytes).opset_import
+    training: dict[str, Any] = {
+        "algorithm": algorithm,
+        "run_dir": str(Path(run_dir).resolve()),
+        "iteration": int(counters["iteration"]),
+        "updates": int(counters["updates"]),
+        "env_steps": int(counters["env_steps"]),
+        "seed": cfg.seed,
+        "config": cfg.model_dump(mode="json"),
+        "obs_clip": norm.clip,
+        "parity_max_abs_err": errors,
+    }
+    if adaptation is not None:
+        training["adaptation"] = dict(adaptation)
+    spec = spec.model_copy(
+        update={
+            "training": training,
+            "versions": {
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "onnx_opset": str(
+                    next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")
+                ),
+            },
+        }
+    )
+    return write_placed(out, {"policy": onnx_bytes}, spec, force), errors
