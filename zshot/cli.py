@@ -57,6 +57,12 @@ COMMANDS: dict[str, Command] = {
         23,
         True,
     ),
+    "adapt": Command(
+        "training.algos.maml.adapt:main",
+        "adapt a MAML run on a robot: episodes via the runtime, a gradient step, RELOAD",
+        21,
+        True,
+    ),
     "serve": Command(
         "runtime.cli:serve_main", "serve an exported artifact over ZeroMQ (no torch)", 5, True
     ),

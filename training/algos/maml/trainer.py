@@ -180,7 +180,7 @@ class MAMLTrainer:
             "train/return_post": float(np.mean([t.post.mean_return for t in tasks])),
             "loss/outer_first": losses[0],
             "loss/outer_last": losses[-1],
-            "policy/std": float(self.nets.policy.log_std.exp().mean()),
+            "policy/std": float(self.nets.policy.log_std.detach().exp().mean()),
             "time/update_ms": 1000 * (time.perf_counter() - t0) / m.outer_steps,
             "counters/env_steps": float(self.env_steps),
             "counters/updates": float(self.updates),
