@@ -39,7 +39,7 @@ def theta(pol: GaussianMLPPolicy) -> Params:
     return pol.detached_params()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 12), lr=st.floats(1e-3, 1.0))
 def test_the_inner_step_is_the_hand_computed_policy_gradient_step(
     seed: int, n: int, lr: float
