@@ -47,9 +47,9 @@ def test_the_inner_step_is_the_hand_computed_policy_gradient_step(
     # hidden [] : mean = W s + b, a linear Gaussian policy with log-std l
     pol = policy64([], seed)
     p, b = theta(pol), batch64(n, seed + 1)
-    W, bias, l = (p[k].numpy() for k in ("mean_net.0.weight", "mean_net.0.bias", "log_std"))
+    W, bias, ls = (p[k].numpy() for k in ("mean_net.0.weight", "mean_net.0.bias", "log_std"))
     s, a, A = b.obs.numpy(), b.actions.numpy(), b.advantages.numpy()
-    var = np.exp(2 * l)
+    var = np.exp(2 * ls)
     d = a - (s @ W.T + bias)  # (n, act)
     # L = -1/n sum_i A_i log N(a_i; W s_i + b, var); its gradient by hand:
     gW = -((A[:, None] * d / var).T @ s) / n
@@ -63,7 +63,7 @@ def test_the_inner_step_is_the_hand_computed_policy_gradient_step(
         np.testing.assert_allclose(
             new["mean_net.0.bias"].numpy(), bias - lr * gb, rtol=1e-9, atol=1e-12
         )
-        np.testing.assert_allclose(new["log_std"].numpy(), l - lr * gl, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(new["log_std"].numpy(), ls - lr * gl, rtol=1e-9, atol=1e-12)
 
 
 def test_log_prob_is_the_diagonal_gaussian_density() -> None:
@@ -154,7 +154,7 @@ def test_the_meta_gradient_trains_every_policy_parameter_and_nothing_else() -> N
     pol.normaliser.set_stats(torch.ones(OBS), 2 * torch.ones(OBS))
     p = pol.params()  # the module's own parameters
     task = meta_task(pol, theta(pol), 0.2, 1, 50)
-    g, loss = L.meta_gradient(pol, p, [task], inner_lr=0.2, clip_eps=0.5)
+    g, _ = L.meta_gradient(pol, p, [task], inner_lr=0.2, clip_eps=0.5)
     assert set(g) == {n for n, _ in pol.named_parameters()} == {
         "mean_net.0.weight", "mean_net.0.bias", "mean_net.2.weight", "mean_net.2.bias", "log_std"
     }  # fmt: skip
