@@ -80,8 +80,9 @@ class Algorithm:
     make_nets: MakeNets
     make_agent: Callable[[nn.Module, TrainConfig], FewShotAgent] | None
     """(nets, cfg) -> the run as a few-shot agent for evaluation and collection (torch);
-    None for an algorithm whose policy is told its task (a `conditioned` artifact), which
-    the few-shot protocol cannot drive."""
+    None for an algorithm whose policy is told its task (a `conditioned` artifact) or
+    adapts by gradient steps (MAML, a `weights` artifact), which the few-shot protocol
+    cannot drive."""
     trainer: Callable[[TrainConfig, Path], RunTrainer]
     exporter: Exporter
     artifact_kind: str

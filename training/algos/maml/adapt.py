@@ -124,9 +124,10 @@ def recorded_episodes(directory: Path) -> Episodes:
 
 
 def policy_gradient_batch(episodes: Episodes) -> Episodes:
-    """Episodes with the unanswered periods (NaN commanded action) dropped, their rewards
-    folded into the previous kept period's so every return-to-go stays the same (to
-    first order in gamma: the reward moves one period earlier)."""
+    """Episodes with the unanswered periods (NaN commanded action: no sample of the policy)
+    dropped, each one's reward added to the previous kept period's (to the first kept one's
+    for leading ones): the episode's return is unchanged, a discounted return-to-go moves
+    by a period at most. An episode with no answered period is left out."""
     out: Episodes = []
     for obs, cmd, rew in episodes:
         ok = np.all(np.isfinite(cmd), axis=1)

@@ -159,3 +159,17 @@ def test_a_run_that_is_not_maml_is_refused(
     (tmp_path / "o").mkdir()
     assert zshot(["adapt", str(trained_run), *base]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
+
+
+def test_unanswered_periods_leave_the_loss_but_not_the_return() -> None:
+    from training.algos.maml.adapt import policy_gradient_batch
+
+    obs = np.arange(10, dtype=np.float32).reshape(5, 2)
+    cmd = np.ones((5, 2), np.float32)
+    cmd[[0, 3]] = np.nan  # no reply at periods 0 and 3: the watchdog held the robot
+    rew = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    ((o, a, r),) = policy_gradient_batch([(obs, cmd, rew)])
+    np.testing.assert_array_equal(o, obs[[1, 2, 4]])
+    assert np.isfinite(a).all() and a.shape == (3, 2)
+    np.testing.assert_array_equal(r, [1.0 + 2.0, 3.0 + 4.0, 5.0])  # every reward kept
+    assert policy_gradient_batch([(obs, np.full((5, 2), np.nan, np.float32), rew)]) == []
