@@ -370,6 +370,12 @@ def _eval_target(
         env.close()
         return agent, cfg, backend
     if (target / "manifest.json").is_file():
+        if _artifact_kind(target) == "weights":
+            raise _TargetError(
+                f"zshot eval {target}: a weights artifact (MAML) adapts by gradient steps, "
+                "which the few-shot protocol does not take; serve it and run `zshot adapt "
+                "RUN_DIR --runtime ..` (the adaptation curve of a run: its adaptation.json)"
+            )
         onnx_agent = OnnxAgent(target)
         cfg = TrainConfig.model_validate(onnx_agent.artifact.manifest.training["config"])
         return onnx_agent, cfg, "onnxruntime"

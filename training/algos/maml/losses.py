@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -196,27 +196,9 @@ def meta_loss(
 
 
 def meta_gradient(
-    policy: GaussianMLPPolicy,
-    params: Params,
-    tasks: Sequence[MetaTask],
-    *,
-    inner_lr: float,
-    clip_eps: float,
-    estimator: Estimator = "reinforce",
-    first_order: bool = False,
+    policy: GaussianMLPPolicy, params: Params, tasks: Sequence[MetaTask], **options: Any
 ) -> tuple[Params, Tensor]:
-    """(d meta_loss / d theta per parameter, meta_loss) by torch.func.grad_and_value."""
-
-    def f(p: Params) -> Tensor:
-        return meta_loss(
-            policy,
-            p,
-            tasks,
-            inner_lr=inner_lr,
-            clip_eps=clip_eps,
-            estimator=estimator,
-            first_order=first_order,
-        )
-
-    g, value = grad_and_value(f)(params)
+    """(d meta_loss / d theta per parameter, meta_loss) by torch.func.grad_and_value;
+    `options` are meta_loss's keywords (inner_lr, clip_eps, estimator, first_order)."""
+    g, value = grad_and_value(lambda p: meta_loss(policy, p, tasks, **options))(params)
     return g, value

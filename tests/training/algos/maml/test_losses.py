@@ -91,16 +91,16 @@ def test_the_second_order_meta_gradient_matches_finite_differences(steps: int) -
     p, lr, eps = theta(pol), 0.3, 0.5
     tasks = [meta_task(pol, p, lr, steps, s) for s in (10, 20)]
     kw = {"inner_lr": lr, "clip_eps": eps, "estimator": estimator}
-    g, value = L.meta_gradient(pol, p, tasks, **kw)  # type: ignore[arg-type]
-    assert float(value) == pytest.approx(float(L.meta_loss(pol, p, tasks, **kw)))  # type: ignore[arg-type]
+    g, value = L.meta_gradient(pol, p, tasks, **kw)
+    assert float(value) == pytest.approx(float(L.meta_loss(pol, p, tasks, **kw)))
     h = 1e-6
     for name, t in p.items():
         for i in range(t.numel()):
             q = {k: v.clone() for k, v in p.items()}
             q[name].view(-1)[i] += h
-            up = float(L.meta_loss(pol, q, tasks, **kw))  # type: ignore[arg-type]
+            up = float(L.meta_loss(pol, q, tasks, **kw))
             q[name].view(-1)[i] -= 2 * h
-            down = float(L.meta_loss(pol, q, tasks, **kw))  # type: ignore[arg-type]
+            down = float(L.meta_loss(pol, q, tasks, **kw))
             fd = (up - down) / (2 * h)
             assert float(g[name].view(-1)[i]) == pytest.approx(fd, rel=1e-5, abs=1e-8), (name, i)
 
@@ -141,10 +141,10 @@ def test_lvc_changes_only_the_second_order_term() -> None:
     p, lr = theta(pol), 0.2
     task = meta_task(pol, p, lr, 1, 40)
     kw = {"inner_lr": lr, "clip_eps": 0.5}
-    r, _ = L.meta_gradient(pol, p, [task], estimator="reinforce", **kw)  # type: ignore[arg-type]
-    v, _ = L.meta_gradient(pol, p, [task], estimator="lvc", **kw)  # type: ignore[arg-type]
-    rf, _ = L.meta_gradient(pol, p, [task], estimator="reinforce", first_order=True, **kw)  # type: ignore[arg-type]
-    vf, _ = L.meta_gradient(pol, p, [task], estimator="lvc", first_order=True, **kw)  # type: ignore[arg-type]
+    r, _ = L.meta_gradient(pol, p, [task], estimator="reinforce", **kw)
+    v, _ = L.meta_gradient(pol, p, [task], estimator="lvc", **kw)
+    rf, _ = L.meta_gradient(pol, p, [task], estimator="reinforce", first_order=True, **kw)
+    vf, _ = L.meta_gradient(pol, p, [task], estimator="lvc", first_order=True, **kw)
     torch.testing.assert_close(_flat(rf), _flat(vf))
     assert (_flat(r) - _flat(v)).abs().max() > 1e-5
 

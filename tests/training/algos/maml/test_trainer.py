@@ -178,3 +178,15 @@ def test_the_runtime_serves_the_meta_policy_then_the_reloaded_adapted_one(
     finally:
         client.close()
         other.close()
+
+
+@pytest.mark.slow
+def test_zshot_eval_of_a_weights_artifact_says_what_to_run_instead(
+    artifacts: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zshot.cli import main as zshot
+
+    assert zshot(["eval", str(artifacts / "meta")]) == 2
+    err = capsys.readouterr().err
+    assert "weights artifact (MAML)" in err and "zshot adapt" in err
+    assert len(err.strip().splitlines()) == 1
