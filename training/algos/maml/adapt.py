@@ -199,6 +199,21 @@ def _check_args(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise AdaptError(f"--out {out} exists; pass --force to replace it")
+    if out.exists() and not _adapt_output(out):
+        raise AdaptError(
+            f"--out {out} exists and is not the output of a `zshot adapt` (no adapt.json or "
+            "recordings/ in it); refusing to replace it even with --force"
+        )
+
+
+def _adapt_output(path: Path) -> bool:
+    """Whether `path` is an empty directory or one a `zshot adapt` wrote (what --force may
+    replace)."""
+    if not path.is_dir():
+        return False
+    return (
+        (path / "adapt.json").is_file() or (path / "recordings").is_dir() or not any(path.iterdir())
+    )
 
 
 def _adapt(args: argparse.Namespace) -> int:

@@ -159,6 +159,10 @@ def test_a_run_that_is_not_maml_is_refused(
     (tmp_path / "o").mkdir()
     assert zshot(["adapt", str(trained_run), *base]) == 2
     assert "exists; pass --force" in capsys.readouterr().err
+    (tmp_path / "o" / "notes.txt").write_text("someone's data")
+    assert zshot(["adapt", str(trained_run), *base, "--force"]) == 2
+    assert "not the output of a `zshot adapt`" in capsys.readouterr().err
+    assert (tmp_path / "o" / "notes.txt").read_text() == "someone's data"
 
 
 def test_unanswered_periods_leave_the_loss_but_not_the_return() -> None:
