@@ -244,3 +244,13 @@ def write_placed(out: Path, graphs: dict[str, bytes], spec: ArtifactSpec, force:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_artifact(out)
+
+
+def tool_versions(model: bytes) -> dict[str, str]:
+    """The manifest's `versions` of an exported graph: torch, onnx and the graph's default
+    opset (what every exporter records)."""
+    import onnx  # lazy: onnx is needed only when exporting
+
+    opset = onnx.load_model_from_string(model).opset_import
+    default = next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnx_opset": str(default)}

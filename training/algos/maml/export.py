@@ -30,6 +30,7 @@ from training.common.onnx_export import (
     export_onnx,
     held_output,
     ort_session,
+    tool_versions,
     write_placed,
 )
 from training.config import TrainConfig
@@ -95,8 +96,6 @@ def export_weights(
     errors). `params`: export these (adapted) parameters instead of the run's theta, and
     `adaptation` (what they were adapted on) goes into the manifest's `training`. Refuses an
     existing `out_dir` unless `force`; built beside it and renamed into place."""
-    import onnx  # lazy: onnx is needed only when exporting
-
     out = Path(out_dir)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -119,7 +118,6 @@ def export_weights(
     with held_output(not verbose):
         onnx_bytes = annotate(export_onnx(graph, args, INPUTS, ["action"]), spec, "policy")
     errors = check_weights_parity(onnx_bytes, graph)
-    opset = onnx.load_model_from_string(onnx_bytes).opset_import
     training: dict[str, Any] = {
         "algorithm": algorithm,
         "run_dir": str(Path(run_dir).resolve()),
@@ -136,13 +134,7 @@ def export_weights(
     spec = spec.model_copy(
         update={
             "training": training,
-            "versions": {
-                "torch": torch.__version__,
-                "onnx": onnx.__version__,
-                "onnx_opset": str(
-                    next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")
-                ),
-            },
+            "versions": tool_versions(onnx_bytes),
         }
     )
     return write_placed(out, {"policy": onnx_bytes}, spec, force), errors
