@@ -144,6 +144,15 @@ def export_main(argv: Sequence[str]) -> int:
         print(f"zshot export: {exc}", file=sys.stderr)
         return 2
     m = artifact.manifest
+    if m.kind != "posterior":  # one line per graph of the kind (runtime.artifact.KIND_IO)
+        from runtime.artifact import KIND_IO
+
+        errs = ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+        for role, io in KIND_IO[m.kind].items():
+            print(f"{role}.onnx  ({m.kind}) {', '.join(io['inputs'])} -> "
+                  f"{', '.join(io['outputs'])}  onnxruntime vs torch max |err| {errs}")  # fmt: skip
+        print(f"wrote {artifact.root} (manifest.json sha256 {artifact.sha256[:12]})")
+        return 0
     secs = m.training.get("export_s", {})
     L, o, a = m.latent_dim, m.obs_dim, m.act_dim
     print(

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from runtime.artifact import load_artifact
 from runtime.client import RuntimeClient
 from runtime.config import ServeConfig
 from runtime.model import LoadedModel
@@ -21,7 +22,7 @@ from training.algos.maml.export import export_weights
 from training.algos.maml.networks import MAMLNets, Params, forward_with
 from training.algos.maml.trainer import MAMLTrainer
 from training.config import TrainConfig
-from training.registry import agent_of, export_run, load_run
+from training.registry import agent_of, load_run
 from zshot.config import load_config
 
 CONFIG = ROOT / "configs" / "train" / "maml_point.yaml"
@@ -107,9 +108,13 @@ def adapted(nets: MAMLNets) -> Params:
 @pytest.fixture(scope="module")
 def artifacts(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """root/meta (`zshot export` of the run) and root/adapted (other weights)."""
+    from zshot.cli import main as zshot
+
     root = tmp_path_factory.mktemp("maml-art")
-    art, errors = export_run(smoke_run, root / "meta")
-    assert max(errors.values()) <= 1e-5 and art.manifest.kind == "weights"
+    assert zshot(["export", str(smoke_run), "--out", str(root / "meta")]) == 0  # the CLI's path
+    art = load_artifact(root / "meta")
+    assert art.manifest.kind == "weights"
+    assert art.manifest.training["parity_max_abs_err"]["action"] <= 1e-5
     run = load_run(smoke_run)
     assert isinstance(run.nets, MAMLNets)
     counters = {k: int(run.state[k]) for k in ("iteration", "updates", "env_steps")}
