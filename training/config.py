@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac"]
+AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "varibad"]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -83,6 +83,47 @@ class DistillConfig(StrictModel):
     """Gradient-norm clip of each encoder step."""
     policy_std: float = Field(0.1, gt=0)
     """The exported policy's exploration std (pre-tanh) that bc_loss pulls log-std towards."""
+
+
+class VariBADConfig(StrictModel):
+    """VariBAD (Zintgraf et al. 2020; training/algos/varibad/): a GRU trajectory encoder
+    giving a belief q(m | tau_:t) = N(mean, var) after every transition, reward (and
+    optionally transition) decoders trained with it as a VAE, and a policy on (s, belief
+    mean, belief variance) trained by PPO (the `ppo` section)."""
+
+    latent_dim: int = Field(5, ge=1, le=64)
+    """Size of the task latent m."""
+    embed: list[int] = Field(default_factory=lambda: [32])
+    """Widths of the MLP (ReLU) in front of the GRU, over (s, a_prev, r_prev, done_prev)."""
+    gru_hidden: int = Field(64, ge=1, le=1024)
+    """The GRU's state size: the `recurrent` artifact's hidden_dim."""
+    decoder_hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    """Hidden widths of the reward decoder (and of the transition decoder)."""
+    decode_state: bool = False
+    """Also train a transition decoder p(s' | s, a, m) (the paper's optional one)."""
+    kl_weight: float = Field(1.0, ge=0)
+    """Weight of each KL(q_t || q_{t-1}) term of the ELBO."""
+    reward_coef: float = Field(1.0, ge=0)
+    state_coef: float = Field(1.0, ge=0)
+    """Weights of the reward and (decode_state) transition reconstruction terms."""
+    vae_lr: float = Field(1e-3, gt=0)
+    vae_updates: int = Field(10, ge=0)
+    """VAE gradient steps per iteration (after the PPO update)."""
+    vae_batch: int = Field(16, ge=1)
+    """Trials per VAE step, drawn from the VAE buffer."""
+    vae_buffer: int = Field(200, ge=1)
+    """Most recent trials kept for the VAE (the paper trains the VAE off-policy on them)."""
+    subsample_beliefs: int | None = Field(None, ge=1)
+    """ELBO terms (beliefs b_t) per trial and VAE step, drawn at random (None: all)."""
+    subsample_decodes: int | None = Field(None, ge=1)
+    """Transitions each belief reconstructs, drawn at random (None: the whole trial)."""
+    episodes_per_trial: int = Field(2, ge=1, le=50)
+    """Episodes of one task in a row with the belief carried across them (the BAMDP
+    horizon H+ of the paper); PPO's returns run over the whole trial."""
+    trials_per_iteration: int = Field(8, ge=1)
+    """Trials collected per iteration (each on a random train task) for PPO."""
+    policy_hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    """Hidden widths of the policy and of the value function."""
 
 
 class EvalConfig(StrictModel):
@@ -313,6 +354,8 @@ class TrainConfig(StrictModel):
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
     distill: DistillConfig | None = None
+    varibad: VariBADConfig = Field(default_factory=lambda: VariBADConfig.model_validate({}))
+    """VariBAD (training/algos/varibad/); read by algo varibad."""
     """Distillation from the privileged servo (training/algos/distill/trainer.py) instead of PEARL."""
     eval_every: int = Field(20, ge=0)
     """Few-shot evaluation every this many iterations (0: only at the end)."""
