@@ -89,7 +89,8 @@ class VariBADConfig(StrictModel):
     """VariBAD (Zintgraf et al. 2020; training/algos/varibad/): a GRU trajectory encoder
     giving a belief q(m | tau_:t) = N(mean, var) after every transition, reward (and
     optionally transition) decoders trained with it as a VAE, and a policy on (s, belief
-    mean, belief variance) trained by PPO (the `ppo` section)."""
+    mean, belief variance) trained by PPO (the `ppo` section: its hidden widths and initial
+    log-std are the policy's and the value function's)."""
 
     latent_dim: int = Field(5, ge=1, le=64)
     """Size of the task latent m."""
@@ -122,8 +123,6 @@ class VariBADConfig(StrictModel):
     horizon H+ of the paper); PPO's returns run over the whole trial."""
     trials_per_iteration: int = Field(8, ge=1)
     """Trials collected per iteration (each on a random train task) for PPO."""
-    policy_hidden: list[int] = Field(default_factory=lambda: [64, 64])
-    """Hidden widths of the policy and of the value function."""
 
 
 class EvalConfig(StrictModel):

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from training.common.networks import ObsNormaliser, TanhGaussianPolicy, ValueFunction, mlp
-from training.common.onnx_export import PolicyGraph
+from training.common.networks import ObsNormaliser, mlp
 from training.config import TrainConfig, VariBADConfig
 
 
@@ -137,10 +135,53 @@ def belief_input(mean: Tensor, logvar: Tensor) -> Tensor:
     return torch.cat([mean, logvar.exp()], dim=-1)
 
 
-class VariBADNets(nn.Module):
-    """Encoder, reward decoder, optional transition decoder, policy and value function."""
+class BeliefPolicy(nn.Module):
+    """pi(u | s, b) = N(mean(s, b), exp(log_std)^2), the action a = tanh(u) (PPO's Gaussian
+    over the pre-squash u, training/common/ppo.py; log_std a state-independent parameter);
+    b = [belief mean, belief variance]."""
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: VariBADConfig) -> None:
+    def __init__(
+        self, obs_dim: int, belief_dim: int, act_dim: int, hidden: list[int], init_log_std: float
+    ) -> None:
+        super().__init__()
+        self.normaliser = ObsNormaliser(obs_dim)
+        self.net = mlp([obs_dim + belief_dim, *hidden, act_dim])
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+
+    def forward(self, obs: Tensor, belief: Tensor) -> tuple[Tensor, Tensor]:
+        """raw obs (..., obs), belief (..., 2 L) -> mean (..., act), log_std (..., act)."""
+        mean = self.net(torch.cat([self.normaliser(obs), belief], dim=-1))
+        return mean, self.log_std.expand_as(mean)
+
+
+class BeliefValue(nn.Module):
+    """V(s, b) over the BAMDP's (state, belief): (..., 1)."""
+
+    def __init__(self, obs_dim: int, belief_dim: int, hidden: list[int]) -> None:
+        super().__init__()
+        self.normaliser = ObsNormaliser(obs_dim)
+        self.net = mlp([obs_dim + belief_dim, *hidden, 1])
+
+    def forward(self, obs: Tensor, belief: Tensor) -> Tensor:
+        """raw obs (..., obs), belief (..., 2 L) -> (..., 1)."""
+        return self.net(torch.cat([self.normaliser(obs), belief], dim=-1))
+
+
+class VariBADNets(nn.Module):
+    """Encoder, reward decoder, optional transition decoder, policy and value function.
+
+    `step` is the recurrent core the `recurrent` artifact serves
+    (training/common/onnx_export.py `RecurrentStepGraph`): the encoder's GRU step, its
+    belief, the policy's Gaussian on (s, belief)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        cfg: VariBADConfig,
+        policy_hidden: list[int],
+        init_log_std: float = 0.0,
+    ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim = obs_dim, act_dim
         L = cfg.latent_dim
@@ -150,8 +191,8 @@ class VariBADNets(nn.Module):
         self.state_decoder = (
             TransitionDecoder(obs_dim, act_dim, L, cfg.decoder_hidden) if cfg.decode_state else None
         )
-        self.policy = TanhGaussianPolicy(obs_dim, 2 * L, act_dim, cfg.policy_hidden)
-        self.vf = ValueFunction(obs_dim, 2 * L, cfg.policy_hidden)
+        self.policy = BeliefPolicy(obs_dim, 2 * L, act_dim, policy_hidden, init_log_std)
+        self.vf = BeliefValue(obs_dim, 2 * L, policy_hidden)
 
     @property
     def hidden_dim(self) -> int:
@@ -165,6 +206,10 @@ class VariBADNets(nn.Module):
             mods.append(self.state_decoder)
         return [p for m in mods for p in m.parameters()]
 
+    def ppo_parameters(self) -> list[nn.Parameter]:
+        """What PPO's loss trains: the policy and the value function (never the encoder)."""
+        return [*self.policy.parameters(), *self.vf.parameters()]
+
     def normalisers(self) -> list[ObsNormaliser]:
         """Every network's observation normaliser."""
         mods: list[nn.Module] = [self.encoder, self.reward_decoder, self.policy, self.vf]
@@ -177,34 +222,19 @@ class VariBADNets(nn.Module):
         for norm in self.normalisers():
             norm.set_stats(mean, std)
 
-
-class VariBADStep(nn.Module):
-    """The `recurrent` artifact's step graph: (hidden, obs, last_action, reward, done, noise)
-    -> (next_hidden, action): the encoder's GRU step, its belief, the policy on (s, belief)
-    with the action squashed and scaled to the env's bounds (PolicyGraph). All [B, width]."""
-
-    def __init__(self, nets: VariBADNets, low: np.ndarray, high: np.ndarray) -> None:
-        super().__init__()
-        self.encoder = nets.encoder
-        self.graph = PolicyGraph(nets.policy, low, high)
-
-    def forward(
-        self,
-        hidden: Tensor,
-        obs: Tensor,
-        last_action: Tensor,
-        reward: Tensor,
-        done: Tensor,
-        noise: Tensor,
-    ) -> tuple[Tensor, Tensor]:
-        """One step of the trial (the runtime's call, once per STEP)."""
+    def step(
+        self, hidden: Tensor, obs: Tensor, last_action: Tensor, reward: Tensor, done: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One step of a trial, all (B, width): -> (next_hidden (B, H), the policy's mean
+        and log_std (B, act)) on (s, the belief after this step's input)."""
         h = self.encoder.step(hidden, obs, last_action, reward, done)
-        mean, logvar = self.encoder.belief(h)
-        return h, self.graph(obs, belief_input(mean, logvar), noise)
+        mean, log_std = self.policy(obs, belief_input(*self.encoder.belief(h)))
+        return h, mean, log_std
 
 
 def make_nets(
     obs_dim: int, act_dim: int, cfg: TrainConfig, obs_index: Mapping[str, int] | None = None
 ) -> VariBADNets:
-    """The networks for `cfg.varibad`; `obs_index` is unused."""
-    return VariBADNets(obs_dim, act_dim, cfg.varibad)
+    """The networks for `cfg.varibad`, the policy's and value's widths and initial log-std
+    from `cfg.ppo`; `obs_index` is unused."""
+    return VariBADNets(obs_dim, act_dim, cfg.varibad, cfg.ppo.hidden, cfg.ppo.init_log_std)

@@ -1,0 +1,429 @@
+"""VariBAD training (Zintgraf et al. 2020, Algorithm 1): trials, PPO on (s, belief), the VAE.
+
+Per iteration:
+
+1. `varibad.trials_per_iteration` trials, each on a random train task: `episodes_per_trial`
+   episodes in a row with the encoder's GRU state carried across them (the BAMDP of the
+   paper: horizon H+ = the whole trial), actions sampled from the current policy on
+   (s_t, belief b_t), every step's belief, value and log-probability recorded.
+2. PPO (training/common/ppo.py, the `ppo` section) on those trials: one sequence per trial,
+   GAE over the whole trial (an episode's end inside a trial is not an end of the BAMDP:
+   the value runs on across it; the trial's end is, bootstrap 0), the policy and value fed
+   the beliefs recorded in step 1. Those are data (detached): the policy's loss does not
+   train the encoder, as in the paper (its `rlloss_through_encoder` off).
+3. `varibad.vae_updates` VAE steps (training/algos/varibad/losses.py), each on
+   `varibad.vae_batch` trials drawn from the `varibad.vae_buffer` most recent ones (the
+   VAE is trained off-policy on past trials, as in the paper).
+
+Before the first iteration, one round of trials with the untrained policy freezes the
+observation normalisation (every network's) and seeds the VAE buffer. Evaluation: the
+few-shot protocol (training/evaluate.py) with the run as a recurrent agent (hidden kept
+across a task's episodes, as the runtime does): the return of episode K + 1 after K.
+
+The run dir holds `config.yaml`, `checkpoint.pt` (networks, both optimizers, the VAE
+buffer, RNG states, counters, history), TensorBoard logs under `tb/`, `history.json` and
+`eval.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+from tqdm import tqdm
+
+from training.algos.varibad.losses import TrialBatch, vae_update
+from training.algos.varibad.networks import VariBADNets, belief_input, make_nets
+from training.common.agents import RecurrentAgent, torch_step
+from training.common.checkpoint import (
+    CHECKPOINT,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    run_state,
+    save_checkpoint,
+)
+from training.common.onnx_export import RecurrentStepGraph
+from training.common.ppo import gae, gaussian_entropy, gaussian_log_prob, ppo_update
+from training.common.rollout import run_episode
+from training.common.tasks import open_run, same_tasks
+from training.config import TrainConfig
+from training.evaluate import FewShotReport, few_shot_eval
+from zshot.jsonio import write_json
+
+ALGORITHM = "varibad"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class Trial:
+    """One task's episodes in a row, N steps in all; per step t (N rows each)."""
+
+    obs: np.ndarray  # s_t (N, obs)
+    prev_action: np.ndarray  # a_{t-1} (N, act), 0 at the trial's first step
+    prev_reward: np.ndarray  # r_{t-1} (N, 1)
+    prev_done: np.ndarray  # (N, 1): 1 at the first step of an episode after another
+    action: np.ndarray  # a_t = tanh(u_t) as sent to the env (N, act)
+    u: np.ndarray  # the pre-squash Gaussian sample (N, act)
+    reward: np.ndarray  # r_t (N, 1)
+    next_obs: np.ndarray  # s_{t+1} (N, obs)
+    logp: np.ndarray  # log pi(u_t | s_t, b_t) at collection (N,)
+    value: np.ndarray  # V(s_t, b_t) at collection (N,)
+    mean: np.ndarray  # belief b_t: mean (N, L)
+    logvar: np.ndarray  # and log variance (N, L)
+
+    @property
+    def length(self) -> int:
+        """Steps N."""
+        return int(self.obs.shape[0])
+
+    def to_state(self) -> dict[str, Tensor]:
+        """Tensors for a checkpoint (`weights_only` loadable)."""
+        return {f.name: torch.from_numpy(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Tensor]) -> Trial:
+        """What `to_state` wrote."""
+        return cls(**{f.name: state[f.name].numpy() for f in fields(cls)})
+
+
+def _padded(arrays: list[np.ndarray], T: int) -> Tensor:
+    """Per-trial (N_i, ...) arrays -> (S, T, ...) zero-padded float32."""
+    out = np.zeros((len(arrays), T, *arrays[0].shape[1:]), np.float32)
+    for i, a in enumerate(arrays):
+        out[i, : len(a)] = a
+    return torch.from_numpy(out)
+
+
+def trial_batch(trials: list[Trial]) -> TrialBatch:
+    """The VAE's padded batch of `trials`."""
+    T = max(t.length for t in trials)
+
+    def pad(name: str) -> Tensor:
+        return _padded([getattr(t, name) for t in trials], T)
+
+    return TrialBatch(
+        obs=pad("obs"),
+        prev_action=pad("prev_action"),
+        prev_reward=pad("prev_reward"),
+        prev_done=pad("prev_done"),
+        action=pad("action"),
+        reward=pad("reward"),
+        next_obs=pad("next_obs"),
+        lengths=torch.tensor([t.length for t in trials], dtype=torch.int64),
+    )
+
+
+def ppo_batch(trials: list[Trial], gamma: float, lam: float) -> dict[str, Tensor]:
+    """PPO's batch (training/common/ppo.py): one sequence per trial, GAE over the whole
+    trial (bootstrap 0 at its end); the policy's inputs are the recorded (s_t, b_t)."""
+    T = max(t.length for t in trials)
+    lengths = torch.tensor([t.length for t in trials])
+    mask = (torch.arange(T)[None] < lengths[:, None]).float()
+    rewards = _padded([t.reward[:, 0] for t in trials], T)
+    values = _padded([t.value for t in trials], T)
+    advantages, returns = gae(rewards, values, mask, torch.zeros(len(trials)), gamma, lam)
+    mean, logvar = _padded([t.mean for t in trials], T), _padded([t.logvar for t in trials], T)
+    return {
+        "mask": mask,
+        "logp": _padded([t.logp for t in trials], T),
+        "advantages": advantages,
+        "returns": returns,
+        "obs": _padded([t.obs for t in trials], T),
+        "belief": belief_input(mean, logvar),
+        "u": _padded([t.u for t in trials], T),
+    }
+
+
+def ppo_evaluate(nets: VariBADNets, mb: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """PPO's forward pass (`ppo_update`'s `evaluate`): the current policy's log-probability
+    of the recorded u, its entropy and V, each (S, T), on the recorded beliefs."""
+    mean, log_std = nets.policy(mb["obs"], mb["belief"])
+    logp = gaussian_log_prob(mb["u"], mean, log_std)
+    values = nets.vf(mb["obs"], mb["belief"]).squeeze(-1)
+    return logp, gaussian_entropy(log_std), values
+
+
+def step_graph(nets: VariBADNets) -> RecurrentStepGraph:
+    """The run's step graph (hidden, obs, last_action, reward, done, noise) -> (next_hidden,
+    action) for the normalised [-1, 1] action space every trainer checks (open_run)."""
+    ones = np.ones(nets.act_dim, np.float32)
+    return RecurrentStepGraph(nets, -ones, ones)
+
+
+def varibad_agent(nets: Any, cfg: TrainConfig) -> RecurrentAgent:
+    """A VariBAD run in torch as a few-shot agent (its step graph, hidden kept across a
+    task's episodes): what `zshot eval RUN` and evaluation during training drive."""
+    if not isinstance(nets, VariBADNets):
+        raise ValueError(f"{type(nets).__name__} are not VariBAD networks")
+    nets.eval()
+    return RecurrentAgent(torch_step(step_graph(nets)), nets.obs_dim, nets.act_dim, nets.hidden_dim)
+
+
+class VariBADTrainer:
+    """Owns the env, networks, optimizers, VAE buffer and RNGs of one VariBAD run."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        run = open_run(cfg, "VariBAD")
+        self.rng, self.source, self.worker = run.rng, run.source, run.worker
+        self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
+        self.nets: VariBADNets = make_nets(self.obs_dim, self.act_dim, cfg)
+        self.ppo_optimizer = torch.optim.Adam(self.nets.ppo_parameters(), lr=cfg.ppo.lr)
+        self.vae_optimizer = torch.optim.Adam(self.nets.vae_parameters(), lr=cfg.varibad.vae_lr)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        """PPO's minibatch order and the VAE's draws (noise, subsampling)."""
+        self.vae_buffer: deque[Trial] = deque(maxlen=cfg.varibad.vae_buffer)
+        self.iteration = 0
+        self.env_steps = 0
+        self.updates = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ collection
+    def collect_trial(self, task: int) -> tuple[Trial, list[float]]:
+        """One trial on train task `task` with actions sampled from the current policy;
+        returns it and its episodes' returns."""
+        nets, cfg, A = self.nets, self.cfg.varibad, self.act_dim
+        env = self.worker.env
+        env.set_task(self.source.train_tasks[task])
+        rows: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(Trial)}
+        h = torch.zeros(1, nets.hidden_dim)
+        prev = {"a": torch.zeros(1, A), "r": torch.zeros(1, 1), "d": torch.zeros(1, 1)}
+        returns: list[float] = []
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            nonlocal h
+            o = torch.as_tensor(np.asarray(obs, np.float32))[None]
+            eps = torch.from_numpy(self.rng.standard_normal(A).astype(np.float32))[None]
+            with torch.no_grad():
+                h = nets.encoder.step(h, o, prev["a"], prev["r"], prev["d"])
+                mean, logvar = nets.encoder.belief(h)
+                b = belief_input(mean, logvar)
+                mu, log_std = nets.policy(o, b)
+                u = mu + log_std.exp() * eps
+                logp = gaussian_log_prob(u, mu, log_std)
+                value = nets.vf(o, b)[:, 0]
+            for name, x in (
+                ("obs", o),
+                ("prev_action", prev["a"]),
+                ("prev_reward", prev["r"]),
+                ("prev_done", prev["d"]),
+                ("u", u),
+                ("logp", logp),
+                ("value", value),
+                ("mean", mean),
+                ("logvar", logvar),
+            ):
+                rows[name].append(x.numpy())
+            prev["d"] = torch.zeros(1, 1)
+            return torch.tanh(u)[0].numpy()
+
+        def observe(row: np.ndarray) -> None:  # the step's (s, a, r, s'): the next input
+            o = self.obs_dim
+            prev["a"] = torch.from_numpy(row[None, o : o + A].copy())
+            prev["r"] = torch.from_numpy(row[None, o + A : o + A + 1].copy())
+
+        nets.eval()
+        for k in range(cfg.episodes_per_trial):
+            if k:
+                prev["d"] = torch.ones(1, 1)
+            seed = int(self.rng.integers(2**31))
+            ep = run_episode(env, act, seed, max_steps=self.cfg.max_episode_steps, on_step=observe)
+            rows["action"].append(ep.actions)
+            rows["reward"].append(ep.rewards.astype(np.float32)[:, None])
+            rows["next_obs"].append(ep.obs[1:])
+            returns.append(ep.ret)
+            self.env_steps += ep.steps
+        nets.train()
+        trial = Trial(**{k: np.concatenate(v).astype(np.float32) for k, v in rows.items()})
+        return trial, returns
+
+    def collect(self) -> tuple[list[Trial], list[float]]:
+        """A round of trials on random train tasks (into the VAE buffer too)."""
+        n = len(self.source.train_tasks)
+        trials, returns = [], []
+        for task in self.rng.integers(n, size=self.cfg.varibad.trials_per_iteration):
+            trial, rets = self.collect_trial(int(task))
+            trials.append(trial)
+            returns += rets
+        self.vae_buffer.extend(trials)
+        return trials, returns
+
+    def _initial_collection(self) -> None:
+        """One round with the untrained policy: freeze the observation statistics."""
+        trials, _ = self.collect()
+        obs = np.concatenate([t.obs for t in trials] + [t.next_obs[-1:] for t in trials])
+        self.nets.set_obs_stats(torch.from_numpy(obs.mean(0)), torch.from_numpy(obs.std(0)))
+
+    # ------------------------------------------------------------------ training
+    def train_iteration(self) -> dict[str, float]:
+        """One iteration (collect, PPO, VAE); returns logged scalars."""
+        cfg = self.cfg
+        vb = cfg.varibad
+        if self.iteration == 0 and self.updates == 0:
+            self._initial_collection()
+        trials, returns = self.collect()
+        t0 = time.perf_counter()
+        batch = ppo_batch(trials, cfg.ppo.gamma, cfg.ppo.gae_lambda)
+        logs = ppo_update(
+            batch,
+            lambda mb: ppo_evaluate(self.nets, mb),
+            self.ppo_optimizer,
+            self.nets.ppo_parameters(),
+            cfg.ppo,
+            self.generator,
+        )
+        self.updates += cfg.ppo.epochs * min(cfg.ppo.minibatches, len(trials))
+        buffer = list(self.vae_buffer)
+        for _ in range(vb.vae_updates):
+            pick = self.rng.integers(len(buffer), size=vb.vae_batch)
+            logs.update(
+                vae_update(
+                    trial_batch([buffer[i] for i in pick]),
+                    self.nets,
+                    self.vae_optimizer,
+                    vb,
+                    self.generator,
+                )
+            )
+            self.updates += 1
+        self.iteration += 1
+        E = vb.episodes_per_trial
+        per_episode = np.asarray(returns).reshape(-1, E).mean(0)
+        logs.update({f"train/return_ep{k}": float(r) for k, r in enumerate(per_episode)})
+        logs.update(
+            {
+                "train/return": float(np.mean(returns)),
+                "time/update_s": time.perf_counter() - t0,
+                "counters/env_steps": float(self.env_steps),
+                "counters/updates": float(self.updates),
+            }
+        )
+        return logs
+
+    def evaluate(self, seed_offset: int = 1) -> FewShotReport:
+        """Few-shot evaluation on the test tasks with the current networks (torch)."""
+        report = few_shot_eval(
+            self.source,
+            varibad_agent(self.nets, self.cfg),
+            self.cfg.eval,
+            seed=self.cfg.seed + 1_000_003 * seed_offset,
+            max_steps=self.cfg.max_episode_steps,
+        )
+        self.nets.train()
+        return report
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit."""
+        state = run_state(
+            self.cfg,
+            self.nets,
+            self.obs_dim,
+            self.act_dim,
+            iteration=self.iteration,
+            env_steps=self.env_steps,
+            updates=self.updates,
+        )
+        rng = rng_state(self.rng)
+        rng["generator"] = self.generator.get_state()
+        return {
+            **state,
+            "train_seconds": self.train_seconds,
+            "optimizers": {
+                "ppo": self.ppo_optimizer.state_dict(),
+                "vae": self.vae_optimizer.state_dict(),
+            },
+            "vae_buffer": [t.to_state() for t in self.vae_buffer],
+            "rng": rng,
+            "history": json.dumps(self.history),
+            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from `state_dict()`; the train tasks must be the same ones."""
+        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
+            raise ValueError(
+                "checkpoint was trained on other train tasks (seed or task config changed)"
+            )
+        self.nets.load_state_dict(state["nets"])
+        self.ppo_optimizer.load_state_dict(state["optimizers"]["ppo"])
+        self.vae_optimizer.load_state_dict(state["optimizers"]["vae"])
+        self.vae_buffer.clear()
+        self.vae_buffer.extend(Trial.from_state(t) for t in state["vae_buffer"])
+        restore_rng(self.rng, state["rng"])
+        self.generator.set_state(state["rng"]["generator"])
+        self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])
+        self.updates = int(state["updates"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.history = json.loads(state["history"])
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoint.pt atomically."""
+        return save_checkpoint(
+            self.run_dir / CHECKPOINT,
+            self.state_dict(),
+            algorithm=ALGORITHM,
+            version=CHECKPOINT_VERSION,
+        )
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Restore the run from `path` (default: the run dir's checkpoint)."""
+        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, progress: bool = True) -> FewShotReport | None:
+        """Train until cfg.iterations (or `max_minutes`), with TensorBoard, a progress bar,
+        periodic few-shot evaluation and checkpoints."""
+        # lazy: TensorBoard's writer pulls in tensorboard (slow to import) for training only
+        from torch.utils.tensorboard import SummaryWriter
+
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.iteration)
+        bar = tqdm(
+            total=cfg.iterations, initial=self.iteration, disable=not progress, desc="VariBAD"
+        )
+        report = None
+        budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
+        start, before = time.perf_counter(), self.train_seconds
+        try:
+            while self.iteration < cfg.iterations:
+                logs = self.train_iteration()
+                self.train_seconds = before + time.perf_counter() - start
+                out_of_time = budget is not None and self.train_seconds >= budget
+                last = self.iteration == cfg.iterations or out_of_time
+                record: dict[str, Any] = {"iteration": self.iteration, **logs}
+                if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
+                    report = self.evaluate(seed_offset=self.iteration)
+                    record["eval_return"] = report.mean_return
+                    record["eval_success"] = report.success_rate
+                    writer.add_scalar("eval/return", report.mean_return, self.iteration)
+                for k, v in logs.items():
+                    writer.add_scalar(k, v, self.iteration)
+                self.history.append(record)
+                bar.update(1)
+                bar.set_postfix({"return": f"{logs['train/return']:.1f}"})
+                if last or self.iteration % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    write_json(self.run_dir / "history.json", self.history, indent=1)
+                if last:
+                    break
+        finally:
+            bar.close()
+            writer.close()
+        if report is not None:
+            report.write_json(self.run_dir / "eval.json")
+        return report
