@@ -125,6 +125,36 @@ class VariBADConfig(StrictModel):
     """Trials collected per iteration (each on a random train task) for PPO."""
 
 
+class PPOConfig(StrictModel):
+    """Proximal policy optimisation (training/common/ppo.py; Schulman et al. 2017) with GAE
+    (Schulman et al. 2016): the on-policy learner of algo rl2 and mtppo."""
+
+    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    """Hidden widths of the policy and value MLPs (rl2: the layers after the GRU)."""
+    lr: float = Field(3e-4, gt=0)
+    """Adam's learning rate (one optimizer over the policy and the value network)."""
+    gamma: float = Field(0.99, ge=0, le=1)
+    """Discount."""
+    gae_lambda: float = Field(0.95, ge=0, le=1)
+    """GAE's lambda: 0 one-step TD advantages, 1 Monte Carlo returns minus the value."""
+    clip: float = Field(0.2, gt=0)
+    """The surrogate's clip range epsilon: ratios outside [1 - eps, 1 + eps] get no gradient."""
+    value_coef: float = Field(0.5, ge=0)
+    """Weight of the value loss 0.5 (V - R)^2 in the one loss."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Weight of the entropy bonus (subtracted from the loss)."""
+    epochs: int = Field(4, ge=1)
+    """Passes over the batch per update."""
+    minibatches: int = Field(4, ge=1)
+    """Minibatches of sequences per pass (at most one sequence each)."""
+    max_grad_norm: float | None = Field(0.5, gt=0)
+    """Clip the gradient's global norm to this (None: no clipping)."""
+    normalise_advantages: bool = True
+    """Standardise the advantages over the batch's real steps before the epochs."""
+    init_log_std: float = Field(0.0, le=2)
+    """Initial log standard deviation of the Gaussian policy (state-independent)."""
+
+
 class EvalConfig(StrictModel):
     """Few-shot evaluation protocol."""
 
@@ -350,6 +380,8 @@ class TrainConfig(StrictModel):
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig.model_validate({}))
     """Online fine-tuning of an offline run on a new task (training/algos/offline_pearl/finetune.py)."""
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
+    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig.model_validate({}))
+    """The on-policy learner (training/common/ppo.py); read by algo rl2 and mtppo."""
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
     distill: DistillConfig | None = None
