@@ -31,6 +31,9 @@ from training.algos.pearl import networks as pearl_networks
 from training.algos.pearl.agent import pearl_agent
 from training.algos.pearl.export import export_posterior
 from training.algos.pearl.trainer import Trainer
+from training.algos.varibad import networks as varibad_networks
+from training.algos.varibad.export import export_varibad
+from training.algos.varibad.trainer import VariBADTrainer, varibad_agent
 from training.common.agents import FewShotAgent
 from training.common.checkpoint import CHECKPOINT, checkpoint_algorithm, load_checkpoint
 from training.common.tasks import observation_index
@@ -82,8 +85,9 @@ class Algorithm:
     trainer: Callable[[TrainConfig, Path], RunTrainer]
     exporter: Exporter
     artifact_kind: str
-    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy) or
-    `conditioned` (policy of obs and a task descriptor)."""
+    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy),
+    `recurrent` (one step graph with a hidden state) or `conditioned` (policy of obs and a
+    task descriptor)."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -139,6 +143,19 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=MTSACTrainer,
         exporter=export_conditioned,
         artifact_kind="conditioned",
+    ),
+    "varibad": Algorithm(
+        name="varibad",
+        summary="a GRU belief over the task (VAE: reward/transition decoders, ELBO over "
+        "trials) and a PPO policy on (state, belief); exports a recurrent artifact",
+        paper="Zintgraf et al. (2020), VariBAD: A Very Good Method for Bayes-Adaptive Deep RL "
+        "via Meta-Learning, ICLR, arXiv 1910.08348",
+        config_sections=("varibad", "ppo"),
+        make_nets=varibad_networks.make_nets,
+        make_agent=varibad_agent,
+        trainer=VariBADTrainer,
+        exporter=export_varibad,
+        artifact_kind="recurrent",
     ),
 }
 

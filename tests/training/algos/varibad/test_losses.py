@@ -175,9 +175,9 @@ def _cfg(decode_state: bool) -> Any:
             "embed": [8],
             "gru_hidden": 6,
             "decoder_hidden": [8],
-            "policy_hidden": [8],
             "decode_state": decode_state,
         },
+        ppo={"hidden": [8]},
     )
 
 

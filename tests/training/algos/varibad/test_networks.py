@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.training.conftest import tiny_config
-from training.algos.varibad.networks import VariBADStep, belief_input, gru_cell, make_nets
+from training.algos.varibad.networks import belief_input, gru_cell, make_nets
+from training.common.onnx_export import RecurrentStepGraph
 
 
 def _nets(decode_state: bool = False) -> object:
@@ -20,9 +21,9 @@ def _nets(decode_state: bool = False) -> object:
             "embed": [8],
             "gru_hidden": 6,
             "decoder_hidden": [8],
-            "policy_hidden": [8],
             "decode_state": decode_state,
         },
+        ppo={"hidden": [8]},
     )
     torch.manual_seed(0)
     return make_nets(3, 2, cfg)
@@ -42,6 +43,8 @@ def test_the_written_out_cell_is_the_grus_step(seed: int, batch: int) -> None:
 
 
 def test_stepping_the_graph_gives_the_encoders_beliefs_and_the_policys_actions() -> None:
+    """The step graph, fed one step at a time with its own next_hidden, has the GRU states
+    of the encoder's pass over the whole trial, and acts as the policy on (s, mean, var)."""
     nets = _nets()
     T = 7
     g = torch.Generator().manual_seed(1)
@@ -51,17 +54,22 @@ def test_stepping_the_graph_gives_the_encoders_beliefs_and_the_policys_actions()
     prev_d = torch.zeros(1, T, 1)
     prev_d[0, 4] = 1.0
     noise = torch.randn(1, T, 2, generator=g)
+    low, high = np.full(2, -2.0, np.float32), np.full(2, 3.0, np.float32)
+    step = RecurrentStepGraph(nets, low, high)
     with torch.no_grad():
         states, mean, logvar = nets.encoder(obs, prev_a, prev_r, prev_d)
-        step = VariBADStep(nets, np.full(2, -2.0), np.full(2, 3.0))
         h = torch.zeros(1, 6)
         for t in range(T):
             h, action = step(h, obs[:, t], prev_a[:, t], prev_r[:, t], prev_d[:, t], noise[:, t])
             torch.testing.assert_close(h, states[:, t], rtol=1e-5, atol=1e-6)
             z = belief_input(mean[:, t], logvar[:, t])
-            a, _ = nets.policy.sample(obs[:, t], z, noise[:, t])
+            mu, log_std = nets.policy(obs[:, t], z)
+            a = torch.tanh(mu + log_std.exp() * noise[:, t])
             torch.testing.assert_close(action, -2.0 + (a + 1.0) * 2.5, rtol=1e-5, atol=1e-6)
     assert torch.equal(z[:, 2:], logvar[:, -1].exp())  # the policy sees the variance
+    # the belief input matters: another belief, another action
+    other = nets.policy(obs[:, -1], z + 1.0)[0]
+    assert not torch.allclose(other, mu)
 
 
 def test_the_vae_parameters_are_encoder_and_decoders() -> None:
