@@ -149,6 +149,16 @@ def export_main(argv: Sequence[str]) -> int:
         print(f"zshot export: {exc}", file=sys.stderr)
         return 2
     m = artifact.manifest
+    if m.kind == "recurrent":  # one step graph (training/common/onnx_export.py)
+        H, o, a = m.hidden_dim, m.obs_dim, m.act_dim
+        print(
+            f"step.onnx     hidden[B,{H}], obs[B,{o}], last_action[B,{a}], reward[B,1], "
+            f"done[B,1], noise[B,{a}] -> next_hidden[B,{H}], action[B,{a}]  onnxruntime vs "
+            f"torch max |err| next_hidden {errors['next_hidden']:.1e}, action "
+            f"{errors['action']:.1e}"
+        )
+        print(f"wrote {artifact.root} (manifest.json sha256 {artifact.sha256[:12]})")
+        return 0
     secs = m.training.get("export_s", {})
     L, o, a = m.latent_dim, m.obs_dim, m.act_dim
     print(
