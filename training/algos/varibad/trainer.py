@@ -53,7 +53,6 @@ from training.common.checkpoint import (
 )
 from training.common.onnx_export import RecurrentStepGraph
 from training.common.ppo import gae, gaussian_entropy, gaussian_log_prob, ppo_update
-from training.common.rollout import run_episode
 from training.common.tasks import open_run, same_tasks
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
@@ -175,7 +174,9 @@ class VariBADTrainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         run = open_run(cfg, "VariBAD")
-        self.rng, self.source, self.worker = run.rng, run.source, run.worker
+        self.rng, self.source = run.rng, run.source
+        self.envs: list[Any] = [run.env]
+        """Collection's envs, one per trial stepped together (`collect_trials`)."""
         self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
         self.nets: VariBADNets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.ppo_optimizer = torch.optim.Adam(self.nets.ppo_parameters(), lr=cfg.ppo.lr)
@@ -190,74 +191,107 @@ class VariBADTrainer:
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ collection
-    def collect_trial(self, task: int) -> tuple[Trial, list[float]]:
-        """One trial on train task `task` with actions sampled from the current policy;
-        returns it and its episodes' returns."""
-        nets, cfg, A = self.nets, self.cfg.varibad, self.act_dim
-        env = self.worker.env
-        env.set_task(self.source.train_tasks[task])
-        rows: dict[str, list[np.ndarray]] = {f.name: [] for f in fields(Trial)}
-        h = torch.zeros(1, nets.hidden_dim)
-        prev = {"a": torch.zeros(1, A), "r": torch.zeros(1, 1), "d": torch.zeros(1, 1)}
-        returns: list[float] = []
+    def _envs(self, n: int) -> list[Any]:
+        """n envs of the source (the rollout worker's first, more built as needed)."""
+        while len(self.envs) < n:
+            self.envs.append(self.source.make_env())
+        return self.envs[:n]
 
-        def act(obs: np.ndarray) -> np.ndarray:
-            nonlocal h
-            o = torch.as_tensor(np.asarray(obs, np.float32))[None]
-            eps = torch.from_numpy(self.rng.standard_normal(A).astype(np.float32))[None]
+    def collect_trials(self, tasks: list[int]) -> list[tuple[Trial, list[float]]]:
+        """One trial per train task of `tasks`, all stepped together (one batched policy
+        call per step for every trial still running), actions sampled from the current
+        policy; returns each trial and its episodes' returns, in the order of `tasks`.
+
+        Each trial's envs run `episodes_per_trial` episodes in a row; the encoder's input at
+        step t is (s_t, a_{t-1}, r_{t-1}, d_{t-1}) with the GRU state carried across the
+        episodes (docs/PROTOCOL.md "recurrent"). Draws from the run's generator in a fixed
+        order: the reset seeds (by trial), then per step one normal draw per running trial."""
+        nets, E, A = self.nets, self.cfg.varibad.episodes_per_trial, self.act_dim
+        max_steps = self.cfg.max_episode_steps
+        n = len(tasks)
+        envs = self._envs(n)
+        rows: list[dict[str, list[Any]]] = [{f.name: [] for f in fields(Trial)} for _ in tasks]
+        returns: list[list[float]] = [[] for _ in tasks]
+        h = torch.zeros(n, nets.hidden_dim)
+        prev_a, prev_r, prev_d = torch.zeros(n, A), torch.zeros(n, 1), torch.zeros(n, 1)
+        obs: list[np.ndarray] = []
+        for env, task in zip(envs, tasks, strict=True):
+            env.set_task(self.source.train_tasks[task])
+            o, _ = env.reset(seed=int(self.rng.integers(2**31)))
+            obs.append(np.asarray(o, np.float32))
+        ep_steps, ep_ret, episodes = [0] * n, [0.0] * n, [0] * n
+        running = list(range(n))
+        nets.eval()
+        while running:
+            idx = torch.tensor(running)
+            o = torch.from_numpy(np.stack([obs[i] for i in running]))
+            eps = torch.from_numpy(self.rng.standard_normal((len(running), A)).astype(np.float32))
             with torch.no_grad():
-                h = nets.encoder.step(h, o, prev["a"], prev["r"], prev["d"])
-                mean, logvar = nets.encoder.belief(h)
+                h_new = nets.encoder.step(h[idx], o, prev_a[idx], prev_r[idx], prev_d[idx])
+                mean, logvar = nets.encoder.belief(h_new)
                 b = belief_input(mean, logvar)
                 mu, log_std = nets.policy(o, b)
                 u = mu + log_std.exp() * eps
                 logp = gaussian_log_prob(u, mu, log_std)
                 value = nets.vf(o, b)[:, 0]
-            for name, x in (
-                ("obs", o),
-                ("prev_action", prev["a"]),
-                ("prev_reward", prev["r"]),
-                ("prev_done", prev["d"]),
-                ("u", u),
-                ("logp", logp),
-                ("value", value),
-                ("mean", mean),
-                ("logvar", logvar),
-            ):
-                rows[name].append(x.numpy())
-            prev["d"] = torch.zeros(1, 1)
-            return torch.tanh(u)[0].numpy()
-
-        def observe(row: np.ndarray) -> None:  # the step's (s, a, r, s'): the next input
-            o = self.obs_dim
-            prev["a"] = torch.from_numpy(row[None, o : o + A].copy())
-            prev["r"] = torch.from_numpy(row[None, o + A : o + A + 1].copy())
-
-        nets.eval()
-        for k in range(cfg.episodes_per_trial):
-            if k:
-                prev["d"] = torch.ones(1, 1)
-            seed = int(self.rng.integers(2**31))
-            ep = run_episode(env, act, seed, max_steps=self.cfg.max_episode_steps, on_step=observe)
-            rows["action"].append(ep.actions)
-            rows["reward"].append(ep.rewards.astype(np.float32)[:, None])
-            rows["next_obs"].append(ep.obs[1:])
-            returns.append(ep.ret)
-            self.env_steps += ep.steps
+                action = torch.tanh(u)
+            record = {
+                "obs": o,
+                "prev_action": prev_a[idx],
+                "prev_reward": prev_r[idx],
+                "prev_done": prev_d[idx],
+                "u": u,
+                "logp": logp,
+                "value": value,
+                "mean": mean,
+                "logvar": logvar,
+                "action": action,
+            }
+            h[idx] = h_new
+            still = []
+            for j, i in enumerate(running):
+                for name, x in record.items():
+                    rows[i][name].append(x[j].numpy())
+                a = action[j].numpy()
+                nxt, r, terminated, truncated, _ = envs[i].step(a)
+                nxt = np.asarray(nxt, np.float32)
+                rows[i]["reward"].append(np.array([r], np.float32))
+                rows[i]["next_obs"].append(nxt)
+                prev_a[i], prev_r[i, 0], prev_d[i, 0] = action[j], float(r), 0.0
+                ep_steps[i] += 1
+                ep_ret[i] += float(r)
+                obs[i] = nxt
+                if terminated or truncated or (max_steps is not None and ep_steps[i] >= max_steps):
+                    self.env_steps += ep_steps[i]
+                    returns[i].append(ep_ret[i])
+                    episodes[i] += 1
+                    ep_steps[i], ep_ret[i] = 0, 0.0
+                    if episodes[i] == E:
+                        continue  # this trial is complete
+                    o_reset, _ = envs[i].reset(seed=int(self.rng.integers(2**31)))
+                    obs[i] = np.asarray(o_reset, np.float32)
+                    prev_d[i, 0] = 1.0  # the next step is the first of a following episode
+                still.append(i)
+            running = still
         nets.train()
-        trial = Trial(**{k: np.concatenate(v).astype(np.float32) for k, v in rows.items()})
-        return trial, returns
+        out = []
+        for i in range(n):
+            trial = Trial(**{k: np.stack(v).astype(np.float32) for k, v in rows[i].items()})
+            out.append((trial, returns[i]))
+        return out
+
+    def collect_trial(self, task: int) -> tuple[Trial, list[float]]:
+        """One trial on train task `task` (`collect_trials` of one)."""
+        return self.collect_trials([task])[0]
 
     def collect(self) -> tuple[list[Trial], list[float]]:
         """A round of trials on random train tasks (into the VAE buffer too)."""
         n = len(self.source.train_tasks)
-        trials, returns = [], []
-        for task in self.rng.integers(n, size=self.cfg.varibad.trials_per_iteration):
-            trial, rets = self.collect_trial(int(task))
-            trials.append(trial)
-            returns += rets
+        tasks = [int(t) for t in self.rng.integers(n, size=self.cfg.varibad.trials_per_iteration)]
+        done = self.collect_trials(tasks)
+        trials = [t for t, _ in done]
         self.vae_buffer.extend(trials)
-        return trials, returns
+        return trials, [r for _, rets in done for r in rets]
 
     def _initial_collection(self) -> None:
         """One round with the untrained policy: freeze the observation statistics."""

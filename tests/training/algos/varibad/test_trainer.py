@@ -53,7 +53,12 @@ def test_trials_feed_the_encoder_what_the_runtime_feeds_the_step_graph(tmp_path:
     recorded beliefs are the encoder's over the whole trial (GRU state carried across the
     episodes), the actions tanh of the recorded Gaussian samples."""
     tr = VariBADTrainer(varibad_config(), tmp_path)
-    trial, returns = tr.collect_trial(1)
+    # trials stepped together (one batched policy call per step), each on its own task
+    for trial, returns in tr.collect_trials([1, 3, 1]):
+        _check_trial(tr, trial, returns)
+
+
+def _check_trial(tr: VariBADTrainer, trial: Any, returns: list[float]) -> None:
     n = trial.length
     assert len(returns) == 2 and n == 40  # the point task: 20-step episodes
     assert not trial.prev_action[0].any() and trial.prev_reward[0, 0] == 0.0
