@@ -31,6 +31,10 @@ from training.algos.pearl import networks as pearl_networks
 from training.algos.pearl.agent import pearl_agent
 from training.algos.pearl.export import export_posterior
 from training.algos.pearl.trainer import Trainer
+from training.algos.rl2 import networks as rl2_networks
+from training.algos.rl2.agent import rl2_agent
+from training.algos.rl2.export import export_rl2
+from training.algos.rl2.trainer import RL2Trainer
 from training.common.agents import FewShotAgent
 from training.common.checkpoint import CHECKPOINT, checkpoint_algorithm, load_checkpoint
 from training.common.tasks import observation_index
@@ -82,8 +86,8 @@ class Algorithm:
     trainer: Callable[[TrainConfig, Path], RunTrainer]
     exporter: Exporter
     artifact_kind: str
-    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy) or
-    `conditioned` (policy of obs and a task descriptor)."""
+    """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy),
+    `conditioned` (policy of obs and a task descriptor) or `recurrent` (step.onnx)."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -139,6 +143,21 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=MTSACTrainer,
         exporter=export_conditioned,
         artifact_kind="conditioned",
+    ),
+    "rl2": Algorithm(
+        name="rl2",
+        summary="a GRU policy over (s, a, r, done) whose hidden state runs through a trial "
+        "of episodes of one task, trained by PPO over whole trials; exports a recurrent "
+        "artifact",
+        paper="Duan et al. (2016), RL²: Fast Reinforcement Learning via Slow Reinforcement "
+        "Learning, arXiv 1611.02779; Wang et al. (2016), Learning to reinforcement learn, "
+        "arXiv 1611.05763",
+        config_sections=("ppo", "rl2"),
+        make_nets=rl2_networks.make_nets,
+        make_agent=rl2_agent,
+        trainer=RL2Trainer,
+        exporter=export_rl2,
+        artifact_kind="recurrent",
     ),
 }
 
