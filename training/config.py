@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "varibad"]
+AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "rl2", "varibad"]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -153,6 +153,23 @@ class PPOConfig(StrictModel):
     """Standardise the advantages over the batch's real steps before the epochs."""
     init_log_std: float = Field(0.0, le=2)
     """Initial log standard deviation of the Gaussian policy (state-independent)."""
+
+
+class RL2Config(StrictModel):
+    """RL² (training/algos/rl2/; Duan et al. 2016, Wang et al. 2016): a GRU policy whose
+    hidden state runs through a trial of episodes on one task, trained by PPO (`ppo:`)."""
+
+    gru_hidden: int = Field(64, ge=1, le=4096)
+    """Size H of the GRU's hidden state (the exported artifact's `hidden_dim`)."""
+    episodes_per_trial: int = Field(2, ge=1, le=50)
+    """Episodes of one task per trial: the hidden state is kept across them."""
+    trials_per_iteration: int = Field(16, ge=1)
+    """Trials collected per iteration (each on a random train task), then one PPO update."""
+    bptt: int | None = Field(None, ge=1)
+    """Truncated backpropagation through time: train on chunks of this many steps, each
+    starting from the hidden state the rollout had there (None: whole trials)."""
+    stats_trials: int = Field(4, ge=1)
+    """Trials of the untrained policy before training, for the observation statistics."""
 
 
 class EvalConfig(StrictModel):
@@ -382,6 +399,8 @@ class TrainConfig(StrictModel):
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
     ppo: PPOConfig = Field(default_factory=lambda: PPOConfig.model_validate({}))
     """The on-policy learner (training/common/ppo.py); read by algo rl2 and mtppo."""
+    rl2: RL2Config = Field(default_factory=lambda: RL2Config.model_validate({}))
+    """RL²'s trials and GRU (training/algos/rl2/); read by algo rl2."""
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
     distill: DistillConfig | None = None

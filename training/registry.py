@@ -31,6 +31,10 @@ from training.algos.pearl import networks as pearl_networks
 from training.algos.pearl.agent import pearl_agent
 from training.algos.pearl.export import export_posterior
 from training.algos.pearl.trainer import Trainer
+from training.algos.rl2 import networks as rl2_networks
+from training.algos.rl2.agent import rl2_agent
+from training.algos.rl2.export import export_rl2
+from training.algos.rl2.trainer import RL2Trainer
 from training.algos.varibad import networks as varibad_networks
 from training.algos.varibad.export import export_varibad
 from training.algos.varibad.trainer import VariBADTrainer, varibad_agent
@@ -86,8 +90,7 @@ class Algorithm:
     exporter: Exporter
     artifact_kind: str
     """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy),
-    `recurrent` (one step graph with a hidden state) or `conditioned` (policy of obs and a
-    task descriptor)."""
+    `conditioned` (policy of obs and a task descriptor) or `recurrent` (step.onnx)."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -143,6 +146,21 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=MTSACTrainer,
         exporter=export_conditioned,
         artifact_kind="conditioned",
+    ),
+    "rl2": Algorithm(
+        name="rl2",
+        summary="a GRU policy over (s, a, r, done) whose hidden state runs through a trial "
+        "of episodes of one task, trained by PPO over whole trials; exports a recurrent "
+        "artifact",
+        paper="Duan et al. (2016), RL²: Fast Reinforcement Learning via Slow Reinforcement "
+        "Learning, arXiv 1611.02779; Wang et al. (2016), Learning to reinforcement learn, "
+        "arXiv 1611.05763",
+        config_sections=("ppo", "rl2"),
+        make_nets=rl2_networks.make_nets,
+        make_agent=rl2_agent,
+        trainer=RL2Trainer,
+        exporter=export_rl2,
+        artifact_kind="recurrent",
     ),
     "varibad": Algorithm(
         name="varibad",

@@ -24,10 +24,11 @@ def test_config_names_and_registry_agree() -> None:
     assert set(typing.get_args(AlgoName)) == set(ALGORITHMS)
     for name, algo in ALGORITHMS.items():
         assert algo.name == name and "arXiv" in algo.paper
-        # PEARL-shaped runs export a posterior, recurrent ones a recurrent artifact; a
-        # policy told its task, a conditioned one
-        kinds = {"conditioned"} if algo.make_agent is None else {"posterior", "recurrent"}
-        assert algo.artifact_kind in kinds
+        # PEARL-shaped runs export a posterior, recurrent policies (RL²) a recurrent
+        # artifact; a policy told its task (no few-shot agent), a conditioned one
+        told = algo.make_agent is None
+        assert (algo.artifact_kind == "conditioned") == told
+        assert algo.artifact_kind in ("conditioned", "posterior", "recurrent")
 
 
 def test_zshot_algos_lists_each_algorithm_with_its_paper(
