@@ -36,9 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor
-from tqdm import tqdm
 
 from training.algos.varibad.losses import TrialBatch, vae_update
 from training.algos.varibad.networks import VariBADNets, belief_input, make_nets
@@ -51,12 +49,12 @@ from training.common.checkpoint import (
     run_state,
     save_checkpoint,
 )
+from training.common.loop import train_loop
 from training.common.onnx_export import RecurrentStepGraph
 from training.common.ppo import gae, gaussian_entropy, gaussian_log_prob, ppo_update
 from training.common.tasks import open_run, same_tasks
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
-from zshot.jsonio import write_json
 
 ALGORITHM = "varibad"
 CHECKPOINT_VERSION = 1
@@ -418,46 +416,6 @@ class VariBADTrainer:
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True) -> FewShotReport | None:
-        """Train until cfg.iterations (or `max_minutes`), with TensorBoard, a progress bar,
-        periodic few-shot evaluation and checkpoints."""
-        # lazy: TensorBoard's writer pulls in tensorboard (slow to import) for training only
-        from torch.utils.tensorboard import SummaryWriter
-
-        cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.iteration)
-        bar = tqdm(
-            total=cfg.iterations, initial=self.iteration, disable=not progress, desc="VariBAD"
-        )
-        report = None
-        budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
-        start, before = time.perf_counter(), self.train_seconds
-        try:
-            while self.iteration < cfg.iterations:
-                logs = self.train_iteration()
-                self.train_seconds = before + time.perf_counter() - start
-                out_of_time = budget is not None and self.train_seconds >= budget
-                last = self.iteration == cfg.iterations or out_of_time
-                record: dict[str, Any] = {"iteration": self.iteration, **logs}
-                if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
-                    report = self.evaluate(seed_offset=self.iteration)
-                    record["eval_return"] = report.mean_return
-                    record["eval_success"] = report.success_rate
-                    writer.add_scalar("eval/return", report.mean_return, self.iteration)
-                for k, v in logs.items():
-                    writer.add_scalar(k, v, self.iteration)
-                self.history.append(record)
-                bar.update(1)
-                bar.set_postfix({"return": f"{logs['train/return']:.1f}"})
-                if last or self.iteration % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                    write_json(self.run_dir / "history.json", self.history, indent=1)
-                if last:
-                    break
-        finally:
-            bar.close()
-            writer.close()
-        if report is not None:
-            report.write_json(self.run_dir / "eval.json")
-        return report
+        """Train until cfg.iterations (or `max_minutes`) with TensorBoard, a progress bar,
+        periodic few-shot evaluation and checkpoints (training/common/loop.py)."""
+        return train_loop(self, "VariBAD", "train/return", progress)
