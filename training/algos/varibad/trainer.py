@@ -119,13 +119,16 @@ def trial_batch(trials: list[Trial]) -> TrialBatch:
     )
 
 
-def ppo_batch(trials: list[Trial], gamma: float, lam: float) -> dict[str, Tensor]:
+def ppo_batch(
+    trials: list[Trial], gamma: float, lam: float, reward_scale: float = 1.0
+) -> dict[str, Tensor]:
     """PPO's batch (training/common/ppo.py): one sequence per trial, GAE over the whole
-    trial (bootstrap 0 at its end); the policy's inputs are the recorded (s_t, b_t)."""
+    trial (bootstrap 0 at its end) of the rewards times `reward_scale`; the policy's inputs
+    are the recorded (s_t, b_t)."""
     T = max(t.length for t in trials)
     lengths = torch.tensor([t.length for t in trials])
     mask = (torch.arange(T)[None] < lengths[:, None]).float()
-    rewards = _padded([t.reward[:, 0] for t in trials], T)
+    rewards = _padded([t.reward[:, 0] for t in trials], T) * reward_scale
     values = _padded([t.value for t in trials], T)
     advantages, returns = gae(rewards, values, mask, torch.zeros(len(trials)), gamma, lam)
     mean, logvar = _padded([t.mean for t in trials], T), _padded([t.logvar for t in trials], T)
@@ -306,7 +309,7 @@ class VariBADTrainer:
             self._initial_collection()
         trials, returns = self.collect()
         t0 = time.perf_counter()
-        batch = ppo_batch(trials, cfg.ppo.gamma, cfg.ppo.gae_lambda)
+        batch = ppo_batch(trials, cfg.ppo.gamma, cfg.ppo.gae_lambda, vb.policy_reward_scale)
         logs = ppo_update(
             batch,
             lambda mb: ppo_evaluate(self.nets, mb),

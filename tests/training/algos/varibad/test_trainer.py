@@ -122,8 +122,8 @@ def test_gae_runs_across_the_episodes_of_a_trial(tmp_path: Path) -> None:
     its last step sees the next episode's value), the trial's end is (bootstrap 0)."""
     tr = VariBADTrainer(varibad_config(), tmp_path)
     trial = tr.collect_trial(0)[0]
-    b = ppo_batch([trial], gamma=0.9, lam=1.0)
-    ret, r = b["returns"][0].numpy(), trial.reward[:, 0]
+    b = ppo_batch([trial], gamma=0.9, lam=1.0, reward_scale=0.5)
+    ret, r = b["returns"][0].numpy(), 0.5 * trial.reward[:, 0]
     want = np.zeros_like(r)
     acc = 0.0
     for t in range(len(r) - 1, -1, -1):
