@@ -123,6 +123,10 @@ class VariBADConfig(StrictModel):
     horizon H+ of the paper); PPO's returns run over the whole trial."""
     trials_per_iteration: int = Field(8, ge=1)
     """Trials collected per iteration (each on a random train task) for PPO."""
+    rl_through_encoder: bool = False
+    """Let PPO's loss train the encoder too (the beliefs recomputed with gradient over each
+    minibatch's trials). False, the paper's default: the policy is trained on the beliefs
+    recorded at collection, as data; only the ELBO trains the encoder."""
     policy_reward_scale: float = Field(1.0, gt=0)
     """Rewards are multiplied by this in PPO's returns only (the VAE and the encoder's input
     see them as the env gives them): keeps the value targets near unit scale."""

@@ -10,7 +10,8 @@ pi(a | s, mean_t, var_t) and its value function are trained by PPO (training/com
 on the beliefs the encoder gave during collection. As in the paper, the policy's loss does
 not train the encoder (its beliefs are inputs, detached): only the ELBO does.
 
-networks.py: encoder, decoders, policy and value (`VariBADNets`), the step graph;
+networks.py: encoder, decoders, policy and value (`VariBADNets`, whose `step` the exported
+step graph runs);
 losses.py: the ELBO terms and the VAE step; trainer.py: trials, PPO and VAE updates;
 export.py: the `recurrent` artifact (step.onnx: hidden = the encoder's GRU state, the step
 runs encoder + policy).

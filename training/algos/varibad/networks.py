@@ -206,9 +206,11 @@ class VariBADNets(nn.Module):
             mods.append(self.state_decoder)
         return [p for m in mods for p in m.parameters()]
 
-    def ppo_parameters(self) -> list[nn.Parameter]:
-        """What PPO's loss trains: the policy and the value function (never the encoder)."""
-        return [*self.policy.parameters(), *self.vf.parameters()]
+    def ppo_parameters(self, through_encoder: bool = False) -> list[nn.Parameter]:
+        """What PPO's loss trains: the policy and the value function, and the encoder only
+        `through_encoder` (`varibad.rl_through_encoder`; off by default, as in the paper)."""
+        enc = list(self.encoder.parameters()) if through_encoder else []
+        return [*self.policy.parameters(), *self.vf.parameters(), *enc]
 
     def normalisers(self) -> list[ObsNormaliser]:
         """Every network's observation normaliser."""

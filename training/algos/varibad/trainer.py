@@ -10,7 +10,8 @@ Per iteration:
    GAE over the whole trial (an episode's end inside a trial is not an end of the BAMDP:
    the value runs on across it; the trial's end is, bootstrap 0), the policy and value fed
    the beliefs recorded in step 1. Those are data (detached): the policy's loss does not
-   train the encoder, as in the paper (its `rlloss_through_encoder` off).
+   train the encoder, as in the paper (its `rlloss_through_encoder` off; on with
+   `varibad.rl_through_encoder`, which recomputes the beliefs with gradient).
 3. `varibad.vae_updates` VAE steps (training/algos/varibad/losses.py), each on
    `varibad.vae_batch` trials drawn from the `varibad.vae_buffer` most recent ones (the
    VAE is trained off-policy on past trials, as in the paper).
@@ -140,15 +141,26 @@ def ppo_batch(
         "obs": _padded([t.obs for t in trials], T),
         "belief": belief_input(mean, logvar),
         "u": _padded([t.u for t in trials], T),
+        "prev_action": _padded([t.prev_action for t in trials], T),
+        "prev_reward": _padded([t.prev_reward for t in trials], T),
+        "prev_done": _padded([t.prev_done for t in trials], T),
     }
 
 
-def ppo_evaluate(nets: VariBADNets, mb: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+def ppo_evaluate(
+    nets: VariBADNets, mb: dict[str, Tensor], through_encoder: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """PPO's forward pass (`ppo_update`'s `evaluate`): the current policy's log-probability
-    of the recorded u, its entropy and V, each (S, T), on the recorded beliefs."""
-    mean, log_std = nets.policy(mb["obs"], mb["belief"])
+    of the recorded u, its entropy and V, each (S, T), on the recorded beliefs (data), or
+    `through_encoder` on the beliefs the encoder gives now over the minibatch's trials
+    (with gradient)."""
+    belief = mb["belief"]
+    if through_encoder:
+        _, m, lv = nets.encoder(mb["obs"], mb["prev_action"], mb["prev_reward"], mb["prev_done"])
+        belief = belief_input(m, lv)
+    mean, log_std = nets.policy(mb["obs"], belief)
     logp = gaussian_log_prob(mb["u"], mean, log_std)
-    values = nets.vf(mb["obs"], mb["belief"]).squeeze(-1)
+    values = nets.vf(mb["obs"], belief).squeeze(-1)
     return logp, gaussian_entropy(log_std), values
 
 
@@ -180,7 +192,10 @@ class VariBADTrainer:
         """Collection's envs, one per trial stepped together (`collect_trials`)."""
         self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
         self.nets: VariBADNets = make_nets(self.obs_dim, self.act_dim, cfg)
-        self.ppo_optimizer = torch.optim.Adam(self.nets.ppo_parameters(), lr=cfg.ppo.lr)
+        self.through_encoder = cfg.varibad.rl_through_encoder
+        self.ppo_optimizer = torch.optim.Adam(
+            self.nets.ppo_parameters(self.through_encoder), lr=cfg.ppo.lr
+        )
         self.vae_optimizer = torch.optim.Adam(self.nets.vae_parameters(), lr=cfg.varibad.vae_lr)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         """PPO's minibatch order and the VAE's draws (noise, subsampling)."""
@@ -312,9 +327,9 @@ class VariBADTrainer:
         batch = ppo_batch(trials, cfg.ppo.gamma, cfg.ppo.gae_lambda, vb.policy_reward_scale)
         logs = ppo_update(
             batch,
-            lambda mb: ppo_evaluate(self.nets, mb),
+            lambda mb: ppo_evaluate(self.nets, mb, self.through_encoder),
             self.ppo_optimizer,
-            self.nets.ppo_parameters(),
+            self.nets.ppo_parameters(self.through_encoder),
             cfg.ppo,
             self.generator,
         )

@@ -81,13 +81,18 @@ def _check_trial(tr: VariBADTrainer, trial: Any, returns: list[float]) -> None:
     assert trial.mean.std(0).max() > 0  # the belief moves along the trial
 
 
-def test_ppo_steps_the_policy_and_value_with_their_loss_and_never_the_encoder(
-    tmp_path: Path,
+@pytest.mark.parametrize("through_encoder", [False, True])
+def test_ppo_steps_the_policy_and_value_with_their_loss_and_the_encoder_only_if_asked(
+    tmp_path: Path, through_encoder: bool
 ) -> None:
     """One PPO step (one epoch, one minibatch, no clipping of the norm): the optimizer steps
-    with d ppo_loss / d (policy, value) and the encoder and decoders do not move; the loss
-    does not reach the encoder at all (the beliefs are data)."""
-    cfg = varibad_config(ppo={"hidden": [16], "epochs": 1, "minibatches": 1, "max_grad_norm": None})
+    with d ppo_loss / d (policy, value); by default (the paper's) the loss does not reach
+    the encoder at all (the beliefs are data) and neither it nor the decoders move; with
+    `rl_through_encoder` the encoder is stepped with its gradient of that loss too."""
+    cfg = varibad_config(
+        ppo={"hidden": [16], "epochs": 1, "minibatches": 1, "max_grad_norm": None},
+        varibad={**varibad_config().varibad.model_dump(), "rl_through_encoder": through_encoder},
+    )
     tr = VariBADTrainer(cfg, tmp_path)
     trials = [tr.collect_trial(t)[0] for t in (0, 2, 4)]
     batch = ppo_batch(trials, cfg.ppo.gamma, cfg.ppo.gae_lambda)
@@ -96,25 +101,28 @@ def test_ppo_steps_the_policy_and_value_with_their_loss_and_never_the_encoder(
     before = {k: v.clone() for k, v in tr.nets.state_dict().items()}
     shared_ppo_update(
         batch,
-        lambda mb: ppo_evaluate(tr.nets, mb),
+        lambda mb: ppo_evaluate(tr.nets, mb, through_encoder),
         tr.ppo_optimizer,
-        tr.nets.ppo_parameters(),
+        tr.nets.ppo_parameters(through_encoder),
         cfg.ppo,
         torch.Generator().manual_seed(0),
     )
-    logp, entropy, values = ppo_evaluate(ref, batch)
+    logp, entropy, values = ppo_evaluate(ref, batch, through_encoder)
     adv = normalised_advantages(batch["advantages"], batch["mask"])
     terms = ppo_losses(
         logp, batch["logp"], adv, values, batch["returns"], entropy, batch["mask"], cfg.ppo.clip
     )
     loss = ppo_loss(terms, cfg.ppo)
-    assert_grads_of(seen["ppo"], loss, ref.ppo_parameters(), "ppo")
-    reach = torch.autograd.grad(loss, ref.vae_parameters(), allow_unused=True, retain_graph=True)
-    assert all(g is None for g in reach)
+    assert_grads_of(seen["ppo"], loss, ref.ppo_parameters(through_encoder), "ppo")
+    reach = torch.autograd.grad(
+        loss, list(ref.encoder.parameters()), allow_unused=True, retain_graph=True
+    )
+    assert any(g is not None and g.abs().sum() > 0 for g in reach) == through_encoder
     after = tr.nets.state_dict()
+    trained = ("policy.", "vf.", "encoder.") if through_encoder else ("policy.", "vf.")
     for key, value in before.items():
         moved = not torch.equal(value, after[key])
-        assert moved == (key.startswith(("policy.", "vf.")) and "normaliser" not in key), key
+        assert moved == (key.startswith(trained) and "normaliser" not in key), key
 
 
 def test_gae_runs_across_the_episodes_of_a_trial(tmp_path: Path) -> None:
