@@ -15,7 +15,7 @@ code), and the trial's loss is the mean over its beliefs of
 
     reward_coef * reward_t + state_coef * state_t + kl_weight * kl_t,
 
-averaged over the batch's trials (the paper sums over t: a constant factor). With
+averaged over the batch's trials (the paper sums over t: a factor 1 / N per trial). With
 `subsample_beliefs` / `subsample_decodes` a random subset of the t (or of the j, rescaled by
 N / count) stands in for all of them, an unbiased estimate of the same loss (the paper's
 vae_subsample_elbos / vae_subsample_decodes). Every term is pure (`elbo_terms`); the VAE

@@ -86,6 +86,11 @@ def test_onnx_evaluation_gives_the_torch_evaluations_returns(
     assert zshot(["eval", str(art), "-k", "2", "--max-tasks", "2", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["protocol"]["explore_episodes"] == 2 and len(report["tasks"]) == 2
+    # and `zshot eval RUN` drives the torch agent through the registry to the same numbers
+    out_run = tmp_path / "eval-run.json"
+    assert zshot(["eval", str(run), "-k", "2", "--max-tasks", "2", "--json", str(out_run)]) == 0
+    by_run = json.loads(out_run.read_text())
+    assert by_run["mean_return"] == pytest.approx(report["mean_return"], abs=1e-3)
 
 
 @pytest.mark.slow
