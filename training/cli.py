@@ -16,7 +16,12 @@ import torch
 from training.algos.offline_pearl.finetune import finetune_task
 from training.algos.pearl.agent import TorchAgent
 from training.behaviours import MemorySpiralAgent, SpiralAgent
-from training.common.agents import FewShotAgent, OnnxAgent, OnnxConditionedPolicy
+from training.common.agents import (
+    FewShotAgent,
+    OnnxAgent,
+    OnnxConditionedPolicy,
+    OnnxRecurrentAgent,
+)
 from training.common.checkpoint import CHECKPOINT
 from training.common.parallel import add_workers_arguments, run_ordered, workers_error
 from training.common.tasks import make_task_source, select_test_tasks
@@ -378,6 +383,10 @@ def _eval_target(
             backend = "spiral-search with memory off (scripted)"
         env.close()
         return agent, cfg, backend
+    if (target / "manifest.json").is_file() and _artifact_kind(target) == "recurrent":
+        rec = OnnxRecurrentAgent(target)  # hidden state kept across a task's episodes
+        cfg = TrainConfig.model_validate(rec.artifact.manifest.training["config"])
+        return rec, cfg, "onnxruntime (recurrent)"
     if (target / "manifest.json").is_file():
         if _artifact_kind(target) == "weights":
             raise _TargetError(

@@ -38,7 +38,7 @@ import torch
 from gymnasium.envs.registration import EnvSpec
 from tqdm import tqdm
 
-from runtime.artifact import MANIFEST_NAME
+from runtime.artifact import MANIFEST_NAME, load_artifact
 from training.behaviours import (
     Behaviour,
     BehaviourActor,
@@ -46,7 +46,7 @@ from training.behaviours import (
     ScriptedBehaviour,
     TeleopBehaviour,
 )
-from training.common.agents import FewShotAgent, OnnxAgent, new_posterior
+from training.common.agents import FewShotAgent, OnnxAgent, OnnxRecurrentAgent, new_posterior
 from training.common.checkpoint import CHECKPOINT
 from training.common.datasets import MANIFEST, write_manifest
 from training.common.minari_format import (
@@ -91,7 +91,8 @@ def _load_policy_agent(path: Path) -> tuple[FewShotAgent, tuple[int, int]]:
         dims = run.state["dims"]
         return agent_of(run), (int(dims["obs"]), int(dims["act"]))
     if (path / MANIFEST_NAME).is_file():
-        onnx = OnnxAgent(path)
+        kind = load_artifact(path).manifest.kind
+        onnx = OnnxRecurrentAgent(path) if kind == "recurrent" else OnnxAgent(path)
         m = onnx.artifact.manifest
         return onnx, (m.obs_dim, m.act_dim)
     raise ValueError(
@@ -138,6 +139,8 @@ class PolicyBehaviour:
         L = self.latent_dim
         if task is not self.task:
             self.task, self.posterior = task, new_posterior(self.agent)
+            self.agent.reset_task()  # a recurrent policy's state is per task
+        self.agent.reset_episode()
         if not self.use_latent:
             self.z, self.z_var = np.zeros(L, np.float32), np.zeros(L)
             return
@@ -153,6 +156,10 @@ class PolicyBehaviour:
         enc = self.agent.encoder
         if self.latent_mode == "posterior" and enc is not None and len(transitions):
             self.posterior.add(*enc.factors(transitions))
+
+    def observe(self, row: np.ndarray) -> None:
+        """Each step's (s, a, r, s') row (a recurrent policy's next action and reward)."""
+        self.agent.observe(row)
 
     def latent(self) -> tuple[np.ndarray, np.ndarray]:
         """The episode's z and its variance (zeros without a latent)."""
@@ -296,6 +303,7 @@ class TaskCollector:
                 rng,
                 num_episodes=self.counts[name],
                 on_episode=keep,
+                on_step=self.policy.observe if beh is self.policy else None,
             )
         return out
 

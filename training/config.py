@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "maml"]
+AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "maml", "rl2", "varibad"]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -83,6 +83,100 @@ class DistillConfig(StrictModel):
     """Gradient-norm clip of each encoder step."""
     policy_std: float = Field(0.1, gt=0)
     """The exported policy's exploration std (pre-tanh) that bc_loss pulls log-std towards."""
+
+
+class VariBADConfig(StrictModel):
+    """VariBAD (Zintgraf et al. 2020; training/algos/varibad/): a GRU trajectory encoder
+    giving a belief q(m | tau_:t) = N(mean, var) after every transition, reward (and
+    optionally transition) decoders trained with it as a VAE, and a policy on (s, belief
+    mean, belief variance) trained by PPO (the `ppo` section: its hidden widths and initial
+    log-std are the policy's and the value function's)."""
+
+    latent_dim: int = Field(5, ge=1, le=64)
+    """Size of the task latent m."""
+    embed: list[int] = Field(default_factory=lambda: [32])
+    """Widths of the MLP (ReLU) in front of the GRU, over (s, a_prev, r_prev, done_prev)."""
+    gru_hidden: int = Field(64, ge=1, le=1024)
+    """The GRU's state size: the `recurrent` artifact's hidden_dim."""
+    decoder_hidden: list[int] = Field(default_factory=lambda: [64, 32])
+    """Hidden widths of the reward decoder (and of the transition decoder)."""
+    decode_state: bool = False
+    """Also train a transition decoder p(s' | s, a, m) (the paper's optional one)."""
+    kl_weight: float = Field(1.0, ge=0)
+    """Weight of each KL(q_t || q_{t-1}) term of the ELBO."""
+    reward_coef: float = Field(1.0, ge=0)
+    state_coef: float = Field(1.0, ge=0)
+    """Weights of the reward and (decode_state) transition reconstruction terms."""
+    vae_lr: float = Field(1e-3, gt=0)
+    vae_updates: int = Field(10, ge=0)
+    """VAE gradient steps per iteration (after the PPO update)."""
+    vae_batch: int = Field(16, ge=1)
+    """Trials per VAE step, drawn from the VAE buffer."""
+    vae_buffer: int = Field(200, ge=1)
+    """Most recent trials kept for the VAE (the paper trains the VAE off-policy on them)."""
+    subsample_beliefs: int | None = Field(None, ge=1)
+    """ELBO terms (beliefs b_t) per trial and VAE step, drawn at random (None: all)."""
+    subsample_decodes: int | None = Field(None, ge=1)
+    """Transitions each belief reconstructs, drawn at random (None: the whole trial)."""
+    episodes_per_trial: int = Field(2, ge=1, le=50)
+    """Episodes of one task in a row with the belief carried across them (the BAMDP
+    horizon H+ of the paper); PPO's returns run over the whole trial."""
+    trials_per_iteration: int = Field(8, ge=1)
+    """Trials collected per iteration (each on a random train task) for PPO."""
+    rl_through_encoder: bool = False
+    """Let PPO's loss train the encoder too (the beliefs recomputed with gradient over each
+    minibatch's trials). False, the paper's default: the policy is trained on the beliefs
+    recorded at collection, as data; only the ELBO trains the encoder."""
+    policy_reward_scale: float = Field(1.0, gt=0)
+    """Rewards are multiplied by this in PPO's returns only (the VAE and the encoder's input
+    see them as the env gives them): keeps the value targets near unit scale."""
+
+
+class PPOConfig(StrictModel):
+    """Proximal policy optimisation (training/common/ppo.py; Schulman et al. 2017) with GAE
+    (Schulman et al. 2016): the on-policy learner of algo rl2 and mtppo."""
+
+    hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    """Hidden widths of the policy and value MLPs (rl2: the layers after the GRU)."""
+    lr: float = Field(3e-4, gt=0)
+    """Adam's learning rate (one optimizer over the policy and the value network)."""
+    gamma: float = Field(0.99, ge=0, le=1)
+    """Discount."""
+    gae_lambda: float = Field(0.95, ge=0, le=1)
+    """GAE's lambda: 0 one-step TD advantages, 1 Monte Carlo returns minus the value."""
+    clip: float = Field(0.2, gt=0)
+    """The surrogate's clip range epsilon: ratios outside [1 - eps, 1 + eps] get no gradient."""
+    value_coef: float = Field(0.5, ge=0)
+    """Weight of the value loss 0.5 (V - R)^2 in the one loss."""
+    entropy_coef: float = Field(0.0, ge=0)
+    """Weight of the entropy bonus (subtracted from the loss)."""
+    epochs: int = Field(4, ge=1)
+    """Passes over the batch per update."""
+    minibatches: int = Field(4, ge=1)
+    """Minibatches of sequences per pass (at most one sequence each)."""
+    max_grad_norm: float | None = Field(0.5, gt=0)
+    """Clip the gradient's global norm to this (None: no clipping)."""
+    normalise_advantages: bool = True
+    """Standardise the advantages over the batch's real steps before the epochs."""
+    init_log_std: float = Field(0.0, le=2)
+    """Initial log standard deviation of the Gaussian policy (state-independent)."""
+
+
+class RL2Config(StrictModel):
+    """RL² (training/algos/rl2/; Duan et al. 2016, Wang et al. 2016): a GRU policy whose
+    hidden state runs through a trial of episodes on one task, trained by PPO (`ppo:`)."""
+
+    gru_hidden: int = Field(64, ge=1, le=4096)
+    """Size H of the GRU's hidden state (the exported artifact's `hidden_dim`)."""
+    episodes_per_trial: int = Field(2, ge=1, le=50)
+    """Episodes of one task per trial: the hidden state is kept across them."""
+    trials_per_iteration: int = Field(16, ge=1)
+    """Trials collected per iteration (each on a random train task), then one PPO update."""
+    bptt: int | None = Field(None, ge=1)
+    """Truncated backpropagation through time: train on chunks of this many steps, each
+    starting from the hidden state the rollout had there (None: whole trials)."""
+    stats_trials: int = Field(4, ge=1)
+    """Trials of the untrained policy before training, for the observation statistics."""
 
 
 class EvalConfig(StrictModel):
@@ -353,11 +447,17 @@ class TrainConfig(StrictModel):
     finetune: FinetuneConfig = Field(default_factory=lambda: FinetuneConfig.model_validate({}))
     """Online fine-tuning of an offline run on a new task (training/algos/offline_pearl/finetune.py)."""
     sac: SACConfig = Field(default_factory=lambda: SACConfig.model_validate({}))
+    ppo: PPOConfig = Field(default_factory=lambda: PPOConfig.model_validate({}))
+    """The on-policy learner (training/common/ppo.py); read by algo rl2 and mtppo."""
+    rl2: RL2Config = Field(default_factory=lambda: RL2Config.model_validate({}))
+    """RL²'s trials and GRU (training/algos/rl2/); read by algo rl2."""
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
     distill: DistillConfig | None = None
     maml: MAMLConfig = Field(default_factory=lambda: MAMLConfig.model_validate({}))
     """MAML for RL (training/algos/maml/); read by algo maml."""
+    varibad: VariBADConfig = Field(default_factory=lambda: VariBADConfig.model_validate({}))
+    """VariBAD (training/algos/varibad/); read by algo varibad."""
     """Distillation from the privileged servo (training/algos/distill/trainer.py) instead of PEARL."""
     eval_every: int = Field(20, ge=0)
     """Few-shot evaluation every this many iterations (0: only at the end)."""

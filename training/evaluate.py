@@ -80,6 +80,7 @@ def run_episode(
 
     def online_update(row: np.ndarray) -> None:
         nonlocal z
+        agent.observe(row)  # a recurrent agent's next last_action and reward
         if enc is not None:
             posterior.add(*enc.factors(row[None]))
             z = posterior.mean.astype(np.float32)

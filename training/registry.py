@@ -34,6 +34,13 @@ from training.algos.pearl import networks as pearl_networks
 from training.algos.pearl.agent import pearl_agent
 from training.algos.pearl.export import export_posterior
 from training.algos.pearl.trainer import Trainer
+from training.algos.rl2 import networks as rl2_networks
+from training.algos.rl2.agent import rl2_agent
+from training.algos.rl2.export import export_rl2
+from training.algos.rl2.trainer import RL2Trainer
+from training.algos.varibad import networks as varibad_networks
+from training.algos.varibad.export import export_varibad
+from training.algos.varibad.trainer import VariBADTrainer, varibad_agent
 from training.common.agents import FewShotAgent
 from training.common.checkpoint import CHECKPOINT, checkpoint_algorithm, load_checkpoint
 from training.common.tasks import observation_index
@@ -87,7 +94,8 @@ class Algorithm:
     exporter: Exporter
     artifact_kind: str
     """What `zshot export` writes (docs/PROTOCOL.md): `posterior` (encoder + policy),
-    `conditioned` (policy of obs and a task descriptor) or `weights` (policy of obs)."""
+    `conditioned` (policy of obs and a task descriptor), `recurrent` (step.onnx) or
+    `weights` (policy of obs)."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -158,6 +166,34 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=MAMLTrainer,
         exporter=export_weights,
         artifact_kind="weights",
+    ),
+    "rl2": Algorithm(
+        name="rl2",
+        summary="a GRU policy over (s, a, r, done) whose hidden state runs through a trial "
+        "of episodes of one task, trained by PPO over whole trials; exports a recurrent "
+        "artifact",
+        paper="Duan et al. (2016), RL²: Fast Reinforcement Learning via Slow Reinforcement "
+        "Learning, arXiv 1611.02779; Wang et al. (2016), Learning to reinforcement learn, "
+        "arXiv 1611.05763",
+        config_sections=("ppo", "rl2"),
+        make_nets=rl2_networks.make_nets,
+        make_agent=rl2_agent,
+        trainer=RL2Trainer,
+        exporter=export_rl2,
+        artifact_kind="recurrent",
+    ),
+    "varibad": Algorithm(
+        name="varibad",
+        summary="a GRU belief over the task (VAE: reward/transition decoders, ELBO over "
+        "trials) and a PPO policy on (state, belief); exports a recurrent artifact",
+        paper="Zintgraf et al. (2020), VariBAD: A Very Good Method for Bayes-Adaptive Deep RL "
+        "via Meta-Learning, ICLR, arXiv 1910.08348",
+        config_sections=("varibad", "ppo"),
+        make_nets=varibad_networks.make_nets,
+        make_agent=varibad_agent,
+        trainer=VariBADTrainer,
+        exporter=export_varibad,
+        artifact_kind="recurrent",
     ),
 }
 

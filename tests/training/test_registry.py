@@ -24,10 +24,12 @@ def test_config_names_and_registry_agree() -> None:
     assert set(typing.get_args(AlgoName)) == set(ALGORITHMS)
     for name, algo in ALGORITHMS.items():
         assert algo.name == name and "arXiv" in algo.paper
-        # PEARL-shaped runs export a posterior; a policy told its task, a conditioned one;
-        # a gradient-adapted policy (MAML), weights
+        # PEARL-shaped runs export a posterior, recurrent policies (RL², VariBAD) a recurrent
+        # artifact; a policy told its task (no few-shot agent), a conditioned one; a
+        # gradient-adapted policy (MAML), weights
         no_agent = ("conditioned", "weights")
         assert (algo.artifact_kind in no_agent) == (algo.make_agent is None)
+        assert algo.artifact_kind in ("conditioned", "posterior", "recurrent", "weights")
 
 
 def test_zshot_algos_lists_each_algorithm_with_its_paper(

@@ -6,14 +6,26 @@ for most; a scripted baseline with memory uses them). Only a posterior agent has
 kind); for the others it is None and z stays 0. `Posterior` accumulates the factors as the
 robot's runtime does. `OnnxAgent` runs an exported `posterior` artifact in onnxruntime.
 Algorithm-specific agents live with their algorithm (training/algos/pearl/agent.py).
+
+Recurrent policies (RL², VariBAD: the `recurrent` kind) act from a hidden state that the
+agent keeps exactly as the runtime's session does (docs/PROTOCOL.md "recurrent"):
+`RecurrentAgent` drives any step function (hidden, obs, last_action, reward, done, noise)
+-> (next_hidden, action); `torch_step` makes one of a torch step module (the run, in
+torch: `zshot eval RUN`, collection), `OnnxRecurrentAgent` of an exported artifact's
+step.onnx (`zshot eval ARTIFACT`). The hidden state is kept across the episodes of a task
+(`reset_episode`) and reset by `reset_task`; it learns the previous step's action and reward
+from `observe`, the hook every agent gets each step's (s, a, r, s') row through.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import torch
+from torch import nn
 
 from runtime.artifact import load_artifact
 from runtime.posterior import NaturalPosterior
@@ -49,6 +61,11 @@ class FewShotAgent(Protocol):
         """obs (obs_dim,), z (L,), noise (act_dim,) -> action (act_dim,); noise 0: deterministic."""
         ...
 
+    def observe(self, row: np.ndarray) -> None:
+        """The (s, a, r, s') float32 row of the step just taken (a recurrent policy reads
+        its action and reward; the others ignore it)."""
+        ...
+
     def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
         """The episode ended (a baseline with memory learns from it)."""
         ...
@@ -65,6 +82,9 @@ class AgentBase:
 
     def reset_episode(self) -> None:
         """Nothing to restart."""
+
+    def observe(self, row: np.ndarray) -> None:
+        """Nothing to read."""
 
     def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
         """Nothing to learn."""
@@ -182,3 +202,109 @@ class OnnxConditionedPolicy:
             },
         )
         return np.asarray(a[0])
+
+
+StepFn = Callable[..., tuple[np.ndarray, np.ndarray]]
+"""(hidden [1, H], obs [1, obs], last_action [1, act], reward [1, 1], done [1, 1], noise
+[1, act]) float32 -> (next_hidden [1, H], action [1, act]): one recurrent policy step."""
+
+
+class RecurrentAgent(AgentBase):
+    """A recurrent policy's step function behind `FewShotAgent`, with the per-task state
+    the runtime keeps per session (docs/PROTOCOL.md "recurrent"): the hidden state, the
+    previous step's action and reward, and `done`.
+
+    `reset_task`: hidden back to `initial_hidden` (zeros), action, reward and done 0.
+    `reset_episode`: all kept; done = 1 if a step has run since the task began. `act`: one
+    step (done back to 0). `observe(row)`: its action and reward become the next step's
+    `last_action` and `reward`. So step t of a trial sees (s_t, a_{t-1}, r_{t-1}, d_{t-1})
+    (Duan et al. 2016), as a client of the runtime does. `z` is ignored."""
+
+    def __init__(
+        self,
+        step: StepFn,
+        obs_dim: int,
+        act_dim: int,
+        hidden_dim: int,
+        initial_hidden: np.ndarray | None = None,
+    ) -> None:
+        self.step = step
+        self.obs_dim, self.act_dim, self.hidden_dim = obs_dim, act_dim, hidden_dim
+        self.initial_hidden = (
+            np.zeros(hidden_dim, np.float32)
+            if initial_hidden is None
+            else np.asarray(initial_hidden, np.float32).reshape(hidden_dim)
+        )
+        self.reset_task()
+
+    def reset_task(self) -> None:
+        """A new task: back to the initial state."""
+        self.hidden = self.initial_hidden.copy()
+        self.last_action = np.zeros(self.act_dim, np.float32)
+        self.reward = np.float32(0.0)
+        self.done = np.float32(0.0)
+        self.stepped = False
+
+    def reset_episode(self) -> None:
+        """A new episode of the same task: the state is kept, the next step sees done = 1."""
+        if self.stepped:
+            self.done = np.float32(1.0)
+
+    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """One step of the policy from the current state (which it advances)."""
+        next_hidden, action = self.step(
+            self.hidden[None],
+            np.asarray(obs, np.float32).reshape(1, self.obs_dim),
+            self.last_action[None],
+            np.full((1, 1), self.reward, np.float32),
+            np.full((1, 1), self.done, np.float32),
+            np.asarray(noise, np.float32).reshape(1, self.act_dim),
+        )
+        self.hidden = np.asarray(next_hidden, np.float32).reshape(self.hidden_dim)
+        self.done = np.float32(0.0)
+        self.stepped = True
+        return np.asarray(action, np.float32).reshape(self.act_dim)
+
+    def observe(self, row: np.ndarray) -> None:
+        """The step's (s, a, r, s') row: a and r feed the next step."""
+        o, a = self.obs_dim, self.act_dim
+        self.last_action = np.asarray(row[o : o + a], np.float32).copy()
+        self.reward = np.float32(row[o + a])
+
+
+def torch_step(module: nn.Module) -> StepFn:
+    """A torch step module (training/common/onnx_export.py `RecurrentStepGraph`) as a
+    `StepFn` (no gradient, float32 numpy in and out)."""
+
+    def step(*inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            h, a = module(*(torch.from_numpy(np.asarray(x, np.float32)) for x in inputs))
+        return h.numpy(), a.numpy()
+
+    return step
+
+
+class OnnxRecurrentAgent(RecurrentAgent):
+    """An exported `recurrent` artifact's step.onnx in onnxruntime (the numbers the robot
+    gets), its initial state the manifest's `initial_hidden` (zeros if none)."""
+
+    def __init__(self, artifact_dir: str | Path) -> None:
+        import onnxruntime as ort  # lazy: only evaluation of artifacts needs it
+
+        self.artifact = load_artifact(artifact_dir, check_graphs=True)
+        m = self.artifact.manifest
+        if m.kind != "recurrent" or m.hidden_dim is None:
+            raise ValueError(f"{artifact_dir}: a {m.kind!r} artifact, not a recurrent one")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(self.artifact.graph_path("step")), opts, providers=["CPUExecutionProvider"]
+        )
+        names = ["hidden", "obs", "last_action", "reward", "done", "noise"]
+
+        def step(*inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            h, a = session.run(["next_hidden", "action"], dict(zip(names, inputs, strict=True)))
+            return h, a
+
+        initial = None if m.initial_hidden is None else np.asarray(m.initial_hidden)
+        super().__init__(step, m.obs_dim, m.act_dim, m.hidden_dim, initial)

@@ -5,6 +5,15 @@ the manifest's essentials (`annotate`), the units of named observation and actio
 output of the exporter held back (`held_output`) and the atomic placing of a finished
 artifact directory (`place_dir`). Moved here from training/algos/pearl/export.py when a
 second algorithm (mtsac) needed them; algorithms never import each other.
+
+The `recurrent` kind (docs/PROTOCOL.md "recurrent"; RL², VariBAD) is exported whole here:
+`RecurrentStepGraph` wraps an algorithm's recurrent core (any module with `step(hidden,
+obs, last_action, reward, done) -> (next_hidden, mean, log_std)`) into the step graph
+(hidden, obs, last_action, reward, done, noise) -> (next_hidden, action);
+`check_recurrent_parity` runs onnxruntime and torch side by side over whole sequences, each
+feeding its own next_hidden back; `export_recurrent` writes step.onnx + manifest.json
+(kind recurrent, hidden_dim). `provenance` is the manifest's `training` / `versions`
+record every exporter writes.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +35,7 @@ from runtime.artifact import (
     GRAPH_NAMES,
     Artifact,
     ArtifactSpec,
+    Normalisation,
     io_docs,
     load_artifact,
     onnx_metadata,
@@ -130,11 +140,11 @@ def annotate(model: bytes, spec: Any, kind: str) -> bytes:
     proto = onnx.load_model_from_string(model)
     proto.graph.name = GRAPH_NAMES[kind]
     what = "context encoder" if kind == "encoder" else "policy"
-    task = (
-        f"descriptor {spec.descriptor_dim}"
-        if spec.kind == "conditioned"
-        else f"latent {spec.latent_dim}"
-    )
+    what = "recurrent policy step" if kind == "step" else what
+    task = {
+        "conditioned": f"descriptor {spec.descriptor_dim}",
+        "recurrent": f"hidden {spec.hidden_dim}",
+    }.get(spec.kind, f"latent {spec.latent_dim}")
     proto.doc_string = (
         f"zshot {what} of artifact {spec.name}: obs {spec.obs_dim}, act {spec.act_dim}, "
         f"{task}, {spec.control_hz:g} Hz; manifest.json beside this file "
@@ -254,3 +264,185 @@ def tool_versions(model: bytes) -> dict[str, str]:
     opset = onnx.load_model_from_string(model).opset_import
     default = next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")
     return {"torch": torch.__version__, "onnx": onnx.__version__, "onnx_opset": str(default)}
+
+
+def provenance(
+    cfg: TrainConfig,
+    *,
+    algorithm: str,
+    run_dir: str | Path,
+    counters: Mapping[str, int],
+    errors: Mapping[str, float],
+    graph: bytes,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest's `training` and `versions` fields (an `ArtifactSpec` update): the run,
+    its counters, seed and config, the parity errors (`extra` added to `training`), and the
+    torch / onnx versions and the opset of `graph`."""
+    return {
+        "training": {
+            "algorithm": algorithm,
+            "run_dir": str(Path(run_dir).resolve()),
+            "iteration": int(counters["iteration"]),
+            "updates": int(counters["updates"]),
+            "env_steps": int(counters["env_steps"]),
+            "seed": cfg.seed,
+            "config": cfg.model_dump(mode="json"),
+            **(extra or {}),
+            "parity_max_abs_err": dict(errors),
+        },
+        "versions": tool_versions(graph),
+    }
+
+
+# -- kind recurrent --------------------------------------------------------------------
+STEP_INPUTS = ["hidden", "obs", "last_action", "reward", "done", "noise"]
+STEP_OUTPUTS = ["next_hidden", "action"]
+
+
+class RecurrentStepGraph(nn.Module):
+    """(hidden, obs, last_action, reward, done, noise) -> (next_hidden, action): one step of
+    a recurrent policy as the runtime serves it (docs/PROTOCOL.md "recurrent").
+
+    `core.step(hidden, obs, last_action, reward, done)` -> (next_hidden, mean, log_std) is
+    the algorithm's recurrent network (raw obs in: its normaliser inside; last_action as
+    executed, in env units); the action is low + (tanh(mean + std * noise) + 1) / 2 *
+    (high - low), noise 0 the deterministic one (as `PolicyGraph`)."""
+
+    low: Tensor
+    high: Tensor
+    core: Any
+    """The recurrent network (an nn.Module with `step`)."""
+
+    def __init__(self, core: nn.Module, low: np.ndarray, high: np.ndarray) -> None:
+        super().__init__()
+        self.core = core
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+
+    def forward(
+        self,
+        hidden: Tensor,
+        obs: Tensor,
+        last_action: Tensor,
+        reward: Tensor,
+        done: Tensor,
+        noise: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """All (B, width) -> next_hidden (B, H), action (B, act) in env units."""
+        next_hidden, mean, log_std = self.core.step(hidden, obs, last_action, reward, done)
+        squashed = torch.tanh(mean + log_std.exp() * noise)
+        return next_hidden, self.low + (squashed + 1.0) * 0.5 * (self.high - self.low)
+
+
+def recurrent_step_bytes(step: nn.Module, obs_dim: int, act_dim: int, hidden_dim: int) -> bytes:
+    """The step graph as ONNX with inputs `STEP_INPUTS`, outputs `STEP_OUTPUTS` (not yet
+    annotated); batch dim dynamic."""
+    args = (
+        torch.zeros(2, hidden_dim),
+        torch.zeros(2, obs_dim),
+        torch.zeros(2, act_dim),
+        torch.zeros(2, 1),
+        torch.zeros(2, 1),
+        torch.zeros(2, act_dim),
+    )
+    return export_onnx(step, args, STEP_INPUTS, STEP_OUTPUTS)
+
+
+def check_recurrent_parity(
+    step_onnx: bytes,
+    step: nn.Module,
+    obs_mean: Tensor,
+    obs_std: Tensor,
+    act_dim: int,
+    hidden_dim: int,
+    *,
+    steps: int = 12,
+    batch: int = 8,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Max |onnxruntime - torch| of next_hidden and action over `steps` steps of `batch`
+    sequences from the zero state, torch and onnxruntime each feeding back its own
+    next_hidden (differences would compound); observations around the normalisation and
+    far outside it, random last actions, rewards and done flags, noise zero on half the
+    rows. Raises beyond PARITY_ATOL."""
+    g = torch.Generator().manual_seed(seed)
+    session = ort_session(step_onnx)
+    h_torch = torch.zeros(batch, hidden_dim)
+    h_ort = np.zeros((batch, hidden_dim), np.float32)
+    errs = {"next_hidden": 0.0, "action": 0.0}
+    for _ in range(steps):
+        obs = obs_mean + obs_std * 3 * torch.randn(batch, obs_mean.numel(), generator=g)
+        last_action = 2 * torch.rand(batch, act_dim, generator=g) - 1
+        reward = torch.randn(batch, 1, generator=g)
+        done = (torch.rand(batch, 1, generator=g) < 0.2).float()
+        noise = torch.randn(batch, act_dim, generator=g)
+        noise[: batch // 2] = 0.0
+        with torch.no_grad():
+            h_torch, want = step(h_torch, obs, last_action, reward, done, noise)
+        feed = {
+            "hidden": h_ort,
+            "obs": obs.numpy(),
+            "last_action": last_action.numpy(),
+            "reward": reward.numpy(),
+            "done": done.numpy(),
+            "noise": noise.numpy(),
+        }
+        h_ort, got = session.run(STEP_OUTPUTS, feed)
+        errs["next_hidden"] = max(errs["next_hidden"], float(np.abs(h_ort - h_torch.numpy()).max()))
+        errs["action"] = max(errs["action"], float(np.abs(got - want.numpy()).max()))
+    if not max(errs.values()) <= PARITY_ATOL:
+        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errs}")
+    return errs
+
+
+def export_recurrent(
+    step: RecurrentStepGraph,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    obs_mean: Tensor,
+    obs_std: Tensor,
+    hidden_dim: int,
+    name: str,
+    algorithm: str,
+    run_dir: str | Path,
+    counters: Mapping[str, int],
+    extra: Mapping[str, Any] | None = None,
+    force: bool = False,
+    verbose: bool = False,
+) -> tuple[Artifact, dict[str, float]]:
+    """Export a recurrent policy's step as a `recurrent` artifact (step.onnx +
+    manifest.json, hidden_dim H, initial state zeros); returns (Artifact, parity errors).
+    `obs_mean` / `obs_std`: the normalisation inside the graph (for the manifest and the
+    parity inputs); `extra`: more `training` fields. Refuses an existing `out_dir` unless
+    `force`; never half written (`write_placed`)."""
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    step.eval()
+    obs_dim, act_dim = int(obs_mean.numel()), int(step.low.shape[0])
+    io = env_io(cfg, obs_dim, act_dim)
+    spec = ArtifactSpec(
+        name=name,
+        kind="recurrent",
+        obs_dim=obs_dim,
+        act_dim=act_dim,
+        hidden_dim=hidden_dim,
+        obs_normalisation=Normalisation(mean=obs_mean.tolist(), std=obs_std.tolist()),
+        normalisation_in_graph=True,
+        **io,
+    )
+    with held_output(not verbose):
+        graph = annotate(recurrent_step_bytes(step, obs_dim, act_dim, hidden_dim), spec, "step")
+    errors = check_recurrent_parity(graph, step, obs_mean, obs_std, act_dim, hidden_dim)
+    record = provenance(
+        cfg,
+        algorithm=algorithm,
+        run_dir=run_dir,
+        counters=counters,
+        errors=errors,
+        graph=graph,
+        extra=extra,
+    )
+    return write_placed(out, {"step": graph}, spec.model_copy(update=record), force), errors

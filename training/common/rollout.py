@@ -159,9 +159,11 @@ class RolloutWorker:
         num_steps: int | None = None,
         num_episodes: int | None = None,
         on_episode: Callable[[Episode], None] | None = None,
+        on_step: Callable[[np.ndarray], None] | None = None,
     ) -> list[Episode]:
         """Episodes of `task` until `num_steps` steps (whole episodes) or `num_episodes`;
-        `on_episode` sees each as it ends (after the actor's `end_episode`)."""
+        `on_episode` sees each as it ends (after the actor's `end_episode`), `on_step`
+        each step's (s, a, r, s') row (a recurrent policy's previous action and reward)."""
         if (num_steps is None) == (num_episodes is None):
             raise ValueError("give exactly one of num_steps and num_episodes")
         self.env.set_task(task)
@@ -172,7 +174,7 @@ class RolloutWorker:
         ):
             actor.begin_episode(rng)
             seed = int(rng.integers(2**31))
-            ep = run_episode(self.env, actor.act, seed, max_steps=self.max_steps)
+            ep = run_episode(self.env, actor.act, seed, max_steps=self.max_steps, on_step=on_step)
             actor.end_episode(ep)
             if on_episode is not None:
                 on_episode(ep)

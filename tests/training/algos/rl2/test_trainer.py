@@ -1,0 +1,162 @@
+"""RL² end to end on the point tasks: a smoke run from the committed config, its resume
+bit for bit, the trainer's trials feeding the policy what the few-shot agent (and so the
+runtime) feeds it, the `recurrent` export (onnxruntime against torch), the runtime serving
+the torch policy's actions with its hidden state kept by RESET_EPISODE and cleared by
+RESET_TASK, `zshot eval` of the artifact and of the run agreeing, and `zshot trials
+--robot sim-locomotion` driving an RL² artifact of cheetah-vel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.training.conftest import ROOT
+from tests.training.recurrent_helpers import assert_runtime_follows_agent
+from training.algos.rl2.agent import rl2_agent
+from training.algos.rl2.networks import RL2Nets
+from training.algos.rl2.trainer import RL2Trainer
+from training.common.rollout import run_episode
+from training.config import TrainConfig
+from training.registry import agent_of, export_run, load_run
+from zshot.config import load_config
+
+CONFIG = ROOT / "configs" / "train" / "rl2_point.yaml"
+
+
+def smoke_config(**over: object) -> TrainConfig:
+    """The committed config cut to 3 iterations of 8 trials on a 16-wide GRU."""
+    base = {
+        "iterations": 3,
+        "eval_every": 0,
+        "checkpoint_every": 1,
+        "rl2.trials_per_iteration": 8,
+        "rl2.stats_trials": 2,
+        "rl2.gru_hidden": 16,
+        "ppo.hidden": [16],
+        "eval.max_tasks": 2,
+    }
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**base, **over}.items()]
+    return load_config(TrainConfig, CONFIG, sets)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("rl2") / "run"
+    trainer = RL2Trainer(smoke_config(), run_dir)
+    report = trainer.run(progress=False)
+    assert report is not None and trainer.updates == 3
+    assert report.protocol["explore_episodes"] == 1
+    return run_dir
+
+
+@pytest.mark.slow
+def test_a_smoke_run_trains_logs_and_reads_back(smoke_run: Path) -> None:
+    history = json.loads((smoke_run / "history.json").read_text())
+    assert len(history) == 3 and history[-1]["counters/updates"] == 3
+    for h in history:
+        assert np.isfinite(h["loss/policy"]) and np.isfinite(h["loss/value"])
+        assert h["train/return_first"] < 0 and h["train/return_last"] < 0  # -distance
+    # 8 trials x 2 episodes x at most 20 steps per iteration, after 2 statistics trials
+    assert history[-1]["counters/env_steps"] <= (3 * 8 + 2) * 2 * 20
+    assert (smoke_run / "eval.json").is_file() and any((smoke_run / "tb").iterdir())
+    run = load_run(smoke_run)
+    assert run.algorithm.name == "rl2" and isinstance(run.nets, RL2Nets)
+    assert run.algorithm.artifact_kind == "recurrent"
+    assert agent_of(run).hidden_dim == 16  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_bit_for_bit(tmp_path: Path) -> None:
+    cfg = smoke_config(iterations=2, **{"rl2.trials_per_iteration": 4, "rl2.bptt": 7})
+    whole = RL2Trainer(cfg, tmp_path / "whole")
+    whole.run(progress=False)
+    first = RL2Trainer(cfg.model_copy(update={"iterations": 1}), tmp_path / "half")
+    first.run(progress=False)
+    second = RL2Trainer(cfg, tmp_path / "half")
+    second.load_checkpoint()
+    second.run(progress=False)
+    for (k, a), b in zip(
+        whole.nets.state_dict().items(), second.nets.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    assert whole.env_steps == second.env_steps
+
+
+def test_trials_feed_the_policy_what_the_few_shot_agent_feeds_it(tmp_path: Path) -> None:
+    """A deterministic trial of the trainer and the run's `RecurrentAgent` driven through
+    evaluation's hooks (reset_task, reset_episode, act, observe) on the same task and reset
+    seeds take the same actions: the hidden state and (a, r, done) run across the trial's
+    episodes in both, and the agent is what the runtime serves (test_recurrent_export)."""
+    trainer = RL2Trainer(smoke_config(), tmp_path / "run")
+    trainer._obs_stats()
+    task = trainer.source.train_tasks[3]
+    state = trainer.rng.bit_generator.state
+    (trial,) = trainer.run_trials([task], stochastic=False)
+    trainer.rng.bit_generator.state = state
+    seeds = [int(trainer.rng.integers(2**31)) for _ in range(2)]  # drawn at episode starts
+    agent = rl2_agent(trainer.nets, trainer.cfg)
+    env = trainer.source.make_env()
+    env.set_task(task)
+    agent.reset_task()
+    actions, returns, lengths = [], [], []
+    zero = np.zeros(2, np.float32)
+    for seed in seeds:
+        agent.reset_episode()
+
+        def act(obs: np.ndarray) -> np.ndarray:
+            a = agent.act(np.asarray(obs, np.float32), np.zeros(1, np.float32), zero)
+            actions.append(a)
+            return a
+
+        ep = run_episode(env, act, seed, on_step=agent.observe)
+        returns.append(ep.ret)
+        lengths.append(ep.steps)
+    np.testing.assert_allclose(np.stack(actions), np.tanh(trial.u), atol=1e-5)
+    np.testing.assert_allclose(returns, trial.episode_returns, atol=1e-4)
+    # done = 1 exactly at the second episode's first step; its last (a, r) are the first's
+    assert np.flatnonzero(trial.done[:, 0]).tolist() == [lengths[0]]
+    np.testing.assert_allclose(trial.last_action[lengths[0]], actions[lengths[0] - 1], atol=1e-6)
+    assert trial.reward[lengths[0], 0] == pytest.approx(trial.rewards[lengths[0] - 1])
+
+
+@pytest.fixture(scope="module")
+def artifact(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("rl2-art") / "artifact"
+    art, errors = export_run(smoke_run, out)
+    assert max(errors.values()) <= 1e-5
+    m = art.manifest
+    assert (m.kind, m.hidden_dim, m.training["algorithm"]) == ("recurrent", 16, "rl2")
+    return out
+
+
+@pytest.mark.slow
+def test_the_runtime_serves_the_torch_policy_across_episodes_and_tasks(
+    smoke_run: Path, artifact: Path
+) -> None:
+    run = load_run(smoke_run)
+    agent = rl2_agent(run.nets, run.cfg)
+    (first, second), _ = assert_runtime_follows_agent(artifact, agent, episodes=(5, 4, 3))
+    np.testing.assert_allclose(np.stack(first), np.stack(second), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_zshot_eval_of_the_artifact_and_of_the_run_agree(
+    smoke_run: Path, artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zshot.cli import main as zshot
+
+    reports = []
+    for target, backend in ((artifact, "onnxruntime (recurrent)"), (smoke_run, "torch")):
+        out = tmp_path / f"{backend[:4]}.json"
+        args = ["eval", str(target), "--explore", "2", "--episodes", "1", "--max-tasks", "3"]
+        assert zshot([*args, "--seed", "5", "--json", str(out)]) == 0
+        assert capsys.readouterr().out.startswith(backend)
+        reports.append(json.loads(out.read_text())["tasks"])
+    for a, b in zip(*reports, strict=True):
+        assert a["label"] == b["label"] and a["successes"] == b["successes"]
+        assert a["mean_return"] == pytest.approx(b["mean_return"], abs=1e-3)
+        assert a["explore_mean_return"] == pytest.approx(b["explore_mean_return"], abs=1e-3)

@@ -1,0 +1,107 @@
+"""The outer loop of a trainer that collects then updates per iteration (RL², MT-PPO):
+iterations until `cfg.iterations` or the `max_minutes` budget (summed over resumed
+sessions), TensorBoard scalars under `tb/`, a progress bar, evaluation every
+`eval_every` iterations and at the end, checkpoints every `checkpoint_every` and at the
+end (with `history.json`), `eval.json` with the final report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import yaml
+from tqdm import tqdm
+
+from training.config import TrainConfig
+from zshot.jsonio import write_json
+
+
+class Report(Protocol):
+    """An evaluation report (training/evaluate.py `FewShotReport`) as the loop reads it."""
+
+    @property
+    def success_rate(self) -> float:
+        """Successes / episodes."""
+        ...
+
+    @property
+    def mean_return(self) -> float:
+        """Mean episode return."""
+        ...
+
+    def write_json(self, path: str | Path) -> None:
+        """Write it as JSON."""
+        ...
+
+
+R = TypeVar("R", bound=Report)
+R_co = TypeVar("R_co", bound=Report, covariant=True)
+
+
+class LoopTrainer(Protocol[R_co]):
+    """What `train_loop` drives."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    iteration: int
+    train_seconds: float
+    history: list[dict[str, Any]]
+
+    def train_iteration(self) -> dict[str, float]:
+        """One iteration (collect, then update; advances `iteration`): logged scalars."""
+        ...
+
+    def evaluate(self, seed_offset: int = 1) -> R_co:
+        """The current policy's evaluation report."""
+        ...
+
+    def save_checkpoint(self) -> Path:
+        """Write the run dir's checkpoint."""
+        ...
+
+
+def train_loop(trainer: LoopTrainer[R], desc: str, progress: str, show: bool) -> R | None:
+    """Run `trainer` to its config's end (module docstring); `progress` names the logged
+    scalar the bar shows, `show` whether the bar is drawn. Returns the final report (the
+    trainer's `evaluate`'s; None if none was made)."""
+    # lazy: TensorBoard's writer pulls in tensorboard (slow to import) for training only
+    from torch.utils.tensorboard import SummaryWriter
+
+    cfg = trainer.cfg
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    (trainer.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    writer = SummaryWriter(str(trainer.run_dir / "tb"), purge_step=trainer.iteration)
+    bar = tqdm(total=cfg.iterations, initial=trainer.iteration, disable=not show, desc=desc)
+    report = None
+    budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
+    start, before = time.perf_counter(), trainer.train_seconds
+    try:
+        while trainer.iteration < cfg.iterations:
+            logs = trainer.train_iteration()
+            trainer.train_seconds = before + time.perf_counter() - start
+            out_of_time = budget is not None and trainer.train_seconds >= budget
+            last = trainer.iteration == cfg.iterations or out_of_time
+            record: dict[str, Any] = {"iteration": trainer.iteration, **logs}
+            if last or (cfg.eval_every and trainer.iteration % cfg.eval_every == 0):
+                report = trainer.evaluate(seed_offset=trainer.iteration)
+                record["eval_success"] = report.success_rate
+                record["eval_return"] = report.mean_return
+                writer.add_scalar("eval/success", report.success_rate, trainer.iteration)
+                writer.add_scalar("eval/return", report.mean_return, trainer.iteration)
+            for k, v in logs.items():
+                writer.add_scalar(k, v, trainer.iteration)
+            trainer.history.append(record)
+            bar.update(1)
+            bar.set_postfix({progress: f"{logs[progress]:.2f}"})
+            if last or trainer.iteration % cfg.checkpoint_every == 0:
+                trainer.save_checkpoint()
+                write_json(trainer.run_dir / "history.json", trainer.history, indent=1)
+            if last:
+                break
+    finally:
+        bar.close()
+        writer.close()
+    if report is not None:
+        report.write_json(trainer.run_dir / "eval.json")
+    return report
