@@ -21,8 +21,11 @@ hits them alike (the machine is shared: read the ratios, not the absolute rates)
   the clock) each collecting its share, nothing but the step count sent back: the ceiling
   this machine allows whatever the fan-out library.
 
-Besides, the driver's CPU seconds during each Ray measurement (what it takes from the
-workers' cores) and, once, what unpickling one task's result costs the driver.
+Besides, each fan-out's CPU efficiency (CPU seconds per step of the 1-worker run over
+those of every process of the fan-out: driver, GCS, raylet and actors, read from /proc):
+the fan-out's own overhead, less moved by the neighbours than the wall clock (contention
+still costs CPU per step: compare the no-Ray row), the driver's share of a core, and what
+pickling one task's result costs.
 
     timeout 1800 nice -n 10 python bench/ray_collect.py [--workers 2] [--tasks 16] \
         [--episodes 3] [--repeats 3]
@@ -95,6 +98,38 @@ def _proc_count(index: int) -> int:
     return _PROC.count(index)
 
 
+def _cpu_seconds(pids: set[int] | None = None) -> tuple[float, set[int]]:
+    """CPU seconds (user + system) of this process and all its descendants (the local Ray's
+    GCS, raylet and actors; the process pool), or of `pids` only; with the pids counted."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, float] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parent[int(d)] = int(fields[1])
+        ticks[int(d)] = float(fields[11]) + float(fields[12])  # utime + stime
+    if pids is None:
+        pids, frontier = {os.getpid()}, [os.getpid()]
+        while frontier:
+            top = frontier.pop()
+            kids = [c for c, pp in parent.items() if pp == top]
+            pids.update(kids)
+            frontier.extend(kids)
+    return sum(ticks.get(q, 0.0) for q in pids) / os.sysconf("SC_CLK_TCK"), pids
+
+
+def _summary(title: str, table: dict[str, list[float]]) -> None:
+    print(title)
+    for label, effs in table.items():
+        cells = " ".join(f"{e:.2f}" for e in effs)
+        print(f"  {label:<26} {cells}  median {np.median(effs):.2f}")
+
+
 def _pickle_times(obj: Any, repeats: int = 20) -> tuple[bytes, float, float]:
     """The pickle of `obj` and the best of `repeats` dump and load times (s)."""
     dumps, loads = [], []
@@ -156,6 +191,7 @@ def main() -> None:
     t_actors = time.perf_counter() - t
     pool = mp.get_context("spawn").Pool(n, _proc_init, (cfg,))
     pool.map(_proc_count, [0] * n, chunksize=1)  # every process built (and warm)
+    pool_pids = {int(proc.pid) for proc in pool._pool}  # type: ignore[attr-defined]
 
     variants = [
         ("ray in_flight=1 episodes", "collect", 1),
@@ -163,6 +199,7 @@ def main() -> None:
         ("ray in_flight=2 rows", "rows", 2),
     ]
     table: dict[str, list[float]] = {}
+    cpu_table: dict[str, list[float]] = {}
     for rep in range(args.repeats):
         t, cpu = time.perf_counter(), time.process_time()
         steps1 = sum(_steps(local.collect(i)) for i in tasks)
@@ -172,37 +209,46 @@ def main() -> None:
             f"[{rep}] load {os.getloadavg()[0]:.2f}; 1 worker: {steps1} steps, {tp1:,.0f} "
             f"steps/s wall, {per_core:,.0f} per CPU-second"
         )
+        cpu_step1 = (time.process_time() - cpu) / steps1
         for label, method, in_flight in variants:
+            ray_pids = _cpu_seconds()[1] - pool_pids
+            cpu0 = _cpu_seconds(ray_pids)[0]
             t = time.perf_counter()
             steps, driver_cpu = _on_ray(actors, method, tasks, in_flight)
             wall = time.perf_counter() - t
+            cpu_eff = cpu_step1 / ((_cpu_seconds(ray_pids)[0] - cpu0) / steps)
             eff = steps / wall / (n * tp1)
             table.setdefault(label, []).append(eff)
+            cpu_table.setdefault(label, []).append(cpu_eff)
             same = "" if steps == steps1 else "  WARNING: other episodes than 1 worker's"
             print(
                 f"[{rep}]   {label:<26} {steps / wall:>7,.0f} steps/s  efficiency {eff:.2f}  "
-                f"driver CPU {100 * driver_cpu / wall:.0f} % of a core{same}"
+                f"CPU efficiency {cpu_eff:.2f}  driver CPU {100 * driver_cpu / wall:.0f} % "
+                f"of a core{same}"
             )
+        cpu0 = _cpu_seconds(pool_pids)[0]
         t = time.perf_counter()
         steps = sum(pool.map(_proc_count, tasks, chunksize=1))
         wall = time.perf_counter() - t
+        cpu_eff = cpu_step1 / ((_cpu_seconds(pool_pids)[0] - cpu0) / steps)
         eff = steps / wall / (n * tp1)
-        table.setdefault(f"{n} processes, no Ray", []).append(eff)
+        label = f"{n} processes, no Ray"
+        table.setdefault(label, []).append(eff)
+        cpu_table.setdefault(label, []).append(cpu_eff)
         print(
-            f"[{rep}]   {f'{n} processes, no Ray':<26} {steps / wall:>7,.0f} steps/s  "
-            f"efficiency {eff:.2f}"
+            f"[{rep}]   {label:<26} {steps / wall:>7,.0f} steps/s  efficiency {eff:.2f}  "
+            f"CPU efficiency {cpu_eff:.2f}"
         )
     pool.close()
     pool.join()
     ray.shutdown()
     local.close()
-    print(f"\nefficiency tp({n}) / ({n} x tp(1)) over {args.repeats} repeats (goal >= 0.9):")
-    for label, effs in table.items():
-        print(
-            f"  {label:<26} "
-            + " ".join(f"{e:.2f}" for e in effs)
-            + f"  median {np.median(effs):.2f}"
-        )
+    _summary(f"\nefficiency tp({n}) / ({n} x tp(1)), {args.repeats} repeats (goal >= 0.9):", table)
+    _summary(
+        "CPU efficiency = CPU per step of 1 worker / of every process of the fan-out (driver, "
+        "GCS, raylet, actors; the pool's processes):",
+        cpu_table,
+    )
     print(
         f"one task's result pickled (worker) / unpickled (driver), best of 20: as episodes "
         f"{len(blob) / 1e3:.0f} KB, {1e3 * t_pickle:.2f} / {1e3 * t_unpickle:.2f} ms; as rows "

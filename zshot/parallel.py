@@ -1,6 +1,6 @@
 """Fan-out on Ray (issue #22): the same code on a laptop (a local Ray) and on a cluster.
 
-Shared by training/ (`zshot collect`, `eval`, `sweep`) and hardware_bridge/ (`zshot trials
+Shared by training/ (`zshot train`, `collect`, `eval`, `sweep`) and hardware_bridge/ (`zshot trials
 --workers`); stdlib only at import, Ray imported inside the functions that fan out.
 
 `run_ordered(cls, args, method, n, workers=N)` builds `cls(*args)` once per worker and calls
@@ -10,13 +10,18 @@ same bytes with 1 and with N workers (the items themselves must depend on `i` al
 rollout worker's per-task seeds, `training.common.rollout.task_rng`; a trial unit's
 episode seeds).
 
+`WorkerPool(cls, args, workers=N)` keeps the workers for many `map(method, items, *shared)`
+calls (a training run's rollout workers, sent new weights each round through `put`);
+`run_ordered` is a pool for one map.
+
 - `workers == 1`: in this process, without importing Ray (Ray is the optional `ray` extra).
 - `workers > 1`: `workers` Ray actors of `cls`; the local Ray is started sized to them
   (`num_cpus=workers`, no dashboard, warnings only), or `ray_address` / `RAY_ADDRESS`
   names a running cluster. Nothing else changes between the two.
 - Faults: an actor that dies (killed, out of memory, its node lost) is replaced by a fresh
-  one and the item it was running is run again, at most `max_attempts` times in all; an
-  item whose result came back is never run twice, so every item is yielded exactly once.
+  one and the items it was running or had queued are run again, at most `max_attempts`
+  times each; an item whose result came back is never run twice, so every item is
+  yielded exactly once.
   An item that loses its worker `max_attempts` times raises RuntimeError, or, with
   `lost(i, reason)`, yields that instead (a sweep reports the trial and goes on).
   An exception raised by `method` itself is the caller's error: it is raised as it is.
