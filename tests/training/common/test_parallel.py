@@ -100,14 +100,6 @@ def test_insertion_task_episodes_do_not_depend_on_the_tasks_run_before() -> None
 # ---- with a local Ray (the `ray` extra; `make setup` installs it, so CI runs these) ----
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    ray = pytest.importorskip("ray")
-    parallel.init_ray(2)
-    yield ray
-    ray.shutdown()
-
-
 class DyingCollector(TaskCollector):
     """A collector whose process dies (os._exit) the first time it reaches task 1: the
     marker file says whether that happened already (it survives the process)."""

@@ -94,14 +94,6 @@ def test_workers_for_an_algorithm_that_collects_in_process_is_a_config_error() -
 # ---- with a local Ray (the `ray` extra; `make setup` installs it, so CI runs this) ----
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    ray = pytest.importorskip("ray")
-    parallel.init_ray(2)
-    yield ray
-    ray.shutdown()
-
-
 def _train(cfg: Any, run_dir: Path) -> tuple[Trainer, int]:
     torch_threads = torch.get_num_threads()
     trainer = Trainer(cfg, run_dir)
