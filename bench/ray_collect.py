@@ -18,8 +18,8 @@ hits them alike (the machine is shared: read the ratios, not the absolute rates)
 - `ray in_flight=2 rows`: as above, the episodes sent back as arrays only (the info dicts
   turned into the Minari info table on the worker);
 - `N processes, no Ray`: N plain processes (multiprocessing, spawned and warmed up before
-  the clock) each collecting its share, nothing but the step count sent back: the ceiling
-  this machine allows whatever the fan-out library.
+  the clock) each collecting its share, nothing but the step count sent back: the
+  reference, what this machine gives N processes without any fan-out library.
 
 Besides, each fan-out's CPU efficiency (CPU seconds per step of the 1-worker run over
 those of every process of the fan-out: driver, GCS, raylet and actors, read from /proc):
