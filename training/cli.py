@@ -23,7 +23,12 @@ from training.common.agents import (
     OnnxRecurrentAgent,
 )
 from training.common.checkpoint import CHECKPOINT
-from training.common.parallel import add_workers_arguments, run_ordered, workers_error
+from training.common.parallel import (
+    add_workers_arguments,
+    init_ray,
+    run_ordered,
+    workers_error,
+)
 from training.common.tasks import make_task_source, select_test_tasks
 from training.config import EvalConfig, TrainConfig
 from training.evaluate import (
@@ -90,10 +95,25 @@ def train_main(argv: Sequence[str]) -> int:
         action="store_true",
         help="no progress bar (there is none anyway when stderr is not a terminal)",
     )
+    add_workers_arguments(p, default="the config's `workers`")
     args = p.parse_args(list(argv))
+    if args.workers is not None and (err := workers_error(args.workers)) is not None:
+        print(f"zshot train: {err}", file=sys.stderr)
+        return 2
 
     overrides = [*args.overrides, *profile_override(args.profile)]
+    if args.workers is not None:
+        overrides.append(f"workers={args.workers}")
     cfg = load_config(TrainConfig, args.config, overrides)  # ConfigError: one line (zshot.cli)
+    if (err := workers_error(cfg.workers)) is not None:
+        print(f"zshot train: {err}", file=sys.stderr)
+        return 2
+    if cfg.workers > 1:  # PEARL's rollout workers join this Ray (a cluster, or a local one)
+        try:
+            init_ray(cfg.workers, args.ray_address)
+        except Exception as exc:  # an address that does not answer, a Ray that cannot start
+            print(f"zshot train: ray: {exc}".splitlines()[0], file=sys.stderr)
+            return 2
     run_dir = Path(args.run_dir) if args.run_dir else _run_dir(cfg.run_dir, args.config, cfg.seed)
     ckpt = run_dir / CHECKPOINT
     if ckpt.exists() and not args.resume:

@@ -371,6 +371,7 @@ def collect_dataset(
             workers=workers,
             ray_address=ray_address,
             local=local,
+            in_flight=2,  # a worker starts its next task while this one is written
         )
         for ti, episodes in results:
             task = tasks[ti]

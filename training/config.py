@@ -467,6 +467,10 @@ class TrainConfig(StrictModel):
     """torch intra-op threads. One: on the shared 2-core machine a second OpenMP thread
     spin-waits against other processes (bench/train_update.py: 42 ms/update with 1 thread
     against 891 ms with 2 under load), and the small batches gain little from it."""
+    workers: int = Field(1, ge=1)
+    """Rollout workers for online collection (algo pearl; `zshot train --workers N`): N > 1
+    runs them as Ray actors (the `ray` extra, docs/SCALE.md). The run is the same for every
+    N: each task's collection draws from its own stream."""
     run_dir: str = "runs/{name}-s{seed}"
     """Where the run is written; {name} is the config file's stem, {seed} the seed."""
 
@@ -487,6 +491,11 @@ class TrainConfig(StrictModel):
             raise ValueError("algo distill needs a `distill` section (training/config.py)")
         if self.algo == "mtsac" and self.num_train_tasks is None:
             raise ValueError("algo mtsac needs num_train_tasks (the size of its one-hot task id)")
+        if self.workers > 1 and self.algorithm != "pearl":
+            raise ValueError(
+                f"workers > 1: only algo pearl collects on Ray workers; {self.algorithm} "
+                "collects in its own process (workers: 1)"
+            )
         if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:

@@ -99,7 +99,9 @@ class TrialWorker:
         row: dict[str, Any] = {"trial": i, "overrides": sets, "run_dir": str(run_dir)}
         t0 = time.perf_counter()
         try:
-            cfg = load_config(TrainConfig, self.config, sets)
+            # one process per trial: a trial's own rollout workers would wait for CPUs the
+            # sweep's workers hold (the run is the same with any `workers`)
+            cfg = load_config(TrainConfig, self.config, [*sets, "workers=1"])
             report = make_trainer(cfg, run_dir).run(progress=False)
         except Exception as exc:  # a failed trial is a row; the sweep goes on
             (run_dir / "error.txt").parent.mkdir(parents=True, exist_ok=True)

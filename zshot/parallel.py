@@ -1,6 +1,6 @@
 """Fan-out on Ray (issue #22): the same code on a laptop (a local Ray) and on a cluster.
 
-Shared by training/ (`zshot collect`, `eval`, `sweep`) and hardware_bridge/ (`zshot trials
+Shared by training/ (`zshot train`, `collect`, `eval`, `sweep`) and hardware_bridge/ (`zshot trials
 --workers`); stdlib only at import, Ray imported inside the functions that fan out.
 
 `run_ordered(cls, args, method, n, workers=N)` builds `cls(*args)` once per worker and calls
@@ -10,13 +10,18 @@ same bytes with 1 and with N workers (the items themselves must depend on `i` al
 rollout worker's per-task seeds, `training.common.rollout.task_rng`; a trial unit's
 episode seeds).
 
+`WorkerPool(cls, args, workers=N)` keeps the workers for many `map(method, items, *shared)`
+calls (a training run's rollout workers, sent new weights each round through `put`);
+`run_ordered` is a pool for one map.
+
 - `workers == 1`: in this process, without importing Ray (Ray is the optional `ray` extra).
 - `workers > 1`: `workers` Ray actors of `cls`; the local Ray is started sized to them
   (`num_cpus=workers`, no dashboard, warnings only), or `ray_address` / `RAY_ADDRESS`
   names a running cluster. Nothing else changes between the two.
 - Faults: an actor that dies (killed, out of memory, its node lost) is replaced by a fresh
-  one and the item it was running is run again, at most `max_attempts` times in all; an
-  item whose result came back is never run twice, so every item is yielded exactly once.
+  one and the items it was running or had queued are run again, at most `max_attempts`
+  times each; an item whose result came back is never run twice, so every item is
+  yielded exactly once.
   An item that loses its worker `max_attempts` times raises RuntimeError, or, with
   `lost(i, reason)`, yields that instead (a sweep reports the trial and goes on).
   An exception raised by `method` itself is the caller's error: it is raised as it is.
@@ -30,7 +35,7 @@ import logging
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +48,15 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def add_workers_arguments(p: argparse.ArgumentParser) -> None:
-    """`--workers N` and `--ray-address ADDR` on a CLI that fans out."""
+def add_workers_arguments(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """`--workers N` and `--ray-address ADDR` on a CLI that fans out; `default` names where
+    the count comes from without `--workers` (`args.workers` is None then), else it is 1."""
     p.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="rollout workers: 1 (default) runs in this process; N > 1 runs N Ray actors "
-        "(the `ray` extra), results identical to 1 worker",
+        default=None if default else 1,
+        help=f"rollout workers (default: {default or 1}): 1 runs in this process; N > 1 runs "
+        "N Ray actors (the `ray` extra), results identical to 1 worker",
     )
     p.add_argument(
         "--ray-address",
@@ -97,75 +103,168 @@ def run_ordered(
     max_attempts: int = 3,
     local: Any = None,
     lost: Callable[[int, str], Any] | None = None,
+    in_flight: int = 1,
 ) -> Iterator[tuple[int, Any]]:
-    """`(i, cls(*args).<method>(i))` for i in range(n), in index order (module doc).
+    """`(i, cls(*args).<method>(i))` for i in range(n), in index order (module doc): a
+    `WorkerPool` for one `map`.
 
     `local`: an already built `cls(*args)` to use when `workers == 1`."""
-    if workers <= 1:
-        worker = local if local is not None else cls(*args)
-        for i in range(n):
-            yield i, getattr(worker, method)(i)
-        return
-    yield from _run_on_ray(cls, args, method, n, workers, ray_address, max_attempts, lost)
+    with WorkerPool(
+        cls,
+        args,
+        workers=workers,
+        ray_address=ray_address,
+        max_attempts=max_attempts,
+        local=local,
+        in_flight=in_flight,
+        most=n,
+    ) as pool:
+        yield from pool.map(method, range(n), lost=lost)
 
 
-def _run_on_ray(
-    cls: type,
-    args: tuple[Any, ...],
-    method: str,
-    n: int,
-    workers: int,
-    ray_address: str | None,
-    max_attempts: int,
-    lost: Callable[[int, str], Any] | None,
-) -> Iterator[tuple[int, Any]]:
-    import ray
-    from ray.exceptions import RayActorError, RayTaskError
+class WorkerPool:
+    """`workers` copies of `cls(*args)` kept across `map` calls: online collection in a
+    training run sends its rollout workers the current weights every iteration.
 
-    init_ray(workers, ray_address)
-    # A Ray already running (an earlier call in this process, a cluster) may have fewer
-    # CPUs than `workers`: an actor beyond them would never start and its items never end.
-    cpus = int(ray.cluster_resources().get("CPU", workers))
-    if cpus < workers:
-        print(f"ray: {cpus} CPUs for {workers} workers; running {max(cpus, 1)}", file=sys.stderr)
-    actor_cls: Any = ray.remote(num_cpus=1, max_restarts=0)(cls)
-    actors: list[Any] = [actor_cls.remote(*args) for _ in range(max(1, min(workers, n, cpus)))]
-    queue = deque(range(n))
-    attempts = [0] * n
-    pending: dict[Any, tuple[int, int]] = {}  # ref -> (actor slot, item)
-    done: dict[int, Any] = {}
-    next_out = 0
+    `workers == 1`: `local` (or `cls(*args)`) in this process, no Ray. `workers > 1`: that
+    many Ray actors (one CPU each; `most` caps them, e.g. at the item count). `put(obj)`
+    stores an object once for every call of the next `map` (`ray.put`; the object itself in
+    this process). `in_flight`: calls queued per actor; 2 lets an actor start its next item
+    while the driver is still taking the last one's result (worth it for short items), 1
+    hands each item to the first free actor (long items: sweep trials). Faults as
+    `run_ordered`'s (module doc)."""
 
-    def submit(slot: int) -> None:
-        if queue:
-            i = queue.popleft()
-            attempts[i] += 1
-            pending[getattr(actors[slot], method).remote(i)] = (slot, i)
+    def __init__(
+        self,
+        cls: type,
+        args: tuple[Any, ...],
+        *,
+        workers: int = 1,
+        ray_address: str | None = None,
+        max_attempts: int = 3,
+        local: Any = None,
+        in_flight: int = 1,
+        most: int | None = None,
+    ) -> None:
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, got {in_flight}")
+        self.cls, self.args, self.max_attempts, self.in_flight = cls, args, max_attempts, in_flight
+        self.remote = workers > 1
+        self.local: Any = None
+        self._actors: list[Any] = []
+        self._gens: list[int] = []
+        if not self.remote:
+            self.local = local if local is not None else cls(*args)
+            return
+        import ray
 
-    try:
-        for slot in range(len(actors)):
+        init_ray(workers, ray_address)
+        # A Ray already running (an earlier call in this process, a cluster) may have fewer
+        # CPUs than `workers`: an actor beyond them would never start and its items never end.
+        cpus = int(ray.cluster_resources().get("CPU", workers))
+        if cpus < workers:
+            print(
+                f"ray: {cpus} CPUs for {workers} workers; running {max(cpus, 1)}", file=sys.stderr
+            )
+        count = max(1, min(workers, cpus, most if most is not None else workers))
+        self._actor_cls: Any = ray.remote(num_cpus=1, max_restarts=0)(cls)
+        self._actors = [self._actor_cls.remote(*args) for _ in range(count)]
+        self._gens = [0] * count
+
+    @property
+    def size(self) -> int:
+        """The number of workers (actors, or 1 in this process)."""
+        return len(self._actors) or 1
+
+    def put(self, obj: Any) -> Any:
+        """`obj` as the argument of every call of a `map`: stored once in Ray's object store
+        (each actor fetches it once per call), or `obj` itself in this process."""
+        if not self.remote:
+            return obj
+        import ray
+
+        return ray.put(obj)
+
+    def map(
+        self,
+        method: str,
+        items: Sequence[Any],
+        *shared: Any,
+        lost: Callable[[int, str], Any] | None = None,
+    ) -> Iterator[tuple[int, Any]]:
+        """`(k, worker.<method>(items[k], *shared))` for every k, in index order."""
+        if not self.remote:
+            for k, item in enumerate(items):
+                yield k, getattr(self.local, method)(item, *shared)
+            return
+        yield from self._map_on_ray(method, items, shared, lost)
+
+    def _map_on_ray(
+        self,
+        method: str,
+        items: Sequence[Any],
+        shared: tuple[Any, ...],
+        lost: Callable[[int, str], Any] | None,
+    ) -> Iterator[tuple[int, Any]]:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        n = len(items)
+        queue = deque(range(n))
+        attempts = [0] * n
+        pending: dict[Any, tuple[int, int, int]] = {}  # ref -> (actor slot, its generation, item)
+        load = [0] * len(self._actors)
+        done: dict[int, Any] = {}
+        next_out = 0
+
+        def submit(slot: int) -> None:
+            while queue and load[slot] < self.in_flight:
+                k = queue.popleft()
+                attempts[k] += 1
+                load[slot] += 1
+                ref = getattr(self._actors[slot], method).remote(items[k], *shared)
+                pending[ref] = (slot, self._gens[slot], k)
+
+        for slot in range(len(self._actors)):
             submit(slot)
         while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            slot, i = pending.pop(ref)
+            (ref,), _ = ray.wait(list(pending), num_returns=1)  # blocks: no polling
+            slot, gen, k = pending.pop(ref)
+            if gen == self._gens[slot]:
+                load[slot] -= 1
             try:
-                done[i] = ray.get(ref)
+                done[k] = ray.get(ref)
             except RayTaskError as exc:  # the method raised: the caller's error, as it is
                 cause = getattr(exc, "cause", None)
                 raise (cause if isinstance(cause, BaseException) else exc) from None
             except RayActorError as exc:
-                actors[slot] = actor_cls.remote(*args)  # a fresh worker
-                if attempts[i] < max_attempts:
-                    queue.appendleft(i)  # the item again
+                if gen == self._gens[slot]:  # the first of its calls to fail: a fresh worker
+                    self._actors[slot] = self._actor_cls.remote(*self.args)
+                    self._gens[slot] += 1
+                    load[slot] = 0
+                if attempts[k] < self.max_attempts:
+                    queue.appendleft(k)  # the item again
                 else:
-                    reason = f"item {i} lost its worker {attempts[i]} times; last: {exc}"
+                    reason = f"item {k} lost its worker {attempts[k]} times; last: {exc}"
                     if lost is None:
                         raise RuntimeError(reason) from None
-                    done[i] = lost(i, reason)
+                    done[k] = lost(k, reason)
             submit(slot)
             while next_out in done:
                 yield next_out, done.pop(next_out)
                 next_out += 1
-    finally:
-        for actor in actors:
-            ray.kill(actor)
+
+    def close(self) -> None:
+        """End the actors (nothing in this process: the caller owns `local`)."""
+        if self.remote:
+            import ray
+
+            for actor in self._actors:
+                ray.kill(actor)
+            self._actors = []
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -9,13 +9,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import Tensor
 
 from training.config import TrainConfig
+from zshot import parallel
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "configs" / "train" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Any:
+    """A local Ray of 2 CPUs for one test module (the `ray` extra; `make setup` installs it,
+    so CI runs the tests that use it), shut down after it."""
+    ray = pytest.importorskip("ray")
+    parallel.init_ray(2)
+    yield ray
+    ray.shutdown()
 
 
 def tiny_config(**over: object) -> TrainConfig:

@@ -3,6 +3,7 @@
 
 from zshot.parallel import (
     RAY_HINT,
+    WorkerPool,
     add_workers_arguments,
     init_ray,
     ray_available,
@@ -12,6 +13,7 @@ from zshot.parallel import (
 
 __all__ = [
     "RAY_HINT",
+    "WorkerPool",
     "add_workers_arguments",
     "init_ray",
     "ray_available",

@@ -50,6 +50,29 @@ class MultiTaskReplayBuffer:
         self.heads[task] = (i + 1) % self.capacity
         self.sizes[task] = min(self.sizes[task] + 1, self.capacity)
 
+    def add_rows(
+        self,
+        task: int,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        dones: np.ndarray,
+    ) -> None:
+        """Append rows (n, .) in order: the same buffer as `add` row by row (the oldest
+        overwritten when full; of more than `capacity` rows only the last ones stay)."""
+        n = len(obs)
+        m = min(n, self.capacity)
+        head = int(self.heads[task])
+        idx = (head + (n - m) + np.arange(m)) % self.capacity
+        self.obs[task, idx] = obs[n - m :]
+        self.actions[task, idx] = actions[n - m :]
+        self.rewards[task, idx, 0] = rewards[n - m :]
+        self.next_obs[task, idx] = next_obs[n - m :]
+        self.dones[task, idx, 0] = np.asarray(dones[n - m :], bool)
+        self.heads[task] = (head + n) % self.capacity
+        self.sizes[task] = min(int(self.sizes[task]) + n, self.capacity)
+
     def clear(self, task: int) -> None:
         """Forget `task`'s transitions."""
         self.sizes[task] = 0

@@ -14,8 +14,8 @@ stream that makes a task's episodes independent of which worker runs it or in wh
 `zshot collect` (training.collect.TaskCollector) and few-shot evaluation
 (training.evaluate.few_shot_task) draw task i's episodes from `task_rng(seed, i)` alone, so
 `--workers N` (training/common/parallel.py) gives the results of one worker. Online PEARL
-training still passes its one run-wide stream (its collection interleaves with updates),
-which keeps fixed-seed training runs bit-identical (tests/training/test_update_reference.py).
+training draws task i's collection in round r from `task_rng(seed, i, r)`
+(training/algos/pearl/collection.py), so `zshot train --workers N` does not change the run.
 """
 
 from __future__ import annotations
@@ -118,9 +118,17 @@ def run_episode(
     )
 
 
-def task_rng(seed: int, task_index: int) -> np.random.Generator:
-    """The random stream of one task of a run: the same whichever worker runs it, in any order."""
-    return np.random.default_rng([seed, task_index])
+def task_rng(seed: int, task_index: int, round: int | None = None) -> np.random.Generator:
+    """The random stream of one task of a run: the same whichever worker runs it, in any order.
+
+    `round` (>= 1): a task visited again and again (online training's collection rounds)
+    gets a stream per visit. Not 0: numpy's seed sequence pads with zeros, so [s, i, 0]
+    would be the round-less stream [s, i]."""
+    if round is None:
+        return np.random.default_rng([seed, task_index])
+    if round < 1:
+        raise ValueError(f"task_rng: round must be >= 1, got {round}")
+    return np.random.default_rng([seed, task_index, round])
 
 
 class EpisodeActor(Protocol):

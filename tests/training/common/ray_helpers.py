@@ -29,3 +29,10 @@ class DiesOnOdd:
         if i % 2:
             os._exit(1)
         return i
+
+
+class Offset:
+    """A worker that adds a shared offset to its item and says which process it ran in."""
+
+    def run(self, i: int, offset: int) -> tuple[int, int]:
+        return i + offset, os.getpid()

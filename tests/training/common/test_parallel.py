@@ -17,12 +17,12 @@ import pytest
 from training import cli as training_cli
 from training import collect as collect_mod
 from training.collect import TaskCollector, collect_dataset
-from training.common.parallel import run_ordered
+from training.common.parallel import WorkerPool, run_ordered
 from training.config import CollectConfig
 from zshot import parallel
 from zshot.config import load_config
 
-from .ray_helpers import DiesOnOdd, Echo, Failing
+from .ray_helpers import DiesOnOdd, Echo, Failing, Offset
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = {
@@ -98,14 +98,6 @@ def test_insertion_task_episodes_do_not_depend_on_the_tasks_run_before() -> None
 
 
 # ---- with a local Ray (the `ray` extra; `make setup` installs it, so CI runs these) ----
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Any:
-    ray = pytest.importorskip("ray")
-    parallel.init_ray(2)
-    yield ray
-    ray.shutdown()
 
 
 class DyingCollector(TaskCollector):
@@ -212,3 +204,49 @@ def test_an_item_that_always_kills_its_worker_is_reported_and_the_rest_finish(
     assert "item 1 lost its worker 2 times" in got[1][1]
     with pytest.raises(RuntimeError, match="item 1 lost its worker 1 times"):
         list(run_ordered(DiesOnOdd, (), "run", 2, workers=2, max_attempts=1))
+
+
+@pytest.mark.slow
+def test_two_calls_in_flight_per_worker_keep_the_order_and_rerun_a_killed_workers_items(
+    local_ray: Any, tmp_path: Path
+) -> None:
+    assert list(run_ordered(Echo, (), "run", 7, workers=2, in_flight=2)) == [
+        (i, i) for i in range(7)
+    ]
+    marker = tmp_path / "killed"
+    got = list(
+        run_ordered(
+            DyingCollector,
+            (_cfg(), str(marker)),
+            "collect",
+            4,
+            workers=2,
+            max_attempts=2,
+            in_flight=2,
+        )
+    )
+    assert marker.exists(), "the worker was never killed: the test proved nothing"
+    assert [i for i, _ in got] == [0, 1, 2, 3]
+    ref = TaskCollector(_cfg())
+    for i, episodes in got:
+        assert [e.seed for _, e, *_ in episodes] == [e.seed for _, e, *_ in ref.collect(i)]
+    ref.close()
+
+
+@pytest.mark.slow
+def test_a_pool_keeps_its_workers_across_maps_and_sends_a_put_object_to_every_call(
+    local_ray: Any,
+) -> None:
+    with WorkerPool(Offset, (), workers=2, in_flight=2) as pool:
+        assert pool.size == 2 and pool.remote
+        first = list(pool.map("run", range(6), pool.put(10)))
+        second = list(pool.map("run", [5, 6, 7], pool.put(100)))
+    assert [(k, v) for k, (v, _) in first] == [(k, k + 10) for k in range(6)]
+    assert [(k, v) for k, (v, _) in second] == [(0, 105), (1, 106), (2, 107)]
+    pids = {pid for _, (_, pid) in first}
+    assert {pid for _, (_, pid) in second} <= pids and os.getpid() not in pids
+    local = WorkerPool(Offset, (), workers=1)
+    assert not local.remote and local.put(3) == 3
+    assert [v for _, (v, _) in local.map("run", [1, 2], 3)] == [4, 5]
+    with pytest.raises(ValueError, match="in_flight must be at least 1"):
+        WorkerPool(Offset, (), in_flight=0)

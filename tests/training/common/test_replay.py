@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from training.common.replay import MultiTaskReplayBuffer
 
@@ -54,3 +56,26 @@ def test_state_dict_round_trip() -> None:
         np.testing.assert_array_equal(getattr(other, name), getattr(buf, name))
     with pytest.raises(ValueError, match="checkpoint buffer is 2 tasks x 8"):
         MultiTaskReplayBuffer(3, 8, 2, 1).load_state_dict(buf.state_dict())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    capacity=st.integers(1, 7),
+    chunks=st.lists(st.integers(0, 12), min_size=1, max_size=5),
+    seed=st.integers(0, 2**16),
+)
+def test_add_rows_is_add_row_by_row(capacity: int, chunks: list[int], seed: int) -> None:
+    """The bulk append (how the trainer stores a worker's episodes) leaves the buffer as
+    `add` row by row does: contents, sizes, heads; chunks longer than the capacity too."""
+    rng = np.random.default_rng(seed)
+    bulk = MultiTaskReplayBuffer(2, capacity, obs_dim=2, act_dim=1)
+    rows = MultiTaskReplayBuffer(2, capacity, obs_dim=2, act_dim=1)
+    for n in chunks:
+        obs, act, nxt = rng.normal(size=(n, 2)), rng.normal(size=(n, 1)), rng.normal(size=(n, 2))
+        rew, done = rng.normal(size=n), rng.random(n) < 0.3
+        bulk.add_rows(1, obs, act, rew, nxt, done)
+        for i in range(n):
+            rows.add(1, obs[i], act[i], rew[i], nxt[i], bool(done[i]))
+    for name in ("obs", "actions", "rewards", "next_obs", "dones", "sizes", "heads"):
+        np.testing.assert_array_equal(getattr(bulk, name), getattr(rows, name), err_msg=name)
+    assert bulk.sizes[0] == 0 and bulk.sizes[1] == min(sum(chunks), capacity)

@@ -77,3 +77,11 @@ def test_per_task_streams_make_episodes_independent_of_the_order() -> None:
     # one run-wide stream (what the in-process callers keep for bit-identical runs) does not
     shared_a, shared_b = _episodes([0, 1, 2], False), _episodes([2, 0, 1], False)
     assert not np.array_equal(shared_a[0][0], shared_b[0][0])
+
+
+def test_task_rng_rounds_are_streams_of_their_own() -> None:
+    draws = {r: task_rng(3, 1, r).random() for r in (None, 1, 2)}
+    assert len(set(draws.values())) == 3
+    assert task_rng(3, 1, 2).random() == draws[2]
+    with pytest.raises(ValueError, match="round must be >= 1"):
+        task_rng(3, 1, 0)  # it would be the round-less stream (seed sequences pad with 0)

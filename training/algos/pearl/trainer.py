@@ -8,6 +8,11 @@ Per iteration:
   2. `updates_per_iteration` gradient steps, each on `meta_batch` tasks: RL batch from the RL
      buffer, context from the encoder buffer (random transitions, as oyster samples it).
 
+Collection runs on `cfg.workers` rollout workers (training/algos/pearl/collection.py: one
+unit per task per round, its own random stream `task_rng(seed, task, round)`, the current
+policy's weights sent once per round), so the run does not depend on the worker count;
+the task choice and the meta-batches draw from the run's own stream.
+
 The run dir holds `config.yaml`, `checkpoint.pt` (networks, optimizers, both replay buffers,
 every RNG state, counters, history; written atomically), TensorBoard logs under `tb/`,
 periodic few-shot evaluations in `history.json` and PNG learning curves at the end.
@@ -26,7 +31,15 @@ import yaml
 from tqdm import tqdm
 
 from training.algos.pearl.agent import TorchAgent
-from training.algos.pearl.losses import PearlOptimizers, pearl_update, product_of_gaussians
+from training.algos.pearl.collection import (
+    PearlCollector,
+    Unit,
+    collection_weights,
+    initial_phases,
+    refresh_phases,
+    store,
+)
+from training.algos.pearl.losses import PearlOptimizers, pearl_update
 from training.algos.pearl.networks import PearlNets, make_nets
 from training.common.batches import MetaBatch, assemble_batch
 from training.common.checkpoint import (
@@ -37,8 +50,8 @@ from training.common.checkpoint import (
     run_state,
     save_checkpoint,
 )
+from training.common.parallel import WorkerPool
 from training.common.replay import MultiTaskReplayBuffer
-from training.common.rollout import Episode
 from training.common.tasks import (
     observation_index,
     open_run,
@@ -51,39 +64,6 @@ from zshot.jsonio import write_json
 ALGORITHM = "pearl"
 CHECKPOINT_VERSION = 1
 """Bump when the checkpoint's keys change in a way an older reader would misread."""
-
-
-class PosteriorSampling:
-    """PEARL's collection actor (an `EpisodeActor`): z drawn once per episode from the prior
-    or from the posterior of the task's encoder buffer, stochastic actions."""
-
-    def __init__(self, trainer: Trainer, task: int, z_from: str) -> None:
-        self.trainer, self.task, self.z_from = trainer, task, z_from
-        self.z = torch.zeros(1, trainer.nets.latent_dim)
-
-    def begin_episode(self, rng: np.random.Generator) -> None:
-        """Draw the episode's z (zeros without the latent)."""
-        L = self.trainer.nets.latent_dim
-        if not self.trainer.cfg.use_latent:
-            z = np.zeros(L, np.float32)
-        else:
-            if self.z_from == "prior":
-                mean, var = np.zeros(L), np.ones(L)
-            else:
-                mean, var = self.trainer._infer_posterior(self.task)
-            z = (mean + np.sqrt(var) * rng.standard_normal(L)).astype(np.float32)
-        self.z = torch.from_numpy(z)[None]
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """A sampled action of the current policy."""
-        t = self.trainer
-        with torch.no_grad():
-            eps = torch.from_numpy(t.rng.standard_normal(t.act_dim).astype(np.float32))
-            a, _ = t.nets.policy.sample(torch.as_tensor(obs)[None], self.z, eps[None])
-        return a[0].numpy()
-
-    def end_episode(self, episode: Episode) -> None:
-        """Nothing: the trainer stores the episode."""
 
 
 class Trainer:
@@ -108,61 +88,59 @@ class Trainer:
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
         self._writer: Any = None
+        self._pool: WorkerPool | None = None
 
     # ------------------------------------------------------------------ data collection
-    def _infer_posterior(self, task: int) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior from the task's encoder buffer (prior if it is empty)."""
-        L = self.nets.latent_dim
-        if self.enc_buffer.sizes[task] == 0:
-            return np.zeros(L), np.ones(L)
-        ctx = self.enc_buffer.sample_context(np.array([task]), self.cfg.context_size, self.rng)
-        with torch.no_grad():
-            mu_n, var_n = self.nets.encoder(torch.from_numpy(ctx))  # (1, C, L)
-            mean, var = product_of_gaussians(mu_n, var_n, prior=self.cfg.encoder.prior_in_posterior)
-        return mean[0].numpy(), var[0].numpy()
+    def collection_pool(self) -> WorkerPool:
+        """The rollout workers (training.algos.pearl.collection), started on first use and
+        kept for the run: `cfg.workers` Ray actors, or a collector in this process that
+        shares the trainer's networks."""
+        if self._pool is None:
+            args = (self.cfg, self.obs_dim, self.act_dim)
+            local = PearlCollector(*args, nets=self.nets) if self.cfg.workers == 1 else None
+            self._pool = WorkerPool(
+                PearlCollector,
+                args,
+                workers=self.cfg.workers,  # a Ray running already, $RAY_ADDRESS or a local one
+                local=local,
+                in_flight=2,
+            )
+        return self._pool
 
-    def collect_steps(
-        self, task: int, num_steps: int, z_from: str, add_to_enc: bool
-    ) -> dict[str, float]:
-        """Whole episodes on train task `task` until >= num_steps steps; returns stats.
-
-        z is drawn once per episode (posterior sampling): from the prior, or from the
-        posterior inferred from the task's encoder buffer before the episode. Every
-        transition goes to the RL buffer, and with `add_to_enc` to the encoder buffer.
-        """
-
-        def store(ep: Episode) -> None:
-            buffers = [self.rl_buffer, self.enc_buffer] if add_to_enc else [self.rl_buffer]
-            for i in range(ep.steps):
-                for buf in buffers:
-                    buf.add(
-                        task,
-                        ep.obs[i],
-                        ep.actions[i],
-                        ep.rewards[i],
-                        ep.obs[i + 1],
-                        bool(ep.terminated[i]),
-                    )
-
-        actor = PosteriorSampling(self, task, z_from)
-        episodes = self.worker.run(
-            self.source.train_tasks[task], actor, self.rng, num_steps=num_steps, on_episode=store
-        )
-        steps = sum(ep.steps for ep in episodes)
-        self.env_steps += steps
-        return {
-            "return": float(np.mean([ep.ret for ep in episodes])),
-            "successes": sum(ep.success for ep in episodes),
-            "episodes": len(episodes),
-        }
+    def collect(self, units: list[Unit]) -> dict[str, list[float]]:
+        """Play `units` on the rollout workers with the current policy (its weights
+        `ray.put` once for them all) and store their transitions in unit order: every
+        phase into the RL buffer, the prior/posterior phases into the (cleared) encoder
+        buffer. Returns each phase's mean return, successes and episodes."""
+        pool = self.collection_pool()
+        weights = pool.put(collection_weights(self.nets)) if pool.remote else None
+        stats: dict[str, list[float]] = {"return": [], "successes": [], "episodes": []}
+        for k, phases in pool.map("collect", units, weights):
+            task = units[k].task
+            self.enc_buffer.clear(task)  # the context reflects the current policy only
+            for data in phases:
+                store(self.rl_buffer, task, data)
+                if data.to_enc:
+                    store(self.enc_buffer, task, data)
+                self.env_steps += data.steps
+                stats["return"].append(float(np.mean(data.returns)))
+                stats["successes"].append(data.successes)
+                stats["episodes"].append(len(data.returns))
+        return stats
 
     def _initial_collection(self) -> None:
         """initial_steps per train task with z from the prior; then freeze obs statistics."""
-        for task in range(len(self.source.train_tasks)):
-            self.collect_steps(task, max(self.cfg.initial_steps, 1), "prior", add_to_enc=True)
+        phases = initial_phases(self.cfg)
+        self.collect([Unit(task, 1, phases) for task in range(len(self.source.train_tasks))])
         n = self.rl_buffer.sizes
         obs = np.concatenate([self.rl_buffer.obs[i, : n[i]] for i in range(len(n))])
         self.nets.set_obs_stats(torch.from_numpy(obs.mean(0)), torch.from_numpy(obs.std(0)))
+
+    def close(self) -> None:
+        """Stop the rollout workers (a later collection starts them again)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     # ------------------------------------------------------------------ training
     def sample_batch(self) -> MetaBatch:
@@ -186,20 +164,10 @@ class Trainer:
         if self.iteration == 0 and self.updates == 0:
             self._initial_collection()
         n = len(self.source.train_tasks)
-        stats: dict[str, list[float]] = {"return": [], "successes": [], "episodes": []}
         t0 = time.perf_counter()
-        for task in self.rng.choice(n, size=min(cfg.tasks_per_iteration, n), replace=False):
-            task = int(task)
-            self.enc_buffer.clear(task)  # the context reflects the current policy only
-            for steps, z_from, enc in (
-                (cfg.steps_prior, "prior", True),
-                (cfg.steps_posterior, "posterior", True),
-                (cfg.steps_extra_posterior, "posterior", False),
-            ):
-                if steps > 0:
-                    s = self.collect_steps(task, steps, z_from, add_to_enc=enc)
-                    for k in stats:
-                        stats[k].append(s[k])
+        tasks = self.rng.choice(n, size=min(cfg.tasks_per_iteration, n), replace=False)
+        phases = refresh_phases(cfg)
+        stats = self.collect([Unit(int(t), self.iteration + 2, phases) for t in tasks])
         t_collect = time.perf_counter() - t0
         t0 = time.perf_counter()
         logs: dict[str, float] = {}
@@ -343,6 +311,7 @@ class Trainer:
         finally:
             bar.close()
             writer.close()
+            self.close()
         if report is not None:
             report.write_json(self.run_dir / "eval.json")
         plot_curves(self.history, self.run_dir / "curves.png", has_success=has_success)
