@@ -149,6 +149,12 @@ def export_main(argv: Sequence[str]) -> int:
         print(f"zshot export: {exc}", file=sys.stderr)
         return 2
     m = artifact.manifest
+    if m.kind != "posterior":  # one graph: step.onnx (recurrent) or policy.onnx
+        (role,) = m.files
+        errs = ", ".join(f"{k} {v:.1e}" for k, v in errors.items())
+        print(f"{role}.onnx  kind {m.kind}: onnxruntime vs torch max |err| {errs}")
+        print(f"wrote {artifact.root} (manifest.json sha256 {artifact.sha256[:12]})")
+        return 0
     secs = m.training.get("export_s", {})
     L, o, a = m.latent_dim, m.obs_dim, m.act_dim
     print(

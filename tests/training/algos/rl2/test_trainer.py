@@ -160,3 +160,60 @@ def test_zshot_eval_of_the_artifact_and_of_the_run_agree(
         assert a["label"] == b["label"] and a["successes"] == b["successes"]
         assert a["mean_return"] == pytest.approx(b["mean_return"], abs=1e-3)
         assert a["explore_mean_return"] == pytest.approx(b["explore_mean_return"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_zshot_trials_drive_an_rl2_artifact_of_cheetah_vel(tmp_path: Path) -> None:
+    """The robot path: a (barely trained) RL² run of the committed cheetah-vel config,
+    exported, served by `zshot serve` and driven by `zshot trials --robot sim-locomotion`
+    (adaptation then evaluation episodes of one task, the hidden state kept between them)."""
+    from hardware_bridge.cli import start_runtime, trials_main
+
+    sets = {
+        "iterations": 1,
+        "max_minutes": None,
+        "max_episode_steps": 10,
+        "rl2.trials_per_iteration": 2,
+        "rl2.stats_trials": 1,
+        "rl2.gru_hidden": 8,
+        "rl2.bptt": 6,
+        "ppo.hidden": [8],
+        "eval.max_tasks": 1,
+    }
+    cfg = load_config(
+        TrainConfig,
+        ROOT / "configs" / "train" / "rl2_cheetah_vel.yaml",
+        [f"{k}={json.dumps(v)}" for k, v in sets.items()],
+    )
+    RL2Trainer(cfg, tmp_path / "run").run(progress=False)
+    art, _ = export_run(tmp_path / "run", tmp_path / "art")
+    assert (art.manifest.kind, art.manifest.obs_dim, art.manifest.act_dim) == ("recurrent", 17, 6)
+    proc, endpoint = start_runtime(tmp_path / "art")
+    try:
+        out = tmp_path / "out"
+        rc = trials_main(
+            ["--robot", "sim-locomotion", "--runtime", endpoint, "--plugs", "test/2",
+             "--adapt-episodes", "1", "--eval-episodes", "1", "--out", str(out),
+             "--quiet", "--set", "watchdog.deadline_fraction=1.0"]
+        )  # fmt: skip
+        assert rc == 0
+        row = json.loads((out / "trials.json").read_text())["plugs"][0]
+        assert row["completed"] and [e["steps"] for e in row["episodes"]] == [200, 200]
+        assert not any(e["aborted"] or e["misses"] for e in row["episodes"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_zshot_export_prints_the_step_graphs_parity(
+    smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zshot.cli import main as zshot
+
+    assert zshot(["export", str(smoke_run), "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "step.onnx  kind recurrent: onnxruntime vs torch max |err| next_hidden" in out
+    assert (tmp_path / "a" / "step.onnx").is_file()
+    assert zshot(["export", str(smoke_run), "--out", str(tmp_path / "a")]) == 2  # no --force
+    assert "--force" in capsys.readouterr().err
