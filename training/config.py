@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "rl2"]
+AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "rl2", "mtppo"]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -317,8 +317,8 @@ class TrainConfig(StrictModel):
     """False: plain multi-task SAC without context (z is all zeros, the encoder is unused);
     the baseline that shows what the context buys."""
     num_train_tasks: int | None = Field(None, ge=1)
-    """Use at most this many of the family's train tasks (None: all). algo mtsac: required,
-    the size of its one-hot task id (the family must have that many)."""
+    """Use at most this many of the family's train tasks (None: all). algo mtsac, mtppo:
+    required, the size of their one-hot task id (the family must have that many)."""
     pcgrad: bool = False
     """Project conflicting per-task gradients (PCGrad, Yu et al. 2020:
     training/common/pcgrad.py) in every learner step. Read by algo mtsac."""
@@ -393,6 +393,8 @@ class TrainConfig(StrictModel):
             raise ValueError("algo distill needs a `distill` section (training/config.py)")
         if self.algo == "mtsac" and self.num_train_tasks is None:
             raise ValueError("algo mtsac needs num_train_tasks (the size of its one-hot task id)")
+        if self.algo == "mtppo" and self.num_train_tasks is None:
+            raise ValueError("algo mtppo needs num_train_tasks (the size of its one-hot task id)")
         if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:
