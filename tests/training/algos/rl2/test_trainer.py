@@ -217,3 +217,47 @@ def test_zshot_export_prints_the_step_graphs_parity(
     assert (tmp_path / "a" / "step.onnx").is_file()
     assert zshot(["export", str(smoke_run), "--out", str(tmp_path / "a")]) == 2  # no --force
     assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_zshot_collect_drives_the_recurrent_policy(
+    smoke_run: Path, artifact: Path, tmp_path: Path
+) -> None:
+    """A collection's policy behaviour from the run (torch) and from its artifact
+    (onnxruntime) alike: the same actions, the state kept over a task's episodes (each
+    step told its action and reward) and cleared for another task; a dataset collects."""
+    from training.collect import PolicyBehaviour, collect_dataset
+    from training.common.agents import RecurrentAgent
+    from training.common.datasets import load_dataset
+    from training.config import CollectConfig
+
+    behs = [
+        PolicyBehaviour(str(src), 2, 2, np.random.default_rng(0)) for src in (smoke_run, artifact)
+    ]
+    for task, done in (("a", 0.0), ("a", 1.0), ("b", 0.0)):  # done: the next step's input
+        for b in behs:
+            b.reset(task)
+        for b in behs:
+            assert isinstance(b.agent, RecurrentAgent) and b.agent.done == done
+            if task == "b":  # a new task: the state is cleared
+                assert not b.agent.hidden.any()
+        obs = np.array([0.3, -0.2], np.float32)
+        for _ in range(3):
+            acts = [b.act(obs) for b in behs]
+            np.testing.assert_allclose(acts[0], acts[1], atol=1e-5)
+            for b, a in zip(behs, acts, strict=True):
+                b.observe(np.concatenate([obs, a, [-0.5], obs]).astype(np.float32))
+        hidden = [b.agent.hidden.copy() for b in behs]  # type: ignore[attr-defined]
+        np.testing.assert_allclose(hidden[0], hidden[1], atol=1e-5)
+    cfg = CollectConfig.model_validate(
+        {
+            "env": "point",
+            "num_tasks": 2,
+            "episodes_per_task": 2,
+            "mix": {"scripted": 0, "random": 0, "policy": 1},
+            "policy_run": str(artifact),
+        }
+    )
+    m = collect_dataset(cfg, tmp_path / "d", progress=False)
+    assert m["behaviours"]["policy"]["episodes"] == 4
+    assert load_dataset(tmp_path / "d").behaviours == ["policy"]
