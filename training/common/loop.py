@@ -28,7 +28,7 @@ from training.common.checkpoint import (
     run_state,
     save_checkpoint,
 )
-from training.common.tasks import TaskSource, same_tasks
+from training.common.tasks import RunEnv, TaskSource, open_run, same_tasks
 from training.config import TrainConfig
 from zshot.jsonio import write_json
 
@@ -124,10 +124,9 @@ def train_loop(trainer: LoopTrainer[R], desc: str, progress: str, show: bool) ->
 
 
 class OnPolicyState:
-    """Checkpoints of an on-policy trainer (module docstring). A subclass sets
-    `ALGORITHM` and `CHECKPOINT_VERSION` and, before using these methods, `cfg`,
-    `run_dir`, `source`, `nets`, `optimizer`, `rng`, `generator`, `obs_dim`, `act_dim`;
-    `start_counters` sets the counters and history."""
+    """Set-up and checkpoints of an on-policy trainer (module docstring). A subclass sets
+    `ALGORITHM` and `CHECKPOINT_VERSION`, calls `open` and then sets `nets` and
+    `optimizer`."""
 
     ALGORITHM: str
     CHECKPOINT_VERSION: int
@@ -140,6 +139,19 @@ class OnPolicyState:
     generator: torch.Generator
     obs_dim: int
     act_dim: int
+    control_hz: float
+
+    def open(self, cfg: TrainConfig, run_dir: str | Path, who: str) -> RunEnv:
+        """Seed and set up the run (training/common/tasks.py `open_run`): `cfg`,
+        `run_dir`, `rng`, `source`, `worker`, `obs_dim`, `act_dim`, `control_hz`; PPO's
+        minibatch generator from cfg.seed; the counters at 0 (`start_counters`)."""
+        run = open_run(cfg, who)
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.rng, self.source, self.worker = run.rng, run.source, run.worker
+        self.obs_dim, self.act_dim, self.control_hz = run.obs_dim, run.act_dim, run.control_hz
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
+        self.start_counters()
+        return run
 
     def start_counters(self) -> None:
         """Iteration, env steps, updates and training time at 0, an empty history."""

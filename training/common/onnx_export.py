@@ -265,11 +265,10 @@ def provenance(
     counters: Mapping[str, int],
     errors: Mapping[str, float],
     graph: bytes,
-    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest's `training` and `versions` fields (an `ArtifactSpec` update): the run,
-    its counters, seed and config, the parity errors (`extra` added to `training`), and the
-    torch / onnx versions and the opset of `graph`."""
+    its counters, seed and config, the parity errors, and the torch / onnx versions and the
+    opset of `graph`."""
     import onnx  # lazy: onnx is needed only when exporting
 
     opset = onnx.load_model_from_string(graph).opset_import
@@ -282,7 +281,6 @@ def provenance(
             "env_steps": int(counters["env_steps"]),
             "seed": cfg.seed,
             "config": cfg.model_dump(mode="json"),
-            **(extra or {}),
             "parity_max_abs_err": dict(errors),
         },
         "versions": {
@@ -291,6 +289,22 @@ def provenance(
             "onnx_opset": str(next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")),
         },
     }
+
+
+def place_graph(
+    out: Path,
+    role: str,
+    graph: bytes,
+    spec: ArtifactSpec,
+    record: Mapping[str, Any],
+    extra: Mapping[str, Any] | None,
+    force: bool,
+) -> Artifact:
+    """Write a one-graph artifact: `graph` as ROLE.onnx, `spec` updated with `record`
+    (`provenance`) and `extra` training fields, placed atomically (`write_placed`)."""
+    training = {**record["training"], **(extra or {})}
+    update = {"training": training, "versions": record["versions"]}
+    return write_placed(out, {role: graph}, spec.model_copy(update=update), force)
 
 
 # -- kind recurrent --------------------------------------------------------------------
@@ -435,15 +449,9 @@ def export_recurrent(
         graph = annotate(recurrent_step_bytes(step, obs_dim, act_dim, hidden_dim), spec, "step")
     errors = check_recurrent_parity(graph, step, obs_mean, obs_std, act_dim, hidden_dim)
     record = provenance(
-        cfg,
-        algorithm=algorithm,
-        run_dir=run_dir,
-        counters=counters,
-        errors=errors,
-        graph=graph,
-        extra=extra,
+        cfg, algorithm=algorithm, run_dir=run_dir, counters=counters, errors=errors, graph=graph
     )
-    return write_placed(out, {"step": graph}, spec.model_copy(update=record), force), errors
+    return place_graph(out, "step", graph, spec, record, extra, force), errors
 
 
 # -- kind conditioned ------------------------------------------------------------------
@@ -513,14 +521,8 @@ def export_conditioned_policy(
     errors = {"action": float(np.abs(got - want).max())}
     if not errors["action"] <= PARITY_ATOL:
         raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errors}")
-    extra = {"obs_clip": norm.clip, **(extra or {})}
     record = provenance(
-        cfg,
-        algorithm=algorithm,
-        run_dir=run_dir,
-        counters=counters,
-        errors=errors,
-        graph=model,
-        extra=extra,
+        cfg, algorithm=algorithm, run_dir=run_dir, counters=counters, errors=errors, graph=model
     )
-    return write_placed(out, {"policy": model}, spec.model_copy(update=record), force), errors
+    extra = {"obs_clip": norm.clip, **(extra or {})}
+    return place_graph(out, "policy", model, spec, record, extra, force), errors

@@ -17,7 +17,13 @@ import torch
 from torch import Tensor
 
 from training.algos.mtppo.networks import MTPPONets
-from training.common.ppo import PPOLosses, gae, gaussian_entropy, gaussian_log_prob, ppo_losses
+from training.common.ppo import (
+    PPOLosses,
+    batch_losses,
+    gae,
+    gaussian_entropy,
+    gaussian_log_prob,
+)
 from training.config import PPOConfig
 
 
@@ -82,14 +88,4 @@ def mtppo_evaluate(nets: MTPPONets, mb: dict[str, Tensor]) -> tuple[Tensor, Tens
 
 def mtppo_losses(nets: MTPPONets, batch: dict[str, Tensor], cfg: PPOConfig) -> PPOLosses:
     """PPO's terms on a whole prepared batch (`with_targets`)."""
-    logp, entropy, values = mtppo_evaluate(nets, batch)
-    return ppo_losses(
-        logp,
-        batch["logp"],
-        batch["advantages"],
-        values,
-        batch["returns"],
-        entropy,
-        batch["mask"],
-        cfg.clip,
-    )
+    return batch_losses(batch, mtppo_evaluate(nets, batch), cfg.clip)

@@ -27,7 +27,6 @@ from training.algos.mtppo.networks import MTPPONets, make_nets
 from training.common.loop import OnPolicyState, train_loop
 from training.common.ppo import ppo_update
 from training.common.rollout import Episode
-from training.common.tasks import open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, conditioned_eval
 
@@ -66,11 +65,7 @@ class MTPPOTrainer(OnPolicyState):
     CHECKPOINT_VERSION = 1
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
-        self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        run = open_run(cfg, "MT-PPO")
-        self.rng, self.source, self.worker = run.rng, run.source, run.worker
-        self.obs_dim, self.act_dim, self.control_hz = run.obs_dim, run.act_dim, run.control_hz
+        self.open(cfg, run_dir, "MT-PPO")
         n = len(self.source.train_tasks)
         if n != cfg.num_train_tasks:
             raise ValueError(
@@ -79,8 +74,6 @@ class MTPPOTrainer(OnPolicyState):
             )
         self.nets: MTPPONets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.optimizer = torch.optim.Adam(self.nets.parameters(), lr=cfg.ppo.lr)
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
-        self.start_counters()
 
     # ------------------------------------------------------------------ collection
     def collect(self, task: int, num_steps: int) -> list[tuple[TaskEpisode, Episode]]:

@@ -29,7 +29,6 @@ from training.algos.rl2.losses import Trial, chunked, rl2_evaluate, trial_batch,
 from training.algos.rl2.networks import RL2Nets, make_nets
 from training.common.loop import OnPolicyState, train_loop
 from training.common.ppo import ppo_update
-from training.common.tasks import open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
 
@@ -41,16 +40,10 @@ class RL2Trainer(OnPolicyState):
     CHECKPOINT_VERSION = 1
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
-        self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        run = open_run(cfg, "RL²")
-        self.rng, self.source, self.worker = run.rng, run.source, run.worker
-        self.obs_dim, self.act_dim, self.control_hz = run.obs_dim, run.act_dim, run.control_hz
+        run = self.open(cfg, run_dir, "RL²")
         self.envs: list[Any] = [run.env]
         self.nets: RL2Nets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.optimizer = torch.optim.Adam(self.nets.parameters(), lr=cfg.ppo.lr)
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
-        self.start_counters()
 
     # ------------------------------------------------------------------ collection
     def env(self, i: int) -> Any:

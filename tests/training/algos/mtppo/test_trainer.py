@@ -15,7 +15,7 @@ from runtime.client import RuntimeClient
 from runtime.config import ServeConfig
 from runtime.model import LoadedModel
 from runtime.server import RuntimeServer
-from tests.training.conftest import ROOT
+from tests.training.conftest import ROOT, assert_resume_is_bit_for_bit
 from training.algos.mtppo.networks import MTPPONets
 from training.algos.mtppo.trainer import MTPPOTrainer
 from training.config import TrainConfig
@@ -72,17 +72,7 @@ def test_the_family_must_have_the_one_hot_size(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_resumed_run_continues_bit_for_bit(tmp_path: Path) -> None:
     cfg = smoke_config(iterations=2, tasks_per_iteration=2)
-    whole = MTPPOTrainer(cfg, tmp_path / "whole")
-    whole.run(progress=False)
-    first = MTPPOTrainer(cfg.model_copy(update={"iterations": 1}), tmp_path / "half")
-    first.run(progress=False)
-    second = MTPPOTrainer(cfg, tmp_path / "half")
-    second.load_checkpoint()
-    second.run(progress=False)
-    for (k, a), b in zip(
-        whole.nets.state_dict().items(), second.nets.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), k
+    assert_resume_is_bit_for_bit(MTPPOTrainer, cfg, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from tests.training.conftest import ROOT
+from tests.training.conftest import ROOT, assert_resume_is_bit_for_bit
 from tests.training.recurrent_helpers import assert_runtime_follows_agent
 from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.networks import RL2Nets
@@ -72,17 +71,7 @@ def test_a_smoke_run_trains_logs_and_reads_back(smoke_run: Path) -> None:
 @pytest.mark.slow
 def test_a_resumed_run_continues_bit_for_bit(tmp_path: Path) -> None:
     cfg = smoke_config(iterations=2, **{"rl2.trials_per_iteration": 4, "rl2.bptt": 7})
-    whole = RL2Trainer(cfg, tmp_path / "whole")
-    whole.run(progress=False)
-    first = RL2Trainer(cfg.model_copy(update={"iterations": 1}), tmp_path / "half")
-    first.run(progress=False)
-    second = RL2Trainer(cfg, tmp_path / "half")
-    second.load_checkpoint()
-    second.run(progress=False)
-    for (k, a), b in zip(
-        whole.nets.state_dict().items(), second.nets.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), k
+    whole, second = assert_resume_is_bit_for_bit(RL2Trainer, cfg, tmp_path)
     assert whole.env_steps == second.env_steps
 
 
