@@ -193,3 +193,9 @@ def assert_resume_is_bit_for_bit(
     ):
         assert torch.equal(a, b), k
     return whole, second
+
+
+def grads_reach(loss: Tensor, params: Sequence[torch.nn.Parameter]) -> list[bool]:
+    """Per parameter: whether `loss` has a non-zero gradient there (graph kept)."""
+    got = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
+    return [g is not None and bool(g.abs().sum() > 0) for g in got]
