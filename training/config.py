@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "maml", "rl2", "varibad"]
+AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "mtppo", "maml", "rl2", "varibad"]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -407,8 +407,8 @@ class TrainConfig(StrictModel):
     """False: plain multi-task SAC without context (z is all zeros, the encoder is unused);
     the baseline that shows what the context buys."""
     num_train_tasks: int | None = Field(None, ge=1)
-    """Use at most this many of the family's train tasks (None: all). algo mtsac: required,
-    the size of its one-hot task id (the family must have that many)."""
+    """Use at most this many of the family's train tasks (None: all). algo mtsac, mtppo:
+    required, the size of their one-hot task id (the family must have that many)."""
     pcgrad: bool = False
     """Project conflicting per-task gradients (PCGrad, Yu et al. 2020:
     training/common/pcgrad.py) in every learner step. Read by algo mtsac."""
@@ -496,6 +496,8 @@ class TrainConfig(StrictModel):
                 f"workers > 1: only algo pearl collects on Ray workers; {self.algorithm} "
                 "collects in its own process (workers: 1)"
             )
+        if self.algo == "mtppo" and self.num_train_tasks is None:
+            raise ValueError("algo mtppo needs num_train_tasks (the size of its one-hot task id)")
         if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:

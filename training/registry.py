@@ -24,6 +24,9 @@ from training.algos.distill.trainer import DistillTrainer
 from training.algos.maml import networks as maml_networks
 from training.algos.maml.export import export_weights
 from training.algos.maml.trainer import MAMLTrainer
+from training.algos.mtppo import networks as mtppo_networks
+from training.algos.mtppo.export import export_mtppo
+from training.algos.mtppo.trainer import MTPPOTrainer
 from training.algos.mtsac import networks as mtsac_networks
 from training.algos.mtsac.export import export_conditioned
 from training.algos.mtsac.trainer import MTSACTrainer
@@ -166,6 +169,20 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=MAMLTrainer,
         exporter=export_weights,
         artifact_kind="weights",
+    ),
+    "mtppo": Algorithm(
+        name="mtppo",
+        summary="multi-task PPO told its task by a one-hot id (the on-policy baseline); "
+        "exports a conditioned artifact",
+        paper="Yu et al. (2019), Meta-World: A Benchmark and Evaluation for Multi-Task and "
+        "Meta Reinforcement Learning, CoRL, arXiv 1910.10897 (MT-PPO); Schulman et al. "
+        "(2017), Proximal Policy Optimization Algorithms, arXiv 1707.06347",
+        config_sections=("ppo",),
+        make_nets=mtppo_networks.make_nets,
+        make_agent=None,
+        trainer=MTPPOTrainer,
+        exporter=export_mtppo,
+        artifact_kind="conditioned",
     ),
     "rl2": Algorithm(
         name="rl2",

@@ -185,3 +185,29 @@ def recorded_step(
         flags=0,
         wrench=np.zeros(6),
     )
+
+
+def assert_resume_is_bit_for_bit(
+    make: Callable[[TrainConfig, Path], Any], cfg: TrainConfig, tmp_path: Path
+) -> tuple[Any, Any]:
+    """`make(cfg, run_dir)` (a trainer class) run whole against run for one iteration,
+    then resumed from its checkpoint to the end: the networks must be equal bit for bit.
+    Returns (whole, resumed)."""
+    whole = make(cfg, tmp_path / "whole")
+    whole.run(progress=False)
+    first = make(cfg.model_copy(update={"iterations": 1}), tmp_path / "half")
+    first.run(progress=False)
+    second = make(cfg, tmp_path / "half")
+    second.load_checkpoint()
+    second.run(progress=False)
+    for (k, a), b in zip(
+        whole.nets.state_dict().items(), second.nets.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    return whole, second
+
+
+def grads_reach(loss: Tensor, params: Sequence[torch.nn.Parameter]) -> list[bool]:
+    """Per parameter: whether `loss` has a non-zero gradient there (graph kept)."""
+    got = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
+    return [g is not None and bool(g.abs().sum() > 0) for g in got]

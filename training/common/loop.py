@@ -2,17 +2,33 @@
 iterations until `cfg.iterations` or the `max_minutes` budget (summed over resumed
 sessions), TensorBoard scalars under `tb/`, a progress bar, evaluation every
 `eval_every` iterations and at the end, checkpoints every `checkpoint_every` and at the
-end (with `history.json`), `eval.json` with the final report."""
+end (with `history.json`), `eval.json` with the final report (`train_loop`).
+
+`OnPolicyState`: the checkpoint of a trainer with one network module, one optimizer, the
+run's numpy generator and a torch generator (PPO's minibatch order): what the on-policy
+trainers (training/algos/rl2, training/algos/mtppo) save and restore bit for bit."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import torch
 import yaml
+from torch import nn
 from tqdm import tqdm
 
+from training.common.checkpoint import (
+    CHECKPOINT,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    run_state,
+    save_checkpoint,
+)
+from training.common.tasks import RunEnv, TaskSource, open_run, same_tasks
 from training.config import TrainConfig
 from zshot.jsonio import write_json
 
@@ -105,3 +121,93 @@ def train_loop(trainer: LoopTrainer[R], desc: str, progress: str, show: bool) ->
     if report is not None:
         report.write_json(trainer.run_dir / "eval.json")
     return report
+
+
+class OnPolicyState:
+    """Set-up and checkpoints of an on-policy trainer (module docstring). A subclass sets
+    `ALGORITHM` and `CHECKPOINT_VERSION`, calls `open` and then sets `nets` and
+    `optimizer`."""
+
+    ALGORITHM: str
+    CHECKPOINT_VERSION: int
+    cfg: TrainConfig
+    run_dir: Path
+    source: TaskSource
+    nets: nn.Module
+    optimizer: torch.optim.Optimizer
+    rng: Any
+    generator: torch.Generator
+    obs_dim: int
+    act_dim: int
+    control_hz: float
+
+    def open(self, cfg: TrainConfig, run_dir: str | Path, who: str) -> RunEnv:
+        """Seed and set up the run (training/common/tasks.py `open_run`): `cfg`,
+        `run_dir`, `rng`, `source`, `worker`, `obs_dim`, `act_dim`, `control_hz`; PPO's
+        minibatch generator from cfg.seed; the counters at 0 (`start_counters`)."""
+        run = open_run(cfg, who)
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.rng, self.source, self.worker = run.rng, run.source, run.worker
+        self.obs_dim, self.act_dim, self.control_hz = run.obs_dim, run.act_dim, run.control_hz
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
+        self.start_counters()
+        return run
+
+    def start_counters(self) -> None:
+        """Iteration, env steps, updates and training time at 0, an empty history."""
+        self.iteration = 0
+        self.env_steps = 0
+        self.updates = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit for bit."""
+        state = run_state(
+            self.cfg,
+            self.nets,
+            self.obs_dim,
+            self.act_dim,
+            iteration=self.iteration,
+            env_steps=self.env_steps,
+            updates=self.updates,
+        )
+        rng = rng_state(self.rng)
+        rng["minibatch"] = self.generator.get_state()
+        return {
+            **state,
+            "train_seconds": self.train_seconds,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "history": json.dumps(self.history),
+            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from `state_dict()`; the train tasks must be the same ones."""
+        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
+            raise ValueError(
+                "checkpoint was trained on other train tasks (seed or task config changed)"
+            )
+        self.nets.load_state_dict(state["nets"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng(self.rng, state["rng"])
+        self.generator.set_state(state["rng"]["minibatch"])
+        self.iteration = int(state["iteration"])
+        self.env_steps = int(state["env_steps"])
+        self.updates = int(state["updates"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.history = json.loads(state["history"])
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoint.pt atomically."""
+        return save_checkpoint(
+            self.run_dir / CHECKPOINT,
+            self.state_dict(),
+            algorithm=self.ALGORITHM,
+            version=self.CHECKPOINT_VERSION,
+        )
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Restore the run from `path` (default: the run dir's checkpoint)."""
+        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))

@@ -13,7 +13,8 @@ obs, last_action, reward, done) -> (next_hidden, mean, log_std)`) into the step 
 `check_recurrent_parity` runs onnxruntime and torch side by side over whole sequences, each
 feeding its own next_hidden back; `export_recurrent` writes step.onnx + manifest.json
 (kind recurrent, hidden_dim). `provenance` is the manifest's `training` / `versions`
-record every exporter writes.
+record every exporter writes. `export_conditioned_policy` exports a policy told its task by
+a one-hot id as a `conditioned` artifact (policy.onnx: obs, descriptor, noise; MT-PPO).
 """
 
 from __future__ import annotations
@@ -274,11 +275,10 @@ def provenance(
     counters: Mapping[str, int],
     errors: Mapping[str, float],
     graph: bytes,
-    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest's `training` and `versions` fields (an `ArtifactSpec` update): the run,
-    its counters, seed and config, the parity errors (`extra` added to `training`), and the
-    torch / onnx versions and the opset of `graph`."""
+    its counters, seed and config, the parity errors, and the torch / onnx versions and the
+    opset of `graph`."""
     return {
         "training": {
             "algorithm": algorithm,
@@ -288,11 +288,26 @@ def provenance(
             "env_steps": int(counters["env_steps"]),
             "seed": cfg.seed,
             "config": cfg.model_dump(mode="json"),
-            **(extra or {}),
             "parity_max_abs_err": dict(errors),
         },
         "versions": tool_versions(graph),
     }
+
+
+def place_graph(
+    out: Path,
+    role: str,
+    graph: bytes,
+    spec: ArtifactSpec,
+    record: Mapping[str, Any],
+    extra: Mapping[str, Any] | None,
+    force: bool,
+) -> Artifact:
+    """Write a one-graph artifact: `graph` as ROLE.onnx, `spec` updated with `record`
+    (`provenance`) and `extra` training fields, placed atomically (`write_placed`)."""
+    training = {**record["training"], **(extra or {})}
+    update = {"training": training, "versions": record["versions"]}
+    return write_placed(out, {role: graph}, spec.model_copy(update=update), force)
 
 
 # -- kind recurrent --------------------------------------------------------------------
@@ -437,12 +452,80 @@ def export_recurrent(
         graph = annotate(recurrent_step_bytes(step, obs_dim, act_dim, hidden_dim), spec, "step")
     errors = check_recurrent_parity(graph, step, obs_mean, obs_std, act_dim, hidden_dim)
     record = provenance(
-        cfg,
-        algorithm=algorithm,
-        run_dir=run_dir,
-        counters=counters,
-        errors=errors,
-        graph=graph,
-        extra=extra,
+        cfg, algorithm=algorithm, run_dir=run_dir, counters=counters, errors=errors, graph=graph
     )
-    return write_placed(out, {"step": graph}, spec.model_copy(update=record), force), errors
+    return place_graph(out, "step", graph, spec, record, extra, force), errors
+
+
+# -- kind conditioned ------------------------------------------------------------------
+CONDITIONED_INPUTS = ["obs", "descriptor", "noise"]
+
+
+def export_conditioned_policy(
+    policy: Any,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    descriptor_dim: int,
+    name: str,
+    algorithm: str,
+    run_dir: str | Path,
+    counters: Mapping[str, int],
+    extra: Mapping[str, Any] | None = None,
+    force: bool = False,
+    verbose: bool = False,
+) -> tuple[Artifact, dict[str, float]]:
+    """Export a policy told its task by the one-hot id of a train task as a `conditioned`
+    artifact (policy.onnx: obs, descriptor, noise -> action; manifest.json with
+    descriptor_dim D and `descriptor_names` from the train tasks' labels). `policy(obs, d)`
+    -> (pre-tanh mean, log_std) with its `normaliser` (a `TanhGaussianPolicy` or any module
+    of that form), wrapped in `PolicyGraph`; parity with torch checked on every one-hot
+    descriptor, observations around the normalisation and far outside it, noise zero on
+    half. `extra`: more `training` fields. Refuses an existing `out_dir` unless `force`."""
+    out = Path(out_dir)
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    policy.eval()
+    norm = policy.normaliser
+    obs_dim = int(norm.mean.numel())
+    act_dim = int(policy.act_dim)
+    io = env_io(cfg, obs_dim, act_dim)
+    source = make_task_source(cfg)
+    labels = [source.task_label(t) for t in source.train_tasks]
+    spec = ArtifactSpec(
+        name=name,
+        kind="conditioned",
+        obs_dim=obs_dim,
+        act_dim=act_dim,
+        descriptor_dim=descriptor_dim,
+        descriptor_names=[f"task {i}: {label}" for i, label in enumerate(labels)],
+        obs_normalisation=Normalisation(mean=norm.mean.tolist(), std=norm.std.tolist()),
+        normalisation_in_graph=True,
+        **io,
+    )
+    graph = PolicyGraph(
+        policy,
+        np.asarray(io["action_low"], np.float32),
+        np.asarray(io["action_high"], np.float32),
+    )
+    args = (torch.zeros(2, obs_dim), torch.zeros(2, descriptor_dim), torch.zeros(2, act_dim))
+    with held_output(not verbose):
+        model = annotate(export_onnx(graph, args, CONDITIONED_INPUTS, ["action"]), spec, "policy")
+    g = torch.Generator().manual_seed(0)
+    n = 16 * descriptor_dim
+    obs = norm.mean + norm.std * 3 * torch.randn(n, obs_dim, generator=g)
+    descriptor = torch.eye(descriptor_dim).repeat(16, 1)
+    noise = torch.randn(n, act_dim, generator=g)
+    noise[: n // 2] = 0.0
+    with torch.no_grad():
+        want = graph(obs, descriptor, noise).numpy()
+    feed = {"obs": obs.numpy(), "descriptor": descriptor.numpy(), "noise": noise.numpy()}
+    (got,) = ort_session(model).run(["action"], feed)
+    errors = {"action": float(np.abs(got - want).max())}
+    if not errors["action"] <= PARITY_ATOL:
+        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errors}")
+    record = provenance(
+        cfg, algorithm=algorithm, run_dir=run_dir, counters=counters, errors=errors, graph=model
+    )
+    extra = {"obs_clip": norm.clip, **(extra or {})}
+    return place_graph(out, "policy", model, spec, record, extra, force), errors

@@ -121,6 +121,24 @@ def ppo_losses(
     )
 
 
+def batch_losses(
+    batch: Mapping[str, Tensor], outputs: tuple[Tensor, Tensor, Tensor], clip: float
+) -> PPOLosses:
+    """`ppo_losses` of a batch (its `logp`, `advantages`, `returns`, `mask`) given the
+    current policy's `outputs` = (logp, entropy, values) on it (an `Evaluate`'s)."""
+    logp, entropy, values = outputs
+    return ppo_losses(
+        logp,
+        batch["logp"],
+        batch["advantages"],
+        values,
+        batch["returns"],
+        entropy,
+        batch["mask"],
+        clip,
+    )
+
+
 def ppo_loss(terms: PPOLosses, cfg: PPOConfig) -> Tensor:
     """The one loss a PPO step minimises: policy + value_coef * value - entropy_coef * entropy."""
     return terms.policy + cfg.value_coef * terms.value - cfg.entropy_coef * terms.entropy
@@ -158,17 +176,7 @@ def ppo_update(
     for _ in range(cfg.epochs):
         for idx in torch.randperm(S, generator=generator).chunk(groups):
             mb = {k: v[idx] for k, v in data.items()}
-            logp, entropy, values = evaluate(mb)
-            terms = ppo_losses(
-                logp,
-                mb["logp"],
-                mb["advantages"],
-                values,
-                mb["returns"],
-                entropy,
-                mb["mask"],
-                cfg.clip,
-            )
+            terms = batch_losses(mb, evaluate(mb), cfg.clip)
             optimizer.zero_grad(set_to_none=True)
             ppo_loss(terms, cfg).backward()
             if cfg.max_grad_norm is not None:

@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 from training.algos.rl2.networks import RL2Nets
-from training.common.ppo import PPOLosses, gae, gaussian_entropy, gaussian_log_prob, ppo_losses
+from training.common.ppo import (
+    PPOLosses,
+    batch_losses,
+    gae,
+    gaussian_entropy,
+    gaussian_log_prob,
+)
 from training.config import PPOConfig
 
 INPUTS = ("obs", "last_action", "reward", "done")
@@ -123,14 +129,4 @@ def rl2_evaluate(nets: RL2Nets, mb: dict[str, Tensor]) -> tuple[Tensor, Tensor, 
 
 def rl2_losses(nets: RL2Nets, batch: dict[str, Tensor], cfg: PPOConfig) -> PPOLosses:
     """PPO's terms on a whole prepared batch (`with_targets`, optionally `chunked`)."""
-    logp, entropy, values = rl2_evaluate(nets, batch)
-    return ppo_losses(
-        logp,
-        batch["logp"],
-        batch["advantages"],
-        values,
-        batch["returns"],
-        entropy,
-        batch["mask"],
-        cfg.clip,
-    )
+    return batch_losses(batch, rl2_evaluate(nets, batch), cfg.clip)

@@ -17,7 +17,6 @@ counters, history), TensorBoard logs under `tb/`, `history.json` and `eval.json`
 from __future__ import annotations
 
 import functools
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -28,42 +27,23 @@ import torch
 from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.losses import Trial, chunked, rl2_evaluate, trial_batch, with_targets
 from training.algos.rl2.networks import RL2Nets, make_nets
-from training.common.checkpoint import (
-    CHECKPOINT,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    run_state,
-    save_checkpoint,
-)
-from training.common.loop import train_loop
+from training.common.loop import OnPolicyState, train_loop
 from training.common.ppo import ppo_update
-from training.common.tasks import open_run, same_tasks
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
 
-ALGORITHM = "rl2"
-CHECKPOINT_VERSION = 1
 
-
-class RL2Trainer:
+class RL2Trainer(OnPolicyState):
     """Owns the env, networks, optimizer and RNGs of one RL² run."""
 
+    ALGORITHM = "rl2"
+    CHECKPOINT_VERSION = 1
+
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
-        self.cfg = cfg
-        self.run_dir = Path(run_dir)
-        run = open_run(cfg, "RL²")
-        self.rng, self.source, self.worker = run.rng, run.source, run.worker
-        self.obs_dim, self.act_dim, self.control_hz = run.obs_dim, run.act_dim, run.control_hz
+        run = self.open(cfg, run_dir, "RL²")
         self.envs: list[Any] = [run.env]
         self.nets: RL2Nets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.optimizer = torch.optim.Adam(self.nets.parameters(), lr=cfg.ppo.lr)
-        self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order
-        self.iteration = 0
-        self.env_steps = 0
-        self.updates = 0
-        self.train_seconds = 0.0
-        self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ collection
     def env(self, i: int) -> Any:
@@ -221,58 +201,6 @@ class RL2Trainer:
             seed=self.cfg.seed + 1_000_003 * seed_offset,
             max_steps=self.cfg.max_episode_steps,
         )
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit."""
-        state = run_state(
-            self.cfg,
-            self.nets,
-            self.obs_dim,
-            self.act_dim,
-            iteration=self.iteration,
-            env_steps=self.env_steps,
-            updates=self.updates,
-        )
-        rng = rng_state(self.rng)
-        rng["minibatch"] = self.generator.get_state()
-        return {
-            **state,
-            "train_seconds": self.train_seconds,
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng,
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the train tasks must be the same ones."""
-        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
-            raise ValueError(
-                "checkpoint was trained on other train tasks (seed or task config changed)"
-            )
-        self.nets.load_state_dict(state["nets"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng(self.rng, state["rng"])
-        self.generator.set_state(state["rng"]["minibatch"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.history = json.loads(state["history"])
-
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically."""
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.state_dict(),
-            algorithm=ALGORITHM,
-            version=CHECKPOINT_VERSION,
-        )
-
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore the run from `path` (default: the run dir's checkpoint)."""
-        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
 
     def run(self, progress: bool = True) -> FewShotReport | None:
         """Train to the config's end (training/common/loop.py): TensorBoard, a progress

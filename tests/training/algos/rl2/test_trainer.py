@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from tests.training.conftest import ROOT
+from tests.training.conftest import ROOT, assert_resume_is_bit_for_bit
 from tests.training.recurrent_helpers import assert_runtime_follows_agent
 from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.networks import RL2Nets
@@ -72,17 +71,7 @@ def test_a_smoke_run_trains_logs_and_reads_back(smoke_run: Path) -> None:
 @pytest.mark.slow
 def test_a_resumed_run_continues_bit_for_bit(tmp_path: Path) -> None:
     cfg = smoke_config(iterations=2, **{"rl2.trials_per_iteration": 4, "rl2.bptt": 7})
-    whole = RL2Trainer(cfg, tmp_path / "whole")
-    whole.run(progress=False)
-    first = RL2Trainer(cfg.model_copy(update={"iterations": 1}), tmp_path / "half")
-    first.run(progress=False)
-    second = RL2Trainer(cfg, tmp_path / "half")
-    second.load_checkpoint()
-    second.run(progress=False)
-    for (k, a), b in zip(
-        whole.nets.state_dict().items(), second.nets.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), k
+    whole, second = assert_resume_is_bit_for_bit(RL2Trainer, cfg, tmp_path)
     assert whole.env_steps == second.env_steps
 
 
@@ -160,3 +149,104 @@ def test_zshot_eval_of_the_artifact_and_of_the_run_agree(
         assert a["label"] == b["label"] and a["successes"] == b["successes"]
         assert a["mean_return"] == pytest.approx(b["mean_return"], abs=1e-3)
         assert a["explore_mean_return"] == pytest.approx(b["explore_mean_return"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_zshot_trials_drive_an_rl2_artifact_of_cheetah_vel(tmp_path: Path) -> None:
+    """The robot path: a (barely trained) RL² run of the committed cheetah-vel config,
+    exported, served by `zshot serve` and driven by `zshot trials --robot sim-locomotion`
+    (adaptation then evaluation episodes of one task, the hidden state kept between them)."""
+    from hardware_bridge.cli import start_runtime, trials_main
+
+    sets = {
+        "iterations": 1,
+        "max_minutes": None,
+        "max_episode_steps": 10,
+        "rl2.trials_per_iteration": 2,
+        "rl2.stats_trials": 1,
+        "rl2.gru_hidden": 8,
+        "rl2.bptt": 6,
+        "ppo.hidden": [8],
+        "eval.max_tasks": 1,
+    }
+    cfg = load_config(
+        TrainConfig,
+        ROOT / "configs" / "train" / "rl2_cheetah_vel.yaml",
+        [f"{k}={json.dumps(v)}" for k, v in sets.items()],
+    )
+    RL2Trainer(cfg, tmp_path / "run").run(progress=False)
+    art, _ = export_run(tmp_path / "run", tmp_path / "art")
+    assert (art.manifest.kind, art.manifest.obs_dim, art.manifest.act_dim) == ("recurrent", 17, 6)
+    proc, endpoint = start_runtime(tmp_path / "art")
+    try:
+        out = tmp_path / "out"
+        rc = trials_main(
+            ["--robot", "sim-locomotion", "--runtime", endpoint, "--plugs", "test/2",
+             "--adapt-episodes", "1", "--eval-episodes", "1", "--out", str(out),
+             "--quiet", "--set", "watchdog.deadline_fraction=1.0"]
+        )  # fmt: skip
+        assert rc == 0
+        row = json.loads((out / "trials.json").read_text())["plugs"][0]
+        assert row["completed"] and [e["steps"] for e in row["episodes"]] == [200, 200]
+        assert not any(e["aborted"] or e["misses"] for e in row["episodes"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_zshot_export_prints_the_step_graphs_parity(
+    smoke_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zshot.cli import main as zshot
+
+    assert zshot(["export", str(smoke_run), "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "step.onnx  kind recurrent: onnxruntime vs torch max |err| next_hidden" in out
+    assert (tmp_path / "a" / "step.onnx").is_file()
+    assert zshot(["export", str(smoke_run), "--out", str(tmp_path / "a")]) == 2  # no --force
+    assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_zshot_collect_drives_the_recurrent_policy(
+    smoke_run: Path, artifact: Path, tmp_path: Path
+) -> None:
+    """A collection's policy behaviour from the run (torch) and from its artifact
+    (onnxruntime) alike: the same actions, the state kept over a task's episodes (each
+    step told its action and reward) and cleared for another task; a dataset collects."""
+    from training.collect import PolicyBehaviour, collect_dataset
+    from training.common.agents import RecurrentAgent
+    from training.common.datasets import load_dataset
+    from training.config import CollectConfig
+
+    behs = [
+        PolicyBehaviour(str(src), 2, 2, np.random.default_rng(0)) for src in (smoke_run, artifact)
+    ]
+    for task, done in (("a", 0.0), ("a", 1.0), ("b", 0.0)):  # done: the next step's input
+        for b in behs:
+            b.reset(task)
+        for b in behs:
+            assert isinstance(b.agent, RecurrentAgent) and b.agent.done == done
+            if task == "b":  # a new task: the state is cleared
+                assert not b.agent.hidden.any()
+        obs = np.array([0.3, -0.2], np.float32)
+        for _ in range(3):
+            acts = [b.act(obs) for b in behs]
+            np.testing.assert_allclose(acts[0], acts[1], atol=1e-5)
+            for b, a in zip(behs, acts, strict=True):
+                b.observe(np.concatenate([obs, a, [-0.5], obs]).astype(np.float32))
+        hidden = [b.agent.hidden.copy() for b in behs]  # type: ignore[attr-defined]
+        np.testing.assert_allclose(hidden[0], hidden[1], atol=1e-5)
+    cfg = CollectConfig.model_validate(
+        {
+            "env": "point",
+            "num_tasks": 2,
+            "episodes_per_task": 2,
+            "mix": {"scripted": 0, "random": 0, "policy": 1},
+            "policy_run": str(artifact),
+        }
+    )
+    m = collect_dataset(cfg, tmp_path / "d", progress=False)
+    assert m["behaviours"]["policy"]["episodes"] == 4
+    assert load_dataset(tmp_path / "d").behaviours == ["policy"]
