@@ -33,11 +33,19 @@ from zshot.config import override_config
 COLUMNS = ("servo truth", "oracle z", "demo context", "own context")
 
 
-def episode(env: Any, task: Any, nets: Any, z: np.ndarray | None, seed: int) -> tuple[bool, Any]:
-    """One episode: the teacher (z None) or the student with a fixed z; (success, rows)."""
+def episode(
+    env: Any,
+    task: Any,
+    nets: Any,
+    z: np.ndarray | None,
+    seed: int,
+    teacher_params: dict[str, float] | None = None,
+) -> tuple[bool, Any]:
+    """One episode: the teacher (z None; the run's `distill.teacher` tuning) or the student
+    with a fixed z; (success, rows)."""
     obs, info = env.reset(seed=seed)
     pose = np.asarray(info["socket_pose"])
-    teacher = teacher_for(env, task, pose)
+    teacher = teacher_for(env, task, pose, teacher_params)
     z_t = torch.as_tensor(pose_to_z(pose) if z is None else z, dtype=torch.float32)[None]
     rows, ok = [], False
     for _ in range(env.config.max_steps):
@@ -82,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = override_config(cfg, [f"profile={args.profile}"], f"{args.run}'s config")
     source = make_task_source(cfg)
     env = source.make_env()
+    tp = cfg.distill.teacher.params() if cfg.distill is not None else {}
     wins: dict[str, dict[str, int]] = {c: {} for c in COLUMNS}
     counts: dict[str, int] = {}
     errors = []
@@ -89,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     for task in select_test_tasks(source, None, args.tasks_per_plug):
         env.set_task(task)
         label = source.task_label(task)
-        demos = [episode(env, task, nets, None, int(rng.integers(2**31)))[1] for _ in range(args.k)]
+        demos = [
+            episode(env, task, nets, None, int(rng.integers(2**31)), tp)[1] for _ in range(args.k)
+        ]
         demo_z = posterior_after(nets, demos).mean.astype(np.float32)
         own: list[np.ndarray] = []
         for _ in range(args.k):  # posterior sampling from the student's own episodes
@@ -113,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                     z = demo_z
                 elif col == "own context":
                     z = own_z
-                ok += int(episode(env, task, nets, z, s)[0])
+                ok += int(episode(env, task, nets, z, s, tp)[0])
             wins[col][label] = wins[col].get(label, 0) + ok
         counts[label] = counts.get(label, 0) + args.n
     env.close()

@@ -146,6 +146,10 @@ class MemorySpiralParams:
     fraction of a pitch outside the last pass's (0.5: between them)."""
     yaw_offsets: tuple[float, ...] = (0.0, 1.0, -1.0, 2.0, -2.0, 3.0, -3.0)
     """deg; one per full pass of the spiral, cycled."""
+    box: float = math.inf
+    """mm; half-width of the square about the believed socket that the search covers: the
+    task search's arcs outside it are skipped (the prior's support is a square, ±2 mm per
+    axis, where the disc of `max_radius` covers 1.8 times its area; inf: the whole disc)."""
     drop: float = 0.6
     """mm below the face's contact height that counts as 'in the cavities'."""
     approach_speed: float = 18.0
@@ -505,6 +509,8 @@ class MemorySpiralPolicy:
                 self._reentry_fails()
             return True
         self.theta += arc / max(b * self.theta, pitch)
+        while b * self.theta <= radius and not self._in_box():  # skip the arc outside
+            self.theta += 0.05 / max(b * self.theta, pitch)
         if b * self.theta <= radius:
             return False
         self.theta = 0.0
@@ -541,6 +547,11 @@ class MemorySpiralPolicy:
         lead += prm.path_gain * (np.array([gx, gy]) - pos[:2])
         z = pos[2] - prm.search_force / self._k
         return np.array([gx + lead[0], gy + lead[1], z]), gyaw
+
+    def _in_box(self) -> bool:
+        """Whether the task search's current point lies in the `box` square."""
+        x, y, _ = self._spiral_point()
+        return max(abs(x), abs(y)) <= self.params.box
 
     @property
     def _phase(self) -> float:

@@ -54,6 +54,24 @@ class EncoderConfig(StrictModel):
     prior; False is the paper's product over transitions only."""
 
 
+class TeacherConfig(StrictModel):
+    """The privileged servo's tuning for distillation (fields of sim.teleop.TeleopParams;
+    None keeps the demonstrator's own default, the one `zshot collect`'s teleop uses)."""
+
+    approach_speed: float | None = Field(None, gt=0)
+    """mm/s descent while no contact force is felt (the arm's limit is 20 mm/s)."""
+    aligned_xy: float | None = Field(None, gt=0)
+    """mm; lateral error below which the plug is lowered."""
+    aligned_yaw: float | None = Field(None, gt=0)
+    """rad; yaw error below which the plug is lowered."""
+    insert_force: float | None = Field(None, gt=0)
+    """N pressed down once in contact."""
+
+    def params(self) -> dict[str, float]:
+        """The fields set, as TeleopParams keyword arguments."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class DistillConfig(StrictModel):
     """Privileged-teacher distillation (training/algos/distill/trainer.py, issue #17): DAgger rounds
     against the sim's servo told the true socket pose, plus an encoder trained to estimate it."""
@@ -83,6 +101,8 @@ class DistillConfig(StrictModel):
     """Gradient-norm clip of each encoder step."""
     policy_std: float = Field(0.1, gt=0)
     """The exported policy's exploration std (pre-tanh) that bc_loss pulls log-std towards."""
+    teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig.model_validate({}))
+    """The servo's tuning (empty: sim.teleop's defaults, 15 mm/s descent)."""
 
 
 class VariBADConfig(StrictModel):

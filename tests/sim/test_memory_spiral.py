@@ -238,3 +238,46 @@ def test_memory_off_is_the_search_alone() -> None:
     # no re-entry, and the search starts again from the believed socket (no resume)
     assert not pol.pecks and pol.after == "search" and (pol.theta, pol.passes) == (0.0, 0)
     assert pol.goal == pytest.approx((0.0, 0.0, 0.0))
+
+
+@settings(max_examples=30, deadline=None)
+@given(box=st.floats(0.3, 2.5), pass_turn=st.floats(0.0, 1.0), arc=st.floats(0.05, 1.5))
+def test_box_bounds_the_task_search_and_passes_still_end(
+    box: float, pass_turn: float, arc: float
+) -> None:
+    """With `box` the task search's points stay in the square (the prior's support) and a
+    pass still ends at `max_radius`; the default (inf) leaves the disc as it was."""
+    pol = MemorySpiralPolicy(CFG, MemorySpiralParams(box=box, pass_turn=pass_turn))
+    passes = pol.passes
+    for _ in range(20_000):
+        if pol._advance(arc):
+            break
+        x, y, _ = pol._spiral_point()
+        assert max(abs(x), abs(y)) <= box + 1e-9
+    assert pol.passes == passes + 1
+    disc = MemorySpiralPolicy(CFG)
+    outside = 0
+    while not disc._advance(0.1):
+        x, y, _ = disc._spiral_point()
+        outside += max(abs(x), abs(y)) > 2.5
+    assert outside > 0
+
+
+def test_search_variants_bench_parses_params_and_refuses_unknown_ones() -> None:
+    """bench/search_variants.py: FIELD=VALUE -> MemorySpiralParams kwargs (tuples from
+    commas, the field's type otherwise); a field that does not exist is refused by name."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "search_variants.py"
+    spec = importlib.util.spec_from_file_location("search_variants", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    got = mod.parse_params(["box=2.2", "yaw_offsets=0,1.5,-1.5", "memory=false", "peck_points=4"])
+    assert got == {"box": 2.2, "yaw_offsets": (0.0, 1.5, -1.5), "memory": False, "peck_points": 4}
+    MemorySpiralParams(**got)
+    with pytest.raises(ValueError, match="'boxx=1'"):
+        mod.parse_params(["boxx=1"])
+    with pytest.raises(ValueError, match="'box'"):
+        mod.parse_params(["box"])

@@ -10,7 +10,9 @@ Here z has a meaning: the *socket pose relative to the believed one*, standardis
 so the prior N(0, I) is roughly the spread of the `hard` profile's error (±2 mm, ±3°).
 
 Teacher (privileged, training only): `sim.teleop.TeleopDemonstrator` told the episode's
-true socket pose (`info["socket_pose"]`): servo over the hole, align yaw, press in.
+true socket pose (`info["socket_pose"]`): servo over the hole, align yaw, press in; tuned
+by `distill.teacher` (the committed config: descent at the arm's 20 mm/s, lowering within
+1.5 mm / 0.04 rad, whose student inserts faster than the spiral with memory in `known`).
 
 Student, trained by DAgger (Ross et al. 2011): round 0 rolls the teacher out (behaviour
 cloning); round r rolls out the teacher with probability `beta_decay**r` per episode, else
@@ -99,11 +101,14 @@ def z_to_pose(z: np.ndarray) -> np.ndarray:
     )
 
 
-def teacher_for(env: Any, task: Any, socket_pose: np.ndarray) -> Any:
-    """The privileged servo told this episode's true socket pose (privileged: training only)."""
-    from sim.teleop import TeleopDemonstrator
+def teacher_for(
+    env: Any, task: Any, socket_pose: np.ndarray, params: dict[str, float] | None = None
+) -> Any:
+    """The privileged servo told this episode's true socket pose (privileged: training only);
+    `params`: TeleopParams fields (`distill.teacher`)."""
+    from sim.teleop import TeleopDemonstrator, TeleopParams
 
-    teacher = TeleopDemonstrator(env.config)
+    teacher = TeleopDemonstrator(env.config, TeleopParams(**(params or {})))
     x, y, yaw = (float(v) for v in socket_pose)
     teacher.reset(task.model_copy(update={"dx": x, "dy": y, "dyaw": yaw}))
     return teacher
@@ -193,6 +198,7 @@ def rollout(
     z_noise: float,
     max_steps: int,
     explore: bool = False,
+    teacher_params: dict[str, float] | None = None,
 ) -> Episode:
     """One episode on `task`: the teacher acts when `student` is None, else the student with
     z_in = true z + noise; every state is labelled with the teacher's action. `explore`: the
@@ -204,7 +210,7 @@ def rollout(
     z = pose_to_z(pose)
     noise = rng.standard_normal(z.shape).astype(np.float32)
     z_label = noise if explore else z
-    teacher = teacher_for(env, task, z_to_pose(noise) if explore else pose)
+    teacher = teacher_for(env, task, z_to_pose(noise) if explore else pose, teacher_params)
     z_in = torch.as_tensor(noise if explore else z + z_noise * noise)[None]
     obs_l, lab_l, rows = [], [], []
     success = False
@@ -300,7 +306,17 @@ class DistillTrainer:
         return out
 
     def _rollout(self, task: Any, student: PearlNets | None, explore: bool) -> Episode:
-        ep = rollout(self.env, task, student, self.rng, self.dcfg.z_noise, self.max_steps, explore)
+        d = self.dcfg
+        ep = rollout(
+            self.env,
+            task,
+            student,
+            self.rng,
+            d.z_noise,
+            self.max_steps,
+            explore,
+            d.teacher.params(),
+        )
         self.env_steps += len(ep.obs)
         return ep
 

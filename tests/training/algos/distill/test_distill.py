@@ -204,3 +204,40 @@ def test_train_cli_refuses_resume_of_a_distill_run(
     )
     assert rc == 2
     assert "does not resume" in capsys.readouterr().err
+
+
+def test_teacher_config_reaches_the_servo() -> None:
+    """`distill.teacher` sets the servo's TeleopParams (the committed config: the arm's
+    20 mm/s); unset fields keep sim.teleop's defaults; an unknown or non-positive field is
+    refused by the config."""
+    from pydantic import ValidationError
+
+    from sim.insertion import InsertionEnv
+    from sim.tasks import InsertionTask
+    from sim.teleop import TeleopParams
+    from training.algos.distill.trainer import teacher_for
+    from zshot.config import load_config
+
+    cfg = load_config(TrainConfig, ROOT / "configs/train/distill_insertion.yaml", [])
+    assert cfg.distill is not None
+    params = cfg.distill.teacher.params()
+    assert params["approach_speed"] == 20.0
+    env = InsertionEnv()
+    try:
+        task = InsertionTask(plug="UK-AC-plug")
+        fast = teacher_for(env, task, np.zeros(3), params)
+        default = teacher_for(env, task, np.zeros(3))
+    finally:
+        env.close()
+    assert fast.params.approach_speed == 20.0 and fast.params.xy_gain == TeleopParams().xy_gain
+    assert default.params == TeleopParams()
+    obs = np.zeros(18, np.float32)  # over the socket, no contact: descend
+    assert fast.act(obs)[2] < default.act(obs)[2] < 0
+    with pytest.raises(ValidationError, match="descent_speed"):
+        TrainConfig.model_validate(
+            {"env": "insertion", "distill": {"teacher": {"descent_speed": 1}}}
+        )
+    with pytest.raises(ValidationError, match="approach_speed"):
+        TrainConfig.model_validate(
+            {"env": "insertion", "distill": {"teacher": {"approach_speed": 0}}}
+        )
