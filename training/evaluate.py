@@ -576,3 +576,52 @@ def _told_row(label: str, episodes: list[Any], control_hz: float) -> TaskResult:
         explore_episodes=0,
         std_return=float(np.std(rets)),
     )
+
+
+def goal_eval(
+    source: TaskSource,
+    policy: ConditionedPolicy,
+    episodes: int,
+    seed: int,
+    *,
+    max_steps: int | None = None,
+    protocol: dict[str, Any] | None = None,
+) -> FewShotReport:
+    """A goal-conditioned policy on a goal env (training/common/goals.py `FlatGoalEnv`):
+    `episodes` episodes per train task (Fetch and the point: one task; insertion: each
+    train plug), each with the goal the env draws, the policy told it as its descriptor:
+    `policy(observation, desired_goal)`. Success (HER's measure): the goal reached at the
+    episode's last step. One report row per train task."""
+    rows = []
+    for i, task in enumerate(source.train_tasks):
+        rng = task_rng(seed, i)
+        env = source.make_env()
+        try:
+            layout = env.layout
+            control_hz = env_control_hz(env)
+            env.set_task(task)
+
+            def act(flat: np.ndarray, layout: Any = layout) -> np.ndarray:
+                obs, _, desired = layout.split(np.asarray(flat, np.float32))
+                return policy(obs, desired)
+
+            eps = [
+                run_rollout(env, act, int(rng.integers(2**31)), max_steps=max_steps)
+                for _ in range(episodes)
+            ]
+        finally:
+            env.close()
+        row = _told_row(source.task_label(task), eps, control_hz)
+        row.successes = sum(bool(ep.infos[-1].get("is_success")) for ep in eps)
+        rows.append(row)
+    info = {
+        "tasks": "train (each episode told its goal)",
+        "success": "the goal reached at the episode's last step",
+        "eval_episodes": episodes,
+        "explore_episodes": 0,
+        "seed": seed,
+        "seeds": "per task: task_rng(seed, train task index)",
+        "env_kind": source.kind,
+        **(protocol or {}),
+    }
+    return FewShotReport(rows, info)
