@@ -54,7 +54,13 @@ class FlatGoalEnv(gym.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
 
-    def __init__(self, env: Any, epsilon: float | None = None, env_id: str = "") -> None:
+    def __init__(
+        self,
+        env: Any,
+        epsilon: float | None = None,
+        env_id: str = "",
+        goal_names: tuple[str, ...] | None = None,
+    ) -> None:
         self.env = env
         inner = env.unwrapped
         space = env.observation_space
@@ -83,7 +89,9 @@ class FlatGoalEnv(gym.Env):
         dt = getattr(inner, "dt", None)
         self.control_hz = float(hz) if hz else (1.0 / float(dt) if dt else 10.0)
         obs_names = getattr(inner, "obs_names", None) or [f"obs{i}" for i in range(o)]
-        goal_names = getattr(inner, "goal_names", None) or [f"goal{i}" for i in range(g)]
+        goal_names = (
+            goal_names or getattr(inner, "goal_names", None) or [f"goal{i}" for i in range(g)]
+        )
         self.goal_names = [str(n) for n in goal_names]
         self.obs_names = [
             *map(str, obs_names),
@@ -91,7 +99,8 @@ class FlatGoalEnv(gym.Env):
             *(f"desired_{n}" for n in self.goal_names),
         ]
         names = getattr(inner, "action_names", None)
-        self.action_names = [str(n) for n in names] if names else None
+        act = int(np.prod(env.action_space.shape or (0,)))
+        self.action_names = [str(n) for n in names] if names else [f"act{i}" for i in range(act)]
         spec_limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
         own = getattr(getattr(inner, "config", None), "max_steps", None)
         self.horizon = int(spec_limit or own or getattr(inner, "max_steps", 0) or 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,7 +254,9 @@ def goal_dim_of(env: str) -> int:
 def _fetch_env(env_id: str) -> Any:
     """gym.make(env_id) of gymnasium-robotics, imported only here."""
     try:
-        import gymnasium_robotics
+        with warnings.catch_warnings():  # its import warns about Adroit envs we never make
+            warnings.simplefilter("ignore")
+            import gymnasium_robotics
     except ImportError:
         raise RuntimeError(
             f"env {env_id} needs gymnasium-robotics: {OPTIONAL_HINTS['robotics']}"
@@ -295,7 +298,8 @@ def _goal_source(cfg: TrainConfig) -> TaskSource:
             _fetch_env(env_id).close()  # fails here, in one line, without the package
 
             def make_env() -> gym.Env:
-                return FlatGoalEnv(_fetch_env(env_id), eps, env_id=env_id)
+                # FetchReach: the gripper's position; FetchPush: the object's (m, world frame)
+                return FlatGoalEnv(_fetch_env(env_id), eps, env_id, ("x_m", "y_m", "z_m"))
 
         source = TaskSource("goal", train, list(train), make_env, {"env": env_id})
         source.labeler = lambda task: env_id
