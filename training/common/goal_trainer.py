@@ -81,8 +81,8 @@ class GoalTrainer:
     """Owns the env, networks, optimizers, episode buffer and RNGs of one goal run.
 
     A subclass sets ALGORITHM, LABEL and CHECKPOINT_VERSION and provides `make_nets`,
-    `make_optimizers`, `optimizer_state` / `load_optimizer_state`, `update` (one gradient
-    step; returns logged scalars) and `evaluate`; its networks have `policy` (a
+    `make_optimizers` (an object with `state_dict` / `load_state_dict`), `update` (one
+    gradient step; returns logged scalars) and `evaluate`; its networks have `policy` (a
     `GoalPolicy`) and `normalised_modules()` (every module with the frozen normalisers)."""
 
     ALGORITHM = ""
@@ -110,7 +110,7 @@ class GoalTrainer:
             max(1, cfg.buffer_capacity // horizon), horizon, self.layout, self.act_dim
         )
         self.nets: Any = self.make_nets()  # the subclass's (policy, normalised_modules())
-        self.make_optimizers()
+        self.optimizers: Any = self.make_optimizers()
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0
@@ -122,16 +122,8 @@ class GoalTrainer:
         """The algorithm's networks for this run."""
         raise NotImplementedError
 
-    def make_optimizers(self) -> None:
-        """Create the algorithm's optimizers (attributes of the trainer)."""
-        raise NotImplementedError
-
-    def optimizer_state(self) -> dict[str, Any]:
-        """Every optimizer's state_dict."""
-        raise NotImplementedError
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Restore `optimizer_state()`."""
+    def make_optimizers(self) -> Any:
+        """The algorithm's optimizers (with `state_dict` / `load_state_dict`)."""
         raise NotImplementedError
 
     def update(self) -> dict[str, float]:
@@ -225,7 +217,7 @@ class GoalTrainer:
         return {
             **state,
             "train_seconds": self.train_seconds,
-            "optimizers": self.optimizer_state(),
+            "optimizers": self.optimizers.state_dict(),
             "episodes": self.buffer.state_dict(),
             "rng": rng_state(self.rng),
             "history": json.dumps(self.history),
@@ -242,7 +234,7 @@ class GoalTrainer:
                 "checkpoint was trained on other train tasks (seed or task config changed)"
             )
         self.nets.load_state_dict(state["nets"])
-        self.load_optimizer_state(state["optimizers"])
+        self.optimizers.load_state_dict(state["optimizers"])
         self.buffer.load_state_dict(state["episodes"])
         restore_rng(self.rng, state["rng"])
         self.iteration = int(state["iteration"])

@@ -89,10 +89,10 @@ class FlatGoalEnv(gym.Env):
         dt = getattr(inner, "dt", None)
         self.control_hz = float(hz) if hz else (1.0 / float(dt) if dt else 10.0)
         obs_names = getattr(inner, "obs_names", None) or [f"obs{i}" for i in range(o)]
-        goal_names = (
+        names_of_goal = (
             goal_names or getattr(inner, "goal_names", None) or [f"goal{i}" for i in range(g)]
         )
-        self.goal_names = [str(n) for n in goal_names]
+        self.goal_names = [str(n) for n in names_of_goal]
         self.obs_names = [
             *map(str, obs_names),
             *(f"achieved_{n}" for n in self.goal_names),

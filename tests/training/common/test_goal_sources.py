@@ -86,7 +86,7 @@ def test_the_goal_insertion_arm_runs_over_the_insertion_train_tasks() -> None:
         assert e.layout == GoalLayout(18, 4) and e.epsilon == 0.5
         e.set_task(source.train_tasks[1])
         ep = run_episode(e, lambda o: np.zeros(4, np.float32), seed=0, max_steps=3)
-        _, achieved, desired = e.layout.split(ep.obs)
+        desired = e.layout.split(ep.obs)[2]
         np.testing.assert_array_equal(desired[0], e.env.inserted_goal())  # fraction 1
         assert ep.infos[0]["task"]["plug"] == source.train_tasks[1].plug
     finally:

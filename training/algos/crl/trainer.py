@@ -6,8 +6,6 @@ deterministic episodes per train task, each told its goal (training/evaluate.py
 
 from __future__ import annotations
 
-from typing import Any
-
 from training.algos.crl.losses import CRLOptimizers, crl_update
 from training.algos.crl.networks import CRLNets, make_nets
 from training.common.goal_trainer import GoalTrainer
@@ -27,17 +25,9 @@ class CRLTrainer(GoalTrainer):
         """Contrastive RL's networks for this run's env."""
         return make_nets(self.flat_dim, self.act_dim, self.cfg)
 
-    def make_optimizers(self) -> None:
-        """Adam for the critic and the policy."""
-        self.optimizers = CRLOptimizers.create(self.nets, self.cfg)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        """The optimizers' states."""
-        return self.optimizers.state_dict()
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Restore the optimizers."""
-        self.optimizers.load_state_dict(state)
+    def make_optimizers(self) -> CRLOptimizers:
+        """Adam for each learner."""
+        return CRLOptimizers.create(self.nets, self.cfg)
 
     def update(self) -> dict[str, float]:
         """One contrastive step on a batch of futures."""

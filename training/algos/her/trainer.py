@@ -5,8 +5,6 @@ per train task, each told the goal its env draws (training/evaluate.py `goal_eva
 
 from __future__ import annotations
 
-from typing import Any
-
 from training.algos.her.losses import HEROptimizers, her_update
 from training.algos.her.networks import HERNets, make_nets
 from training.common.goal_trainer import GoalTrainer
@@ -26,17 +24,9 @@ class HERTrainer(GoalTrainer):
         """HER's networks for this run's env."""
         return make_nets(self.flat_dim, self.act_dim, self.cfg)
 
-    def make_optimizers(self) -> None:
-        """Adam for critic, policy and alpha."""
-        self.optimizers = HEROptimizers.create(self.nets, self.cfg)
-
-    def optimizer_state(self) -> dict[str, Any]:
-        """The optimizers' states."""
-        return self.optimizers.state_dict()
-
-    def load_optimizer_state(self, state: dict[str, Any]) -> None:
-        """Restore the optimizers."""
-        self.optimizers.load_state_dict(state)
+    def make_optimizers(self) -> HEROptimizers:
+        """Adam for each learner."""
+        return HEROptimizers.create(self.nets, self.cfg)
 
     def update(self) -> dict[str, float]:
         """One SAC step on a HER batch."""
