@@ -9,9 +9,10 @@ source; only `metric` tells the report whether success or return is the figure t
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import random
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,8 +255,9 @@ def goal_dim_of(env: str) -> int:
 def _fetch_env(env_id: str) -> Any:
     """gym.make(env_id) of gymnasium-robotics, imported only here."""
     try:
-        with warnings.catch_warnings():  # its import warns about Adroit envs we never make
-            warnings.simplefilter("ignore")
+        # its import prints a note about Adroit envs we never make
+        quiet = io.StringIO()
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             import gymnasium_robotics
     except ImportError:
         raise RuntimeError(

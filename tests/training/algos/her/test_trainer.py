@@ -175,3 +175,25 @@ def test_zshot_eval_runs_the_goal_artifact_as_torch_does(
     assert len(rows) == len(ref.tasks) == 1
     assert rows[0]["successes"] == ref.tasks[0].successes
     assert rows[0]["mean_return"] == pytest.approx(ref.tasks[0].mean_return, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("sets", "says"),
+    [
+        (["env=point"], "train on the goal envs"),
+        (["her.relabel_k=-1"], "relabel_k"),
+        (["her.strategy=final"], "strategy"),
+        (["goal.epsilon=0"], "epsilon"),
+    ],
+)
+def test_zshot_train_refuses_a_bad_goal_config_in_one_line(
+    sets: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zshot.cli import main as zshot
+
+    args = ["train", str(CONFIG), "--run-dir", str(tmp_path / "r")]
+    for s in sets:
+        args += ["--set", s]
+    assert zshot(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and "Traceback" not in err and not (tmp_path / "r").exists()
