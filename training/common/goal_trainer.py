@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +81,19 @@ class GoalActor:
 class GoalTrainer:
     """Owns the env, networks, optimizers, episode buffer and RNGs of one goal run.
 
-    A subclass sets ALGORITHM, LABEL and CHECKPOINT_VERSION and provides `make_nets`,
-    `make_optimizers` (an object with `state_dict` / `load_state_dict`), `update` (one
-    gradient step; returns logged scalars) and `evaluate`; its networks have `policy` (a
-    `GoalPolicy`) and `normalised_modules()` (every module with the frozen normalisers)."""
+    A subclass sets ALGORITHM, LABEL, CHECKPOINT_VERSION, `nets_of` (the algorithm's
+    `make_nets(flat_dim, act_dim, cfg)`), `optimizers_of` (a class whose `create(nets, cfg)`
+    has `state_dict` / `load_state_dict`), `evaluator` (training/evaluate.py `goal_eval`,
+    which this layer may not import) and `update` (one gradient step; the logged scalars).
+    Its networks have `policy` (a `GoalPolicy`) and `normalised_modules()` (every module
+    with the frozen normalisers)."""
 
     ALGORITHM = ""
     LABEL = ""
     CHECKPOINT_VERSION = 1
+    nets_of: Callable[[int, int, TrainConfig], nn.Module]
+    optimizers_of: Any
+    evaluator: Callable[..., Any]
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
@@ -109,8 +115,8 @@ class GoalTrainer:
         self.buffer = EpisodeBuffer(
             max(1, cfg.buffer_capacity // horizon), horizon, self.layout, self.act_dim
         )
-        self.nets: Any = self.make_nets()  # the subclass's (policy, normalised_modules())
-        self.optimizers: Any = self.make_optimizers()
+        self.nets: Any = type(self).nets_of(self.flat_dim, self.act_dim, cfg)
+        self.optimizers: Any = type(self).optimizers_of.create(self.nets, cfg)
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0
@@ -118,21 +124,25 @@ class GoalTrainer:
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ the algorithm's
-    def make_nets(self) -> nn.Module:
-        """The algorithm's networks for this run."""
-        raise NotImplementedError
-
-    def make_optimizers(self) -> Any:
-        """The algorithm's optimizers (with `state_dict` / `load_state_dict`)."""
-        raise NotImplementedError
-
     def update(self) -> dict[str, float]:
         """One gradient step on a batch from `self.buffer`; the logged scalars."""
         raise NotImplementedError
 
+    def eval_protocol(self) -> dict[str, Any]:
+        """What the evaluation report states about the run's algorithm."""
+        return {"algorithm": self.ALGORITHM}
+
     def evaluate(self, seed_offset: int = 1) -> Any:
-        """A FewShotReport of the deterministic policy (training/evaluate.py goal_eval)."""
-        raise NotImplementedError
+        """`eval.eval_episodes` deterministic episodes per train task, each told the goal
+        its env draws (`evaluator`: training/evaluate.py `goal_eval`)."""
+        return type(self).evaluator(
+            self.source,
+            self.deterministic_action,
+            self.cfg.eval.eval_episodes,
+            seed=self.cfg.seed + 1_000_003 * seed_offset,
+            max_steps=self.cfg.max_episode_steps,
+            protocol=self.eval_protocol(),
+        )
 
     @property
     def policy(self) -> GoalPolicy:

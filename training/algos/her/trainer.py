@@ -5,11 +5,13 @@ per train task, each told the goal its env draws (training/evaluate.py `goal_eva
 
 from __future__ import annotations
 
+from typing import Any
+
 from training.algos.her.losses import HEROptimizers, her_update
 from training.algos.her.networks import HERNets, make_nets
 from training.common.goal_trainer import GoalTrainer
 from training.common.goals import sample_her
-from training.evaluate import FewShotReport, goal_eval
+from training.evaluate import goal_eval
 
 
 class HERTrainer(GoalTrainer):
@@ -18,15 +20,10 @@ class HERTrainer(GoalTrainer):
     ALGORITHM = "her"
     LABEL = "HER"
     CHECKPOINT_VERSION = 1
+    nets_of = staticmethod(make_nets)
+    optimizers_of = HEROptimizers
+    evaluator = staticmethod(goal_eval)
     nets: HERNets
-
-    def make_nets(self) -> HERNets:
-        """HER's networks for this run's env."""
-        return make_nets(self.flat_dim, self.act_dim, self.cfg)
-
-    def make_optimizers(self) -> HEROptimizers:
-        """Adam for each learner."""
-        return HEROptimizers.create(self.nets, self.cfg)
 
     def update(self) -> dict[str, float]:
         """One SAC step on a HER batch."""
@@ -34,13 +31,6 @@ class HERTrainer(GoalTrainer):
         batch = sample_her(self.buffer, cfg.batch_size, cfg.her.relabel_k, self.epsilon, self.rng)
         return her_update(batch, self.nets, self.optimizers, cfg)
 
-    def evaluate(self, seed_offset: int = 1) -> FewShotReport:
-        """Deterministic episodes, each told its goal."""
-        return goal_eval(
-            self.source,
-            self.deterministic_action,
-            self.cfg.eval.eval_episodes,
-            seed=self.cfg.seed + 1_000_003 * seed_offset,
-            max_steps=self.cfg.max_episode_steps,
-            protocol={"algorithm": self.ALGORITHM, "relabel_k": self.cfg.her.relabel_k},
-        )
+    def eval_protocol(self) -> dict[str, Any]:
+        """The algorithm and its relabelling."""
+        return {"algorithm": self.ALGORITHM, "relabel_k": self.cfg.her.relabel_k}
