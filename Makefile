@@ -10,11 +10,13 @@ setup: $(STAMP)
 
 # torch==2.13.0 first: it is a local CPU wheel; a bare `torch` would pull CUDA builds.
 # The minari extra makes the Minari round-trip tests (tests/training/common/test_minari.py) run;
-# the ray extra the local-Ray tests (tests/training/common/test_parallel.py, test_sweep.py).
+# the ray extra the local-Ray tests (tests/training/common/test_parallel.py, test_sweep.py);
+# robotics and metaworld (mujoco wheels, ~10 s and ~110 MB) the Fetch and MT10 tests
+# (tests/training/common/test_goal_sources.py; skipped with a reason without them).
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[train,dev,minari,ray]'
+	$(PY) -m pip install -q -e '.[train,dev,minari,ray,robotics,metaworld]'
 	touch $(STAMP)
 
 demo: setup

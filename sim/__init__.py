@@ -4,7 +4,9 @@ Registered ids (importing `sim` registers them; nothing heavier than gymnasium i
 until an env is made):
 
 * `zshot/Insertion-v0`: `sim.insertion:InsertionEnv` with the default task (UK-AC-plug);
-* `zshot/Insertion-<plug>-v0`: the same env fixed to one of the 9 named plugs.
+* `zshot/Insertion-<plug>-v0`: the same env fixed to one of the 9 named plugs;
+* `zshot/InsertionGoal-v0`: `sim.insertion_goal:InsertionGoalEnv`, the goal-reaching variant
+  (goal = a plug pose, inserted included; Dict observation, sparse reward).
 
 Every id's `spec.max_episode_steps` is the env's own limit with its default config (the
 envs also truncate themselves, so the TimeLimit wrapper gym.make adds never cuts earlier).
@@ -43,7 +45,11 @@ def _import_pybullet_quietly() -> None:
 
 _import_pybullet_quietly()
 
-ENV_IDS: list[str] = ["zshot/Insertion-v0"] + [f"zshot/Insertion-{n}-v0" for n in NAMED_PLUGS]
+ENV_IDS: list[str] = [
+    "zshot/Insertion-v0",
+    *(f"zshot/Insertion-{n}-v0" for n in NAMED_PLUGS),
+    "zshot/InsertionGoal-v0",
+]
 
 
 def register_envs() -> None:
@@ -67,6 +73,11 @@ def register_envs() -> None:
             kwargs={"plug": name},
             max_episode_steps=limit,
         )
+    gym.register(
+        id="zshot/InsertionGoal-v0",
+        entry_point="sim.insertion_goal:InsertionGoalEnv",
+        max_episode_steps=limit,
+    )
 
 
 def make_insertion_env(config: Any = None, **kwargs: Any) -> Any:

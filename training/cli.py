@@ -37,6 +37,7 @@ from training.evaluate import (
     context_eval,
     few_shot_eval,
     few_shot_task_env,
+    goal_eval,
 )
 from training.registry import (
     ALGORITHMS,
@@ -282,12 +283,15 @@ def eval_main(argv: Sequence[str]) -> int:
         eval_cfg = EvalConfig.model_validate(ev)
         source = make_task_source(cfg, extra_plugs)
         if told is not None:
-            if len(source.train_tasks) != told.descriptor_dim:
+            goal_told = "goal" in told.artifact.manifest.training
+            if goal_told:
+                backend = "onnxruntime (conditioned: each episode told its goal)"
+            elif len(source.train_tasks) != told.descriptor_dim:
                 raise ValueError(
                     f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
                     f"{len(source.train_tasks)} train tasks"
                 )
-            report = conditioned_eval(
+            report = (goal_eval if goal_told else conditioned_eval)(
                 source,
                 told,
                 eval_cfg.eval_episodes,

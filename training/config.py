@@ -14,7 +14,9 @@ from pydantic import Field, model_validator
 
 from zshot.config import ProfileName, StrictModel
 
-AlgoName = Literal["pearl", "offline_pearl", "distill", "mtsac", "mtppo", "maml", "rl2", "varibad"]
+AlgoName = Literal[
+    "pearl", "offline_pearl", "distill", "mtsac", "mtppo", "her", "crl", "maml", "rl2", "varibad"
+]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
 
@@ -39,6 +41,49 @@ class SACConfig(StrictModel):
     """Tune alpha towards `target_entropy` (SAC v2). Off by default as in PEARL."""
     target_entropy: float | None = None
     """None: -act_dim (SAC's heuristic)."""
+
+
+GOAL_ENVS = ("point_reach", "insertion_goal", "fetch_reach", "fetch_push")
+"""The goal-reaching envs (training/common/goals.py): a goal per episode, a sparse reward."""
+GOAL_ALGOS = ("her", "crl")
+"""The algorithms that train on them (and only on them)."""
+
+
+class GoalConfig(StrictModel):
+    """Goal reaching (algos her, crl; envs GOAL_ENVS): r = δ(|achieved - desired| <= ε)
+    (zshot/goal.py), the same for the env and for relabelling."""
+
+    epsilon: float | None = Field(None, gt=0)
+    """ε in the goal's units; None: the env's own (`distance_threshold`: Fetch 0.05 m,
+    the point 0.15 m, insertion 1.0 mm/deg)."""
+    inserted_fraction: float = Field(0.5, ge=0, le=1)
+    """insertion_goal: share of episodes whose goal is the inserted pose (the rest hover)."""
+
+
+class HERConfig(StrictModel):
+    """Hindsight experience replay (Andrychowicz et al. 2017) over SAC."""
+
+    strategy: Literal["future"] = "future"
+    """Which achieved goals replace a transition's goal: `future`, one of a later state of
+    the same episode (the paper's best)."""
+    relabel_k: int = Field(4, ge=0, le=64)
+    """k relabelled goals per real one: round(B k / (k + 1)) of each batch (the paper's
+    k = 4: 80 %). 0: no relabelling, plain SAC on the same sparse reward (the baseline)."""
+
+
+class CRLConfig(StrictModel):
+    """Contrastive RL (Eysenbach et al. 2022): the critic phi(s, a) . psi(g), trained by
+    InfoNCE to tell each (s, a)'s own future goal from the batch's others."""
+
+    repr_dim: int = Field(64, ge=1, le=1024)
+    """Size of the representations phi(s, a) and psi(g)."""
+    critic_lr: float = Field(3e-4, gt=0)
+    policy_lr: float = Field(3e-4, gt=0)
+    alpha: float = Field(0.01, ge=0)
+    """Entropy weight of the actor's loss (fixed)."""
+    logsumexp_penalty: float = Field(0.0, ge=0)
+    """Weight of mean(logsumexp(logits)^2) in the critic's loss (the official code's
+    regulariser that keeps the logits from drifting; 0: off)."""
 
 
 class EncoderConfig(StrictModel):
@@ -401,10 +446,24 @@ class TrainConfig(StrictModel):
     the config has a `distill` section, `offline_pearl` when `offline.dataset` is set, else
     `pearl` (how configs chose before this key)."""
     seed: int = 0
-    env: Literal["insertion", "point", "terrain"] = "insertion"
+    env: Literal[
+        "insertion",
+        "point",
+        "terrain",
+        "point_reach",
+        "insertion_goal",
+        "fetch_reach",
+        "fetch_push",
+        "metaworld_mt10",
+    ] = "insertion"
     """insertion: sim.insertion.InsertionEnv over sim.tasks.TaskFamily; point: the 2-D toy
     meta-RL task of training.common.toy_env (hidden goal), for CI and sanity checks; terrain:
-    sim.terrain.TerrainEnv over sim.terrain_tasks.TerrainTaskFamily (`terrain_config`)."""
+    sim.terrain.TerrainEnv over sim.terrain_tasks.TerrainTaskFamily (`terrain_config`).
+    Goal reaching (algos her, crl; `goal`): point_reach (the point told its goal),
+    insertion_goal (sim.insertion_goal: a plug pose, inserted included, over the insertion
+    train tasks), fetch_reach / fetch_push (gymnasium-robotics' FetchReach-v4 / FetchPush-v4,
+    `pip install 'zshot[robotics]'`). metaworld_mt10: Meta-World's MT10, its 10 tasks as
+    train tasks with their one-hot ids for algo mtsac (`pip install 'zshot[metaworld]'`)."""
     terrain_config: str | None = None
     """terrain only: YAML of sim.terrain_config.TerrainEnvConfig (a configs/terrain/ file,
     relative to the cwd or the repository root); `sim_overrides` apply on top of it."""
@@ -473,6 +532,9 @@ class TrainConfig(StrictModel):
     """RL²'s trials and GRU (training/algos/rl2/); read by algo rl2."""
     encoder: EncoderConfig = Field(default_factory=lambda: EncoderConfig.model_validate({}))
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig.model_validate({}))
+    goal: GoalConfig = Field(default_factory=lambda: GoalConfig.model_validate({}))
+    her: HERConfig = Field(default_factory=lambda: HERConfig.model_validate({}))
+    crl: CRLConfig = Field(default_factory=lambda: CRLConfig.model_validate({}))
     distill: DistillConfig | None = None
     maml: MAMLConfig = Field(default_factory=lambda: MAMLConfig.model_validate({}))
     """MAML for RL (training/algos/maml/); read by algo maml."""
@@ -518,6 +580,11 @@ class TrainConfig(StrictModel):
             )
         if self.algo == "mtppo" and self.num_train_tasks is None:
             raise ValueError("algo mtppo needs num_train_tasks (the size of its one-hot task id)")
+        if (self.algorithm in GOAL_ALGOS) != (self.env in GOAL_ENVS):
+            raise ValueError(
+                f"algo {self.algorithm} on env {self.env}: algos {list(GOAL_ALGOS)} train on "
+                f"the goal envs {list(GOAL_ENVS)} and only they do"
+            )
         if self.steps_prior + self.steps_posterior + self.steps_extra_posterior == 0:
             raise ValueError("steps_prior + steps_posterior + steps_extra_posterior must be > 0")
         if self.env == "terrain" and self.terrain_config is None:

@@ -522,25 +522,57 @@ def conditioned_eval(
     task i told by its one-hot id (descriptor e_i of size len(train_tasks)); no
     exploration (nothing to infer) and no held-out task (a one-hot names train tasks only).
     One report row per train task."""
-    tasks = source.train_tasks
-    eye = np.eye(len(tasks), dtype=np.float32)
+    eye = np.eye(len(source.train_tasks), dtype=np.float32)
+    rows = _told_rows(
+        source,
+        lambda i, env: functools.partial(_told, policy, eye[i]),
+        episodes,
+        seed,
+        max_steps,
+    )
+    return FewShotReport(
+        rows, _told_info("train (each told by its one-hot id)", episodes, seed, source, protocol)
+    )
+
+
+def _told_rows(
+    source: TaskSource,
+    act_for: Callable[[int, Any], Callable[[np.ndarray], np.ndarray]],
+    episodes: int,
+    seed: int,
+    max_steps: int | None,
+    final_success: bool = False,
+) -> list[TaskResult]:
+    """One report row per train task i: `episodes` episodes from task i's own stream on a
+    fresh env (as few_shot_task_env), acting by `act_for(i, env)`. `final_success`: a
+    success is `is_success` at the episode's last step (goal reaching) instead of at any."""
     rows = []
-    for i, task in enumerate(tasks):
-        rng = task_rng(seed, i)  # task i's own stream, a fresh env: as few_shot_task_env
+    for i, task in enumerate(source.train_tasks):
+        rng = task_rng(seed, i)
         env = source.make_env()
         try:
             control_hz = env_control_hz(env)
             env.set_task(task)
-            act = functools.partial(_told, policy, eye[i])
+            act = act_for(i, env)
             eps = [
                 run_rollout(env, act, int(rng.integers(2**31)), max_steps=max_steps)
                 for _ in range(episodes)
             ]
         finally:
             env.close()
-        rows.append(_told_row(source.task_label(task), eps, control_hz))
-    info = {
-        "tasks": "train (each told by its one-hot id)",
+        row = _told_row(source.task_label(task), eps, control_hz)
+        if final_success:
+            row.successes = sum(bool(ep.infos[-1].get("is_success")) for ep in eps)
+        rows.append(row)
+    return rows
+
+
+def _told_info(
+    tasks: str, episodes: int, seed: int, source: TaskSource, protocol: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The protocol block of a told policy's report."""
+    return {
+        "tasks": tasks,
         "eval_episodes": episodes,
         "explore_episodes": 0,
         "seed": seed,
@@ -548,7 +580,6 @@ def conditioned_eval(
         "env_kind": source.kind,
         **(protocol or {}),
     }
-    return FewShotReport(rows, info)
 
 
 def _told(policy: ConditionedPolicy, descriptor: np.ndarray, obs: np.ndarray) -> np.ndarray:
@@ -577,3 +608,32 @@ def _told_row(label: str, episodes: list[Any], control_hz: float) -> TaskResult:
         explore_episodes=0,
         std_return=float(np.std(rets)),
     )
+
+
+def goal_eval(
+    source: TaskSource,
+    policy: ConditionedPolicy,
+    episodes: int,
+    seed: int,
+    *,
+    max_steps: int | None = None,
+    protocol: dict[str, Any] | None = None,
+) -> FewShotReport:
+    """A goal-conditioned policy on a goal env (training/common/goals.py `FlatGoalEnv`):
+    `episodes` episodes per train task (Fetch and the point: one task; insertion: each
+    train plug), each with the goal the env draws, the policy told it as its descriptor:
+    `policy(observation, desired_goal)`. Success (HER's measure): the goal reached at the
+    episode's last step. One report row per train task."""
+
+    def act_for(i: int, env: Any) -> Callable[[np.ndarray], np.ndarray]:
+        layout = env.layout
+
+        def act(flat: np.ndarray) -> np.ndarray:
+            obs, _, desired = layout.split(np.asarray(flat, np.float32))
+            return policy(obs, desired)
+
+        return act
+
+    rows = _told_rows(source, act_for, episodes, seed, max_steps, final_success=True)
+    info = _told_info("train (each episode told its goal)", episodes, seed, source, protocol)
+    return FewShotReport(rows, {**info, "success": "the goal reached at the episode's last step"})

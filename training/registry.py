@@ -20,7 +20,11 @@ from typing import Any, Protocol
 
 from torch import nn
 
+from training.algos.crl import networks as crl_networks
+from training.algos.crl.trainer import CRLTrainer
 from training.algos.distill.trainer import DistillTrainer
+from training.algos.her import networks as her_networks
+from training.algos.her.trainer import HERTrainer
 from training.algos.maml import networks as maml_networks
 from training.algos.maml.export import export_weights
 from training.algos.maml.trainer import MAMLTrainer
@@ -46,6 +50,7 @@ from training.algos.varibad.export import export_varibad
 from training.algos.varibad.trainer import VariBADTrainer, varibad_agent
 from training.common.agents import FewShotAgent
 from training.common.checkpoint import CHECKPOINT, checkpoint_algorithm, load_checkpoint
+from training.common.goal_export import export_goal_conditioned
 from training.common.tasks import observation_index
 from training.config import TrainConfig
 from training.evaluate import FewShotReport
@@ -211,6 +216,33 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=VariBADTrainer,
         exporter=export_varibad,
         artifact_kind="recurrent",
+    ),
+    "her": Algorithm(
+        name="her",
+        summary="goal-conditioned SAC with hindsight relabelling (`future`, her.relabel_k per "
+        "real goal; 0: plain SAC on the same sparse reward); exports a conditioned artifact "
+        "whose descriptor is the goal",
+        paper="Andrychowicz et al. (2017), Hindsight Experience Replay, NeurIPS, arXiv 1707.01495",
+        config_sections=("sac", "goal", "her"),
+        make_nets=her_networks.make_nets,
+        make_agent=None,
+        trainer=HERTrainer,
+        exporter=export_goal_conditioned,
+        artifact_kind="conditioned",
+    ),
+    "crl": Algorithm(
+        name="crl",
+        summary="contrastive RL: the critic phi(s,a).psi(g) an InfoNCE classifier of future "
+        "goals, the actor maximising it; exports a conditioned artifact whose descriptor is "
+        "the goal",
+        paper="Eysenbach, Zhang, Salakhutdinov, Levine (2022), Contrastive Learning as "
+        "Goal-Conditioned Reinforcement Learning, NeurIPS, arXiv 2206.07568",
+        config_sections=("sac", "goal", "crl"),
+        make_nets=crl_networks.make_nets,
+        make_agent=None,
+        trainer=CRLTrainer,
+        exporter=export_goal_conditioned,
+        artifact_kind="conditioned",
     ),
 }
 

@@ -9,6 +9,8 @@ source; only `metric` tells the report whether success or return is the figure t
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import random
 from collections.abc import Callable
@@ -20,9 +22,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from training.common.goals import FlatGoalEnv
 from training.common.rollout import RolloutWorker
-from training.common.toy_env import PointGoalEnv, point_tasks
-from training.config import TrainConfig
+from training.common.toy_env import PointGoalEnv, PointReachEnv, point_tasks
+from training.config import GOAL_ENVS, TrainConfig
 from training.plug_family import plug_paths
 from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
 from zshot.reward import reward_manifest
@@ -164,6 +167,10 @@ def make_task_source(cfg: TrainConfig, extra_test_plugs: list[str] | None = None
         source = TaskSource("point", train, test, PointGoalEnv, {"env": "zshot/toy-point"})
     elif cfg.env == "terrain":
         source = _terrain_source(cfg)
+    elif cfg.env in GOAL_ENVS:
+        source = _goal_source(cfg)
+    elif cfg.env == "metaworld_mt10":
+        source = _metaworld_source(cfg)
     else:
         source = _insertion_source(cfg, extra_test_plugs or [])
     if cfg.num_train_tasks is not None:
@@ -225,6 +232,101 @@ def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSour
         ),
     }
     source = TaskSource("insertion", list(family.train_tasks), test, make_env, info)
+    return source
+
+
+FETCH_IDS = {"fetch_reach": "FetchReach-v4", "fetch_push": "FetchPush-v4"}
+"""gymnasium-robotics' ids of the Fetch goal envs (TrainConfig.env)."""
+GOAL_DIMS = {"point_reach": 2, "insertion_goal": 4, "fetch_reach": 3, "fetch_push": 3}
+"""Goal size of each goal env (TrainConfig.env in GOAL_ENVS)."""
+OPTIONAL_HINTS = {
+    "robotics": "pip install 'zshot[robotics]' (gymnasium-robotics, mujoco)",
+    "metaworld": "pip install 'zshot[metaworld]' (metaworld, mujoco)",
+}
+
+
+def goal_dim_of(env: str) -> int:
+    """The goal size of goal env `env` (a ValueError for another env)."""
+    if env not in GOAL_DIMS:
+        raise ValueError(f"env {env!r} is not a goal env; goal envs: {sorted(GOAL_DIMS)}")
+    return GOAL_DIMS[env]
+
+
+def _fetch_env(env_id: str) -> Any:
+    """gym.make(env_id) of gymnasium-robotics, imported only here."""
+    try:
+        # its import prints a note about Adroit envs we never make
+        quiet = io.StringIO()
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            import gymnasium_robotics
+    except ImportError:
+        raise RuntimeError(
+            f"env {env_id} needs gymnasium-robotics: {OPTIONAL_HINTS['robotics']}"
+        ) from None
+    gym.register_envs(gymnasium_robotics)
+    return gym.make(env_id)
+
+
+def _goal_source(cfg: TrainConfig) -> TaskSource:
+    """A goal env (TrainConfig.env in GOAL_ENVS) flattened by FlatGoalEnv with the sparse
+    reward; its train tasks: the insertion family's (insertion_goal) or one task, None."""
+    eps = cfg.goal.epsilon
+    train: list[Any] = [None]
+    if cfg.env == "insertion_goal":
+        base = _insertion_source(cfg, [])
+        sim_cfg = base.env_info["sim_config"]
+        from sim.config import InsertionEnvConfig
+        from sim.insertion_goal import InsertionGoalEnv
+
+        config = InsertionEnvConfig.model_validate(sim_cfg)
+        fraction = cfg.goal.inserted_fraction
+
+        def make_env() -> gym.Env:
+            inner = InsertionGoalEnv(config=config, inserted_fraction=fraction, epsilon=eps or 1.0)
+            return FlatGoalEnv(inner, env_id="zshot/InsertionGoal-v0")
+
+        train = list(base.train_tasks)
+        env_id = "zshot/InsertionGoal-v0"
+        info = {**base.env_info, "env": env_id}
+        source = TaskSource("insertion", train, list(train), make_env, info)
+    else:
+        if cfg.env == "point_reach":
+            env_id = "zshot/toy-point-reach"
+
+            def make_env() -> gym.Env:
+                return FlatGoalEnv(PointReachEnv(), eps, env_id=env_id)
+        else:
+            env_id = FETCH_IDS[cfg.env]
+            _fetch_env(env_id).close()  # fails here, in one line, without the package
+
+            def make_env() -> gym.Env:
+                # FetchReach: the gripper's position; FetchPush: the object's (m, world frame)
+                return FlatGoalEnv(_fetch_env(env_id), eps, env_id, ("x_m", "y_m", "z_m"))
+
+        source = TaskSource("goal", train, list(train), make_env, {"env": env_id})
+        source.labeler = lambda task: env_id
+    source.env_info["goal"] = True
+    return source
+
+
+def _metaworld_source(cfg: TrainConfig) -> TaskSource:
+    """Meta-World's MT10 (Yu et al. 2019): one train task per environment, in MT10's order,
+    each a `MetaWorldTask` (name, index: which of MT10's 50 goal variations, drawn by
+    cfg.seed); the env switches between the 10 (training/common/metaworld_env.py)."""
+    try:
+        from training.common.metaworld_env import MetaWorldMT10Env, mt10_tasks
+    except ImportError:
+        raise RuntimeError(
+            f"env metaworld_mt10 needs metaworld: {OPTIONAL_HINTS['metaworld']}"
+        ) from None
+    tasks = mt10_tasks(cfg.seed)
+    seed = cfg.seed
+
+    def make_env() -> gym.Env:
+        return MetaWorldMT10Env(seed)
+
+    source = TaskSource("metaworld", tasks, list(tasks), make_env, {"env": "metaworld/MT10"})
+    source.labeler = lambda task: str(task.name)
     return source
 
 

@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from zshot.goal import sparse_goal_reward
+
 
 class PointTask(BaseModel):
     """One hidden goal (x, y) and actuator gain; `label` names it in reports.
@@ -92,3 +94,67 @@ def point_tasks(n: int, seed: int, prefix: str) -> list[PointTask]:
         PointTask(label=f"{prefix}-{i}", goal_x=math.cos(a), goal_y=math.sin(a), gain=g)
         for i, (a, g) in enumerate(zip(angles, gains, strict=True))
     ]
+
+
+class PointReachEnv(gym.Env):
+    """The 2-D point told its goal: Gymnasium-Robotics' goal-env layout (`observation` =
+    position, `achieved_goal` = position, `desired_goal` = a goal drawn per episode in the
+    disc of radius `goal_range`), the sparse reward `zshot.goal.sparse_goal_reward` with
+    epsilon `distance_threshold`. The CI-fast goal-reaching task of HER and contrastive RL."""
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's convention)
+    control_hz = 10.0
+    max_steps = 20
+    step_size = 0.1
+    distance_threshold = 0.15
+    goal_range = 1.0
+
+    def __init__(self) -> None:
+        box = gym.spaces.Box(-5.0, 5.0, (2,), np.float32)
+        self.observation_space = gym.spaces.Dict(
+            {"observation": box, "achieved_goal": box, "desired_goal": box}
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.obs_names = ["x", "y"]
+        self.goal_names = ["x", "y"]
+        self.action_names = ["vx", "vy"]
+        self._pos = np.zeros(2)
+        self._goal = np.zeros(2, np.float32)
+        self._t = 0
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        pos = self._pos.astype(np.float32)
+        return {"observation": pos, "achieved_goal": pos.copy(), "desired_goal": self._goal.copy()}
+
+    def compute_reward(self, achieved: Any, desired: Any, info: Any = None) -> np.ndarray:
+        """The sparse reward (vectorised)."""
+        return sparse_goal_reward(achieved, desired, self.distance_threshold)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start near the origin; draw the goal (or take `options["goal"]`)."""
+        super().reset(seed=seed)
+        self._pos = self.np_random.normal(0.0, 0.02, 2)
+        if options and "goal" in options:
+            self._goal = np.asarray(options["goal"], np.float32).reshape(2)
+        else:
+            r = self.goal_range * math.sqrt(self.np_random.uniform())
+            a = self.np_random.uniform(0.0, 2 * math.pi)
+            self._goal = np.array([r * math.cos(a), r * math.sin(a)], np.float32)
+        self._t = 0
+        obs = self._obs()
+        reached = bool(self.compute_reward(obs["achieved_goal"], self._goal) > 0)
+        return obs, {"is_success": reached}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Move by step_size * clip(action); never terminates (the goal is held, not left)."""
+        a = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+        self._pos = np.clip(self._pos + self.step_size * a, -5.0, 5.0)
+        self._t += 1
+        obs = self._obs()
+        reward = float(self.compute_reward(obs["achieved_goal"], self._goal))
+        info = {"is_success": reward > 0, "peak_force": 0.0, "safety_violation": False}
+        return obs, reward, False, self._t >= self.max_steps, info
