@@ -220,6 +220,7 @@ def eval_main(argv: Sequence[str]) -> int:
     scripted = str(target) in SCRIPTED_TARGETS
     agent: FewShotAgent
     told: OnnxConditionedPolicy | None = None
+    told_kind = "onehot"
     try:
         overrides = [*args.overrides, *profile_override(args.profile)]
         label_filter, extra_plugs = _label_args(args.tasks)
@@ -230,7 +231,12 @@ def eval_main(argv: Sequence[str]) -> int:
         ):
             told = OnnxConditionedPolicy(target)
             cfg = TrainConfig.model_validate(told.artifact.manifest.training["config"])
-            backend = "onnxruntime (conditioned: each train task told its one-hot id)"
+            told_kind = str(told.artifact.manifest.training.get("task_input", "onehot"))
+            backend = (
+                "onnxruntime (conditioned: each test task told its descriptor, zero-shot)"
+                if told_kind == "descriptor"
+                else "onnxruntime (conditioned: each train task told its one-hot id)"
+            )
         else:
             agent, cfg, backend = _eval_target(target, args.config, overrides)
         if overrides and not scripted:
@@ -247,7 +253,28 @@ def eval_main(argv: Sequence[str]) -> int:
                 ev[key] = val
         eval_cfg = EvalConfig.model_validate(ev)
         source = make_task_source(cfg, extra_plugs)
-        if told is not None:
+        if told is not None and told_kind == "descriptor":
+            if len(source.descriptor_names) != told.descriptor_dim:
+                raise ValueError(
+                    f"{target}: descriptor_dim {told.descriptor_dim}, but env {cfg.env!r} "
+                    f"describes a task with {len(source.descriptor_names)} values"
+                )
+            report = conditioned_eval(
+                source,
+                told,
+                eval_cfg.eval_episodes,
+                seed=args.seed,
+                max_steps=cfg.max_episode_steps,
+                descriptor="descriptor",
+                tasks=select_test_tasks(
+                    source,
+                    label_filter,
+                    eval_cfg.tasks_per_label,
+                    eval_cfg.max_tasks,
+                    flag="--tasks: ",
+                ),
+            )
+        elif told is not None:
             if len(source.train_tasks) != told.descriptor_dim:
                 raise ValueError(
                     f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "

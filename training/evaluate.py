@@ -21,7 +21,7 @@ with its mean (the ODA protocol; fine-tuning is training/algos/offline_pearl/fin
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -516,13 +516,22 @@ def conditioned_eval(
     *,
     max_steps: int | None = None,
     protocol: dict[str, Any] | None = None,
+    descriptor: str = "onehot",
+    tasks: Sequence[Any] | None = None,
 ) -> FewShotReport:
-    """A policy told its task, on the source's train tasks: `episodes` episodes per task,
-    task i told by its one-hot id (descriptor e_i of size len(train_tasks)); no
-    exploration (nothing to infer) and no held-out task (a one-hot names train tasks only).
-    One report row per train task."""
-    tasks = source.train_tasks
-    eye = np.eye(len(tasks), dtype=np.float32)
+    """A policy told its task: `episodes` episodes per task, no exploration (nothing to
+    infer). `descriptor` onehot: on the source's train tasks, task i told its one-hot id
+    (e_i of size len(train_tasks); a one-hot names train tasks only); descriptor: on
+    `tasks` (default the train tasks; held-out test tasks too: zero-shot), each told its
+    descriptor (`TaskSource.describe`). One report row per task."""
+    if descriptor == "onehot":
+        if tasks is not None:
+            raise ValueError("a one-hot id names train tasks only; tasks cannot be given")
+        tasks = source.train_tasks
+        told = list(np.eye(len(tasks), dtype=np.float32))
+    else:
+        tasks = list(source.train_tasks if tasks is None else tasks)
+        told = [source.describe(t) for t in tasks]
     rows = []
     for i, task in enumerate(tasks):
         rng = task_rng(seed, i)  # task i's own stream, a fresh env: as few_shot_task_env
@@ -530,7 +539,7 @@ def conditioned_eval(
         try:
             control_hz = env_control_hz(env)
             env.set_task(task)
-            act = functools.partial(_told, policy, eye[i])
+            act = functools.partial(_told, policy, told[i])
             eps = [
                 run_rollout(env, act, int(rng.integers(2**31)), max_steps=max_steps)
                 for _ in range(episodes)
@@ -539,7 +548,9 @@ def conditioned_eval(
             env.close()
         rows.append(_told_row(source.task_label(task), eps, control_hz))
     info = {
-        "tasks": "train (each told by its one-hot id)",
+        "tasks": "train (each told by its one-hot id)"
+        if descriptor == "onehot"
+        else "each told its task descriptor (TaskSource.describe)",
         "eval_episodes": episodes,
         "explore_episodes": 0,
         "seed": seed,
