@@ -253,11 +253,14 @@ def eval_main(argv: Sequence[str]) -> int:
                 ev[key] = val
         eval_cfg = EvalConfig.model_validate(ev)
         source = make_task_source(cfg, extra_plugs)
-        if told is not None and told_kind == "descriptor":
-            if len(source.descriptor_names) != told.descriptor_dim:
+        if told is not None:
+            zero_shot = told_kind == "descriptor"
+            want = len(source.descriptor_names if zero_shot else source.train_tasks)
+            if want != told.descriptor_dim:
+                what = "descriptor values" if zero_shot else "train tasks"
                 raise ValueError(
-                    f"{target}: descriptor_dim {told.descriptor_dim}, but env {cfg.env!r} "
-                    f"describes a task with {len(source.descriptor_names)} values"
+                    f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
+                    f"{want} {what}"
                 )
             report = conditioned_eval(
                 source,
@@ -265,27 +268,16 @@ def eval_main(argv: Sequence[str]) -> int:
                 eval_cfg.eval_episodes,
                 seed=args.seed,
                 max_steps=cfg.max_episode_steps,
-                descriptor="descriptor",
+                descriptor="descriptor" if zero_shot else "onehot",
                 tasks=select_test_tasks(
                     source,
                     label_filter,
                     eval_cfg.tasks_per_label,
                     eval_cfg.max_tasks,
                     flag="--tasks: ",
-                ),
-            )
-        elif told is not None:
-            if len(source.train_tasks) != told.descriptor_dim:
-                raise ValueError(
-                    f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
-                    f"{len(source.train_tasks)} train tasks"
                 )
-            report = conditioned_eval(
-                source,
-                told,
-                eval_cfg.eval_episodes,
-                seed=args.seed,
-                max_steps=cfg.max_episode_steps,
+                if zero_shot
+                else None,
             )
         else:
             run_tasks: Callable[[int], Iterator[tuple[int, Any]]] | None = None

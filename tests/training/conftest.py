@@ -173,3 +173,19 @@ def recorded_step(
         flags=0,
         wrench=np.zeros(6),
     )
+
+
+def multitask_batch(
+    obs_dim: int,
+    act_dim: int,
+    T: int = 3,
+    B: int = 6,
+    seed: int = 0,
+    tasks: tuple[int, ...] = (4, 0, 2),
+) -> Any:
+    """A synthetic multi-task batch (`training.common.multitask.MTBatch`): T tasks x B
+    transitions, 30 % terminal, row t from train task `tasks[t]`."""
+    from training.common.multitask import MTBatch
+
+    b = random_batch(obs_dim, act_dim, T, B, 1, seed)  # the same draws; its context unused
+    return MTBatch(b.obs, b.actions, b.rewards, b.next_obs, b.dones, torch.tensor(tasks[:T]))

@@ -34,9 +34,16 @@ from training.common.onnx_export import (
     ort_session,
     write_placed,
 )
+from training.common.tasks import make_task_source
 from training.config import TrainConfig
 
 INPUTS = ["obs", "descriptor", "noise"]
+
+
+def one_hot_names(cfg: TrainConfig) -> list[str]:
+    """`descriptor_names` of a one-hot task id: "task i: <label>" per train task of `cfg`."""
+    source = make_task_source(cfg)
+    return [f"task {i}: {source.task_label(t)}" for i, t in enumerate(source.train_tasks)]
 
 
 class ConditionedGraph(nn.Module):

@@ -255,3 +255,11 @@ def tanh_gaussian_log_prob(mean: Tensor, log_std: Tensor, pre_tanh: Tensor) -> T
     log_n = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1, keepdim=True)
     correction = (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1, keepdim=True)
     return log_n - correction
+
+
+def deterministic_action(policy: TanhGaussianPolicy, obs: ArrayLike, z: Tensor) -> ArrayLike:
+    """`policy`'s deterministic action tanh(mean) (noise 0) for one raw observation told
+    task input `z` (1, L), as a numpy array (act_dim,)."""
+    with torch.no_grad():
+        action, _ = policy.sample(torch.as_tensor(obs)[None], z, torch.zeros(1, policy.act_dim))
+    return action[0].numpy()

@@ -11,8 +11,7 @@ from typing import Any
 import torch
 
 from training.algos.distral.networks import DistralNets
-from training.common.conditioned_export import export_conditioned_policy
-from training.common.tasks import make_task_source
+from training.common.conditioned_export import export_conditioned_policy, one_hot_names
 from training.config import TrainConfig
 
 
@@ -29,15 +28,13 @@ def export_shared(
     verbose: bool = False,
 ) -> tuple[Any, dict[str, float]]:
     """pi_0 as a conditioned artifact directory; returns (Artifact, parity errors)."""
-    source = make_task_source(cfg)
-    labels = [source.task_label(t) for t in source.train_tasks]
     return export_conditioned_policy(
         nets.shared,
         cfg,
         out_dir,
         obs_dim=nets.obs_dim,
         act_dim=nets.act_dim,
-        descriptor_names=[f"task {i}: {label}" for i, label in enumerate(labels)],
+        descriptor_names=one_hot_names(cfg),
         parity_descriptors=torch.eye(nets.num_tasks),
         name=name,
         algorithm=algorithm,

@@ -13,6 +13,7 @@ import torch
 from training.algos.distral.losses import DistralOptimizers, distral_update
 from training.algos.distral.networks import DistralNets, empty_z, make_nets
 from training.common.multitask import MTBatch, MultiTaskTrainer
+from training.common.networks import deterministic_action
 from training.common.rollout import Episode
 from training.evaluate import FewShotReport, conditioned_eval
 
@@ -66,21 +67,13 @@ class DistralTrainer(MultiTaskTrainer[FewShotReport]):
 
     def shared_policy(self, obs: np.ndarray, descriptor: np.ndarray) -> np.ndarray:
         """pi_0's deterministic action for `obs` told `descriptor` (the exported graph's)."""
-        with torch.no_grad():
-            d = torch.as_tensor(descriptor)[None]
-            a, _ = self.nets.shared.sample(
-                torch.as_tensor(obs)[None], d, torch.zeros(1, self.act_dim)
-            )
-        return a[0].numpy()
+        d = torch.as_tensor(descriptor)[None]
+        return np.asarray(deterministic_action(self.nets.shared, obs, d))
 
     def task_policy(self, obs: np.ndarray, descriptor: np.ndarray) -> np.ndarray:
         """The deterministic action of pi_i, i the one-hot `descriptor`'s task."""
         policy = self.nets.task_policy(int(np.argmax(descriptor)))
-        with torch.no_grad():
-            a, _ = policy.sample(
-                torch.as_tensor(obs)[None], empty_z(1), torch.zeros(1, self.act_dim)
-            )
-        return a[0].numpy()
+        return np.asarray(deterministic_action(policy, obs, empty_z(1)))
 
     def evaluate(self, seed_offset: int = 1, task_policies: bool = False) -> FewShotReport:
         """The shared policy (or, `task_policies`, each pi_i) on every train task."""

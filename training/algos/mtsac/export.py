@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from training.algos.mtsac.networks import MTSACNets
-from training.common.conditioned_export import export_conditioned_policy
+from training.common.conditioned_export import export_conditioned_policy, one_hot_names
 from training.common.tasks import make_task_source
 from training.config import TrainConfig
 
@@ -42,9 +42,8 @@ def export_conditioned(
     """Export MT-SAC networks as a `conditioned` artifact directory; returns (Artifact,
     parity errors). Refuses an existing `out_dir` unless `force`."""
     nets.eval()
-    source = make_task_source(cfg)
     if nets.task_input == "descriptor":
-        names = list(source.descriptor_names)
+        names = list(make_task_source(cfg).descriptor_names)
         table = nets.descriptors
         g = torch.Generator().manual_seed(cfg.seed)
         spread = table.std(0, keepdim=True) + 0.1
@@ -52,8 +51,7 @@ def export_conditioned(
             [table, table.mean(0) + spread * torch.randn(8, table.shape[1], generator=g)]
         )
     else:
-        labels = [source.task_label(t) for t in source.train_tasks]
-        names = [f"task {i}: {label}" for i, label in enumerate(labels)]
+        names = one_hot_names(cfg)
         parity = torch.eye(nets.num_tasks)
     return export_conditioned_policy(
         nets.policy,

@@ -25,6 +25,7 @@ import torch
 from training.algos.mtsac.losses import MTSACOptimizers, mtsac_update
 from training.algos.mtsac.networks import MTSACNets, make_nets
 from training.common.multitask import MTBatch, MultiTaskTrainer
+from training.common.networks import deterministic_action
 from training.common.rollout import Episode
 from training.evaluate import FewShotReport, conditioned_eval
 
@@ -95,11 +96,8 @@ class MTSACTrainer(MultiTaskTrainer[FewShotReport]):
         """The deterministic action (noise 0) for `obs` told `descriptor` (what the exported
         artifact computes)."""
         with torch.no_grad():
-            d = self.nets.policy_input_of(torch.as_tensor(descriptor)[None])
-            a, _ = self.nets.policy.sample(
-                torch.as_tensor(obs)[None], d, torch.zeros(1, self.act_dim)
-            )
-        return a[0].numpy()
+            z = self.nets.policy_input_of(torch.as_tensor(descriptor)[None])
+        return np.asarray(deterministic_action(self.nets.policy, obs, z))
 
     def evaluate(self, seed_offset: int = 1, test: bool = False) -> FewShotReport:
         """`eval.eval_episodes` deterministic episodes (noise 0) per train task, each told

@@ -20,7 +20,7 @@ from runtime.config import ServeConfig
 from runtime.model import LoadedModel
 from runtime.server import RuntimeServer
 from tests.training.algos.mtsac.test_trainer import smoke_config
-from tests.training.conftest import assert_grads_of, record_step_grads, tiny_config
+from tests.training.conftest import assert_grads_of, multitask_batch, record_step_grads, tiny_config
 from training.algos.mtsac.losses import MTBatch, MTSACOptimizers, mtsac_losses, mtsac_update
 from training.algos.mtsac.networks import MTSACNets, make_nets
 from training.algos.mtsac.trainer import MTSACTrainer
@@ -49,15 +49,7 @@ def _nets(variant: str, **sac: object) -> MTSACNets:
 
 
 def _batch(T: int = 3, B: int = 6, seed: int = 0) -> MTBatch:
-    g = torch.Generator().manual_seed(seed)
-    return MTBatch(
-        obs=torch.randn(T, B, OBS, generator=g),
-        actions=torch.tanh(torch.randn(T, B, ACT, generator=g)),
-        rewards=torch.randn(T, B, 1, generator=g),
-        next_obs=torch.randn(T, B, OBS, generator=g),
-        dones=(torch.rand(T, B, 1, generator=g) < 0.3).float(),
-        tasks=torch.tensor([4, 0, 2])[:T],
-    )
+    return multitask_batch(OBS, ACT, T, B, seed)  # type: ignore[no-any-return]
 
 
 def test_the_config_refuses_heads_without_ids() -> None:
