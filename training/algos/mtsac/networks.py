@@ -143,7 +143,8 @@ class MTSACNets(nn.Module):
             table = torch.as_tensor(descriptors, dtype=torch.float32)
         else:
             table = torch.zeros(num_tasks, 0)
-        self.register_buffer("descriptors", table)
+        # saved only when it is the task input: one-hot checkpoints from before it load
+        self.register_buffer("descriptors", table, persistent=task_input == "descriptor")
         self.embedding = (
             TaskEmbedding(num_tasks, embedding_dim) if task_input == "embedding" else None
         )

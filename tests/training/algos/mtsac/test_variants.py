@@ -297,3 +297,13 @@ def test_zshot_eval_runs_a_descriptor_artifact_zero_shot_on_the_test_goals(
     )
     for row, want in zip(rows, ref.tasks, strict=True):
         assert row["mean_return"] == pytest.approx(want.mean_return, abs=1e-3)
+
+
+def test_a_one_hot_checkpoint_from_before_the_variants_loads() -> None:
+    """The one-hot networks' state has exactly the keys it had before the variants (no
+    descriptor table, no embedding), so older MT-SAC runs still load."""
+    cfg = tiny_config(algo="mtsac", num_train_tasks=TASKS, sac={"hidden": [16]})
+    keys = set(make_nets(OBS, ACT, cfg).state_dict())  # type: ignore[arg-type]
+    assert not any(k.startswith(("descriptors", "embedding")) for k in keys)
+    assert "descriptors" in _nets("descriptor").state_dict()
+    assert {"embedding.mean", "embedding.log_std"} <= set(_nets("embedding").state_dict())
