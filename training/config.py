@@ -381,6 +381,11 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"algo {self.algo} needs num_train_tasks (the size of its one-hot task id)"
             )
+        if self.mtsac.task_input == "descriptor" and self.env == "terrain":
+            raise ValueError(
+                "mtsac.task_input descriptor: env 'terrain' has no task descriptor "
+                "(insertion and point do)"
+            )
         if self.mtsac.heads == "per_task" and self.mtsac.task_input != "onehot":
             raise ValueError(
                 "mtsac.heads per_task needs mtsac.task_input onehot (a head per task id)"

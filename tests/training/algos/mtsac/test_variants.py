@@ -25,6 +25,7 @@ from training.algos.mtsac.losses import MTBatch, MTSACOptimizers, mtsac_losses, 
 from training.algos.mtsac.networks import MTSACNets, make_nets
 from training.algos.mtsac.trainer import MTSACTrainer
 from training.common.pcgrad import PCGrad
+from training.config import TrainConfig
 from training.registry import export_run, load_run
 
 OBS, ACT, TASKS = 2, 2, 5  # the point env's sizes (descriptor: the goal, 2 values)
@@ -55,6 +56,24 @@ def _batch(T: int = 3, B: int = 6, seed: int = 0) -> MTBatch:
 def test_the_config_refuses_heads_without_ids() -> None:
     with pytest.raises(ValueError, match="per_task needs mtsac.task_input onehot"):
         tiny_config(algo="mtsac", mtsac={"heads": "per_task", "task_input": "descriptor"})
+
+
+def test_a_bad_variant_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from zshot.cli import main as zshot
+
+    config = "configs/train/mtsac_point.yaml"
+    for bad, named in (
+        ("mtsac.task_input=goal", "task_input"),
+        ("mtsac.heads=per_task", "per_task needs mtsac.task_input onehot"),
+    ):
+        extra = ["--set", "mtsac.task_input=embedding"] if "heads" in bad else []
+        assert zshot(["train", config, "--set", bad, *extra, "--run-dir", "/nonexistent/x"]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err, err
+    with pytest.raises(ValueError, match="env 'terrain' has no task descriptor"):
+        TrainConfig.model_validate(
+            {"env": "terrain", "terrain_config": "x.yaml", "mtsac": {"task_input": "descriptor"}}
+        )
 
 
 def test_each_variant_tells_its_networks_what_the_paper_says() -> None:
