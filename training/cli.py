@@ -146,6 +146,13 @@ def export_main(argv: Sequence[str]) -> int:
     m = artifact.manifest
     secs = m.training.get("export_s", {})
     L, o, a = m.latent_dim, m.obs_dim, m.act_dim
+    if m.kind == "conditioned":  # policy.onnx only (MT-SAC, Distral)
+        print(
+            f"policy.onnx   obs[B,{o}], descriptor[B,{m.descriptor_dim}], noise[B,{a}] -> "
+            f"action[B,{a}]  onnxruntime vs torch max |err| action {errors['action']:.1e}"
+        )
+        print(f"wrote {artifact.root} (manifest.json sha256 {artifact.sha256[:12]})")
+        return 0
     print(
         f"encoder.onnx  transition[B,{m.transition_dim}] -> mu[B,{L}], var[B,{L}]  "
         f"onnxruntime vs torch max |err| mu {errors['mu']:.1e}, var {errors['var']:.1e}  "
