@@ -5,6 +5,8 @@
     zshot trials --config configs/trials/locomotion.yaml   # legged robot, per-step posterior
     zshot demo        # starts a runtime on loopback with the shipped artifact, runs SimRobot
     zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --workers 4   # on Ray (fanout.py)
+    zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --plugs my_plug.yaml \
+        --plug-descriptors   # a conditioned artifact told each plug's spec descriptor
 """
 
 from __future__ import annotations
