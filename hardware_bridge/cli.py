@@ -5,6 +5,8 @@
     zshot trials --config configs/trials/locomotion.yaml   # legged robot, per-step posterior
     zshot demo        # starts a runtime on loopback with the shipped artifact, runs SimRobot
     zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --workers 4   # on Ray (fanout.py)
+    zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --plugs my_plug.yaml \
+        --plug-descriptors   # a conditioned artifact told each plug's spec descriptor
 """
 
 from __future__ import annotations
@@ -78,6 +80,13 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
         help="task descriptor of one plug entry (repeat per plug): what a `conditioned` "
         "artifact is told at each RESET_TASK, e.g. US-AC-plug=1,0,0",
     )
+    p.add_argument(
+        "--plug-descriptors",
+        action="store_true",
+        help="tell a `conditioned` artifact trained with plug descriptors (mtsac.task_input "
+        "descriptor) each plug's descriptor, computed from its spec file "
+        "(zshot/plug_descriptor.py); a --task-descriptor given for a plug wins",
+    )
     add_profile_argument(p)
     p.add_argument("--record", help="directory to record every step into (HDF5 episodes)")
     p.add_argument("--out", help="where the table JSON/PNG go (default: --record dir, else .)")
@@ -110,7 +119,24 @@ def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
         overrides.append("plugs=[" + ", ".join(f'"{s}"' for s in plugs) + "]")
     if args.task_descriptor:
         overrides.append("task_descriptors=" + json.dumps(_descriptors(args.task_descriptor)))
-    return load_config(TrialsConfig, args.config, overrides)
+    cfg = load_config(TrialsConfig, args.config, overrides)
+    if args.plug_descriptors:
+        cfg.task_descriptors = {**_plug_descriptors(cfg.plugs), **cfg.task_descriptors}
+    return cfg
+
+
+def _plug_descriptors(plugs: list[str]) -> dict[str, list[float]]:
+    """Each plug entry's descriptor from its spec (a shipped name or a .yaml file);
+    ConfigError naming a plug whose spec cannot give one."""
+    from zshot.plug_descriptor import PlugDescriptorError, plug_descriptor_of
+
+    out = {}
+    for plug in plugs:
+        try:
+            out[plug] = plug_descriptor_of(plug)
+        except PlugDescriptorError as exc:
+            raise ConfigError(f"--plug-descriptors: {exc}") from None
+    return out
 
 
 def _descriptors(entries: list[str]) -> dict[str, list[float]]:

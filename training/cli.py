@@ -181,6 +181,13 @@ def export_main(argv: Sequence[str]) -> int:
         return 0
     secs = m.training.get("export_s", {})
     L, o, a = m.latent_dim, m.obs_dim, m.act_dim
+    if m.kind == "conditioned":  # policy.onnx only (MT-SAC, Distral)
+        print(
+            f"policy.onnx   obs[B,{o}], descriptor[B,{m.descriptor_dim}], noise[B,{a}] -> "
+            f"action[B,{a}]  onnxruntime vs torch max |err| action {errors['action']:.1e}"
+        )
+        print(f"wrote {artifact.root} (manifest.json sha256 {artifact.sha256[:12]})")
+        return 0
     print(
         f"encoder.onnx  transition[B,{m.transition_dim}] -> mu[B,{L}], var[B,{L}]  "
         f"onnxruntime vs torch max |err| mu {errors['mu']:.1e}, var {errors['var']:.1e}  "
@@ -255,6 +262,7 @@ def eval_main(argv: Sequence[str]) -> int:
     scripted = str(target) in SCRIPTED_TARGETS
     agent: FewShotAgent
     told: OnnxConditionedPolicy | None = None
+    told_kind = "onehot"
     try:
         overrides = [*args.overrides, *profile_override(args.profile)]
         label_filter, extra_plugs = _label_args(args.tasks)
@@ -265,7 +273,12 @@ def eval_main(argv: Sequence[str]) -> int:
         ):
             told = OnnxConditionedPolicy(target)
             cfg = TrainConfig.model_validate(told.artifact.manifest.training["config"])
-            backend = "onnxruntime (conditioned: each train task told its one-hot id)"
+            told_kind = str(told.artifact.manifest.training.get("task_input", "onehot"))
+            backend = (
+                "onnxruntime (conditioned: each test task told its descriptor, zero-shot)"
+                if told_kind == "descriptor"
+                else "onnxruntime (conditioned: each train task told its one-hot id)"
+            )
         else:
             agent, cfg, backend = _eval_target(target, args.config, overrides)
         if overrides and not scripted:
@@ -284,20 +297,41 @@ def eval_main(argv: Sequence[str]) -> int:
         source = make_task_source(cfg, extra_plugs)
         if told is not None:
             goal_told = "goal" in told.artifact.manifest.training
+            zero_shot = told_kind == "descriptor"
             if goal_told:
                 backend = "onnxruntime (conditioned: each episode told its goal)"
-            elif len(source.train_tasks) != told.descriptor_dim:
-                raise ValueError(
-                    f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
-                    f"{len(source.train_tasks)} train tasks"
+                report = goal_eval(
+                    source,
+                    told,
+                    eval_cfg.eval_episodes,
+                    seed=args.seed,
+                    max_steps=cfg.max_episode_steps,
                 )
-            report = (goal_eval if goal_told else conditioned_eval)(
-                source,
-                told,
-                eval_cfg.eval_episodes,
-                seed=args.seed,
-                max_steps=cfg.max_episode_steps,
-            )
+            else:
+                want = len(source.descriptor_names if zero_shot else source.train_tasks)
+                if want != told.descriptor_dim:
+                    what = "descriptor values" if zero_shot else "train tasks"
+                    raise ValueError(
+                        f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
+                        f"{want} {what}"
+                    )
+                report = conditioned_eval(
+                    source,
+                    told,
+                    eval_cfg.eval_episodes,
+                    seed=args.seed,
+                    max_steps=cfg.max_episode_steps,
+                    descriptor="descriptor" if zero_shot else "onehot",
+                    tasks=select_test_tasks(
+                        source,
+                        label_filter,
+                        eval_cfg.tasks_per_label,
+                        eval_cfg.max_tasks,
+                        flag="--tasks: ",
+                    )
+                    if zero_shot
+                    else None,
+                )
         else:
             run_tasks: Callable[[int], Iterator[tuple[int, Any]]] | None = None
             if args.workers > 1:  # each worker rebuilds the agent and the tasks from these

@@ -15,7 +15,17 @@ from pydantic import Field, model_validator
 from zshot.config import ProfileName, StrictModel
 
 AlgoName = Literal[
-    "pearl", "offline_pearl", "distill", "mtsac", "mtppo", "her", "crl", "maml", "rl2", "varibad"
+    "pearl",
+    "offline_pearl",
+    "distill",
+    "mtsac",
+    "mtppo",
+    "distral",
+    "her",
+    "crl",
+    "maml",
+    "rl2",
+    "varibad",
 ]
 """The algorithms of training/registry.py (a test checks the two lists agree)."""
 
@@ -84,6 +94,39 @@ class CRLConfig(StrictModel):
     logsumexp_penalty: float = Field(0.0, ge=0)
     """Weight of mean(logsumexp(logits)^2) in the critic's loss (the official code's
     regulariser that keeps the logits from drifting; 0: off)."""
+
+
+class MTSACConfig(StrictModel):
+    """How multi-task SAC (training/algos/mtsac) is told its task, and its output heads."""
+
+    task_input: Literal["onehot", "embedding", "descriptor"] = "onehot"
+    """onehot: the train task's one-hot id (Yu et al. 2019); embedding: a learned Gaussian
+    embedding per task id, z ~ N(mu_t, sigma_t) into the policy (Hausman et al. 2018; the
+    critic keeps the one-hot); descriptor: a fixed-size vector computed from what a user
+    has (insertion: the plug spec, zshot/plug_descriptor.py; point: the goal), so a new
+    task gets a policy zero-shot."""
+    heads: Literal["shared", "per_task"] = "shared"
+    """per_task: one policy output head and one Q head per task on a shared trunk
+    (Yu et al. 2019's MT-MH-SAC); needs task_input onehot."""
+    embedding_dim: int = Field(4, ge=1, le=64)
+    """task_input embedding: size of z."""
+    embedding_entropy: float = Field(0.01, ge=0)
+    """task_input embedding: weight of the embedding's entropy H[p(z|t)] (the paper's
+    alpha_1) in the policy's loss (maximised)."""
+
+
+class DistralConfig(StrictModel):
+    """Distral (training/algos/distral): per-task policies with a KL to a distilled shared
+    policy (Teh et al. 2017)."""
+
+    c_kl: float = Field(0.5, ge=0)
+    """Weight of log(pi_i / pi_0) in the regularised return (the paper's c_KL = alpha / beta)."""
+    c_ent: float = Field(0.05, ge=0)
+    """Weight of the entropy of pi_i (the paper's c_Ent = (1 - alpha) / beta)."""
+    distill_lr: float = Field(1e-3, gt=0)
+    """Learning rate of the shared policy pi_0's distillation."""
+    task_hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    """Hidden widths of each per-task policy pi_i (the shared policy uses sac.hidden)."""
 
 
 class EncoderConfig(StrictModel):
@@ -486,8 +529,12 @@ class TrainConfig(StrictModel):
     """False: plain multi-task SAC without context (z is all zeros, the encoder is unused);
     the baseline that shows what the context buys."""
     num_train_tasks: int | None = Field(None, ge=1)
-    """Use at most this many of the family's train tasks (None: all). algo mtsac, mtppo:
-    required, the size of their one-hot task id (the family must have that many)."""
+    """Use at most this many of the family's train tasks (None: all). algo mtsac, mtppo,
+    distral: required, the size of their one-hot task id (the family must have that many)."""
+    mtsac: MTSACConfig = Field(default_factory=lambda: MTSACConfig.model_validate({}))
+    """Task input and heads of algo mtsac (training/algos/mtsac)."""
+    distral: DistralConfig = Field(default_factory=lambda: DistralConfig.model_validate({}))
+    """algo distral's coefficients (training/algos/distral)."""
     pcgrad: bool = False
     """Project conflicting per-task gradients (PCGrad, Yu et al. 2020:
     training/common/pcgrad.py) in every learner step. Read by algo mtsac."""
@@ -571,15 +618,24 @@ class TrainConfig(StrictModel):
             raise ValueError("algo offline_pearl needs offline.dataset (a `zshot collect` dir)")
         if self.algo == "distill" and self.distill is None:
             raise ValueError("algo distill needs a `distill` section (training/config.py)")
-        if self.algo == "mtsac" and self.num_train_tasks is None:
-            raise ValueError("algo mtsac needs num_train_tasks (the size of its one-hot task id)")
+        if self.algo in ("mtsac", "mtppo", "distral") and self.num_train_tasks is None:
+            raise ValueError(
+                f"algo {self.algo} needs num_train_tasks (the size of its one-hot task id)"
+            )
+        if self.mtsac.task_input == "descriptor" and self.env == "terrain":
+            raise ValueError(
+                "mtsac.task_input descriptor: env 'terrain' has no task descriptor "
+                "(insertion and point do)"
+            )
+        if self.mtsac.heads == "per_task" and self.mtsac.task_input != "onehot":
+            raise ValueError(
+                "mtsac.heads per_task needs mtsac.task_input onehot (a head per task id)"
+            )
         if self.workers > 1 and self.algorithm != "pearl":
             raise ValueError(
                 f"workers > 1: only algo pearl collects on Ray workers; {self.algorithm} "
                 "collects in its own process (workers: 1)"
             )
-        if self.algo == "mtppo" and self.num_train_tasks is None:
-            raise ValueError("algo mtppo needs num_train_tasks (the size of its one-hot task id)")
         if (self.algorithm in GOAL_ALGOS) != (self.env in GOAL_ENVS):
             raise ValueError(
                 f"algo {self.algorithm} on env {self.env}: algos {list(GOAL_ALGOS)} train on "

@@ -21,7 +21,7 @@ with its mean (the ODA protocol; fine-tuning is training/algos/offline_pearl/fin
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -517,37 +517,52 @@ def conditioned_eval(
     *,
     max_steps: int | None = None,
     protocol: dict[str, Any] | None = None,
+    descriptor: str = "onehot",
+    tasks: Sequence[Any] | None = None,
 ) -> FewShotReport:
-    """A policy told its task, on the source's train tasks: `episodes` episodes per task,
-    task i told by its one-hot id (descriptor e_i of size len(train_tasks)); no
-    exploration (nothing to infer) and no held-out task (a one-hot names train tasks only).
-    One report row per train task."""
-    eye = np.eye(len(source.train_tasks), dtype=np.float32)
+    """A policy told its task: `episodes` episodes per task, no exploration (nothing to
+    infer). `descriptor` onehot: on the source's train tasks, task i told its one-hot id
+    (e_i of size len(train_tasks); a one-hot names train tasks only); descriptor: on
+    `tasks` (default the train tasks; held-out test tasks too: zero-shot), each told its
+    descriptor (`TaskSource.describe`). One report row per task."""
+    if descriptor == "onehot":
+        if tasks is not None:
+            raise ValueError("a one-hot id names train tasks only; tasks cannot be given")
+        tasks = source.train_tasks
+        told = list(np.eye(len(tasks), dtype=np.float32))
+    else:
+        tasks = list(source.train_tasks if tasks is None else tasks)
+        told = [source.describe(t) for t in tasks]
     rows = _told_rows(
         source,
-        lambda i, env: functools.partial(_told, policy, eye[i]),
+        tasks,
+        lambda i, env: functools.partial(_told, policy, told[i]),
         episodes,
         seed,
         max_steps,
     )
-    return FewShotReport(
-        rows, _told_info("train (each told by its one-hot id)", episodes, seed, source, protocol)
+    what = (
+        "train (each told by its one-hot id)"
+        if descriptor == "onehot"
+        else "each told its task descriptor (TaskSource.describe)"
     )
+    return FewShotReport(rows, _told_info(what, episodes, seed, source, protocol))
 
 
 def _told_rows(
     source: TaskSource,
+    tasks: Sequence[Any],
     act_for: Callable[[int, Any], Callable[[np.ndarray], np.ndarray]],
     episodes: int,
     seed: int,
     max_steps: int | None,
     final_success: bool = False,
 ) -> list[TaskResult]:
-    """One report row per train task i: `episodes` episodes from task i's own stream on a
-    fresh env (as few_shot_task_env), acting by `act_for(i, env)`. `final_success`: a
+    """One report row per task i of `tasks`: `episodes` episodes from task i's own stream on
+    a fresh env (as few_shot_task_env), acting by `act_for(i, env)`. `final_success`: a
     success is `is_success` at the episode's last step (goal reaching) instead of at any."""
     rows = []
-    for i, task in enumerate(source.train_tasks):
+    for i, task in enumerate(tasks):
         rng = task_rng(seed, i)
         env = source.make_env()
         try:
@@ -634,6 +649,8 @@ def goal_eval(
 
         return act
 
-    rows = _told_rows(source, act_for, episodes, seed, max_steps, final_success=True)
+    rows = _told_rows(
+        source, source.train_tasks, act_for, episodes, seed, max_steps, final_success=True
+    )
     info = _told_info("train (each episode told its goal)", episodes, seed, source, protocol)
     return FewShotReport(rows, {**info, "success": "the goal reached at the episode's last step"})

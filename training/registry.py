@@ -23,6 +23,9 @@ from torch import nn
 from training.algos.crl import networks as crl_networks
 from training.algos.crl.trainer import CRLTrainer
 from training.algos.distill.trainer import DistillTrainer
+from training.algos.distral import networks as distral_networks
+from training.algos.distral.export import export_shared
+from training.algos.distral.trainer import DistralTrainer
 from training.algos.her import networks as her_networks
 from training.algos.her.trainer import HERTrainer
 from training.algos.maml import networks as maml_networks
@@ -149,11 +152,14 @@ ALGORITHMS: dict[str, Algorithm] = {
     ),
     "mtsac": Algorithm(
         name="mtsac",
-        summary="multi-task SAC told its task by a one-hot id (`pcgrad: true`: with PCGrad, "
-        "Yu et al. 2020, arXiv 2001.06782); exports a conditioned artifact",
+        summary="multi-task SAC told its task (`mtsac.task_input`: one-hot id, learned "
+        "embedding (Hausman et al. 2018), task descriptor e.g. a plug's; `mtsac.heads: "
+        "per_task`: multi-head SAC; `pcgrad: true`: with PCGrad, Yu et al. 2020, arXiv "
+        "2001.06782); exports a conditioned artifact",
         paper="Yu et al. (2019), Meta-World: A Benchmark and Evaluation for Multi-Task and "
-        "Meta Reinforcement Learning, CoRL, arXiv 1910.10897",
-        config_sections=("sac",),
+        "Meta Reinforcement Learning, CoRL, arXiv 1910.10897; Hausman et al. (2018), Learning "
+        "an Embedding Space for Transferable Robot Skills, ICLR",
+        config_sections=("sac", "mtsac"),
         make_nets=mtsac_networks.make_nets,
         make_agent=None,
         trainer=MTSACTrainer,
@@ -242,6 +248,20 @@ ALGORITHMS: dict[str, Algorithm] = {
         make_agent=None,
         trainer=CRLTrainer,
         exporter=export_goal_conditioned,
+        artifact_kind="conditioned",
+    ),
+    "distral": Algorithm(
+        name="distral",
+        summary="per-task policies trained by soft actor-critic with a KL to a shared "
+        "policy distilled from them; exports the shared policy (told the one-hot id) as a "
+        "conditioned artifact",
+        paper="Teh et al. (2017), Distral: Robust Multitask Reinforcement Learning, NeurIPS, "
+        "arXiv 1707.04175",
+        config_sections=("sac", "distral"),
+        make_nets=distral_networks.make_nets,
+        make_agent=None,
+        trainer=DistralTrainer,
+        exporter=export_shared,
         artifact_kind="conditioned",
     ),
 }

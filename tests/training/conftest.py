@@ -211,3 +211,19 @@ def grads_reach(loss: Tensor, params: Sequence[torch.nn.Parameter]) -> list[bool
     """Per parameter: whether `loss` has a non-zero gradient there (graph kept)."""
     got = torch.autograd.grad(loss, list(params), retain_graph=True, allow_unused=True)
     return [g is not None and bool(g.abs().sum() > 0) for g in got]
+
+
+def multitask_batch(
+    obs_dim: int,
+    act_dim: int,
+    T: int = 3,
+    B: int = 6,
+    seed: int = 0,
+    tasks: tuple[int, ...] = (4, 0, 2),
+) -> Any:
+    """A synthetic multi-task batch (`training.common.multitask.MTBatch`): T tasks x B
+    transitions, 30 % terminal, row t from train task `tasks[t]`."""
+    from training.common.multitask import MTBatch
+
+    b = random_batch(obs_dim, act_dim, T, B, 1, seed)  # the same draws; its context unused
+    return MTBatch(b.obs, b.actions, b.rewards, b.next_obs, b.dones, torch.tensor(tasks[:T]))

@@ -244,3 +244,22 @@ class ValueFunction(nn.Module):
     def forward(self, obs: Tensor, z: Tensor) -> Tensor:
         """obs (N, obs) raw, z (N, L) -> V (N, 1)."""
         return self.net(_inputs(self.decoder, self.normaliser, obs, z))
+
+
+def tanh_gaussian_log_prob(mean: Tensor, log_std: Tensor, pre_tanh: Tensor) -> Tensor:
+    """log pi(tanh(u)) (N, 1) of a tanh-Gaussian with pre-tanh `mean`, `log_std` at the
+    pre-tanh point u = `pre_tanh` (another policy's sample, e.g. Distral's KL and
+    distillation terms): log N(u; mean, std) - sum log(1 - tanh^2 u), the correction in
+    `TanhGaussianPolicy.sample`'s stable form."""
+    z = (pre_tanh - mean) * torch.exp(-log_std)
+    log_n = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1, keepdim=True)
+    correction = (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1, keepdim=True)
+    return log_n - correction
+
+
+def deterministic_action(policy: TanhGaussianPolicy, obs: ArrayLike, z: Tensor) -> ArrayLike:
+    """`policy`'s deterministic action tanh(mean) (noise 0) for one raw observation told
+    task input `z` (1, L), as a numpy array (act_dim,)."""
+    with torch.no_grad():
+        action, _ = policy.sample(torch.as_tensor(obs)[None], z, torch.zeros(1, policy.act_dim))
+    return action[0].numpy()

@@ -28,6 +28,7 @@ from training.common.toy_env import PointGoalEnv, PointReachEnv, point_tasks
 from training.config import GOAL_ENVS, TrainConfig
 from training.plug_family import plug_paths
 from zshot.config import ConfigError, apply_overrides, load_yaml_mapping
+from zshot.plug_descriptor import PLUG_DESCRIPTOR_NAMES, plug_descriptor
 from zshot.reward import reward_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,18 @@ class TaskSource:
     metric: str = "success"
     """The headline figure of the few-shot report: "success" (insertion, point) or
     "return" (locomotion, where no episode "succeeds")."""
+    describer: Callable[[Any], list[float]] | None = None
+    """(task) -> its task descriptor, computed from what a user has of the task (insertion:
+    the plug spec, zshot/plug_descriptor.py; point: the goal); None: the family has none
+    (terrain)."""
+    descriptor_names: list[str] = field(default_factory=list)
+    """A name per descriptor entry (the conditioned artifact's `descriptor_names`)."""
+
+    def describe(self, task: Any) -> np.ndarray:
+        """`task`'s descriptor (float32); a ValueError for a family without descriptors."""
+        if self.describer is None:
+            raise ValueError(f"env {self.kind!r} has no task descriptor (insertion, point do)")
+        return np.asarray(self.describer(task), np.float32)
 
     @property
     def has_success(self) -> bool:
@@ -165,6 +178,8 @@ def make_task_source(cfg: TrainConfig, extra_test_plugs: list[str] | None = None
         train = point_tasks(20, cfg.seed, "train")
         test = point_tasks(6, cfg.seed + 10_000, "test")
         source = TaskSource("point", train, test, PointGoalEnv, {"env": "zshot/toy-point"})
+        source.describer = point_descriptor
+        source.descriptor_names = list(POINT_DESCRIPTOR_NAMES)
     elif cfg.env == "terrain":
         source = _terrain_source(cfg)
     elif cfg.env in GOAL_ENVS:
@@ -232,6 +247,8 @@ def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSour
         ),
     }
     source = TaskSource("insertion", list(family.train_tasks), test, make_env, info)
+    source.describer = insertion_descriptor
+    source.descriptor_names = list(PLUG_DESCRIPTOR_NAMES)
     return source
 
 
@@ -328,6 +345,30 @@ def _metaworld_source(cfg: TrainConfig) -> TaskSource:
     source = TaskSource("metaworld", tasks, list(tasks), make_env, {"env": "metaworld/MT10"})
     source.labeler = lambda task: str(task.name)
     return source
+
+
+POINT_DESCRIPTOR_NAMES = ("goal_x", "goal_y")
+
+
+def descriptor_dim(env: str) -> int:
+    """The size of env family `env`'s task descriptor (`TaskSource.describer`)."""
+    sizes = {"insertion": len(PLUG_DESCRIPTOR_NAMES), "point": len(POINT_DESCRIPTOR_NAMES)}
+    if env not in sizes:
+        raise ValueError(f"env {env!r} has no task descriptor (known: {', '.join(sizes)})")
+    return sizes[env]
+
+
+def point_descriptor(task: Any) -> list[float]:
+    """A point task's descriptor: its goal (x, y), what a user asking for it knows."""
+    return [float(task.goal_x), float(task.goal_y)]
+
+
+def insertion_descriptor(task: Any) -> list[float]:
+    """An insertion task's descriptor: its plug spec's (zshot/plug_descriptor.py, the same
+    function the robot side computes it with from the spec file)."""
+    from sim.plugs import load_plug  # lazy with the rest of sim
+
+    return plug_descriptor(load_plug(str(task.plug)).model_dump(mode="json"))
 
 
 def _terrain_source(cfg: TrainConfig) -> TaskSource:

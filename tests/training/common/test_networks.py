@@ -120,3 +120,16 @@ def test_without_features_the_networks_are_unchanged() -> None:
 def test_config_errors_name_the_problem(over: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         belief_config(**over)
+
+
+def test_tanh_gaussian_log_prob_is_the_policys_own() -> None:
+    """At the policy's own sample, tanh_gaussian_log_prob gives sample()'s log-probability."""
+    from training.common.networks import TanhGaussianPolicy, tanh_gaussian_log_prob
+
+    torch.manual_seed(0)
+    policy = TanhGaussianPolicy(3, 2, 2, [8])
+    obs, z, eps = torch.randn(7, 3), torch.randn(7, 2), torch.randn(7, 2)
+    _, log_prob = policy.sample(obs, z, eps)
+    mean, log_std = policy(obs, z)
+    u = mean + log_std.exp() * eps
+    torch.testing.assert_close(tanh_gaussian_log_prob(mean, log_std, u), log_prob)

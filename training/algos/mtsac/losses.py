@@ -1,16 +1,23 @@
 """MT-SAC's loss terms and learner step (Yu et al. 2019's multi-task SAC: SAC, Haarnoja et al.
-2018, twin-Q form, with the one-hot task id d appended to every network's input).
+2018, twin-Q form, with the task input appended to every network's input).
 
 `mtsac_losses(batch, nets, cfg, per_task=False)` is pure and returns every term as an
 `MTSACLosses`: scalars, or with `per_task` (T,) terms, one per task of the batch, that sum
 to them (training/common/learner.py `task_reducer`: the seam PCGrad projects). Learners:
 
-    critic  <- twin-Q Bellman error, target r_scale * r + (1 - done) * gamma * V(s')
-    policy  <- alpha * log pi(a|s,d) - min Q(s, a, d)   (Q not trained by it)
-    alpha   <- -log alpha * (log pi + target entropy)   (when auto_entropy)
+    critic     <- twin-Q Bellman error, target r_scale * r + (1 - done) * gamma * V(s')
+    policy     <- alpha * log pi(a|s,.) - min Q(s, a, d)   (Q not trained by it)
+    embedding  <- the policy's loss - embedding_entropy * H[p(z|t)]
+                  (task_input embedding only: the embedding is trained through z)
+    alpha      <- -log alpha * (log pi + target entropy)   (when auto_entropy)
+
+d is what the critic sees (`MTSACNets.told`: the one-hot id or the descriptor); the policy
+sees d, or with task_input embedding z ~ p(z|t) drawn per row (reparameterised, a fresh
+draw for the next state's action). Hausman et al. 2018's third term, the inference
+network's log q(z | trajectory) in the reward, is left out (see training/algos/mtsac).
 
 Shapes: the batch is (T, B, .), one task per row t, whose index in the train tasks is
-`batch.tasks[t]`; everything is flattened to (T*B, .) with each row's descriptor.
+`batch.tasks[t]`; everything is flattened to (T*B, .) with each row's task input.
 """
 
 from __future__ import annotations
@@ -18,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -30,28 +36,8 @@ from training.common.learner import (
     soft_update,
     task_reducer,
 )
-from training.common.replay import MultiTaskReplayBuffer
+from training.common.multitask import MTBatch
 from training.config import TrainConfig
-
-
-class MTBatch(NamedTuple):
-    """T tasks x B transitions, and which train task each row of tasks is."""
-
-    obs: Tensor  # (T, B, obs)
-    actions: Tensor  # (T, B, act)
-    rewards: Tensor  # (T, B, 1)
-    next_obs: Tensor  # (T, B, obs)
-    dones: Tensor  # (T, B, 1), 1.0 only for true terminals (time-outs bootstrap)
-    tasks: Tensor  # (T,) int64: train-task indices (the one-hot ids)
-
-
-def sample_batch(
-    buffer: MultiTaskReplayBuffer, tasks: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> MTBatch:
-    """`batch_size` transitions of each task of `tasks` from `buffer`."""
-    obs, act, rew, nxt, done = buffer.sample(tasks, batch_size, rng)
-    t = torch.from_numpy
-    return MTBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(np.asarray(tasks, np.int64)))
 
 
 class MTSACLosses(NamedTuple):
@@ -72,7 +58,8 @@ def mtsac_losses(
     sac = cfg.sac
     T, B, _ = batch.obs.shape
     reduce = task_reducer(T, per_task)
-    d = nets.one_hot(batch.tasks).unsqueeze(1).expand(T, B, -1).reshape(T * B, -1)
+    rows = batch.tasks.long().repeat_interleave(B)  # (T*B,) each row's train task
+    d = nets.told(rows)
     obs = batch.obs.reshape(T * B, -1)
     actions = batch.actions.reshape(T * B, -1)
     rewards = batch.rewards.reshape(T * B, 1)
@@ -83,7 +70,7 @@ def mtsac_losses(
     q1 = nets.qf1(obs, actions, d)
     q2 = nets.qf2(obs, actions, d)
     with torch.no_grad():
-        next_actions, next_log_pi = nets.policy.sample(next_obs, d)
+        next_actions, next_log_pi = nets.policy.sample(next_obs, nets.policy_input(rows))
         target_q = torch.min(
             nets.target_qf1(next_obs, next_actions, d), nets.target_qf2(next_obs, next_actions, d)
         )
@@ -91,9 +78,13 @@ def mtsac_losses(
         q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * target_v
     qf_loss = reduce((q1 - q_target) ** 2) + reduce((q2 - q_target) ** 2)
 
-    new_actions, log_pi = nets.policy.sample(obs, d)
+    new_actions, log_pi = nets.policy.sample(obs, nets.policy_input(rows))
     q_new = torch.min(nets.qf1(obs, new_actions, d), nets.qf2(obs, new_actions, d))
     policy_loss = reduce(alpha.detach() * log_pi - q_new)
+    if nets.embedding is not None:
+        policy_loss = policy_loss - cfg.mtsac.embedding_entropy * reduce(
+            nets.embedding.entropy(rows)
+        )
 
     if sac.auto_entropy:
         target = sac.target_entropy if sac.target_entropy is not None else -float(nets.act_dim)
@@ -112,40 +103,55 @@ def mtsac_losses(
 
 @dataclass
 class MTSACOptimizers:
-    """Adam for the twin Q, the policy and log alpha."""
+    """Adam for the twin Q, the policy, log alpha and (task_input embedding) the embedding."""
 
     critic: torch.optim.Optimizer
     policy: torch.optim.Optimizer
     alpha: torch.optim.Optimizer
+    embedding: torch.optim.Optimizer | None = None
 
     @classmethod
     def create(cls, nets: MTSACNets, cfg: TrainConfig) -> MTSACOptimizers:
-        """Adam for each learner with the configured learning rates."""
+        """Adam for each learner with the configured learning rates (the embedding's is the
+        policy's)."""
         sac = cfg.sac
+        emb = nets.embedding
         return cls(
             critic=torch.optim.Adam(nets.critic_parameters(), lr=sac.qf_lr),
             policy=torch.optim.Adam(nets.policy.parameters(), lr=sac.policy_lr),
             alpha=torch.optim.Adam([nets.log_alpha], lr=sac.alpha_lr),
+            embedding=None if emb is None else torch.optim.Adam(emb.parameters(), sac.policy_lr),
         )
+
+    def _named(self) -> dict[str, torch.optim.Optimizer]:
+        named = {"critic": self.critic, "policy": self.policy, "alpha": self.alpha}
+        if self.embedding is not None:
+            named["embedding"] = self.embedding
+        return named
 
     def state_dict(self) -> dict[str, Any]:
         """All optimizer states (for checkpoints)."""
-        return {k: getattr(self, k).state_dict() for k in ("critic", "policy", "alpha")}
+        return {k: opt.state_dict() for k, opt in self._named().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from `state_dict()`."""
-        for k in ("critic", "policy", "alpha"):
-            getattr(self, k).load_state_dict(state[k])
+        for k, opt in self._named().items():
+            opt.load_state_dict(state[k])
 
 
 def mtsac_learners(
     nets: MTSACNets, optimizers: MTSACOptimizers, cfg: TrainConfig, losses: MTSACLosses
 ) -> list[Learner]:
-    """critic <- qf_loss, policy <- policy_loss, alpha <- alpha_loss (auto_entropy only)."""
+    """critic <- qf_loss, policy <- policy_loss, embedding <- policy_loss (task_input
+    embedding only), alpha <- alpha_loss (auto_entropy only)."""
     learners = [
         Learner("critic", losses.qf_loss, nets.critic_parameters(), optimizers.critic),
         Learner("policy", losses.policy_loss, list(nets.policy.parameters()), optimizers.policy),
     ]
+    if nets.embedding is not None:
+        assert optimizers.embedding is not None  # create() makes one with an embedding
+        emb = list(nets.embedding.parameters())
+        learners.append(Learner("embedding", losses.policy_loss, emb, optimizers.embedding))
     if cfg.sac.auto_entropy:
         learners.append(Learner("alpha", losses.alpha_loss, [nets.log_alpha], optimizers.alpha))
     return learners

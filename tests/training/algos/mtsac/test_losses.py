@@ -11,6 +11,7 @@ import torch
 from tests.training.conftest import (
     assert_grads_of,
     assert_terminals_back_up_the_reward,
+    multitask_batch,
     record_step_grads,
     tiny_config,
 )
@@ -26,15 +27,7 @@ def _cfg(**sac: object) -> object:
 
 
 def _batch(T: int = 3, B: int = 6, seed: int = 0) -> MTBatch:
-    g = torch.Generator().manual_seed(seed)
-    return MTBatch(
-        obs=torch.randn(T, B, OBS, generator=g),
-        actions=torch.tanh(torch.randn(T, B, ACT, generator=g)),
-        rewards=torch.randn(T, B, 1, generator=g),
-        next_obs=torch.randn(T, B, OBS, generator=g),
-        dones=(torch.rand(T, B, 1, generator=g) < 0.3).float(),
-        tasks=torch.tensor([4, 0, 2])[:T],
-    )
+    return multitask_batch(OBS, ACT, T, B, seed)  # type: ignore[no-any-return]
 
 
 def test_the_config_needs_the_one_hot_size() -> None:

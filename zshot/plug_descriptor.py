@@ -1,0 +1,190 @@
+"""A plug's task descriptor: a fixed-size vector computed from its spec file alone.
+
+What a user has for a new plug is its spec (sim/plugs/*.yaml: pin sections, sizes, layout,
+clearance, friction); a policy conditioned on this vector (MT-SAC with
+`mtsac.task_input: descriptor`, training/algos/mtsac) is told a plug it never trained on
+zero-shot. Pure Python (math + pyyaml) so both sides compute the same numbers: training
+(from `sim.plugs.PlugSpec.model_dump()`) and the robot side (`zshot trials
+--plug-descriptors` in hardware_bridge, from the YAML file, without sim or torch).
+
+    plug_descriptor(mapping) -> [DESCRIPTOR_DIM floats]   # a spec's fields as a dict
+    plug_descriptor_of("US-AC-plug")                        # a shipped name or a .yaml path
+
+Entries (mm scaled to about 0..3; `PLUG_DESCRIPTOR_NAMES` names them): pin count; the
+fractions of box, round and polygon sections; each section's minor and major extent (mean,
+and the smallest minor: the tightest pin); the summed section area; pin length (mean and
+shortest) and the success depth; the layout's spread in x and y and the largest distance
+between pin centres; the mean |sin yaw| of the non-round pins (blades turned off the axes);
+the nominal clearance and friction. The spec's `source`, `description` and `body` are not
+used (the body's size does not change where the pins go in).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "PLUG_DESCRIPTOR_DIM",
+    "PLUG_DESCRIPTOR_NAMES",
+    "PlugDescriptorError",
+    "plug_descriptor",
+    "plug_descriptor_of",
+    "plug_spec_path",
+]
+
+PLUG_DESCRIPTOR_NAMES: tuple[str, ...] = (
+    "pins/4",
+    "frac_box",
+    "frac_round",
+    "frac_polygon",
+    "mean_minor/10mm",
+    "mean_major/10mm",
+    "min_minor/10mm",
+    "area/100mm2",
+    "mean_length/20mm",
+    "min_length/20mm",
+    "success_depth/20mm",
+    "spread_x/10mm",
+    "spread_y/10mm",
+    "max_pin_distance/30mm",
+    "mean_abs_sin_yaw",
+    "clearance/0.3mm",
+    "friction",
+)
+PLUG_DESCRIPTOR_DIM = len(PLUG_DESCRIPTOR_NAMES)
+
+SHIPPED_PLUGS = Path(__file__).resolve().parents[1] / "sim" / "plugs"
+"""Where shipped plug names resolve (read as data files; nothing of sim is imported)."""
+
+
+class PlugDescriptorError(ValueError):
+    """A spec the descriptor cannot be computed from; the message names what is wrong."""
+
+
+def _num(pin: Mapping[str, Any], key: str, where: str) -> float:
+    value = pin.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise PlugDescriptorError(f"{where}: `{key}` must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _section(pin: Mapping[str, Any], where: str) -> tuple[float, float, float]:
+    """(minor extent, major extent, area) of a pin's section in mm, mm^2."""
+    shape = pin.get("shape")
+    if shape == "box":
+        w, d = _num(pin, "width", where), _num(pin, "depth", where)
+        return min(w, d), max(w, d), w * d
+    if shape == "cylinder":
+        dia = _num(pin, "diameter", where)
+        return dia, dia, math.pi * dia * dia / 4
+    if shape == "polygon":
+        verts = pin.get("vertices")
+        if verts:
+            xs = [float(v[0]) for v in verts]
+            ys = [float(v[1]) for v in verts]
+            ext = (max(xs) - min(xs), max(ys) - min(ys))
+            n = len(xs)
+            area = 0.5 * abs(
+                sum(xs[k] * ys[(k + 1) % n] - xs[(k + 1) % n] * ys[k] for k in range(n))
+            )
+            return min(ext), max(ext), area
+        dia, sides = _num(pin, "diameter", where), _num(pin, "sides", where)
+        r = dia / 2
+        return dia, dia, 0.5 * sides * r * r * math.sin(2 * math.pi / sides)
+    raise PlugDescriptorError(f"{where}: unknown pin shape {shape!r} (box, cylinder, polygon)")
+
+
+def plug_descriptor(spec: Mapping[str, Any]) -> list[float]:
+    """The descriptor of one plug spec given as a mapping (a spec file's YAML, or
+    `PlugSpec.model_dump()`); `PLUG_DESCRIPTOR_DIM` floats, named by
+    `PLUG_DESCRIPTOR_NAMES`. PlugDescriptorError for a spec without usable pins."""
+    name = spec.get("name", "<plug>")
+    pins = spec.get("pins")
+    if not isinstance(pins, list) or not pins:
+        raise PlugDescriptorError(f"plug {name}: `pins` must be a non-empty list")
+    minors, majors, areas, lengths, xs, ys, yaws = [], [], [], [], [], [], []
+    shapes = {"box": 0, "cylinder": 0, "polygon": 0}
+    for i, pin in enumerate(pins):
+        where = f"plug {name}: pins[{i}]"
+        if not isinstance(pin, Mapping):
+            raise PlugDescriptorError(f"{where}: must be a mapping")
+        minor, major, area = _section(pin, where)
+        shapes[str(pin["shape"])] += 1
+        minors.append(minor)
+        majors.append(major)
+        areas.append(area)
+        lengths.append(_num(pin, "length", where))
+        xs.append(float(pin.get("x") or 0.0))
+        ys.append(float(pin.get("y") or 0.0))
+        if pin["shape"] != "cylinder":
+            yaws.append(abs(math.sin(math.radians(float(pin.get("yaw") or 0.0)))))
+    n = len(pins)
+    success = spec.get("success_depth")
+    depth = float(success) if success is not None else 0.8 * min(lengths)
+    mx, my = sum(xs) / n, sum(ys) / n
+    spread_x = math.sqrt(sum((x - mx) ** 2 for x in xs) / n)
+    spread_y = math.sqrt(sum((y - my) ** 2 for y in ys) / n)
+    far = max(
+        (math.hypot(xs[i] - xs[j], ys[i] - ys[j]) for i in range(n) for j in range(i + 1, n)),
+        default=0.0,
+    )
+    clearance = spec.get("clearance")
+    friction = spec.get("friction")
+    out = [
+        n / 4,
+        shapes["box"] / n,
+        shapes["cylinder"] / n,
+        shapes["polygon"] / n,
+        sum(minors) / n / 10,
+        sum(majors) / n / 10,
+        min(minors) / 10,
+        sum(areas) / 100,
+        sum(lengths) / n / 20,
+        min(lengths) / 20,
+        depth / 20,
+        spread_x / 10,
+        spread_y / 10,
+        far / 30,
+        sum(yaws) / len(yaws) if yaws else 0.0,
+        (0.2 if clearance is None else float(clearance)) / 0.3,  # PlugSpec's defaults
+        0.4 if friction is None else float(friction),
+    ]
+    if not all(math.isfinite(v) for v in out):
+        raise PlugDescriptorError(f"plug {name}: descriptor not finite: {out}")
+    return out
+
+
+def plug_spec_path(ref: str | Path) -> Path:
+    """A shipped plug name (sim/plugs/NAME.yaml) or a spec file path -> the file."""
+    text = str(ref)
+    shipped = SHIPPED_PLUGS / f"{text}.yaml"
+    if shipped.is_file():
+        return shipped
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise PlugDescriptorError(f"{path}: no such plug spec file")
+        return path
+    raise PlugDescriptorError(f"unknown plug {text!r}: not a shipped name nor a .yaml file")
+
+
+def plug_descriptor_of(ref: str | Path) -> list[float]:
+    """The descriptor of a shipped plug (by name) or of a spec file (by path)."""
+    path = plug_spec_path(ref)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlugDescriptorError(f"{path}: cannot read the plug spec: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise PlugDescriptorError(f"{path}: top level must be a mapping of fields")
+    try:
+        return plug_descriptor(data)
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        if isinstance(exc, PlugDescriptorError):
+            raise PlugDescriptorError(f"{path}: {exc}") from None
+        raise PlugDescriptorError(f"{path}: malformed pin fields ({exc!r})") from None
