@@ -32,7 +32,8 @@ from training.common.onnx_export import (
     export_onnx,
     held_output,
     ort_session,
-    write_placed,
+    place_graph,
+    provenance,
 )
 from training.common.tasks import make_task_source
 from training.config import TrainConfig
@@ -102,7 +103,7 @@ def check_conditioned_parity(
 
 
 def export_conditioned_policy(
-    policy: TanhGaussianPolicy,
+    policy: Any,
     cfg: TrainConfig,
     out_dir: str | Path,
     *,
@@ -119,13 +120,13 @@ def export_conditioned_policy(
     force: bool = False,
     verbose: bool = False,
 ) -> tuple[Artifact, dict[str, float]]:
-    """Export `policy` (told its task through `task_input`, default the identity) as a
+    """Export `policy` (a `TanhGaussianPolicy` or a module of its form: (obs, task input) ->
+    (pre-tanh mean, log_std), with its `normaliser`; told its task through `task_input`,
+    default the identity) as a
     `conditioned` artifact directory with `len(descriptor_names)` descriptor entries;
     returns (Artifact, parity errors). `training`: what the manifest's `training` states
     beyond the shared keys. Refuses an existing `out_dir` unless `force`; built in a
     temporary directory beside it and renamed into place (never half written)."""
-    import onnx  # lazy: onnx is needed only when exporting
-
     out = Path(out_dir)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -149,28 +150,13 @@ def export_conditioned_policy(
     with held_output(not verbose):
         onnx_bytes = annotate(conditioned_policy_bytes(graph, obs_dim, D, act_dim), spec, "policy")
     errors = check_conditioned_parity(onnx_bytes, graph, obs_dim, parity_descriptors)
-    opset = onnx.load_model_from_string(onnx_bytes).opset_import
-    spec = spec.model_copy(
-        update={
-            "training": {
-                "algorithm": algorithm,
-                "run_dir": str(Path(run_dir).resolve()),
-                "iteration": int(counters["iteration"]),
-                "updates": int(counters["updates"]),
-                "env_steps": int(counters["env_steps"]),
-                "seed": cfg.seed,
-                "config": cfg.model_dump(mode="json"),
-                "obs_clip": norm.clip,
-                "parity_max_abs_err": errors,
-                **(training or {}),
-            },
-            "versions": {
-                "torch": torch.__version__,
-                "onnx": onnx.__version__,
-                "onnx_opset": str(
-                    next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")
-                ),
-            },
-        }
+    record = provenance(
+        cfg,
+        algorithm=algorithm,
+        run_dir=run_dir,
+        counters=counters,
+        errors=errors,
+        graph=onnx_bytes,
     )
-    return write_placed(out, {"policy": onnx_bytes}, spec, force), errors
+    extra = {"obs_clip": norm.clip, **(training or {})}
+    return place_graph(out, "policy", onnx_bytes, spec, record, extra, force), errors

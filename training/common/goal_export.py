@@ -32,7 +32,8 @@ from training.common.onnx_export import (
     export_onnx,
     held_output,
     ort_session,
-    write_placed,
+    place_graph,
+    provenance,
 )
 from training.common.tasks import make_task_source
 from training.config import TrainConfig
@@ -80,8 +81,6 @@ def export_goal_conditioned(
     """Export the goal policy `nets.policy` (a `GoalPolicy`) as a `conditioned` artifact
     directory; returns (Artifact, parity errors). Refuses an existing `out_dir` unless
     `force`; built beside it and renamed into place (never half written)."""
-    import onnx  # lazy: onnx is needed only when exporting
-
     out = Path(out_dir)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -113,39 +112,25 @@ def export_goal_conditioned(
     with held_output(not verbose):
         onnx_bytes = annotate(export_onnx(graph, args, INPUTS, ["action"]), spec, "policy")
     errors = check_goal_parity(onnx_bytes, graph, goal_dim)
-    opset = onnx.load_model_from_string(onnx_bytes).opset_import
-    spec = spec.model_copy(
-        update={
-            "training": {
-                "algorithm": algorithm,
-                "run_dir": str(Path(run_dir).resolve()),
-                "iteration": int(counters["iteration"]),
-                "updates": int(counters["updates"]),
-                "env_steps": int(counters["env_steps"]),
-                "seed": cfg.seed,
-                "config": cfg.model_dump(mode="json"),
-                "goal": {
-                    "names": goal_names,
-                    "epsilon": epsilon,
-                    "reward": GOAL_REWARD_DEFINITION,
-                    "goal_normalisation": {
-                        "mean": policy.goal_normaliser.mean.tolist(),
-                        "std": policy.goal_normaliser.std.tolist(),
-                    },
-                },
-                "obs_clip": norm.clip,
-                "parity_max_abs_err": errors,
-            },
-            "versions": {
-                "torch": torch.__version__,
-                "onnx": onnx.__version__,
-                "onnx_opset": str(
-                    next((o.version for o in opset if o.domain in ("", "ai.onnx")), "")
-                ),
-            },
-        }
+    record = provenance(
+        cfg,
+        algorithm=algorithm,
+        run_dir=run_dir,
+        counters=counters,
+        errors=errors,
+        graph=onnx_bytes,
     )
-    return write_placed(out, {"policy": onnx_bytes}, spec, force), errors
+    goal = {
+        "names": goal_names,
+        "epsilon": epsilon,
+        "reward": GOAL_REWARD_DEFINITION,
+        "goal_normalisation": {
+            "mean": policy.goal_normaliser.mean.tolist(),
+            "std": policy.goal_normaliser.std.tolist(),
+        },
+    }
+    extra = {"goal": goal, "obs_clip": norm.clip}
+    return place_graph(out, "policy", onnx_bytes, spec, record, extra, force), errors
 
 
 def _epsilon(cfg: TrainConfig) -> float:

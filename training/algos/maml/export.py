@@ -30,8 +30,8 @@ from training.common.onnx_export import (
     export_onnx,
     held_output,
     ort_session,
-    tool_versions,
-    write_placed,
+    place_graph,
+    provenance,
 )
 from training.config import TrainConfig
 
@@ -118,23 +118,15 @@ def export_weights(
     with held_output(not verbose):
         onnx_bytes = annotate(export_onnx(graph, args, INPUTS, ["action"]), spec, "policy")
     errors = check_weights_parity(onnx_bytes, graph)
-    training: dict[str, Any] = {
-        "algorithm": algorithm,
-        "run_dir": str(Path(run_dir).resolve()),
-        "iteration": int(counters["iteration"]),
-        "updates": int(counters["updates"]),
-        "env_steps": int(counters["env_steps"]),
-        "seed": cfg.seed,
-        "config": cfg.model_dump(mode="json"),
-        "obs_clip": norm.clip,
-        "parity_max_abs_err": errors,
-    }
-    if adaptation is not None:
-        training["adaptation"] = dict(adaptation)
-    spec = spec.model_copy(
-        update={
-            "training": training,
-            "versions": tool_versions(onnx_bytes),
-        }
+    record = provenance(
+        cfg,
+        algorithm=algorithm,
+        run_dir=run_dir,
+        counters=counters,
+        errors=errors,
+        graph=onnx_bytes,
     )
-    return write_placed(out, {"policy": onnx_bytes}, spec, force), errors
+    extra: dict[str, Any] = {"obs_clip": norm.clip}
+    if adaptation is not None:
+        extra["adaptation"] = dict(adaptation)
+    return place_graph(out, "policy", onnx_bytes, spec, record, extra, force), errors

@@ -1,7 +1,7 @@
 """Export an MT-PPO run as a `conditioned` artifact (policy.onnx: obs, descriptor, noise
 -> action; the descriptor is the one-hot id of a train task, sent with RESET_TASK), through
-training/common/onnx_export.py `export_conditioned_policy` (parity with torch checked on
-every one-hot descriptor)."""
+training/common/conditioned_export.py `export_conditioned_policy` (parity with torch checked
+on every one-hot descriptor), as MT-SAC and Distral do."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from training.algos.mtppo.networks import MTPPONets
-from training.common.onnx_export import export_conditioned_policy
+from training.common.conditioned_export import export_conditioned_policy, one_hot_names
 from training.config import TrainConfig
 
 
@@ -27,11 +29,15 @@ def export_mtppo(
     verbose: bool = False,
 ) -> tuple[Any, dict[str, float]]:
     """The run's policy as a conditioned artifact in `out_dir`; (Artifact, parity errors)."""
+    policy = nets.policy
     return export_conditioned_policy(
-        nets.policy,
+        policy,
         cfg,
         out_dir,
-        descriptor_dim=nets.descriptor_dim,
+        obs_dim=int(policy.normaliser.mean.numel()),
+        act_dim=int(policy.act_dim),
+        descriptor_names=one_hot_names(cfg),
+        parity_descriptors=torch.eye(nets.descriptor_dim),
         name=name,
         algorithm=algorithm,
         run_dir=run_dir,
