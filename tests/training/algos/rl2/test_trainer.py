@@ -202,7 +202,9 @@ def test_zshot_export_prints_the_step_graphs_parity(
 
     assert zshot(["export", str(smoke_run), "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
-    assert "step.onnx  kind recurrent: onnxruntime vs torch max |err| next_hidden" in out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("step.onnx")]
+    assert "(recurrent) hidden, obs, last_action, reward, done, noise -> next_hidden" in line
+    assert "onnxruntime vs torch max |err| next_hidden" in line
     assert (tmp_path / "a" / "step.onnx").is_file()
     assert zshot(["export", str(smoke_run), "--out", str(tmp_path / "a")]) == 2  # no --force
     assert "--force" in capsys.readouterr().err
