@@ -13,7 +13,6 @@ posterior here), each episode on a random train task with the goal its env draws
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,18 +20,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
-from tqdm import tqdm
 
-from training.common.checkpoint import (
-    CHECKPOINT,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    run_state,
-    save_checkpoint,
-)
 from training.common.goals import (
     EpisodeBuffer,
     FlatGoalEnv,
@@ -40,10 +29,11 @@ from training.common.goals import (
     GoalPolicy,
     set_goal_stats,
 )
+from training.common.loop import train_loop
 from training.common.rollout import Episode
+from training.common.run_state import RunState
 from training.common.tasks import goal_dim_of, open_run, same_tasks
 from training.config import TrainConfig
-from zshot.jsonio import write_json
 
 
 def goal_layout(cfg: TrainConfig, flat_dim: int) -> GoalLayout:
@@ -78,7 +68,7 @@ class GoalActor:
         """Nothing: the trainer stores the episode."""
 
 
-class GoalTrainer:
+class GoalTrainer(RunState):
     """Owns the env, networks, optimizers, episode buffer and RNGs of one goal run.
 
     A subclass sets ALGORITHM, LABEL, CHECKPOINT_VERSION, `nets_of` (the algorithm's
@@ -117,11 +107,7 @@ class GoalTrainer:
         )
         self.nets: Any = type(self).nets_of(self.flat_dim, self.act_dim, cfg)
         self.optimizers: Any = type(self).optimizers_of.create(self.nets, cfg)
-        self.iteration = 0
-        self.env_steps = 0
-        self.updates = 0
-        self.train_seconds = 0.0
-        self.history: list[dict[str, Any]] = []
+        self.start_counters()
 
     # ------------------------------------------------------------------ the algorithm's
     def update(self) -> dict[str, float]:
@@ -210,103 +196,35 @@ class GoalTrainer:
         return logs
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit."""
-        state = run_state(
-            self.cfg,
-            self.nets,
-            self.flat_dim,
-            self.act_dim,
-            iteration=self.iteration,
-            env_steps=self.env_steps,
-            updates=self.updates,
-        )
-        tasks = [
+    def checkpoint_dims(self) -> tuple[int, int]:
+        """(flat observation, action) sizes."""
+        return self.flat_dim, self.act_dim
+
+    def train_tasks_state(self) -> list[Any]:
+        """The train tasks as JSON values (None for a family without task models)."""
+        return [
             t.model_dump(mode="json") if t is not None else None for t in self.source.train_tasks
         ]
-        return {
-            **state,
-            "train_seconds": self.train_seconds,
-            "optimizers": self.optimizers.state_dict(),
-            "episodes": self.buffer.state_dict(),
-            "rng": rng_state(self.rng),
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps(tasks),
-        }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the train tasks must be the same ones."""
-        stored = json.loads(state["train_tasks"])
+    def same_train_tasks(self, stored: list[Any]) -> bool:
+        """Whether a checkpoint's `train_tasks` are this run's."""
         tasks = self.source.train_tasks
-        same = stored == [None] * len(tasks) if tasks[0] is None else same_tasks(stored, tasks)
-        if not same:
-            raise ValueError(
-                "checkpoint was trained on other train tasks (seed or task config changed)"
-            )
-        self.nets.load_state_dict(state["nets"])
+        return stored == [None] * len(tasks) if tasks[0] is None else same_tasks(stored, tasks)
+
+    def extra_state(self) -> dict[str, Any]:
+        """The optimizers and the episode buffer."""
+        return {"optimizers": self.optimizers.state_dict(), "episodes": self.buffer.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimizers and the episode buffer."""
         self.optimizers.load_state_dict(state["optimizers"])
         self.buffer.load_state_dict(state["episodes"])
-        restore_rng(self.rng, state["rng"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.history = json.loads(state["history"])
-
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically."""
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.state_dict(),
-            algorithm=self.ALGORITHM,
-            version=self.CHECKPOINT_VERSION,
-        )
-
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore the run from `path` (default: the run dir's checkpoint)."""
-        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True) -> Any:
         """Train until cfg.iterations (or `max_minutes`), with TensorBoard, a progress bar,
-        periodic evaluation and checkpoints; the final evaluation report."""
-        # lazy: TensorBoard's writer pulls in tensorboard (slow to import) for training only
-        from torch.utils.tensorboard import SummaryWriter
-
-        cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.iteration)
-        bar = tqdm(
-            total=cfg.iterations, initial=self.iteration, disable=not progress, desc=self.LABEL
+        periodic evaluation and checkpoints (training/common/loop.py `train_loop`); the
+        final evaluation report."""
+        return train_loop(
+            self, self.LABEL, "train/success", progress, label="train_succ", eval_return=False
         )
-        report = None
-        budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
-        start, before = time.perf_counter(), self.train_seconds
-        try:
-            while self.iteration < cfg.iterations:
-                logs = self.train_iteration()
-                self.train_seconds = before + time.perf_counter() - start
-                out_of_time = budget is not None and self.train_seconds >= budget
-                last = self.iteration == cfg.iterations or out_of_time
-                record: dict[str, Any] = {"iteration": self.iteration, **logs}
-                if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
-                    report = self.evaluate(seed_offset=self.iteration)
-                    record["eval_success"] = report.success_rate
-                    writer.add_scalar("eval/success", report.success_rate, self.iteration)
-                for k, v in logs.items():
-                    writer.add_scalar(k, v, self.iteration)
-                self.history.append(record)
-                bar.update(1)
-                bar.set_postfix({"train_succ": f"{logs['train/success']:.2f}"})
-                if last or self.iteration % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                    write_json(self.run_dir / "history.json", self.history, indent=1)
-                if last:
-                    break
-        finally:
-            bar.close()
-            writer.close()
-        if report is not None:
-            report.write_json(self.run_dir / "eval.json")
-        return report

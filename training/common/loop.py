@@ -1,4 +1,5 @@
-"""The outer loop of a trainer that collects then updates per iteration (RL², MT-PPO):
+"""The outer loop of a trainer that collects then updates per iteration (RL², MT-PPO,
+VariBAD, the multi-task loop of MT-SAC / Distral, the goal trainers HER / CRL):
 iterations until `cfg.iterations` or the `max_minutes` budget (summed over resumed
 sessions), TensorBoard scalars under `tb/`, a progress bar, evaluation every
 `eval_every` iterations and at the end, checkpoints every `checkpoint_every` and at the
@@ -6,11 +7,11 @@ end (with `history.json`), `eval.json` with the final report (`train_loop`).
 
 `OnPolicyState`: the checkpoint of a trainer with one network module, one optimizer, the
 run's numpy generator and a torch generator (PPO's minibatch order): what the on-policy
-trainers (training/algos/rl2, training/algos/mtppo) save and restore bit for bit."""
+trainers (training/algos/rl2, training/algos/mtppo) save and restore bit for bit (a
+`RunState`, training/common/run_state.py)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -20,15 +21,8 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from training.common.checkpoint import (
-    CHECKPOINT,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    run_state,
-    save_checkpoint,
-)
-from training.common.tasks import RunEnv, TaskSource, open_run, same_tasks
+from training.common.run_state import RunState
+from training.common.tasks import RunEnv, TaskSource, open_run
 from training.config import TrainConfig
 from zshot.jsonio import write_json
 
@@ -77,10 +71,20 @@ class LoopTrainer(Protocol[R_co]):
         ...
 
 
-def train_loop(trainer: LoopTrainer[R], desc: str, progress: str, show: bool) -> R | None:
+def train_loop(
+    trainer: LoopTrainer[R],
+    desc: str,
+    progress: str,
+    show: bool,
+    *,
+    label: str | None = None,
+    eval_return: bool = True,
+) -> R | None:
     """Run `trainer` to its config's end (module docstring); `progress` names the logged
-    scalar the bar shows, `show` whether the bar is drawn. Returns the final report (the
-    trainer's `evaluate`'s; None if none was made)."""
+    scalar the bar shows (as `label`, default `progress`), `show` whether the bar is
+    drawn, `eval_return` whether each evaluation's mean return is logged beside its
+    success rate (history `eval_return`, TensorBoard eval/return). Returns the final
+    report (the trainer's `evaluate`'s; None if none was made)."""
     # lazy: TensorBoard's writer pulls in tensorboard (slow to import) for training only
     from torch.utils.tensorboard import SummaryWriter
 
@@ -102,14 +106,15 @@ def train_loop(trainer: LoopTrainer[R], desc: str, progress: str, show: bool) ->
             if last or (cfg.eval_every and trainer.iteration % cfg.eval_every == 0):
                 report = trainer.evaluate(seed_offset=trainer.iteration)
                 record["eval_success"] = report.success_rate
-                record["eval_return"] = report.mean_return
                 writer.add_scalar("eval/success", report.success_rate, trainer.iteration)
-                writer.add_scalar("eval/return", report.mean_return, trainer.iteration)
+                if eval_return:
+                    record["eval_return"] = report.mean_return
+                    writer.add_scalar("eval/return", report.mean_return, trainer.iteration)
             for k, v in logs.items():
                 writer.add_scalar(k, v, trainer.iteration)
             trainer.history.append(record)
             bar.update(1)
-            bar.set_postfix({progress: f"{logs[progress]:.2f}"})
+            bar.set_postfix({label or progress: f"{logs[progress]:.2f}"})
             if last or trainer.iteration % cfg.checkpoint_every == 0:
                 trainer.save_checkpoint()
                 write_json(trainer.run_dir / "history.json", trainer.history, indent=1)
@@ -123,22 +128,15 @@ def train_loop(trainer: LoopTrainer[R], desc: str, progress: str, show: bool) ->
     return report
 
 
-class OnPolicyState:
+class OnPolicyState(RunState):
     """Set-up and checkpoints of an on-policy trainer (module docstring). A subclass sets
     `ALGORITHM` and `CHECKPOINT_VERSION`, calls `open` and then sets `nets` and
     `optimizer`."""
 
-    ALGORITHM: str
-    CHECKPOINT_VERSION: int
-    cfg: TrainConfig
-    run_dir: Path
     source: TaskSource
     nets: nn.Module
     optimizer: torch.optim.Optimizer
-    rng: Any
     generator: torch.Generator
-    obs_dim: int
-    act_dim: int
     control_hz: float
 
     def open(self, cfg: TrainConfig, run_dir: str | Path, who: str) -> RunEnv:
@@ -153,61 +151,18 @@ class OnPolicyState:
         self.start_counters()
         return run
 
-    def start_counters(self) -> None:
-        """Iteration, env steps, updates and training time at 0, an empty history."""
-        self.iteration = 0
-        self.env_steps = 0
-        self.updates = 0
-        self.train_seconds = 0.0
-        self.history: list[dict[str, Any]] = []
+    def extra_state(self) -> dict[str, Any]:
+        """The optimizer."""
+        return {"optimizer": self.optimizer.state_dict()}
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit for bit."""
-        state = run_state(
-            self.cfg,
-            self.nets,
-            self.obs_dim,
-            self.act_dim,
-            iteration=self.iteration,
-            env_steps=self.env_steps,
-            updates=self.updates,
-        )
-        rng = rng_state(self.rng)
-        rng["minibatch"] = self.generator.get_state()
-        return {
-            **state,
-            "train_seconds": self.train_seconds,
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng,
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the train tasks must be the same ones."""
-        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
-            raise ValueError(
-                "checkpoint was trained on other train tasks (seed or task config changed)"
-            )
-        self.nets.load_state_dict(state["nets"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimizer."""
         self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng(self.rng, state["rng"])
-        self.generator.set_state(state["rng"]["minibatch"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.history = json.loads(state["history"])
 
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically."""
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.state_dict(),
-            algorithm=self.ALGORITHM,
-            version=self.CHECKPOINT_VERSION,
-        )
+    def extra_rng_state(self) -> dict[str, Any]:
+        """PPO's minibatch generator."""
+        return {"minibatch": self.generator.get_state()}
 
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore the run from `path` (default: the run dir's checkpoint)."""
-        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
+    def restore_extra_rng(self, rng: dict[str, Any]) -> None:
+        """Restore PPO's minibatch generator."""
+        self.generator.set_state(rng["minibatch"])

@@ -8,8 +8,9 @@ steps_extra_posterior` steps each (no posterior here: the three are one budget o
 steps), then `updates_per_iteration` gradient steps on `meta_batch` tasks x `batch_size`
 transitions (`MTBatch`), with PCGrad (training/common/pcgrad.py) on the per-task losses
 when the config says `pcgrad: true`. Periodic evaluation, TensorBoard under `tb/`, a
-progress bar, `history.json`, `eval.json` and `checkpoint.pt` (networks, optimizers, buffer,
-RNG states, the PCGrad generator, counters, history) as PEARL's trainer writes them.
+progress bar, `history.json`, `eval.json` (training/common/loop.py `train_loop`) and
+`checkpoint.pt` (networks, optimizers, buffer, RNG states, the PCGrad generator, counters,
+history: a `RunState`, training/common/run_state.py) as PEARL's trainer writes them.
 
 An algorithm subclasses `MultiTaskTrainer` and provides `build` (its networks, which
 need `set_obs_stats`, and optimizers with `state_dict` / `load_state_dict`), `actor` (the
@@ -19,45 +20,21 @@ collection policy of one task), `update` (one gradient step on an `MTBatch`) and
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 import torch
-import yaml
 from torch import Tensor
-from tqdm import tqdm
 
-from training.common.checkpoint import (
-    CHECKPOINT,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    run_state,
-    save_checkpoint,
-)
+from training.common.loop import Report, train_loop
 from training.common.pcgrad import PCGrad
 from training.common.replay import MultiTaskReplayBuffer
 from training.common.rollout import Episode, EpisodeActor
-from training.common.tasks import open_run, same_tasks
+from training.common.run_state import RunState
+from training.common.tasks import open_run
 from training.config import TrainConfig
-from zshot.jsonio import write_json
-
-
-class Report(Protocol):
-    """What the loop needs of an evaluation's report (training/evaluate.py `FewShotReport`)."""
-
-    @property
-    def success_rate(self) -> float:
-        """The headline figure, logged as eval/success."""
-        ...
-
-    def write_json(self, path: str | Path) -> None:
-        """Write the report."""
-        ...
-
 
 R = TypeVar("R", bound=Report)
 
@@ -82,7 +59,7 @@ def sample_batch(
     return MTBatch(t(obs), t(act), t(rew), t(nxt), t(done), t(np.asarray(tasks, np.int64)))
 
 
-class MultiTaskTrainer(Generic[R]):
+class MultiTaskTrainer(RunState, Generic[R]):
     """Owns the env, networks, optimizers, buffer and RNGs of one multi-task run."""
 
     ALGORITHM = ""
@@ -109,11 +86,7 @@ class MultiTaskTrainer(Generic[R]):
         self.build()
         self.pcgrad = PCGrad(seed=cfg.seed) if cfg.pcgrad else None
         self.buffer = MultiTaskReplayBuffer(n, cfg.buffer_capacity, self.obs_dim, self.act_dim)
-        self.iteration = 0
-        self.env_steps = 0
-        self.updates = 0
-        self.train_seconds = 0.0
-        self.history: list[dict[str, Any]] = []
+        self.start_counters()
 
     # ------------------------------------------------------------------ the algorithm's
     def build(self) -> None:
@@ -208,103 +181,32 @@ class MultiTaskTrainer(Generic[R]):
         return logs
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit."""
-        state = run_state(
-            self.cfg,
-            self.nets,
-            self.obs_dim,
-            self.act_dim,
-            iteration=self.iteration,
-            env_steps=self.env_steps,
-            updates=self.updates,
-        )
-        rng = rng_state(self.rng)
-        if self.pcgrad is not None:
-            rng["pcgrad"] = self.pcgrad.generator.get_state()
-        return {
-            **state,
-            "train_seconds": self.train_seconds,
-            "optimizers": self.optimizers.state_dict(),
-            "rl_buffer": self.buffer.state_dict(),
-            "rng": rng,
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
-        }
+    def extra_state(self) -> dict[str, Any]:
+        """The optimizers and the replay buffer."""
+        return {"optimizers": self.optimizers.state_dict(), "rl_buffer": self.buffer.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the train tasks must be the same ones."""
-        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
-            raise ValueError(
-                "checkpoint was trained on other train tasks (seed or task config changed)"
-            )
-        self.nets.load_state_dict(state["nets"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimizers and the replay buffer."""
         self.optimizers.load_state_dict(state["optimizers"])
         self.buffer.load_state_dict(state["rl_buffer"])
-        restore_rng(self.rng, state["rng"])
-        if self.pcgrad is not None and "pcgrad" in state["rng"]:
-            self.pcgrad.generator.set_state(state["rng"]["pcgrad"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.history = json.loads(state["history"])
 
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically."""
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.state_dict(),
-            algorithm=self.ALGORITHM,
-            version=self.CHECKPOINT_VERSION,
-        )
+    def extra_rng_state(self) -> dict[str, Any]:
+        """PCGrad's generator (when PCGrad is on)."""
+        return {} if self.pcgrad is None else {"pcgrad": self.pcgrad.generator.get_state()}
 
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore the run from `path` (default: the run dir's checkpoint)."""
-        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
+    def restore_extra_rng(self, rng: dict[str, Any]) -> None:
+        """Restore PCGrad's generator."""
+        if self.pcgrad is not None and "pcgrad" in rng:
+            self.pcgrad.generator.set_state(rng["pcgrad"])
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True) -> R | None:
         """Train until cfg.iterations (or `max_minutes`), with TensorBoard, a progress bar,
-        periodic evaluation on the train tasks and checkpoints."""
-        # lazy: TensorBoard's writer pulls in tensorboard (slow to import) for training only
-        from torch.utils.tensorboard import SummaryWriter
-
-        cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.iteration)
-        bar = tqdm(
-            total=cfg.iterations, initial=self.iteration, disable=not progress, desc=self.LABEL
+        periodic evaluation on the train tasks and checkpoints (training/common/loop.py
+        `train_loop`); `finish` after the final evaluation."""
+        report = train_loop(
+            self, self.LABEL, "train/success", progress, label="train_succ", eval_return=False
         )
-        report = None
-        budget = cfg.max_minutes * 60.0 if cfg.max_minutes is not None else None
-        start, before = time.perf_counter(), self.train_seconds
-        try:
-            while self.iteration < cfg.iterations:
-                logs = self.train_iteration()
-                self.train_seconds = before + time.perf_counter() - start
-                out_of_time = budget is not None and self.train_seconds >= budget
-                last = self.iteration == cfg.iterations or out_of_time
-                record: dict[str, Any] = {"iteration": self.iteration, **logs}
-                if last or (cfg.eval_every and self.iteration % cfg.eval_every == 0):
-                    report = self.evaluate(seed_offset=self.iteration)
-                    record["eval_success"] = report.success_rate
-                    writer.add_scalar("eval/success", report.success_rate, self.iteration)
-                for k, v in logs.items():
-                    writer.add_scalar(k, v, self.iteration)
-                self.history.append(record)
-                bar.update(1)
-                bar.set_postfix({"train_succ": f"{logs['train/success']:.2f}"})
-                if last or self.iteration % cfg.checkpoint_every == 0:
-                    self.save_checkpoint()
-                    write_json(self.run_dir / "history.json", self.history, indent=1)
-                if last:
-                    break
-        finally:
-            bar.close()
-            writer.close()
         if report is not None:
-            report.write_json(self.run_dir / "eval.json")
             self.finish(report)
         return report

@@ -19,7 +19,6 @@ counters, history), `history.json` and `adaptation.json`.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -31,16 +30,9 @@ from tqdm import tqdm
 
 from training.algos.maml.losses import MetaTask, TaskBatch, adapt, make_batch, meta_gradient
 from training.algos.maml.networks import MAMLNets, Params, forward_with, make_nets
-from training.common.checkpoint import (
-    CHECKPOINT,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    run_state,
-    save_checkpoint,
-)
 from training.common.rollout import Episode
-from training.common.tasks import open_run, same_tasks
+from training.common.run_state import RunState
+from training.common.tasks import open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport
 from zshot.jsonio import write_json
@@ -76,8 +68,11 @@ def episode_arrays(ep: Episode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ep.obs[:-1], ep.actions, ep.rewards
 
 
-class MAMLTrainer:
+class MAMLTrainer(RunState):
     """Owns the env, the meta-policy, its optimizer and the RNGs of one MAML run."""
+
+    ALGORITHM = ALGORITHM
+    CHECKPOINT_VERSION = CHECKPOINT_VERSION
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
@@ -87,11 +82,7 @@ class MAMLTrainer:
         self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
         self.nets: MAMLNets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.optimizer = torch.optim.Adam(self.nets.policy.parameters(), lr=cfg.maml.outer_lr)
-        self.iteration = 0
-        self.env_steps = 0
-        self.updates = 0
-        self.train_seconds = 0.0
-        self.history: list[dict[str, Any]] = []
+        self.start_counters()
 
     # ------------------------------------------------------------------ sampling
     def sample(self, task: Any, params: Params) -> list[Episode]:
@@ -220,53 +211,13 @@ class MAMLTrainer:
         }
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit."""
-        state = run_state(
-            self.cfg,
-            self.nets,
-            self.obs_dim,
-            self.act_dim,
-            iteration=self.iteration,
-            env_steps=self.env_steps,
-            updates=self.updates,
-        )
-        return {
-            **state,
-            "train_seconds": self.train_seconds,
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng_state(self.rng),
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
-        }
+    def extra_state(self) -> dict[str, Any]:
+        """The meta-optimizer."""
+        return {"optimizer": self.optimizer.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the train tasks must be the same ones."""
-        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
-            raise ValueError(
-                "checkpoint was trained on other train tasks (seed or task config changed)"
-            )
-        self.nets.load_state_dict(state["nets"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the meta-optimizer."""
         self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng(self.rng, state["rng"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.history = json.loads(state["history"])
-
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically."""
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.state_dict(),
-            algorithm=ALGORITHM,
-            version=CHECKPOINT_VERSION,
-        )
-
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore the run from `path` (default: the run dir's checkpoint)."""
-        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True) -> FewShotReport | None:

@@ -20,7 +20,6 @@ periodic few-shot evaluations in `history.json` and PNG learning curves at the e
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -42,20 +41,12 @@ from training.algos.pearl.collection import (
 from training.algos.pearl.losses import PearlOptimizers, pearl_update
 from training.algos.pearl.networks import PearlNets, make_nets
 from training.common.batches import MetaBatch, assemble_batch
-from training.common.checkpoint import (
-    CHECKPOINT,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    run_state,
-    save_checkpoint,
-)
 from training.common.parallel import WorkerPool
 from training.common.replay import MultiTaskReplayBuffer
+from training.common.run_state import RunState
 from training.common.tasks import (
     observation_index,
     open_run,
-    same_tasks,
 )
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
@@ -66,8 +57,11 @@ CHECKPOINT_VERSION = 1
 """Bump when the checkpoint's keys change in a way an older reader would misread."""
 
 
-class Trainer:
+class Trainer(RunState):
     """Owns the env, networks, optimizers, buffers and RNGs of one run."""
+
+    ALGORITHM = ALGORITHM
+    CHECKPOINT_VERSION = CHECKPOINT_VERSION
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
@@ -82,11 +76,7 @@ class Trainer:
         n = len(self.source.train_tasks)
         self.rl_buffer = MultiTaskReplayBuffer(n, cfg.buffer_capacity, self.obs_dim, self.act_dim)
         self.enc_buffer = MultiTaskReplayBuffer(n, cfg.buffer_capacity, self.obs_dim, self.act_dim)
-        self.iteration = 0
-        self.env_steps = 0
-        self.updates = 0
-        self.train_seconds = 0.0
-        self.history: list[dict[str, Any]] = []
+        self.start_counters()
         self._writer: Any = None
         self._pool: WorkerPool | None = None
 
@@ -201,57 +191,19 @@ class Trainer:
         )
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit: nets, optimizers, buffers, RNGs."""
-        state = run_state(
-            self.cfg,
-            self.nets,
-            self.obs_dim,
-            self.act_dim,
-            iteration=self.iteration,
-            env_steps=self.env_steps,
-            updates=self.updates,
-        )
+    def extra_state(self) -> dict[str, Any]:
+        """The optimizers and both replay buffers (RL and encoder)."""
         return {
-            **state,
-            "train_seconds": self.train_seconds,
             "optimizers": self.optimizers.state_dict(),
             "rl_buffer": self.rl_buffer.state_dict(),
             "enc_buffer": self.enc_buffer.state_dict(),
-            "rng": rng_state(self.rng),
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the train tasks must be the same ones."""
-        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
-            raise ValueError(
-                "checkpoint was trained on other train tasks (seed or task config changed)"
-            )
-        self.nets.load_state_dict(state["nets"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimizers and both replay buffers."""
         self.optimizers.load_state_dict(state["optimizers"])
         self.rl_buffer.load_state_dict(state["rl_buffer"])
         self.enc_buffer.load_state_dict(state["enc_buffer"])
-        restore_rng(self.rng, state["rng"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.history = json.loads(state["history"])
-
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically (temp file + fsync + rename)."""
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.state_dict(),
-            algorithm=ALGORITHM,
-            version=CHECKPOINT_VERSION,
-        )
-
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore the run from `path` (default: the run dir's checkpoint)."""
-        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True) -> FewShotReport | None:

@@ -28,7 +28,6 @@ buffer, RNG states, counters, history), TensorBoard logs under `tb/`, `history.j
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from dataclasses import dataclass, fields
@@ -42,18 +41,11 @@ from torch import Tensor
 from training.algos.varibad.losses import TrialBatch, vae_update
 from training.algos.varibad.networks import VariBADNets, belief_input, make_nets
 from training.common.agents import RecurrentAgent, torch_step
-from training.common.checkpoint import (
-    CHECKPOINT,
-    load_checkpoint,
-    restore_rng,
-    rng_state,
-    run_state,
-    save_checkpoint,
-)
 from training.common.loop import train_loop
 from training.common.onnx_export import RecurrentStepGraph
 from training.common.ppo import gae, gaussian_entropy, gaussian_log_prob, ppo_update
-from training.common.tasks import open_run, same_tasks
+from training.common.run_state import RunState
+from training.common.tasks import open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
 
@@ -180,8 +172,11 @@ def varibad_agent(nets: Any, cfg: TrainConfig) -> RecurrentAgent:
     return RecurrentAgent(torch_step(step_graph(nets)), nets.obs_dim, nets.act_dim, nets.hidden_dim)
 
 
-class VariBADTrainer:
+class VariBADTrainer(RunState):
     """Owns the env, networks, optimizers, VAE buffer and RNGs of one VariBAD run."""
+
+    ALGORITHM = ALGORITHM
+    CHECKPOINT_VERSION = CHECKPOINT_VERSION
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
@@ -200,11 +195,7 @@ class VariBADTrainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         """PPO's minibatch order and the VAE's draws (noise, subsampling)."""
         self.vae_buffer: deque[Trial] = deque(maxlen=cfg.varibad.vae_buffer)
-        self.iteration = 0
-        self.env_steps = 0
-        self.updates = 0
-        self.train_seconds = 0.0
-        self.history: list[dict[str, Any]] = []
+        self.start_counters()
 
     # ------------------------------------------------------------------ collection
     def _envs(self, n: int) -> list[Any]:
@@ -374,63 +365,30 @@ class VariBADTrainer:
         return report
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit."""
-        state = run_state(
-            self.cfg,
-            self.nets,
-            self.obs_dim,
-            self.act_dim,
-            iteration=self.iteration,
-            env_steps=self.env_steps,
-            updates=self.updates,
-        )
-        rng = rng_state(self.rng)
-        rng["generator"] = self.generator.get_state()
+    def extra_state(self) -> dict[str, Any]:
+        """The PPO and VAE optimizers and the VAE's trial buffer."""
         return {
-            **state,
-            "train_seconds": self.train_seconds,
             "optimizers": {
                 "ppo": self.ppo_optimizer.state_dict(),
                 "vae": self.vae_optimizer.state_dict(),
             },
             "vae_buffer": [t.to_state() for t in self.vae_buffer],
-            "rng": rng,
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`; the train tasks must be the same ones."""
-        if not same_tasks(json.loads(state["train_tasks"]), self.source.train_tasks):
-            raise ValueError(
-                "checkpoint was trained on other train tasks (seed or task config changed)"
-            )
-        self.nets.load_state_dict(state["nets"])
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the optimizers and the VAE buffer."""
         self.ppo_optimizer.load_state_dict(state["optimizers"]["ppo"])
         self.vae_optimizer.load_state_dict(state["optimizers"]["vae"])
         self.vae_buffer.clear()
         self.vae_buffer.extend(Trial.from_state(t) for t in state["vae_buffer"])
-        restore_rng(self.rng, state["rng"])
-        self.generator.set_state(state["rng"]["generator"])
-        self.iteration = int(state["iteration"])
-        self.env_steps = int(state["env_steps"])
-        self.updates = int(state["updates"])
-        self.train_seconds = float(state.get("train_seconds", 0.0))
-        self.history = json.loads(state["history"])
 
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically."""
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT,
-            self.state_dict(),
-            algorithm=ALGORITHM,
-            version=CHECKPOINT_VERSION,
-        )
+    def extra_rng_state(self) -> dict[str, Any]:
+        """The minibatch / VAE generator."""
+        return {"generator": self.generator.get_state()}
 
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Restore the run from `path` (default: the run dir's checkpoint)."""
-        self.load_state_dict(load_checkpoint(path or self.run_dir / CHECKPOINT))
+    def restore_extra_rng(self, rng: dict[str, Any]) -> None:
+        """Restore the minibatch / VAE generator."""
+        self.generator.set_state(rng["generator"])
 
     # ------------------------------------------------------------------ the loop
     def run(self, progress: bool = True) -> FewShotReport | None:
