@@ -25,13 +25,12 @@ from torch import Tensor, nn
 from runtime.artifact import Artifact, ArtifactSpec, Normalisation
 from training.common.networks import TanhGaussianPolicy
 from training.common.onnx_export import (
-    PARITY_ATOL,
     PolicyGraph,
     annotate,
+    check_action_parity,
     env_io,
     export_onnx,
     held_output,
-    ort_session,
     place_graph,
     provenance,
 )
@@ -92,14 +91,8 @@ def check_conditioned_parity(
     obs = norm.mean + norm.std * 3 * torch.randn(n, obs_dim, generator=g)
     noise = torch.randn(n, int(graph.policy_graph.low.shape[0]), generator=g)
     noise[: n // 2] = 0.0
-    with torch.no_grad():
-        want = graph(obs, descriptor, noise).numpy()
-    feed = {"obs": obs.numpy(), "descriptor": descriptor.numpy(), "noise": noise.numpy()}
-    (got,) = ort_session(policy_onnx).run(["action"], feed)
-    errs = {"action": float(np.abs(got - want).max())}
-    if not errs["action"] <= PARITY_ATOL:
-        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errs}")
-    return errs
+    feed = {"obs": obs, "descriptor": descriptor, "noise": noise}
+    return check_action_parity(policy_onnx, graph, feed)
 
 
 def export_conditioned_policy(

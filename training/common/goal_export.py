@@ -25,13 +25,12 @@ from torch import nn
 from runtime.artifact import ArtifactSpec, Normalisation
 from training.common.goals import GoalLayout, GoalPolicy
 from training.common.onnx_export import (
-    PARITY_ATOL,
     PolicyGraph,
     annotate,
+    check_action_parity,
     env_io,
     export_onnx,
     held_output,
-    ort_session,
     place_graph,
     provenance,
 )
@@ -56,14 +55,7 @@ def check_goal_parity(
     goal = gnorm.mean + gnorm.std * 3 * torch.randn(n, goal_dim, generator=g)
     noise = torch.randn(n, int(graph.low.shape[0]), generator=g)
     noise[: n // 2] = 0.0
-    with torch.no_grad():
-        want = graph(obs, goal, noise).numpy()
-    feed = {"obs": obs.numpy(), "descriptor": goal.numpy(), "noise": noise.numpy()}
-    (got,) = ort_session(policy_onnx).run(["action"], feed)
-    errs = {"action": float(np.abs(got - want).max())}
-    if not errs["action"] <= PARITY_ATOL:
-        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errs}")
-    return errs
+    return check_action_parity(policy_onnx, graph, {"obs": obs, "descriptor": goal, "noise": noise})
 
 
 def export_goal_conditioned(

@@ -198,6 +198,21 @@ def ort_session(model: bytes) -> Any:
     return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
+def check_action_parity(
+    graph_onnx: bytes, graph: nn.Module, inputs: dict[str, Tensor]
+) -> dict[str, float]:
+    """Max |onnxruntime - torch| of a one-output graph's `action` on `inputs` (named as the
+    ONNX inputs, in the torch graph's argument order); raises beyond PARITY_ATOL."""
+    with torch.no_grad():
+        want = graph(*inputs.values()).numpy()
+    feed = {k: v.numpy() for k, v in inputs.items()}
+    (got,) = ort_session(graph_onnx).run(["action"], feed)
+    errs = {"action": float(np.abs(got - want).max())}
+    if not errs["action"] <= PARITY_ATOL:
+        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errs}")
+    return errs
+
+
 def place_dir(tmp: Path, out: Path, force: bool) -> None:
     """Rename the finished artifact dir `tmp` to `out` (an existing `out` only with force)."""
     old = None

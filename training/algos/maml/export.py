@@ -17,19 +17,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from runtime.artifact import ArtifactSpec, Normalisation
 from training.algos.maml.networks import GaussianMLPPolicy, MAMLNets, Params
 from training.common.onnx_export import (
-    PARITY_ATOL,
     annotate,
+    check_action_parity,
     env_io,
     export_onnx,
     held_output,
-    ort_session,
     place_graph,
     provenance,
 )
@@ -69,13 +67,7 @@ def check_weights_parity(
     obs = norm.mean + norm.std * 3 * torch.randn(n, graph.policy.obs_dim, generator=g)
     noise = torch.randn(n, graph.policy.act_dim, generator=g)
     noise[: n // 2] = 0.0
-    with torch.no_grad():
-        want = graph(obs, noise).numpy()
-    (got,) = ort_session(policy_onnx).run(["action"], {"obs": obs.numpy(), "noise": noise.numpy()})
-    errs = {"action": float(np.abs(got - want).max())}
-    if not errs["action"] <= PARITY_ATOL:
-        raise RuntimeError(f"ONNX/torch parity beyond {PARITY_ATOL}: {errs}")
-    return errs
+    return check_action_parity(policy_onnx, graph, {"obs": obs, "noise": noise})
 
 
 def export_weights(
