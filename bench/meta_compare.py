@@ -1,0 +1,553 @@
+"""The meta-RL comparison (issue 21): RL², MAML, VariBAD, PEARL and the no-context baseline,
+each trained for one equal wall-clock budget on one core, then their adaptation curves on
+the held-out test tasks: the return after k = 0, 1, .., K adaptation episodes, mean over
+the test tasks, per method and seed.
+
+    python bench/meta_compare.py FAMILY [--methods rl2,maml,varibad,pearl,nocontext]
+        [--seeds 0,1] [--minutes 2.5] [--out runs/meta_compare/FAMILY] [--max-tasks 10]
+        [--k 3] [--ood TERRAIN_YAML] [--config METHOD=TRAIN_YAML ...] [--set KEY=VALUE ...]
+        [--png docs/img/meta_compare_FAMILY.png] [--table FILE.md]
+
+FAMILY is cheetah-vel, cheetah-dir or ant-dir (each method's config below, `FAMILIES`), or
+any other name with every method's train config given by `--config METHOD=PATH` (the
+held-out terrains: `cheetah-terrain`; insertion `hard`: an insertion config per method plus
+`--set profile=hard`). It resumes: a run dir OUT/METHOD-sSEED that holds `train.json` is
+not trained again, a curve OUT/METHOD-sSEED/curve-TEST.json not measured again, so the
+work can be split into jobs of a few runs each (`--methods`, `--seeds`), and the last call
+(all methods) writes the table and the PNG from what is there.
+
+Training: `python -m zshot train CONFIG --set seed=S --set max_minutes=M` in a subprocess,
+one thread (`torch_threads: 1`, OMP/MKL 1), `iterations` set out of reach so the wall
+clock stops every run (each trainer checks `max_minutes` after an iteration: a run ends
+with the first iteration past the budget), no periodic evaluation (the budget is all
+training) and a one-task final evaluation. `train.json` records the env steps, updates and
+iterations the run got, its wall clock and the CPU seconds of the process.
+
+What "after k episodes" means (the test task's episodes, each from its own reset seed,
+`task_rng(--seed, task index)`; actions are the policy's mean unless said otherwise):
+
+- rl2, varibad: episode k itself, the hidden state (VariBAD: the belief) carried from
+  episodes 0..k-1 as the runtime keeps it across RESET_EPISODE (`RecurrentAgent`);
+- pearl: an episode with z = the posterior mean of the k exploration episodes before it
+  (each explored with z ~ the posterior so far: posterior sampling, as `zshot eval`'s
+  episodic protocol; k = 0: the prior mean); the evaluation episodes stay out of the context;
+- maml: an episode of the policy after one inner policy-gradient step (the run's inner
+  loss and step size, `zshot adapt`'s `adapted_params`) on the first k of K episodes sampled
+  from the meta-policy (the gradient needs the policy's own samples; k = 0: the meta-policy);
+- nocontext: the same SAC policy (z = 0) in every episode: flat up to episode noise.
+
+The agents are the project's torch agents (`training.registry.agent_of`, what `zshot eval
+RUN` drives) and the run's own MAML networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS = ("rl2", "maml", "varibad", "pearl", "nocontext")
+
+MEANING = {
+    "rl2": "episode k, GRU state carried from episodes 0..k-1",
+    "maml": "mean-action episode after 1 inner PG step on k sampled episodes",
+    "varibad": "episode k, belief (GRU state) carried from episodes 0..k-1",
+    "pearl": "z = posterior mean of k exploration episodes (z ~ posterior)",
+    "nocontext": "the same policy (z = 0) every episode",
+}
+
+# method -> (train config, extra --set overrides)
+FAMILIES: dict[str, dict[str, tuple[str, list[str]]]] = {
+    fam: {
+        "rl2": (f"configs/train/rl2_{stem}.yaml", []),
+        "maml": (f"configs/train/maml_{stem}.yaml", []),
+        "varibad": (f"configs/train/varibad_{stem}.yaml", []),
+        "pearl": (f"configs/train/{stem}.yaml", []),
+        "nocontext": (f"configs/train/{stem}.yaml", ["use_latent=false"]),
+    }
+    for fam, stem in (
+        ("cheetah-vel", "cheetah_vel"),
+        ("cheetah-dir", "cheetah_dir"),
+        ("ant-dir", "ant_dir"),
+    )
+}
+
+# every run: the wall clock stops it, no periodic evaluation, a cheap final one
+COMMON_SETS = [
+    "iterations=1000000",
+    "eval_every=0",
+    "checkpoint_every=1000000",
+    "torch_threads=1",
+    "eval.max_tasks=1",
+    "eval.explore_episodes=1",
+    "eval.eval_episodes=1",
+]
+METHOD_SETS = {"maml": ["maml.eval_tasks=1", "maml.eval_steps=0"]}
+
+
+class CompareError(Exception):
+    """A problem reported in one line (exit 2)."""
+
+
+@dataclass
+class Curve:
+    """One run's adaptation curve on one test set: per test task, the return (and
+    success) after k = 0..K episodes."""
+
+    method: str
+    seed: int
+    test: str
+    labels: list[str]
+    returns: list[list[float]]  # (tasks, K + 1)
+    successes: list[list[bool]]
+    has_success: bool
+    train: dict[str, Any]  # train.json: env_steps, updates, iterations, wall_s, cpu_s
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Mean return over the test tasks after k = 0..K episodes."""
+        return np.asarray(self.returns, float).mean(0)
+
+    @property
+    def success_rate(self) -> np.ndarray:
+        """Success rate over the test tasks after k = 0..K episodes."""
+        return np.asarray(self.successes, float).mean(0)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return dict(self.__dict__)
+
+
+# ---------------------------------------------------------------- the curves
+def agent_curve(
+    source: Any, agent: Any, tasks: Sequence[Any], k_max: int, seed: int, max_steps: int | None
+) -> tuple[list[list[float]], list[list[bool]]]:
+    """(returns, successes), each (tasks, k_max + 1), of a `FewShotAgent`: with a context
+    encoder (PEARL) the posterior-mean episode after k posterior-sampling exploration
+    episodes; without one (recurrent agents, no context) episode k itself, the agent's
+    per-task state kept across episodes (`reset_episode`), reset per task (`reset_task`)."""
+    from training.common.agents import new_posterior
+    from training.common.rollout import task_rng
+    from training.common.tasks import env_control_hz
+    from training.evaluate import run_episode
+
+    rets: list[list[float]] = []
+    wins: list[list[bool]] = []
+    for i, task in enumerate(tasks):
+        env = source.make_env()
+        try:
+            env.set_task(task)
+            hz = env_control_hz(env)
+            rng = task_rng(seed, i)
+            agent.reset_task()
+            post = new_posterior(agent)
+            r: list[float] = []
+            w: list[bool] = []
+            for k in range(k_max + 1):
+                ep = run_episode(
+                    env,
+                    agent,
+                    post,
+                    rng,
+                    z_mode="mean",
+                    update_every_step=False,
+                    control_hz=hz,
+                    max_steps=max_steps,
+                )
+                r.append(ep.ret)
+                w.append(ep.success)
+                if agent.encoder is not None and k < k_max:
+                    ex = run_episode(
+                        env,
+                        agent,
+                        post,
+                        rng,
+                        z_mode="sample",
+                        update_every_step=False,
+                        control_hz=hz,
+                        max_steps=max_steps,
+                    )
+                    if len(ex.transitions):
+                        post.add(*agent.encoder.factors(ex.transitions))
+            rets.append(r)
+            wins.append(w)
+        finally:
+            env.close()
+    return rets, wins
+
+
+class ParamsAgent:
+    """A MAML policy with given parameters as a `FewShotAgent`: mean + std * noise (noise
+    0: the mean action); no context, no per-episode state."""
+
+    latent_dim = 1
+    encoder = None
+
+    def __init__(self, policy: Any, params: Any) -> None:
+        self.policy, self.params = policy, params
+
+    def reset_task(self) -> None:
+        """Nothing to forget."""
+
+    def reset_episode(self) -> None:
+        """Nothing to restart."""
+
+    def observe(self, row: np.ndarray) -> None:
+        """Nothing to read."""
+
+    def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
+        """Nothing to learn."""
+
+    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """The policy's action for `obs` (raw: the env clips it)."""
+        import torch
+
+        from training.algos.maml.networks import forward_with
+
+        with torch.no_grad():
+            mean, log_std = forward_with(self.policy, self.params, torch.as_tensor(obs)[None])
+            a = mean[0] + log_std.exp() * torch.as_tensor(noise)
+        return np.asarray(a.numpy(), np.float32)
+
+
+def maml_curve(
+    source: Any,
+    nets: Any,
+    cfg: Any,
+    tasks: Sequence[Any],
+    k_max: int,
+    seed: int,
+    max_steps: int | None,
+) -> tuple[list[list[float]], list[list[bool]]]:
+    """(returns, successes), each (tasks, k_max + 1), of a MAML run: per task, K = k_max
+    episodes sampled from the meta-policy; after k of them, one inner step from theta on
+    those k (`adapted_params`, the run's inner loss and `maml.inner_lr`) and one episode of
+    the adapted policy's mean action."""
+    from training.algos.maml.adapt import adapted_params
+    from training.common.agents import new_posterior
+    from training.common.rollout import task_rng
+    from training.common.tasks import env_control_hz
+    from training.evaluate import run_episode
+
+    theta = nets.policy.detached_params()
+    o, a = nets.obs_dim, nets.act_dim
+    rets: list[list[float]] = []
+    wins: list[list[bool]] = []
+    for i, task in enumerate(tasks):
+        env = source.make_env()
+        try:
+            env.set_task(task)
+            hz = env_control_hz(env)
+            rng = task_rng(seed, i)
+            sampled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+            r: list[float] = []
+            w: list[bool] = []
+            for k in range(k_max + 1):
+                params = (
+                    theta
+                    if k == 0
+                    else adapted_params(nets, cfg, theta, sampled, cfg.maml.inner_lr)
+                )
+                agent = ParamsAgent(nets.policy, params)
+                ep = run_episode(
+                    env,
+                    agent,
+                    new_posterior(agent),
+                    rng,
+                    z_mode="mean",
+                    update_every_step=False,
+                    control_hz=hz,
+                    max_steps=max_steps,
+                )
+                r.append(ep.ret)
+                w.append(ep.success)
+                if k < k_max:
+                    meta = ParamsAgent(nets.policy, theta)
+                    ex = run_episode(
+                        env,
+                        meta,
+                        new_posterior(meta),
+                        rng,
+                        z_mode="mean",
+                        update_every_step=False,
+                        control_hz=hz,
+                        max_steps=max_steps,
+                        stochastic_policy=True,
+                    )
+                    t = ex.transitions
+                    sampled.append((t[:, :o], t[:, o : o + a], t[:, o + a].astype(np.float64)))
+            rets.append(r)
+            wins.append(w)
+        finally:
+            env.close()
+    return rets, wins
+
+
+def test_source(cfg: Any, ood: str | None) -> Any:
+    """The task source of a run's config, or with `ood` (a terrain config) its test tasks
+    from that file; CompareError unless its train tasks are the run's own."""
+    from training.common.tasks import make_task_source
+
+    source = make_task_source(cfg)
+    if ood is None:
+        return source
+    if cfg.env != "terrain":
+        raise CompareError(f"--ood needs a terrain run, not env {cfg.env!r}")
+    other = make_task_source(cfg.model_copy(update={"terrain_config": ood}))
+    if [t.model_dump() for t in other.train_tasks] != [t.model_dump() for t in source.train_tasks]:
+        raise CompareError(
+            f"--ood {ood}: its train tasks differ from the run's ({cfg.terrain_config}); "
+            "an out-of-distribution test set must keep the train section"
+        )
+    return other
+
+
+def measure(run_dir: Path, method: str, seed: int, test: str, ood: str | None, args: Any) -> Curve:
+    """Load a trained run and measure its curve on the test set `test`."""
+    from training.common.tasks import select_test_tasks
+    from training.registry import agent_of, load_run
+
+    run = load_run(run_dir)
+    cfg = run.cfg
+    source = test_source(cfg, ood)
+    tasks = select_test_tasks(source, None, None, args.max_tasks)
+    if run.algorithm.name == "maml":
+        rets, wins = maml_curve(
+            source, run.nets, cfg, tasks, args.k, args.seed, cfg.max_episode_steps
+        )
+    else:
+        rets, wins = agent_curve(
+            source, agent_of(run), tasks, args.k, args.seed, cfg.max_episode_steps
+        )
+    train = json.loads((run_dir / "train.json").read_text())
+    labels = [source.task_label(t) for t in tasks]
+    return Curve(method, seed, test, labels, rets, wins, bool(source.has_success), train)
+
+
+# ---------------------------------------------------------------- training
+def train(run_dir: Path, config: str, sets: list[str], seed: int, minutes: float) -> None:
+    """One run in a subprocess on one thread; train.json with what it got."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an unfinished run (no train.json): start it again
+    cmd = [sys.executable, "-m", "zshot", "train", config, "--run-dir", str(run_dir)]
+    cmd.append("--no-progress")
+    for s in [*sets, f"seed={seed}", f"max_minutes={minutes}"]:
+        cmd += ["--set", s]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    log = run_dir.with_name(run_dir.name + ".log")
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        rc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env).returncode
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if rc != 0:
+        tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+        raise CompareError(f"training {run_dir.name} failed (exit {rc}): {tail[0]} (see {log})")
+    import torch
+
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    info = {
+        "config": config,
+        "sets": sets,
+        "seed": seed,
+        "max_minutes": minutes,
+        "iterations": int(state["iteration"]),
+        "env_steps": int(state["env_steps"]),
+        "updates": int(state["updates"]),
+        "train_seconds": float(state.get("train_seconds", 0.0)),
+        "wall_s": wall,
+        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "load_after": os.getloadavg()[0],
+    }
+    (run_dir / "train.json").write_text(json.dumps(info, indent=1))
+
+
+# ---------------------------------------------------------------- table and figure
+def table(curves: list[Curve], test: str) -> str:
+    """Markdown: per method, the mean return after k episodes (mean over seeds, each
+    seed's mean over test tasks in brackets), k = K minus k = 0, and what each run got."""
+    rows = [c for c in curves if c.test == test]
+    if not rows:
+        raise CompareError(f"no curves for test set {test!r}")
+    methods = [m for m in METHODS if any(c.method == m for c in rows)]
+    methods += sorted({c.method for c in rows} - set(methods))
+    k_max = len(rows[0].returns[0]) - 1
+    n_tasks = len(rows[0].returns)
+    head = "| method | " + " | ".join(f"k = {k}" for k in range(k_max + 1))
+    head += f" | k = {k_max} - k = 0 | env steps | iterations | CPU s | after k episodes |"
+    lines = [head, "|---|" + "---:|" * (k_max + 5) + "---|"]
+    for m in methods:
+        cs = sorted((c for c in rows if c.method == m), key=lambda c: c.seed)
+        means = np.stack([c.mean for c in cs])  # (seeds, K + 1)
+        cells = []
+        for k in range(k_max + 1):
+            per_seed = " / ".join(f"{x:.1f}" for x in means[:, k])
+            cells.append(f"{means[:, k].mean():.1f} ({per_seed})")
+        gain = means[:, -1] - means[:, 0]
+        cells.append(f"{gain.mean():+.1f}")
+        cells.append(" / ".join(f"{c.train['env_steps']:,}" for c in cs))
+        cells.append(" / ".join(str(c.train["iterations"]) for c in cs))
+        cells.append(" / ".join(f"{c.train['cpu_s']:.0f}" for c in cs))
+        cells.append(MEANING.get(m, ""))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        if cs[0].has_success:
+            rates = np.stack([c.success_rate for c in cs]).mean(0)
+            lines.append(
+                f"| {m} success | " + " | ".join(f"{x:.2f}" for x in rates) + " | | | | | |"
+            )
+    seeds = sorted({c.seed for c in rows})
+    lines.append("")
+    lines.append(
+        f"Mean return over {n_tasks} test tasks ({test}) after k adaptation episodes; mean "
+        f"over seeds {', '.join(map(str, seeds))} (each seed's in brackets, the seed also "
+        "draws the tasks); env steps / iterations / CPU seconds per seed."
+    )
+    return "\n".join(lines)
+
+
+def plot(curves: list[Curve], tests: list[str], path: Path, title: str) -> None:
+    """One panel per test set: mean return against k per method, the seeds' range as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tests), figsize=(5 * len(tests), 3.6), squeeze=False)
+    for ax, test in zip(axes[0], tests, strict=True):
+        rows = [c for c in curves if c.test == test]
+        for m in [m for m in METHODS if any(c.method == m for c in rows)]:
+            means = np.stack([c.mean for c in rows if c.method == m])
+            mid = means.mean(0)
+            ks = np.arange(len(mid))
+            err = np.stack([mid - means.min(0), means.max(0) - mid])
+            ax.errorbar(ks, mid, yerr=err, marker="o", capsize=3, label=m)
+            ax.set_xticks(ks)
+        ax.set_xlabel("adaptation episodes k")
+        ax.set_ylabel("mean return")
+        ax.set_title(f"{title}: {test}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- the command
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench/meta_compare.py", description=__doc__.split("\n\n")[0].replace("\n", " ")
+    )
+    p.add_argument("family", help=f"{', '.join(FAMILIES)} or another name with --config")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--minutes", type=float, default=2.5, help="wall-clock budget per run")
+    p.add_argument("--out", type=Path, help="default runs/meta_compare/FAMILY")
+    p.add_argument("--max-tasks", type=int, default=10, help="test tasks per run")
+    p.add_argument("--k", type=int, default=3, help="adaptation episodes (curve k = 0..K)")
+    p.add_argument("--seed", type=int, default=12345, help="the test episodes' reset seeds")
+    p.add_argument("--ood", help="also measure on this terrain config's test tasks ('ood')")
+    p.add_argument("--config", action="append", default=[], metavar="METHOD=PATH")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
+    p.add_argument("--png", type=Path)
+    p.add_argument("--table", type=Path, help="write the markdown tables here too")
+    p.add_argument("--train-only", action="store_true", help="train, measure nothing")
+    return p
+
+
+def _configs(args: Any) -> dict[str, tuple[str, list[str]]]:
+    configs = dict(FAMILIES.get(args.family, {}))
+    for item in args.config:
+        method, sep, path = item.partition("=")
+        if not sep or method not in METHODS:
+            raise CompareError(f"--config {item!r}: want METHOD=PATH, METHOD one of {METHODS}")
+        configs[method] = (path, ["use_latent=false"] if method == "nocontext" else [])
+    return configs
+
+
+def _ints(text: str, flag: str) -> list[int]:
+    try:
+        out = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise CompareError(f"{flag} {text!r}: want comma-separated integers") from None
+    if not out or any(s < 0 for s in out):
+        raise CompareError(f"{flag} {text!r}: want non-negative integers")
+    return out
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(list(argv))
+    try:
+        methods = [m for m in args.methods.split(",") if m]
+        bad = [m for m in methods if m not in METHODS]
+        if bad or not methods:
+            raise CompareError(f"--methods: unknown {bad}; known: {', '.join(METHODS)}")
+        seeds = _ints(args.seeds, "--seeds")
+        for flag, v in (("--minutes", args.minutes), ("--max-tasks", args.max_tasks)):
+            if not v > 0:
+                raise CompareError(f"{flag} must be positive, got {v}")
+        if args.k < 0:
+            raise CompareError(f"--k must be >= 0, got {args.k}")
+        if args.ood is not None and not Path(args.ood).is_file():
+            raise CompareError(f"--ood {args.ood}: no such file")
+        configs = _configs(args)
+        missing = [m for m in methods if m not in configs]
+        if missing:
+            raise CompareError(
+                f"family {args.family!r}: no config for {missing}; give --config METHOD=PATH"
+            )
+        out = args.out or Path("runs/meta_compare") / args.family
+        tests = ["test", *(["ood"] if args.ood else [])]
+        curves: list[Curve] = []
+        for m in methods:
+            config, sets = configs[m]
+            for s in seeds:
+                run_dir = out / f"{m}-s{s}"
+                if not (run_dir / "train.json").is_file():
+                    print(f"train {run_dir} ({config}, {args.minutes:g} min)", flush=True)
+                    train(
+                        run_dir,
+                        config,
+                        [*COMMON_SETS, *METHOD_SETS.get(m, []), *sets, *args.sets],
+                        s,
+                        args.minutes,
+                    )
+                if args.train_only:
+                    continue
+                for test in tests:
+                    path = run_dir / f"curve-{test}.json"
+                    if not path.is_file():
+                        t0 = time.perf_counter()
+                        c = measure(run_dir, m, s, test, args.ood if test == "ood" else None, args)
+                        path.write_text(json.dumps(c.to_json(), indent=1))
+                        print(f"measured {path} in {time.perf_counter() - t0:.0f} s", flush=True)
+                    curves.append(Curve(**json.loads(path.read_text())))
+    except CompareError as exc:
+        print(f"meta_compare: {exc}", file=sys.stderr)
+        return 2
+    if args.train_only:
+        return 0
+    text = "\n\n".join(f"### {args.family}: {t}\n\n{table(curves, t)}" for t in tests)
+    print(text)
+    if args.table:
+        args.table.write_text(text + "\n")
+    if args.png:
+        plot(curves, tests, args.png, args.family)
+        print(f"saved {args.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
