@@ -294,7 +294,7 @@ def maml_curve(
     return rets, wins
 
 
-def test_source(cfg: Any, ood: str | None) -> Any:
+def task_source_for(cfg: Any, ood: str | None) -> Any:
     """The task source of a run's config, or with `ood` (a terrain config) its test tasks
     from that file; CompareError unless its train tasks are the run's own."""
     from training.common.tasks import make_task_source
@@ -320,7 +320,7 @@ def measure(run_dir: Path, method: str, seed: int, test: str, ood: str | None, a
 
     run = load_run(run_dir)
     cfg = run.cfg
-    source = test_source(cfg, ood)
+    source = task_source_for(cfg, ood)
     tasks = select_test_tasks(source, None, None, args.max_tasks)
     if run.algorithm.name == "maml":
         rets, wins = maml_curve(

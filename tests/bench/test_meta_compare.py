@@ -1,0 +1,224 @@
+"""bench/meta_compare.py without training: the adaptation curves on a fake env with fake
+agents whose returns are known in closed form (a recurrent agent's state carried across
+episodes, a posterior agent's context from its exploration episodes only, MAML's inner
+step), the markdown table and the PNG from fake curves, the out-of-distribution test set's
+checks, and the command's one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from bench.meta_compare import (
+    CompareError,
+    Curve,
+    agent_curve,
+    main,
+    maml_curve,
+    plot,
+    table,
+    task_source_for,
+)
+from tests.training.conftest import ROOT, tiny_config
+from training.algos.maml.networks import make_nets
+from training.config import TrainConfig
+from zshot.config import load_config
+
+STEPS = 3  # per fake episode
+
+
+class FakeEnv:
+    """Reward = the action's first value, 3 steps, success when it is above 2.5."""
+
+    action_space = gym.spaces.Box(-10.0, 10.0, (1,), np.float32)
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    control_hz = 10.0
+
+    def __init__(self) -> None:
+        self.t = 0
+        self.episodes = 0
+
+    def set_task(self, task: Any) -> None:
+        self.task = task
+
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        self.t = 0
+        self.episodes += 1
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self.t += 1
+        a = float(np.asarray(action)[0])
+        return np.zeros(2, np.float32), a, False, self.t >= STEPS, {"is_success": a > 2.5}
+
+    def close(self) -> None:
+        pass
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.envs: list[FakeEnv] = []
+
+    def make_env(self) -> FakeEnv:
+        self.envs.append(FakeEnv())
+        return self.envs[-1]
+
+
+class Hooks:
+    latent_dim = 1
+    encoder: Any = None
+
+    def observe(self, row: np.ndarray) -> None:
+        pass
+
+    def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
+        pass
+
+
+class MemoryAgent(Hooks):
+    """Acts with the number of episodes of the task before this one (its 'hidden state')."""
+
+    def reset_task(self) -> None:
+        self.seen = -1
+
+    def reset_episode(self) -> None:
+        self.seen += 1
+
+    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        return np.array([self.seen], np.float32)
+
+
+class TenEncoder:
+    """Every transition says z = 10 with variance 1."""
+
+    prior_in_posterior = True
+
+    def factors(self, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(transitions)
+        return np.full((n, 1), 10.0), np.ones((n, 1))
+
+
+class PosteriorAgent(Hooks):
+    """Acts with z (its first value)."""
+
+    encoder = TenEncoder()
+
+    def reset_task(self) -> None:
+        pass
+
+    def reset_episode(self) -> None:
+        pass
+
+    def act(self, obs: np.ndarray, z: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        return np.array([z[0]], np.float32)
+
+
+def test_a_recurrent_agent_s_curve_is_its_episodes_with_the_state_kept_per_task() -> None:
+    source = FakeSource()
+    rets, wins = agent_curve(source, MemoryAgent(), ["a", "b"], 3, seed=0, max_steps=None)
+    # episode k acts with k (the episodes seen), and the second task starts again from 0
+    assert rets == [[0.0, 3.0, 6.0, 9.0]] * 2
+    assert wins == [[False, False, False, True]] * 2
+    assert [e.episodes for e in source.envs] == [4, 4]  # no extra episodes
+
+
+def test_a_posterior_agent_is_measured_with_the_mean_of_k_exploration_episodes_only() -> None:
+    source = FakeSource()
+    rets, _ = agent_curve(source, PosteriorAgent(), ["a"], 3, seed=0, max_steps=None)
+    # k exploration episodes of 3 transitions of N(10, 1) on the N(0, 1) prior: the mean is
+    # 30k / (1 + 3k); the evaluation episodes never enter the context
+    want = [STEPS * 30 * k / (1 + 3 * k) for k in range(4)]
+    assert rets[0] == pytest.approx(want, rel=1e-5)
+    assert source.envs[0].episodes == 4 + 3
+
+
+def _maml(inner_lr: float) -> tuple[Any, TrainConfig]:
+    cfg = tiny_config(algo="maml", maml={"hidden": [4], "inner_lr": inner_lr, "init_std": 1.0})
+    return make_nets(2, 1, cfg), cfg
+
+
+def test_maml_s_curve_adapts_from_theta_on_the_first_k_sampled_episodes() -> None:
+    import torch
+
+    torch.manual_seed(0)
+    nets, cfg = _maml(1e-9)
+    source = FakeSource()
+    still, _ = maml_curve(source, nets, cfg, ["a"], 3, seed=0, max_steps=None)
+    # a vanishing step: every k is the meta-policy's mean action again
+    assert still[0] == pytest.approx([still[0][0]] * 4, abs=1e-5)
+    assert source.envs[0].episodes == 4 + 3  # K sampled episodes + K + 1 measured ones
+    nets.policy.mean_net[-1].bias.data.fill_(0.0)
+    cfg = cfg.model_copy(update={"maml": cfg.maml.model_copy(update={"inner_lr": 0.5})})
+    moved, _ = maml_curve(FakeSource(), nets, cfg, ["a"], 3, seed=0, max_steps=None)
+    assert moved[0][1:] != pytest.approx(moved[0][:1] * 3, abs=1e-3)  # the step did act
+
+
+def _curve(method: str, seed: int, returns: list[list[float]], success: bool = False) -> Curve:
+    wins = [[r > 0 for r in row] for row in returns]
+    train = {"env_steps": 1000 * (seed + 1), "iterations": 3 + seed, "cpu_s": 150.0}
+    return Curve(method, seed, "test", ["t"] * len(returns), returns, wins, success, train)
+
+
+def test_the_table_means_tasks_then_seeds_and_states_what_each_run_got() -> None:
+    curves = [
+        _curve("pearl", 0, [[1.0, 2.0], [3.0, 4.0]]),  # task means 2, 3
+        _curve("pearl", 1, [[3.0, 6.0], [5.0, 6.0]]),  # 4, 6
+        _curve("rl2", 0, [[-1.0, 1.0], [-1.0, 1.0]], success=True),
+        _curve("rl2", 1, [[-1.0, -1.0], [1.0, 1.0]], success=True),
+    ]
+    text = table(curves, "test")
+    lines = text.splitlines()
+    rl2, success, pearl = lines[2], lines[3], lines[4]  # the methods in METHODS order
+    assert rl2.startswith("| rl2 | -0.5 (-1.0 / 0.0) | 0.5 (1.0 / 0.0) | +1.0 | 1,000 / 2,000 |")
+    assert success.startswith("| rl2 success | 0.25 | 0.75 |")
+    assert pearl.startswith("| pearl | 3.0 (2.0 / 4.0) | 4.5 (3.0 / 6.0) | +1.5 |")
+    assert "| 3 / 4 | 150 / 150 |" in pearl
+    assert "2 test tasks (test)" in text
+    with pytest.raises(CompareError, match="no curves"):
+        table(curves, "ood")
+
+
+def test_the_figure_has_a_panel_per_test_set(tmp_path: Path) -> None:
+    curves = [_curve("maml", s, [[1.0, 2.0, 3.0]]) for s in (0, 1)]
+    curves += [Curve(**{**c.to_json(), "test": "ood"}) for c in curves]
+    plot(curves, ["test", "ood"], tmp_path / "img" / "c.png", "fake")
+    from PIL import Image
+
+    with Image.open(tmp_path / "img" / "c.png") as im:
+        assert im.size == (1000, 360)
+
+
+def test_the_ood_test_set_keeps_the_run_s_train_tasks_and_lies_beyond_them() -> None:
+    cfg = load_config(TrainConfig, ROOT / "configs" / "train" / "cheetah_vel.yaml", ["seed=1"])
+    own = task_source_for(cfg, None)
+    ood = task_source_for(cfg, str(ROOT / "configs" / "terrain" / "cheetah_vel_ood.yaml"))
+    assert ood.train_tasks == own.train_tasks
+    assert len(ood.test_tasks) == 30
+    assert all(3.0 < t.target_velocity <= 4.0 for t in ood.test_tasks)
+    assert all(0.0 <= t.target_velocity <= 3.0 for t in own.test_tasks)
+    with pytest.raises(CompareError, match="train tasks differ"):
+        task_source_for(cfg, str(ROOT / "configs" / "terrain" / "cheetah_dir.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cheetah-vel", "--methods", "rl2,ppo"], "unknown ['ppo']"),
+        (["cheetah-vel", "--seeds", "0,x"], "--seeds '0,x'"),
+        (["cheetah-vel", "--minutes", "0"], "--minutes must be positive"),
+        (["cheetah-vel", "--ood", "nope.yaml"], "--ood nope.yaml: no such file"),
+        (["cheetah-terrain"], "no config for ['rl2', 'maml', 'varibad', 'pearl', 'nocontext']"),
+        (["cheetah-vel", "--config", "sac=x.yaml"], "want METHOD=PATH"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("meta_compare: ") and message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing trained
