@@ -113,6 +113,7 @@ class Curve:
     successes: list[list[bool]]
     has_success: bool
     train: dict[str, Any]  # train.json: env_steps, updates, iterations, wall_s, cpu_s
+    still: float | None = None  # *-vel: the return of zero torque on the same tasks
 
     @property
     def mean(self) -> np.ndarray:
@@ -313,6 +314,15 @@ def task_source_for(cfg: Any, ood: str | None) -> Any:
     return other
 
 
+def still_return(source: Any, tasks: Sequence[Any]) -> float | None:
+    """A `*-vel` family's return of standing still (zero torque: -|0 - v_target| per step,
+    no control cost) on `tasks`, as bench/terrain_curve.py reports it; None otherwise."""
+    if source.kind != "terrain" or not str(tasks[0].family).endswith("-vel"):
+        return None
+    steps = source.env_info["terrain_config"]["max_steps"]
+    return float(-steps * np.mean([abs(t.target_velocity) for t in tasks]))
+
+
 def measure(run_dir: Path, method: str, seed: int, test: str, ood: str | None, args: Any) -> Curve:
     """Load a trained run and measure its curve on the test set `test`."""
     from training.common.tasks import select_test_tasks
@@ -332,7 +342,8 @@ def measure(run_dir: Path, method: str, seed: int, test: str, ood: str | None, a
         )
     train = json.loads((run_dir / "train.json").read_text())
     labels = [source.task_label(t) for t in tasks]
-    return Curve(method, seed, test, labels, rets, wins, bool(source.has_success), train)
+    still = still_return(source, tasks)
+    return Curve(method, seed, test, labels, rets, wins, bool(source.has_success), train, still)
 
 
 # ---------------------------------------------------------------- training
@@ -409,6 +420,13 @@ def table(curves: list[Curve], test: str) -> str:
                 f"| {m} success | " + " | ".join(f"{x:.2f}" for x in rates) + " | | | | | |"
             )
     seeds = sorted({c.seed for c in rows})
+    still = {c.seed: c.still for c in rows if c.still is not None}
+    if still:
+        per_seed = " / ".join(f"{still[s]:.1f}" for s in sorted(still))
+        lines.append(
+            f"| standing still (zero torque) | {np.mean(list(still.values())):.1f} "
+            f"({per_seed}) |" + " |" * (k_max + 5)
+        )
     lines.append("")
     lines.append(
         f"Mean return over {n_tasks} test tasks ({test}) after k adaptation episodes; mean "
@@ -533,7 +551,18 @@ def main(argv: Sequence[str]) -> int:
                         c = measure(run_dir, m, s, test, args.ood if test == "ood" else None, args)
                         path.write_text(json.dumps(c.to_json(), indent=1))
                         print(f"measured {path} in {time.perf_counter() - t0:.0f} s", flush=True)
-                    curves.append(Curve(**json.loads(path.read_text())))
+                    data = json.loads(path.read_text())
+                    if "still" not in data:  # measured before the reference was added
+                        from training.common.tasks import select_test_tasks
+                        from training.registry import load_run
+
+                        cfg = load_run(run_dir).cfg
+                        source = task_source_for(cfg, args.ood if test == "ood" else None)
+                        data["still"] = still_return(
+                            source, select_test_tasks(source, None, None, args.max_tasks)
+                        )
+                        path.write_text(json.dumps(data, indent=1))
+                    curves.append(Curve(**data))
     except CompareError as exc:
         print(f"meta_compare: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from bench.meta_compare import (
     main,
     maml_curve,
     plot,
+    still_return,
     table,
     task_source_for,
 )
@@ -157,16 +158,22 @@ def test_maml_s_curve_adapts_from_theta_on_the_first_k_sampled_episodes() -> Non
     assert moved[0][1:] != pytest.approx(moved[0][:1] * 3, abs=1e-3)  # the step did act
 
 
-def _curve(method: str, seed: int, returns: list[list[float]], success: bool = False) -> Curve:
+def _curve(
+    method: str,
+    seed: int,
+    returns: list[list[float]],
+    success: bool = False,
+    still: float | None = None,
+) -> Curve:
     wins = [[r > 0 for r in row] for row in returns]
     train = {"env_steps": 1000 * (seed + 1), "iterations": 3 + seed, "cpu_s": 150.0}
-    return Curve(method, seed, "test", ["t"] * len(returns), returns, wins, success, train)
+    return Curve(method, seed, "test", ["t"] * len(returns), returns, wins, success, train, still)
 
 
 def test_the_table_means_tasks_then_seeds_and_states_what_each_run_got() -> None:
     curves = [
-        _curve("pearl", 0, [[1.0, 2.0], [3.0, 4.0]]),  # task means 2, 3
-        _curve("pearl", 1, [[3.0, 6.0], [5.0, 6.0]]),  # 4, 6
+        _curve("pearl", 0, [[1.0, 2.0], [3.0, 4.0]], still=-10.0),  # task means 2, 3
+        _curve("pearl", 1, [[3.0, 6.0], [5.0, 6.0]], still=-20.0),  # 4, 6
         _curve("rl2", 0, [[-1.0, 1.0], [-1.0, 1.0]], success=True),
         _curve("rl2", 1, [[-1.0, -1.0], [1.0, 1.0]], success=True),
     ]
@@ -177,6 +184,7 @@ def test_the_table_means_tasks_then_seeds_and_states_what_each_run_got() -> None
     assert success.startswith("| rl2 success | 0.25 | 0.75 |")
     assert pearl.startswith("| pearl | 3.0 (2.0 / 4.0) | 4.5 (3.0 / 6.0) | +1.5 |")
     assert "| 3 / 4 | 150 / 150 |" in pearl
+    assert lines[5].startswith("| standing still (zero torque) | -15.0 (-10.0 / -20.0) |")
     assert "2 test tasks (test)" in text
     with pytest.raises(CompareError, match="no curves"):
         table(curves, "ood")
@@ -200,6 +208,9 @@ def test_the_ood_test_set_keeps_the_run_s_train_tasks_and_lies_beyond_them() -> 
     assert len(ood.test_tasks) == 30
     assert all(3.0 < t.target_velocity <= 4.0 for t in ood.test_tasks)
     assert all(0.0 <= t.target_velocity <= 3.0 for t in own.test_tasks)
+    tasks = ood.test_tasks[:4]
+    want = -200 * np.mean([t.target_velocity for t in tasks])
+    assert still_return(ood, tasks) == pytest.approx(want)
     with pytest.raises(CompareError, match="train tasks differ"):
         task_source_for(cfg, str(ROOT / "configs" / "terrain" / "cheetah_dir.yaml"))
 
