@@ -453,6 +453,9 @@ def plot(curves: list[Curve], tests: list[str], path: Path, title: str) -> None:
             err = np.stack([mid - means.min(0), means.max(0) - mid])
             ax.errorbar(ks, mid, yerr=err, marker="o", capsize=3, label=m)
             ax.set_xticks(ks)
+        still = [c.still for c in rows if c.still is not None and c.method == rows[0].method]
+        if still:
+            ax.axhline(float(np.mean(still)), color="grey", ls="--", label="standing still")
         ax.set_xlabel("adaptation episodes k")
         ax.set_ylabel("mean return")
         ax.set_title(f"{title}: {test}")
