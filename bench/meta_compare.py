@@ -8,10 +8,10 @@ the test tasks, per method and seed.
         [--k 3] [--ood TERRAIN_YAML] [--config METHOD=TRAIN_YAML ...] [--set KEY=VALUE ...]
         [--png docs/img/meta_compare_FAMILY.png] [--table FILE.md]
 
-FAMILY is cheetah-vel, cheetah-dir or ant-dir (each method's config below, `FAMILIES`), or
-any other name with every method's train config given by `--config METHOD=PATH` (the
-held-out terrains: `cheetah-terrain`; insertion `hard`: an insertion config per method plus
-`--set profile=hard`). It resumes: a run dir OUT/METHOD-sSEED that holds `train.json` is
+FAMILY is cheetah-vel, cheetah-dir, ant-dir or cheetah-terrain (the held-out terrains;
+each method's config below, `FAMILIES`), or any other name with every method's train
+config given by `--config METHOD=PATH` (insertion `hard`: an insertion config per method
+plus `--set profile=hard`). It resumes: a run dir OUT/METHOD-sSEED that holds `train.json` is
 not trained again, a curve OUT/METHOD-sSEED/curve-TEST.json not measured again, so the
 work can be split into jobs of a few runs each (`--methods`, `--seeds`), and the last call
 (all methods) writes the table and the PNG from what is there.
@@ -82,6 +82,20 @@ FAMILIES: dict[str, dict[str, tuple[str, list[str]]]] = {
         ("ant-dir", "ant_dir"),
     )
 }
+
+# the held-out terrains (cheetah-terrain: 10 test terrains outside the 40 training ones):
+# RL², MAML and VariBAD with their cheetah-vel settings on that task family; PEARL and
+# domain randomisation (no context) with their own terrain config
+FAMILIES["cheetah-terrain"] = {
+    m: (config, [*sets, "terrain_config=configs/terrain/cheetah_terrain.yaml"])
+    for m, (config, sets) in FAMILIES["cheetah-vel"].items()
+    if m in ("rl2", "maml", "varibad")
+}
+FAMILIES["cheetah-terrain"]["pearl"] = ("configs/train/cheetah_terrain.yaml", [])
+FAMILIES["cheetah-terrain"]["nocontext"] = (
+    "configs/train/cheetah_terrain.yaml",
+    ["use_latent=false"],
+)
 
 # every run: the wall clock stops it, no periodic evaluation, a cheap final one
 COMMON_SETS = [

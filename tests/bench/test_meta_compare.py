@@ -222,7 +222,7 @@ def test_the_ood_test_set_keeps_the_run_s_train_tasks_and_lies_beyond_them() -> 
         (["cheetah-vel", "--seeds", "0,x"], "--seeds '0,x'"),
         (["cheetah-vel", "--minutes", "0"], "--minutes must be positive"),
         (["cheetah-vel", "--ood", "nope.yaml"], "--ood nope.yaml: no such file"),
-        (["cheetah-terrain"], "no config for ['rl2', 'maml', 'varibad', 'pearl', 'nocontext']"),
+        (["insertion"], "no config for ['rl2', 'maml', 'varibad', 'pearl', 'nocontext']"),
         (["cheetah-vel", "--config", "sac=x.yaml"], "want METHOD=PATH"),
     ],
 )
