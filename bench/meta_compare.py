@@ -345,7 +345,7 @@ def measure(run_dir: Path, method: str, seed: int, test: str, ood: str | None, a
     run = load_run(run_dir)
     cfg = run.cfg
     source = task_source_for(cfg, ood)
-    tasks = select_test_tasks(source, None, None, args.max_tasks)
+    tasks = select_test_tasks(source, None, args.tasks_per_label, args.max_tasks)
     if run.algorithm.name == "maml":
         rets, wins = maml_curve(
             source, run.nets, cfg, tasks, args.k, args.seed, cfg.max_episode_steps
@@ -491,6 +491,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=2.5, help="wall-clock budget per run")
     p.add_argument("--out", type=Path, help="default runs/meta_compare/FAMILY")
     p.add_argument("--max-tasks", type=int, default=10, help="test tasks per run")
+    p.add_argument(
+        "--tasks-per-label",
+        type=int,
+        help="at most this many test tasks per label first (insertion: per plug)",
+    )
     p.add_argument("--k", type=int, default=3, help="adaptation episodes (curve k = 0..K)")
     p.add_argument("--seed", type=int, default=12345, help="the test episodes' reset seeds")
     p.add_argument("--ood", help="also measure on this terrain config's test tasks ('ood')")
@@ -530,7 +535,11 @@ def main(argv: Sequence[str]) -> int:
         if bad or not methods:
             raise CompareError(f"--methods: unknown {bad}; known: {', '.join(METHODS)}")
         seeds = _ints(args.seeds, "--seeds")
-        for flag, v in (("--minutes", args.minutes), ("--max-tasks", args.max_tasks)):
+        for flag, v in (
+            ("--minutes", args.minutes),
+            ("--max-tasks", args.max_tasks),
+            ("--tasks-per-label", 1 if args.tasks_per_label is None else args.tasks_per_label),
+        ):
             if not v > 0:
                 raise CompareError(f"{flag} must be positive, got {v}")
         if args.k < 0:
@@ -576,7 +585,8 @@ def main(argv: Sequence[str]) -> int:
                         cfg = load_run(run_dir).cfg
                         source = task_source_for(cfg, args.ood if test == "ood" else None)
                         data["still"] = still_return(
-                            source, select_test_tasks(source, None, None, args.max_tasks)
+                            source,
+                            select_test_tasks(source, None, args.tasks_per_label, args.max_tasks),
                         )
                         path.write_text(json.dumps(data, indent=1))
                     curves.append(Curve(**data))
