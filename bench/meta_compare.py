@@ -145,17 +145,15 @@ class Curve:
 
 
 # ---------------------------------------------------------------- the curves
-def agent_curve(
-    source: Any, agent: Any, tasks: Sequence[Any], k_max: int, seed: int, max_steps: int | None
-) -> tuple[list[list[float]], list[list[bool]]]:
-    """(returns, successes), each (tasks, k_max + 1), of a `FewShotAgent`: with a context
-    encoder (PEARL) the posterior-mean episode after k posterior-sampling exploration
-    episodes; without one (recurrent agents, no context) episode k itself, the agent's
-    per-task state kept across episodes (`reset_episode`), reset per task (`reset_task`)."""
-    from training.common.agents import new_posterior
+Rows = tuple[list[list[float]], list[list[bool]]]
+"""(returns, successes), each (tasks, k_max + 1)."""
+
+
+def _over_tasks(source: Any, tasks: Sequence[Any], seed: int, one_task: Any) -> Rows:
+    """`one_task(env, rng, hz) -> (returns, successes)` on each task, its env set to it,
+    its random stream `task_rng(seed, task index)`."""
     from training.common.rollout import task_rng
     from training.common.tasks import env_control_hz
-    from training.evaluate import run_episode
 
     rets: list[list[float]] = []
     wins: list[list[bool]] = []
@@ -163,43 +161,65 @@ def agent_curve(
         env = source.make_env()
         try:
             env.set_task(task)
-            hz = env_control_hz(env)
-            rng = task_rng(seed, i)
-            agent.reset_task()
-            post = new_posterior(agent)
-            r: list[float] = []
-            w: list[bool] = []
-            for k in range(k_max + 1):
-                ep = run_episode(
-                    env,
-                    agent,
-                    post,
-                    rng,
-                    z_mode="mean",
-                    update_every_step=False,
-                    control_hz=hz,
-                    max_steps=max_steps,
-                )
-                r.append(ep.ret)
-                w.append(ep.success)
-                if agent.encoder is not None and k < k_max:
-                    ex = run_episode(
-                        env,
-                        agent,
-                        post,
-                        rng,
-                        z_mode="sample",
-                        update_every_step=False,
-                        control_hz=hz,
-                        max_steps=max_steps,
-                    )
-                    if len(ex.transitions):
-                        post.add(*agent.encoder.factors(ex.transitions))
-            rets.append(r)
-            wins.append(w)
+            r, w = one_task(env, task_rng(seed, i), env_control_hz(env))
         finally:
             env.close()
+        rets.append(r)
+        wins.append(w)
     return rets, wins
+
+
+def _episode(
+    env: Any,
+    agent: Any,
+    post: Any,
+    rng: np.random.Generator,
+    hz: float,
+    max_steps: int | None,
+    z_mode: str = "mean",
+    stochastic: bool = False,
+) -> Any:
+    """One episode through `training.evaluate.run_episode` (the context left to the caller)."""
+    from training.evaluate import run_episode
+
+    return run_episode(
+        env,
+        agent,
+        post,
+        rng,
+        z_mode=z_mode,
+        update_every_step=False,
+        control_hz=hz,
+        max_steps=max_steps,
+        stochastic_policy=stochastic,
+    )
+
+
+def agent_curve(
+    source: Any, agent: Any, tasks: Sequence[Any], k_max: int, seed: int, max_steps: int | None
+) -> Rows:
+    """The curve of a `FewShotAgent`: with a context encoder (PEARL) the posterior-mean
+    episode after k posterior-sampling exploration episodes; without one (recurrent agents,
+    no context) episode k itself, the agent's per-task state kept across episodes
+    (`reset_episode`), reset per task (`reset_task`)."""
+    from training.common.agents import new_posterior
+
+    def one_task(env: Any, rng: np.random.Generator, hz: float) -> tuple[list[float], list[bool]]:
+        agent.reset_task()
+        post = new_posterior(agent)
+        r: list[float] = []
+        w: list[bool] = []
+        for k in range(k_max + 1):
+            ep = _episode(env, agent, post, rng, hz, max_steps)
+            r.append(ep.ret)
+            w.append(ep.success)
+            if agent.encoder is not None and k < k_max:
+                ex = _episode(env, agent, post, rng, hz, max_steps, z_mode="sample")
+                if len(ex.transitions):
+                    post.add(*agent.encoder.factors(ex.transitions))
+        return r, w
+
+    return _over_tasks(source, tasks, seed, one_task)
 
 
 class ParamsAgent:
@@ -244,69 +264,36 @@ def maml_curve(
     k_max: int,
     seed: int,
     max_steps: int | None,
-) -> tuple[list[list[float]], list[list[bool]]]:
-    """(returns, successes), each (tasks, k_max + 1), of a MAML run: per task, K = k_max
-    episodes sampled from the meta-policy; after k of them, one inner step from theta on
-    those k (`adapted_params`, the run's inner loss and `maml.inner_lr`) and one episode of
-    the adapted policy's mean action."""
+) -> Rows:
+    """The curve of a MAML run: per task, K = k_max episodes sampled from the meta-policy;
+    after k of them, one inner step from theta on those k (`adapted_params`, the run's
+    inner loss and `maml.inner_lr`) and one episode of the adapted policy's mean action."""
     from training.algos.maml.adapt import adapted_params
-    from training.common.agents import new_posterior
-    from training.common.rollout import task_rng
-    from training.common.tasks import env_control_hz
-    from training.evaluate import run_episode
+    from training.common.agents import Posterior
 
     theta = nets.policy.detached_params()
     o, a = nets.obs_dim, nets.act_dim
-    rets: list[list[float]] = []
-    wins: list[list[bool]] = []
-    for i, task in enumerate(tasks):
-        env = source.make_env()
-        try:
-            env.set_task(task)
-            hz = env_control_hz(env)
-            rng = task_rng(seed, i)
-            sampled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-            r: list[float] = []
-            w: list[bool] = []
-            for k in range(k_max + 1):
-                params = (
-                    theta
-                    if k == 0
-                    else adapted_params(nets, cfg, theta, sampled, cfg.maml.inner_lr)
-                )
-                agent = ParamsAgent(nets.policy, params)
-                ep = run_episode(
-                    env,
-                    agent,
-                    new_posterior(agent),
-                    rng,
-                    z_mode="mean",
-                    update_every_step=False,
-                    control_hz=hz,
-                    max_steps=max_steps,
-                )
-                r.append(ep.ret)
-                w.append(ep.success)
-                if k < k_max:
-                    meta = ParamsAgent(nets.policy, theta)
-                    ex = run_episode(
-                        env,
-                        meta,
-                        new_posterior(meta),
-                        rng,
-                        z_mode="mean",
-                        update_every_step=False,
-                        control_hz=hz,
-                        max_steps=max_steps,
-                        stochastic_policy=True,
-                    )
-                    t = ex.transitions
-                    sampled.append((t[:, :o], t[:, o : o + a], t[:, o + a].astype(np.float64)))
-            rets.append(r)
-            wins.append(w)
-        finally:
-            env.close()
-    return rets, wins
+    meta = ParamsAgent(nets.policy, theta)
+
+    def one_task(env: Any, rng: np.random.Generator, hz: float) -> tuple[list[float], list[bool]]:
+        sampled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        r: list[float] = []
+        w: list[bool] = []
+        for k in range(k_max + 1):
+            params = (
+                theta if k == 0 else adapted_params(nets, cfg, theta, sampled, cfg.maml.inner_lr)
+            )
+            ep = _episode(env, ParamsAgent(nets.policy, params), Posterior(1), rng, hz, max_steps)
+            r.append(ep.ret)
+            w.append(ep.success)
+            if k < k_max:
+                t = _episode(
+                    env, meta, Posterior(1), rng, hz, max_steps, stochastic=True
+                ).transitions
+                sampled.append((t[:, :o], t[:, o : o + a], t[:, o + a].astype(np.float64)))
+        return r, w
+
+    return _over_tasks(source, tasks, seed, one_task)
 
 
 def task_source_for(cfg: Any, ood: str | None) -> Any:
