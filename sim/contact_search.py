@@ -91,8 +91,18 @@ class ContactSpiralPolicy(MemorySpiralPolicy):
         self.tz = 0.0
         self.stall_sign = 1.0
         super().reset_episode()
+        if self.passes == 0:  # the spiral starts from its centre: a new cycle of yaw offsets
+            self._new_cycle()
+
+    def _new_cycle(self) -> None:
+        self.pass_yaws = {}
+        self.tried = set()
+
+    def _reentry_fails(self) -> None:
+        """As the memory spiral; a search restarted from its centre starts a new yaw cycle."""
+        super()._reentry_fails()
         if self.passes == 0:
-            self.pass_yaws = {}
+            self._new_cycle()
 
     # ------------------------------------------------------------------ hooks
 
