@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench.` without PYTHONPATH
+
+from bench.search_variants import protocol
 from training.behaviours import MemorySpiralAgent
-from training.common.tasks import make_task_source, select_test_tasks
-from training.config import EvalConfig, TrainConfig
+from training.common.tasks import select_test_tasks
 from training.evaluate import few_shot_eval
-from zshot.config import load_config
 
 
 class TimingAgent(MemorySpiralAgent):
@@ -93,16 +96,7 @@ class TimingAgent(MemorySpiralAgent):
 
 def run_time(args: argparse.Namespace) -> None:
     """The `time` figures."""
-    cfg = load_config(TrainConfig, args.config, ["profile=hard", f"seed={args.seed}"])
-    ev = EvalConfig.model_validate(
-        {
-            **cfg.eval.model_dump(),
-            "explore_episodes": args.k,
-            "eval_episodes": args.n,
-            "tasks_per_label": args.tasks_per_plug,
-        }
-    )
-    source = make_task_source(cfg)
+    cfg, ev, source = protocol(args, "hard")
     env = source.make_env()
     agent = TimingAgent(env.config, args.yaw_tol)
     env.close()

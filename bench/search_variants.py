@@ -51,6 +51,21 @@ def parse_params(pairs: list[str], contact: bool = False) -> dict[str, Any]:
     return out
 
 
+def protocol(args: argparse.Namespace, profile: str) -> tuple[TrainConfig, EvalConfig, Any]:
+    """The train config (profile, `args.seed`), the few-shot protocol (`args.k`, `args.n`,
+    `args.tasks_per_plug`) and the task source of `args.config`."""
+    cfg = load_config(TrainConfig, args.config, [f"profile={profile}", f"seed={args.seed}"])
+    ev = EvalConfig.model_validate(
+        {
+            **cfg.eval.model_dump(),
+            "explore_episodes": args.k,
+            "eval_episodes": args.n,
+            "tasks_per_label": args.tasks_per_plug,
+        }
+    )
+    return cfg, ev, make_task_source(cfg)
+
+
 class RecordingAgent(MemorySpiralAgent):
     """The memory spiral that records each episode's outcome per task."""
 
@@ -100,16 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         params = parse_params(args.params, args.contact)
     except ValueError as e:
         p.error(str(e))
-    cfg = load_config(TrainConfig, args.config, [f"profile={args.profile}", f"seed={args.seed}"])
-    ev = EvalConfig.model_validate(
-        {
-            **cfg.eval.model_dump(),
-            "explore_episodes": args.k,
-            "eval_episodes": args.n,
-            "tasks_per_label": args.tasks_per_plug,
-        }
-    )
-    source = make_task_source(cfg)
+    cfg, ev, source = protocol(args, args.profile)
     env = source.make_env()
     agent = RecordingAgent(env.config, params, args.contact)
     env.close()

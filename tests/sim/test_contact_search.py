@@ -176,3 +176,21 @@ def test_it_reads_no_privileged_field() -> None:
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     privileged = {"task", "_socket_pose", "_errors", "dx", "dy", "dyaw", "InsertionEnv", "info"}
     assert not (names | imported) & privileged
+
+
+def test_search_variants_bench_takes_the_contact_fields_only_with_contact() -> None:
+    """bench/search_variants.py --contact: ContactSpiralParams fields are accepted there and
+    refused, by name, for the memory spiral."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "search_variants.py"
+    spec = importlib.util.spec_from_file_location("search_variants", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    got = mod.parse_params(["yaw_admittance=5", "yaw_bounds=false", "pitch=0.25"], True)
+    assert got == {"yaw_admittance": 5.0, "yaw_bounds": False, "pitch": 0.25}
+    ContactSpiralParams(**got)
+    with pytest.raises(ValueError, match="'yaw_admittance=5'.*MemorySpiralParams"):
+        mod.parse_params(["yaw_admittance=5"])
