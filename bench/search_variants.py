@@ -28,17 +28,20 @@ from training.evaluate import few_shot_eval
 from zshot.config import load_config
 
 
-def parse_params(pairs: list[str]) -> dict[str, Any]:
-    """PARAM=VALUE pairs -> MemorySpiralParams keyword arguments (ValueError names a bad one)."""
+def parse_params(pairs: list[str], contact: bool = False) -> dict[str, Any]:
+    """PARAM=VALUE pairs -> MemorySpiralParams (`contact`: ContactSpiralParams) keyword
+    arguments (ValueError names a bad one)."""
+    from sim.contact_search import ContactSpiralParams
     from sim.spiral import MemorySpiralParams
 
-    fields = {f.name: f for f in dataclasses.fields(MemorySpiralParams)}
+    cls = ContactSpiralParams if contact else MemorySpiralParams
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or name not in fields:
-            raise ValueError(f"{pair!r}: expected FIELD=VALUE with a MemorySpiralParams field")
-        default = getattr(MemorySpiralParams(), name)
+            raise ValueError(f"{pair!r}: expected FIELD=VALUE with a {cls.__name__} field")
+        default = getattr(cls(), name)
         if isinstance(default, tuple):
             out[name] = tuple(float(v) for v in value.split(",") if v)
         elif isinstance(default, bool):
@@ -48,14 +51,33 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def protocol(args: argparse.Namespace, profile: str) -> tuple[TrainConfig, EvalConfig, Any]:
+    """The train config (profile, `args.seed`), the few-shot protocol (`args.k`, `args.n`,
+    `args.tasks_per_plug`) and the task source of `args.config`."""
+    cfg = load_config(TrainConfig, args.config, [f"profile={profile}", f"seed={args.seed}"])
+    ev = EvalConfig.model_validate(
+        {
+            **cfg.eval.model_dump(),
+            "explore_episodes": args.k,
+            "eval_episodes": args.n,
+            "tasks_per_label": args.tasks_per_plug,
+        }
+    )
+    return cfg, ev, make_task_source(cfg)
+
+
 class RecordingAgent(MemorySpiralAgent):
     """The memory spiral that records each episode's outcome per task."""
 
-    def __init__(self, sim_config: Any, params: dict[str, Any]) -> None:
+    def __init__(self, sim_config: Any, params: dict[str, Any], contact: bool = False) -> None:
+        from sim.contact_search import ContactSpiralParams, ContactSpiralPolicy
         from sim.spiral import MemorySpiralParams, MemorySpiralPolicy
 
         super().__init__(sim_config)
-        self.policy = MemorySpiralPolicy(sim_config, MemorySpiralParams(**params))
+        if contact:
+            self.policy = ContactSpiralPolicy(sim_config, ContactSpiralParams(**params))
+        else:
+            self.policy = MemorySpiralPolicy(sim_config, MemorySpiralParams(**params))
         self.outcomes: list[list[str]] = []
 
     def reset_task(self) -> None:
@@ -82,37 +104,44 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=10)
     p.add_argument("--tasks-per-plug", type=int, default=10)
     p.add_argument("--misses", action="store_true")
+    p.add_argument(
+        "--contact",
+        action="store_true",
+        help="the contact-torque search (sim.contact_search, ContactSpiralParams fields)",
+    )
+    p.add_argument("--plugs", nargs="+", help="only these plugs' test tasks")
     args = p.parse_args(argv)
     try:
-        params = parse_params(args.params)
+        params = parse_params(args.params, args.contact)
     except ValueError as e:
         p.error(str(e))
-    cfg = load_config(TrainConfig, args.config, [f"profile={args.profile}", f"seed={args.seed}"])
-    ev = EvalConfig.model_validate(
-        {
-            **cfg.eval.model_dump(),
-            "explore_episodes": args.k,
-            "eval_episodes": args.n,
-            "tasks_per_label": args.tasks_per_plug,
-        }
-    )
-    source = make_task_source(cfg)
+    cfg, ev, source = protocol(args, args.profile)
     env = source.make_env()
-    agent = RecordingAgent(env.config, params)
+    agent = RecordingAgent(env.config, params, args.contact)
     env.close()
     t0 = time.perf_counter()
-    report = few_shot_eval(source, agent, ev, 12345, max_steps=cfg.max_episode_steps)
+    try:
+        report = few_shot_eval(
+            source, agent, ev, 12345, labels=args.plugs, max_steps=cfg.max_episode_steps
+        )
+    except ValueError as e:  # an unknown plug
+        p.error(str(e))
     wins = sum(r.successes for r in report.tasks)
     total = sum(r.episodes for r in report.tasks)
     viol = sum(r.safety_violations for r in report.tasks)
     t = sum((r.mean_time_to_insert or 0.0) * r.successes for r in report.tasks) / max(wins, 1)
     print(
-        f"{args.profile} {params or 'defaults'}: {wins}/{total}, {t:.2f} s to insert, "
+        f"{args.profile} {'contact' if args.contact else 'memory'} {params or 'defaults'}: {wins}/{total}, {t:.2f} s to insert, "
         f"{viol} force-limit endings ({time.perf_counter() - t0:.0f} s)"
     )
-    print("  " + " ".join(f"{r.label} {r.successes}" for r in report.tasks))
+    print(
+        "  "
+        + " ".join(
+            f"{r.label} {r.successes} ({r.mean_time_to_insert or 0.0:.2f} s)" for r in report.tasks
+        )
+    )
     if args.misses:
-        tasks = select_test_tasks(source, None, args.tasks_per_plug)
+        tasks = select_test_tasks(source, args.plugs, args.tasks_per_plug)
         for task, row in zip(tasks, agent.outcomes, strict=True):
             if any(o.startswith("F") for o in row[args.k :]):
                 print(

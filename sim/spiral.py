@@ -452,10 +452,19 @@ class MemorySpiralPolicy:
             if amp > prm.wiggle_max:  # not the cavities after all: give up, go on searching
                 self._abandon()
                 return self._step(o, pos, yaw)
-            self.insert_yaw = self.stall_yaw + (amp if self.wiggles % 2 else -amp)
+            self.insert_yaw = self.stall_yaw + self._wiggle_side() * amp
             self.z_hist = []
+        self._pressing(o)
         xy = pos[:2] + prm.float_gain * f_xy
         return np.array([xy[0], xy[1], pos[2] - prm.insert_force / self._k]), self.insert_yaw
+
+    def _wiggle_side(self) -> float:
+        """+1 or -1: the side of the stall yaw that this wiggle steps to (alternating, the
+        first to +)."""
+        return 1.0 if self.wiggles % 2 else -1.0
+
+    def _pressing(self, o: np.ndarray) -> None:
+        """Called at every press-in step with the observation (a hook; nothing here)."""
 
     def _abandon(self) -> None:
         """A press-in that stalled through every wiggle: lift and carry on with the next peck

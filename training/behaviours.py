@@ -234,3 +234,13 @@ class MemorySpiralAgent(SpiralAgent):
     def end_episode(self, success: bool, final_obs: np.ndarray) -> None:
         """Tell the script how the episode ended (a success is remembered)."""
         self.policy.end_episode(success, final_obs)  # type: ignore[attr-defined]
+
+
+class ContactSpiralAgent(MemorySpiralAgent):
+    """The memory spiral whose yaw search reads the contact torque
+    (sim.contact_search.ContactSpiralPolicy) in the same protocol; the same memory API."""
+
+    def __init__(self, sim_config: Any, **params: Any) -> None:
+        from sim.contact_search import ContactSpiralParams, ContactSpiralPolicy  # lazy: as above
+
+        self.policy = ContactSpiralPolicy(sim_config, ContactSpiralParams(**params))  # type: ignore[assignment]

@@ -15,7 +15,7 @@ import torch
 
 from training.algos.offline_pearl.finetune import finetune_task
 from training.algos.pearl.agent import TorchAgent
-from training.behaviours import MemorySpiralAgent, SpiralAgent
+from training.behaviours import ContactSpiralAgent, MemorySpiralAgent, SpiralAgent
 from training.common.agents import (
     FewShotAgent,
     OnnxAgent,
@@ -56,7 +56,7 @@ from zshot.config import (
 )
 from zshot.jsonio import write_json
 
-SCRIPTED_TARGETS = ("spiral", "spiral-memory", "spiral-memory-off")
+SCRIPTED_TARGETS = ("spiral", "spiral-memory", "spiral-memory-off", "spiral-contact")
 """`zshot eval` targets that are scripted baselines (with --config), not a run or artifact."""
 
 
@@ -213,7 +213,8 @@ def eval_main(argv: Sequence[str]) -> int:
         "target",
         metavar="RUN_OR_ARTIFACT",
         help="run dir, artifact dir, or 'spiral' / 'spiral-memory' (the scripted baselines; "
-        "'spiral-memory-off': the memory spiral's search without its memory)",
+        "'spiral-memory-off': the memory spiral's search without its memory; "
+        "'spiral-contact': the memory spiral with its yaw search led by the contact torque)",
     )
     add_label_arguments(
         p,
@@ -233,7 +234,8 @@ def eval_main(argv: Sequence[str]) -> int:
     )
     p.add_argument(
         "--config",
-        help="with RUN_OR_ARTIFACT = spiral, spiral-memory or spiral-memory-off (the baselines): the "
+        help="with RUN_OR_ARTIFACT = spiral, spiral-memory, spiral-memory-off or spiral-contact "
+        "(the scripted baselines): the "
         "train config whose test tasks to use",
     )
     add_set_argument(
@@ -436,6 +438,9 @@ def _eval_target(
         elif str(target) == "spiral-memory":
             agent = MemorySpiralAgent(env.config)
             backend = "spiral-search with memory (scripted)"
+        elif str(target) == "spiral-contact":
+            agent = ContactSpiralAgent(env.config)
+            backend = "spiral-search with memory, contact-led yaw (scripted)"
         else:
             agent = MemorySpiralAgent(env.config, memory=False)
             backend = "spiral-search with memory off (scripted)"
@@ -460,7 +465,8 @@ def _eval_target(
         return agent_of(run), run.cfg, "torch"
     raise _TargetError(
         f"zshot eval: {target} is neither a run dir (checkpoint.pt) nor an artifact "
-        "(manifest.json), nor a baseline (spiral, spiral-memory, spiral-memory-off)"
+        "(manifest.json), nor a baseline (spiral, spiral-memory, spiral-memory-off, "
+        "spiral-contact)"
     )
 
 

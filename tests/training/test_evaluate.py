@@ -267,6 +267,13 @@ def test_eval_spiral_memory_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[
     rep = json.loads(off.read_text())
     assert rep["protocol"]["target"] == "spiral-memory-off"
     assert all(p["episodes"] == 2 for p in rep["tasks"])
+    contact = tmp_path / "contact.json"  # the contact-led yaw search
+    argv[1] = "spiral-contact"
+    assert zshot([*argv, "-k", "1", "-n", "2", "--json", str(contact)]) == 0
+    assert "contact-led yaw" in capsys.readouterr().out
+    rep = json.loads(contact.read_text())
+    assert rep["protocol"]["target"] == "spiral-contact"
+    assert all(p["episodes"] == 2 and p["explore_episodes"] == 1 for p in rep["tasks"])
 
 
 def test_memory_agent_is_reset_per_task_and_told_each_outcome() -> None:
