@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from training.algos.distral.networks import DistralNets, empty_z
+from training.algos.distral.networks import DistralNets
 from training.common.learner import (
     GradTransform,
     Learner,
@@ -32,8 +32,8 @@ from training.common.learner import (
     soft_update,
     task_reducer,
 )
+from training.common.local_policies import local_policy_dist, reparameterised, shared_log_prob
 from training.common.multitask import MTBatch
-from training.common.networks import tanh_gaussian_log_prob
 from training.config import TrainConfig
 
 
@@ -53,21 +53,7 @@ def task_policy_sample(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Each row-block's own pi_i at obs (T, B, obs): (pre-tanh u, log pi_i(tanh u)), both
     flattened to (T*B, .), and the action tanh(u) (T*B, A); reparameterised."""
-    T, B, _ = obs.shape
-    means, log_stds = [], []
-    for t in range(T):
-        mean, log_std = nets.task_policy(int(tasks[t]))(obs[t], empty_z(B))
-        means.append(mean)
-        log_stds.append(log_std)
-    mean, log_std = torch.cat(means), torch.cat(log_stds)
-    u = mean + log_std.exp() * torch.randn_like(mean)
-    return u, tanh_gaussian_log_prob(mean, log_std, u), torch.tanh(u)
-
-
-def shared_log_prob(nets: DistralNets, obs: Tensor, d: Tensor, u: Tensor) -> Tensor:
-    """log pi_0(tanh u | s, d) (N, 1)."""
-    mean, log_std = nets.shared(obs, d)
-    return tanh_gaussian_log_prob(mean, log_std, u)
+    return reparameterised(*local_policy_dist(nets, obs, tasks, tasks))
 
 
 def distral_losses(
