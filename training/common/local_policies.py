@@ -5,6 +5,8 @@ them share (Distral, training/algos/distral; Divide-and-Conquer, training/algos/
   train task for Distral, one per context for DnC; each told `local_z_dim` task inputs,
   0 for none), the central policy `shared` told the one-hot task id (the exported one),
   twin soft Q over (s, a, one-hot id) and their Polyak targets;
+- `flatten` / `twin_soft_q_loss`: a multi-task batch as rows told their one-hot id, and
+  the twin soft Q's Bellman error with the algorithm's own soft bonus at (s', a');
 - `local_policy_dist` / `reparameterised`: the local policy of each row-block of an
   `MTBatch` at that block's states, and a reparameterised draw from it;
 - `shared_log_prob`, `gaussian_kl`: the central policy's log-likelihood of another
@@ -12,20 +14,24 @@ them share (Distral, training/algos/distral; Divide-and-Conquer, training/algos/
   is the KL of the pre-tanh diagonal Gaussians);
 - `LocalPolicyActor`: a local policy as the collection actor;
 - `export_central_policy`: the central policy as a `conditioned` artifact told the one-hot
-  id (training/common/conditioned_export.py), checked against torch on every one-hot.
+  id (training/common/conditioned_export.py), checked against torch on every one-hot (the
+  registry's exporter of both);
+- `LocalPolicyOptimizers`: Adam for the critic, the local policies and the central one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from training.common.conditioned_export import export_conditioned_policy, one_hot_names
+from training.common.multitask import MTBatch
 from training.common.networks import (
     ObsNormaliser,
     QFunction,
@@ -33,7 +39,7 @@ from training.common.networks import (
     tanh_gaussian_log_prob,
 )
 from training.common.rollout import Episode
-from training.config import TrainConfig
+from training.config import SACConfig, TrainConfig
 
 
 def empty_z(n: int) -> Tensor:
@@ -101,12 +107,63 @@ class LocalPolicyNets(nn.Module):
         """What the critic loss trains: the twin Q."""
         return [*self.qf1.parameters(), *self.qf2.parameters()]
 
+    def manifest_training(self, cfg: TrainConfig) -> dict[str, Any]:
+        """What the exported artifact's manifest `training` states for this algorithm."""
+        raise NotImplementedError
+
     def set_obs_stats(self, mean: Tensor, std: Tensor) -> None:
         """Give every network the same frozen observation normalisation."""
         nets = (self.shared, self.qf1, self.qf2, self.target_qf1, self.target_qf2)
         norms: list[ObsNormaliser] = [n.normaliser for n in (*self.task_policies, *nets)]
         for norm in norms:
             norm.set_stats(mean, std)
+
+
+class FlatBatch(NamedTuple):
+    """An `MTBatch`'s T x B rows flattened to T*B, with each row's one-hot task id `d`."""
+
+    obs: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_obs: Tensor
+    dones: Tensor
+    d: Tensor
+
+
+def flatten(batch: MTBatch, nets: LocalPolicyNets) -> FlatBatch:
+    """`batch` as T*B rows (row-block t first), each told its task's one-hot id."""
+    T, B, _ = batch.obs.shape
+    return FlatBatch(
+        obs=batch.obs.reshape(T * B, -1),
+        actions=batch.actions.reshape(T * B, -1),
+        rewards=batch.rewards.reshape(T * B, 1),
+        next_obs=batch.next_obs.reshape(T * B, -1),
+        dones=batch.dones.reshape(T * B, 1),
+        d=nets.one_hot(batch.tasks.long().repeat_interleave(B)),
+    )
+
+
+def twin_soft_q_loss(
+    nets: LocalPolicyNets,
+    flat: FlatBatch,
+    a_next: Tensor,
+    soft_bonus: Tensor,
+    sac: SACConfig,
+    reduce: Callable[[Tensor], Tensor],
+) -> tuple[Tensor, Tensor]:
+    """The twin-Q Bellman error to r_scale * r + (1 - done) * gamma * (min Q'(s', a', i) +
+    `soft_bonus`), the bonus being the algorithm's entropy / KL terms at (s', a'); returns
+    (the loss, Q1(s, a) for diagnostics)."""
+    q1 = nets.qf1(flat.obs, flat.actions, flat.d)
+    q2 = nets.qf2(flat.obs, flat.actions, flat.d)
+    with torch.no_grad():
+        target_q = torch.min(
+            nets.target_qf1(flat.next_obs, a_next, flat.d),
+            nets.target_qf2(flat.next_obs, a_next, flat.d),
+        )
+        target_v = target_q + soft_bonus
+        q_target = sac.reward_scale * flat.rewards + (1.0 - flat.dones) * sac.gamma * target_v
+    return reduce((q1 - q_target) ** 2) + reduce((q2 - q_target) ** 2), q1
 
 
 def local_policy_dist(
@@ -182,12 +239,13 @@ def export_central_policy(
     algorithm: str,
     run_dir: str | Path,
     counters: Mapping[str, int],
-    training: Mapping[str, Any],
     force: bool = False,
     verbose: bool = False,
 ) -> tuple[Any, dict[str, float]]:
-    """pi_0 as a conditioned artifact directory (descriptor = the train task's one-hot id);
-    `training`: the manifest's algorithm-specific keys. Returns (Artifact, parity errors)."""
+    """The registry's exporter of Distral and DnC: pi_0 as a conditioned artifact directory
+    (descriptor = the train task's one-hot id; the manifest's `training` adds
+    `nets.manifest_training(cfg)`), checked against torch with onnxruntime on every
+    one-hot. Returns (Artifact, parity errors)."""
     return export_conditioned_policy(
         nets.shared,
         cfg,
@@ -200,7 +258,43 @@ def export_central_policy(
         algorithm=algorithm,
         run_dir=run_dir,
         counters=counters,
-        training={"task_input": "onehot", **training},
+        training={"task_input": "onehot", **nets.manifest_training(cfg)},
         force=force,
         verbose=verbose,
     )
+
+
+Opts = TypeVar("Opts", bound="LocalPolicyOptimizers")
+
+
+@dataclass
+class LocalPolicyOptimizers:
+    """Adam for the twin Q, the local policies and the central policy; a subclass says
+    where its config keeps the distillation's learning rate (`distill_lr`)."""
+
+    critic: torch.optim.Optimizer
+    policy: torch.optim.Optimizer
+    distill: torch.optim.Optimizer
+
+    @staticmethod
+    def distill_lr(cfg: TrainConfig) -> float:
+        """The central policy's learning rate in `cfg`."""
+        raise NotImplementedError
+
+    @classmethod
+    def create(cls: type[Opts], nets: LocalPolicyNets, cfg: TrainConfig) -> Opts:
+        """Adam per learner: sac.qf_lr, sac.policy_lr, `distill_lr(cfg)`."""
+        return cls(
+            critic=torch.optim.Adam(nets.critic_parameters(), lr=cfg.sac.qf_lr),
+            policy=torch.optim.Adam(nets.task_policy_parameters(), lr=cfg.sac.policy_lr),
+            distill=torch.optim.Adam(nets.shared.parameters(), lr=cls.distill_lr(cfg)),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """All optimizer states (for checkpoints)."""
+        return {k: getattr(self, k).state_dict() for k in ("critic", "policy", "distill")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from `state_dict()`."""
+        for k in ("critic", "policy", "distill"):
+            getattr(self, k).load_state_dict(state[k])

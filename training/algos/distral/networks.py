@@ -2,11 +2,12 @@
 `distral.task_hidden`), the shared policy pi_0(a | s, one-hot id) (widths `sac.hidden`,
 the exported one), twin soft Q (s, a, one-hot id) and their targets
 (training/common/local_policies.py's `LocalPolicyNets`, one local policy per task told
-nothing)."""
+nothing; its exporter, `export_central_policy`, exports pi_0)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from training.common.local_policies import LocalPolicyNets
 from training.config import TrainConfig
@@ -19,6 +20,10 @@ class DistralNets(LocalPolicyNets):
         self, obs_dim: int, act_dim: int, num_tasks: int, hidden: list[int], task_hidden: list[int]
     ) -> None:
         super().__init__(obs_dim, act_dim, num_tasks, hidden, task_hidden, num_policies=num_tasks)
+
+    def manifest_training(self, cfg: TrainConfig) -> dict[str, Any]:
+        """The exported manifest's Distral keys."""
+        return {"policy": "shared (distilled) pi_0", "pcgrad": cfg.pcgrad}
 
 
 def make_nets(

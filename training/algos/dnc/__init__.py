@@ -50,5 +50,6 @@ What this implementation does differently from the paper, and why:
 networks.py: the local policies, pi_G, the twin Q; losses.py: the RL and distillation
 losses (per task for gradient surgery) and their learner steps; trainer.py: collection
 with the context's local policy, updates, periodic distillation, evaluation of pi_G;
-export.py: pi_G as a conditioned artifact.
+training/common/local_policies.py `export_central_policy` exports pi_G as a conditioned
+artifact (the registry's exporter).
 """

@@ -20,8 +20,7 @@ losses step together every update (`dnc_update`); the distillation has its own s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -34,7 +33,14 @@ from training.common.learner import (
     soft_update,
     task_reducer,
 )
-from training.common.local_policies import gaussian_kl, local_policy_dist, reparameterised
+from training.common.local_policies import (
+    LocalPolicyOptimizers,
+    flatten,
+    gaussian_kl,
+    local_policy_dist,
+    reparameterised,
+    twin_soft_q_loss,
+)
 from training.common.multitask import MTBatch
 from training.config import TrainConfig
 
@@ -74,29 +80,17 @@ def dnc_losses(
     batch: MTBatch, nets: DnCNets, cfg: TrainConfig, per_task: bool = False
 ) -> DnCLosses:
     """The critic and local-policy losses for one batch; pure (no optimizer, no update)."""
-    sac, dc = cfg.sac, cfg.dnc
-    T, B, _ = batch.obs.shape
+    dc = cfg.dnc
+    T = batch.obs.shape[0]
     reduce = task_reducer(T, per_task)
     own = nets.context(batch.tasks)
-    d = nets.one_hot(batch.tasks.long().repeat_interleave(B))
-    obs = batch.obs.reshape(T * B, -1)
-    actions = batch.actions.reshape(T * B, -1)
-    rewards = batch.rewards.reshape(T * B, 1)
-    next_obs = batch.next_obs.reshape(T * B, -1)
-    dones = batch.dones.reshape(T * B, 1)
-
-    q1 = nets.qf1(obs, actions, d)
-    q2 = nets.qf2(obs, actions, d)
+    flat = flatten(batch, nets)
+    obs, d = flat.obs, flat.d
     with torch.no_grad():
         _, log_pi_next, a_next = reparameterised(
             *local_policy_dist(nets, batch.next_obs, batch.tasks, own)
         )
-        target_q = torch.min(
-            nets.target_qf1(next_obs, a_next, d), nets.target_qf2(next_obs, a_next, d)
-        )
-        target_v = target_q - dc.c_ent * log_pi_next
-        q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * target_v
-    qf_loss = reduce((q1 - q_target) ** 2) + reduce((q2 - q_target) ** 2)
+    qf_loss, q1 = twin_soft_q_loss(nets, flat, a_next, -dc.c_ent * log_pi_next, cfg.sac, reduce)
 
     _, log_pi, a = reparameterised(*local_policy_dist(nets, batch.obs, batch.tasks, own))
     q_new = torch.min(nets.qf1(obs, a, d), nets.qf2(obs, a, d))
@@ -123,31 +117,13 @@ def distill_loss(batch: MTBatch, nets: DnCNets, per_task: bool = False) -> Tenso
     return task_reducer(T, per_task)(gaussian_kl(mean_c, log_std_c, mean_g, log_std_g))
 
 
-@dataclass
-class DnCOptimizers:
-    """Adam for the twin Q, the local policies and the central policy."""
+class DnCOptimizers(LocalPolicyOptimizers):
+    """Adam for the twin Q, the local policies and the central policy (dnc.distill_lr)."""
 
-    critic: torch.optim.Optimizer
-    policy: torch.optim.Optimizer
-    distill: torch.optim.Optimizer
-
-    @classmethod
-    def create(cls, nets: DnCNets, cfg: TrainConfig) -> DnCOptimizers:
-        """Adam per learner: sac.qf_lr, sac.policy_lr, dnc.distill_lr."""
-        return cls(
-            critic=torch.optim.Adam(nets.critic_parameters(), lr=cfg.sac.qf_lr),
-            policy=torch.optim.Adam(nets.task_policy_parameters(), lr=cfg.sac.policy_lr),
-            distill=torch.optim.Adam(nets.shared.parameters(), lr=cfg.dnc.distill_lr),
-        )
-
-    def state_dict(self) -> dict[str, Any]:
-        """All optimizer states (for checkpoints)."""
-        return {k: getattr(self, k).state_dict() for k in ("critic", "policy", "distill")}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`."""
-        for k in ("critic", "policy", "distill"):
-            getattr(self, k).load_state_dict(state[k])
+    @staticmethod
+    def distill_lr(cfg: TrainConfig) -> float:
+        """dnc.distill_lr."""
+        return cfg.dnc.distill_lr
 
 
 def dnc_learners(nets: DnCNets, optimizers: DnCOptimizers, losses: DnCLosses) -> list[Learner]:

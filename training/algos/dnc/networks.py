@@ -2,11 +2,13 @@
 `dnc.local_hidden`; told the one-hot id when a context holds several tasks), the central
 policy pi_G(a | s, one-hot id) (widths `sac.hidden`, the exported one), twin soft Q
 (s, a, one-hot id) and their targets (training/common/local_policies.py's
-`LocalPolicyNets`), and the map from train task to context."""
+`LocalPolicyNets`; its exporter, `export_central_policy`, exports pi_G), and the map from
+train task to context."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -49,6 +51,14 @@ class DnCNets(LocalPolicyNets):
         self.register_buffer(
             "contexts", torch.tensor(context_of(num_tasks, num_contexts), dtype=torch.long)
         )
+
+    def manifest_training(self, cfg: TrainConfig) -> dict[str, Any]:
+        """The exported manifest's DnC keys."""
+        return {
+            "policy": "central (distilled) pi_G",
+            "contexts": self.num_policies,
+            "pcgrad": cfg.pcgrad,
+        }
 
     def context(self, tasks: Tensor) -> Tensor:
         """The context (local policy index) of each train task index."""

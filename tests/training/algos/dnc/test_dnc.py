@@ -20,15 +20,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runtime.client import RuntimeClient
-from runtime.config import ServeConfig
-from runtime.model import LoadedModel
-from runtime.server import RuntimeServer
 from tests.training.conftest import (
     ROOT,
-    assert_grads_of,
+    assert_learners_stepped,
+    assert_resume_is_bit_for_bit,
+    assert_runtime_serves_one_hot_policy,
     assert_terminals_back_up_the_reward,
     multitask_batch,
+    reached,
     record_step_grads,
     tiny_config,
 )
@@ -125,16 +124,6 @@ def test_per_task_terms_sum_to_the_scalar_losses() -> None:
     torch.testing.assert_close(d_per.sum(), d_scalar)
 
 
-def _reached(loss: torch.Tensor, groups: dict[str, list[torch.nn.Parameter]]) -> set[str]:
-    out = set()
-    for name, params in groups.items():
-        trainable = [p for p in params if p.requires_grad]
-        gs = torch.autograd.grad(loss, trainable, retain_graph=True, allow_unused=True)
-        if any(g is not None and g.abs().sum() > 0 for g in gs):
-            out.add(name)
-    return out
-
-
 @pytest.mark.parametrize("c_kl", [0.1, 0.0])
 def test_the_losses_reach_what_the_paper_says(c_kl: float) -> None:
     """Q's loss: Q only; the local policies' loss: the batch's contexts' policies through
@@ -149,10 +138,10 @@ def test_the_losses_reach_what_the_paper_says(c_kl: float) -> None:
         "central": list(nets.shared.parameters()),
         **{f"pi{i}": list(nets.task_policy(i).parameters()) for i in range(TASKS)},
     }
-    assert _reached(losses.qf_loss, groups) == {"q"}
+    assert reached(losses.qf_loss, groups) == {"q"}
     want_policy = {"q", "pi0", "pi2", "pi4"} | ({"pi1", "pi3"} if c_kl else set())
-    assert _reached(losses.policy_loss, groups) == want_policy
-    assert _reached(distill_loss(_batch(), nets), groups) == {"central"}
+    assert reached(losses.policy_loss, groups) == want_policy
+    assert reached(distill_loss(_batch(), nets), groups) == {"central"}
 
 
 def test_the_pairwise_kl_is_the_mean_over_the_other_local_policies() -> None:
@@ -187,19 +176,7 @@ def test_each_learner_steps_with_the_gradient_of_its_own_loss_alone(pcgrad: bool
     torch.manual_seed(1)
     losses = dnc_losses(_batch(), ref, cfg, per_task=pcgrad)
     learners = dnc_learners(ref, DnCOptimizers.create(ref, cfg), losses)
-    assert sorted(seen) == sorted(lr.name for lr in learners)
-    expected = PCGrad(seed=3)
-    for learner in learners:  # the step's order: the generator's draws follow it
-        if pcgrad:
-            g = expected(learner.name, learner.loss, learner.params)
-            assert g is not None
-            for got, w in zip(seen[learner.name], g, strict=True):
-                if got is None:
-                    assert w is None or torch.all(w == 0)
-                else:
-                    torch.testing.assert_close(got, w, msg=learner.name)
-        else:
-            assert_grads_of(seen[learner.name], learner.loss, learner.params, learner.name)
+    assert_learners_stepped(seen, learners, 3 if pcgrad else None)
 
 
 def test_terminal_transitions_back_up_the_reward_alone() -> None:
@@ -274,26 +251,8 @@ def test_a_smoke_run_logs_and_exports_the_central_policy(
     art, errors = export_run(smoke_run, tmp_path / "art")
     assert max(errors.values()) <= 1e-5
     assert (art.manifest.kind, art.manifest.descriptor_dim) == ("conditioned", 10)
-    server = RuntimeServer(
-        LoadedModel.load(tmp_path / "art", ServeConfig()), ServeConfig(seed=0, poll_interval_s=0.01)
-    )
-    server.bind("tcp://127.0.0.1:*")
-    server.start()
-    client = RuntimeClient(server.endpoint, timeout_s=5.0)
     obs = np.array([0.3, 0.4], np.float32)
-    try:
-        client.hello()
-        for task in (0, 7):
-            d = np.eye(10, dtype=np.float32)[task]
-            client.reset_task(descriptor=d)
-            with torch.no_grad():
-                want, _ = nets.shared.sample(
-                    torch.as_tensor(obs)[None], torch.as_tensor(d)[None], torch.zeros(1, 2)
-                )
-            np.testing.assert_allclose(client.step(obs), want[0].numpy(), atol=1e-5)
-    finally:
-        client.close()
-        server.stop()
+    assert_runtime_serves_one_hot_policy(tmp_path / "art", nets.shared, 10, (0, 7), obs)
     from zshot.cli import main as zshot
 
     out = tmp_path / "eval.json"
@@ -326,16 +285,5 @@ def test_when_distillation_happens_never_changes_the_local_policies(tmp_path: Pa
 def test_a_resumed_run_continues_bit_for_bit(tmp_path: Path) -> None:
     cfg = smoke_config(iterations=2, updates_per_iteration=5, checkpoint_every=1, pcgrad=True)
     cfg = cfg.model_copy(update={"dnc": cfg.dnc.model_copy(update={"distill_every": 1})})
-    whole = DnCTrainer(cfg, tmp_path / "whole")
-    whole.run(progress=False)
-    first = DnCTrainer(cfg.model_copy(update={"iterations": 1}), tmp_path / "half")
-    first.run(progress=False)
-    second = DnCTrainer(cfg, tmp_path / "half")
-    second.load_checkpoint()
-    assert second.distillations == 1
-    second.run(progress=False)
-    for (k, a), b in zip(
-        whole.nets.state_dict().items(), second.nets.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), k
+    whole, second = assert_resume_is_bit_for_bit(DnCTrainer, cfg, tmp_path)
     assert second.distillations == whole.distillations == 2
