@@ -55,6 +55,7 @@ from zshot.config import (
     profile_override,
 )
 from zshot.jsonio import write_json
+from zshot.plug_descriptor import check_plug_descriptor_version
 
 SCRIPTED_TARGETS = ("spiral", "spiral-memory", "spiral-memory-off", "spiral-contact")
 """`zshot eval` targets that are scripted baselines (with --config), not a run or artifact."""
@@ -276,6 +277,8 @@ def eval_main(argv: Sequence[str]) -> int:
             told = OnnxConditionedPolicy(target)
             cfg = TrainConfig.model_validate(told.artifact.manifest.training["config"])
             told_kind = str(told.artifact.manifest.training.get("task_input", "onehot"))
+            if told_kind == "descriptor" and cfg.env == "insertion":
+                check_plug_descriptor_version(told.artifact.manifest.training, str(target))
             backend = (
                 "onnxruntime (conditioned: each test task told its descriptor, zero-shot)"
                 if told_kind == "descriptor"

@@ -21,6 +21,7 @@ AlgoName = Literal[
     "mtsac",
     "mtppo",
     "distral",
+    "dnc",
     "her",
     "crl",
     "maml",
@@ -127,6 +128,32 @@ class DistralConfig(StrictModel):
     """Learning rate of the shared policy pi_0's distillation."""
     task_hidden: list[int] = Field(default_factory=lambda: [64, 64])
     """Hidden widths of each per-task policy pi_i (the shared policy uses sac.hidden)."""
+
+
+class DnCConfig(StrictModel):
+    """Divide-and-Conquer (training/algos/dnc): local policies, one per context, with a
+    pairwise KL between them, and a central policy distilled from them (Ghosh et al. 2018)."""
+
+    contexts: int | None = Field(None, ge=1)
+    """How many contexts the train tasks are divided into. None: one context per train
+    task (each local policy sees only the state). K: contiguous blocks of the train-task
+    order, task i in context floor(i * K / num_train_tasks); the local policies are then
+    told the task's one-hot id (a context of several tasks cannot tell them apart
+    otherwise). Must be <= num_train_tasks."""
+    c_kl: float = Field(0.1, ge=0)
+    """Weight of the pairwise KL: a context's states carry the mean over the other local
+    policies j of KL(pi_c || pi_j) (the paper's alpha, averaged rather than summed)."""
+    c_ent: float = Field(0.05, ge=0)
+    """The local policies' (fixed) soft actor-critic entropy temperature."""
+    distill_every: int = Field(5, ge=1)
+    """Distil the central policy every this many iterations (the paper's R), and before
+    an evaluation when the local policies moved since the last distillation."""
+    distill_steps: int = Field(100, ge=1)
+    """Supervised gradient steps per distillation (each on meta_batch x batch_size states)."""
+    distill_lr: float = Field(1e-3, gt=0)
+    """Learning rate of the central policy's distillation."""
+    local_hidden: list[int] = Field(default_factory=lambda: [64, 64])
+    """Hidden widths of each local policy (the central policy uses sac.hidden)."""
 
 
 class EncoderConfig(StrictModel):
@@ -530,11 +557,13 @@ class TrainConfig(StrictModel):
     the baseline that shows what the context buys."""
     num_train_tasks: int | None = Field(None, ge=1)
     """Use at most this many of the family's train tasks (None: all). algo mtsac, mtppo,
-    distral: required, the size of their one-hot task id (the family must have that many)."""
+    distral, dnc: required, the size of their one-hot task id (the family must have that many)."""
     mtsac: MTSACConfig = Field(default_factory=lambda: MTSACConfig.model_validate({}))
     """Task input and heads of algo mtsac (training/algos/mtsac)."""
     distral: DistralConfig = Field(default_factory=lambda: DistralConfig.model_validate({}))
     """algo distral's coefficients (training/algos/distral)."""
+    dnc: DnCConfig = Field(default_factory=lambda: DnCConfig.model_validate({}))
+    """algo dnc's contexts and coefficients (training/algos/dnc)."""
     pcgrad: bool = False
     """Project conflicting per-task gradients (PCGrad, Yu et al. 2020:
     training/common/pcgrad.py) in every learner step. Read by algo mtsac."""
@@ -618,10 +647,13 @@ class TrainConfig(StrictModel):
             raise ValueError("algo offline_pearl needs offline.dataset (a `zshot collect` dir)")
         if self.algo == "distill" and self.distill is None:
             raise ValueError("algo distill needs a `distill` section (training/config.py)")
-        if self.algo in ("mtsac", "mtppo", "distral") and self.num_train_tasks is None:
+        if self.algo in ("mtsac", "mtppo", "distral", "dnc") and self.num_train_tasks is None:
             raise ValueError(
                 f"algo {self.algo} needs num_train_tasks (the size of its one-hot task id)"
             )
+        k, n = self.dnc.contexts, self.num_train_tasks
+        if self.algo == "dnc" and k is not None and n is not None and k > n:
+            raise ValueError(f"dnc.contexts is {k}: at most num_train_tasks ({n}) contexts")
         if self.mtsac.task_input == "descriptor" and self.env == "terrain":
             raise ValueError(
                 "mtsac.task_input descriptor: env 'terrain' has no task descriptor "

@@ -24,8 +24,9 @@ from training.algos.crl import networks as crl_networks
 from training.algos.crl.trainer import CRLTrainer
 from training.algos.distill.trainer import DistillTrainer
 from training.algos.distral import networks as distral_networks
-from training.algos.distral.export import export_shared
 from training.algos.distral.trainer import DistralTrainer
+from training.algos.dnc import networks as dnc_networks
+from training.algos.dnc.trainer import DnCTrainer
 from training.algos.her import networks as her_networks
 from training.algos.her.trainer import HERTrainer
 from training.algos.maml import networks as maml_networks
@@ -54,6 +55,7 @@ from training.algos.varibad.trainer import VariBADTrainer, varibad_agent
 from training.common.agents import FewShotAgent
 from training.common.checkpoint import CHECKPOINT, checkpoint_algorithm, load_checkpoint
 from training.common.goal_export import export_goal_conditioned
+from training.common.local_policies import export_central_policy
 from training.common.tasks import observation_index
 from training.config import TrainConfig
 from training.evaluate import FewShotReport
@@ -261,7 +263,22 @@ ALGORITHMS: dict[str, Algorithm] = {
         make_nets=distral_networks.make_nets,
         make_agent=None,
         trainer=DistralTrainer,
-        exporter=export_shared,
+        exporter=export_central_policy,
+        artifact_kind="conditioned",
+    ),
+    "dnc": Algorithm(
+        name="dnc",
+        summary="Divide-and-Conquer: a local soft actor-critic policy per context (one per "
+        "task, or K blocks) with a pairwise KL between them, and a central policy distilled "
+        "from them every few iterations; exports the central policy (told the one-hot id) as "
+        "a conditioned artifact",
+        paper="Ghosh, Singh, Rajeswaran, Kumar, Levine (2018), Divide-and-Conquer "
+        "Reinforcement Learning, ICLR, arXiv 1711.09874",
+        config_sections=("sac", "dnc"),
+        make_nets=dnc_networks.make_nets,
+        make_agent=None,
+        trainer=DnCTrainer,
+        exporter=export_central_policy,
         artifact_kind="conditioned",
     ),
 }

@@ -10,13 +10,25 @@ zero-shot. Pure Python (math + pyyaml) so both sides compute the same numbers: t
     plug_descriptor(mapping) -> [DESCRIPTOR_DIM floats]   # a spec's fields as a dict
     plug_descriptor_of("US-AC-plug")                        # a shipped name or a .yaml path
 
-Entries (mm scaled to about 0..3; `PLUG_DESCRIPTOR_NAMES` names them): pin count; the
+Entries (`PLUG_DESCRIPTOR_NAMES` names them, in their physical units): pin count; the
 fractions of box, round and polygon sections; each section's minor and major extent (mean,
 and the smallest minor: the tightest pin); the summed section area; pin length (mean and
 shortest) and the success depth; the layout's spread in x and y and the largest distance
 between pin centres; the mean |sin yaw| of the non-round pins (blades turned off the axes);
 the nominal clearance and friction. The spec's `source`, `description` and `body` are not
 used (the body's size does not change where the pins go in).
+
+Scaling (version 2, `PLUG_DESCRIPTOR_VERSION`): each entry is mapped affinely from a fixed
+range [lo, hi] (`PLUG_DESCRIPTOR_RANGES`, in the entry's units) to [-1, 1],
+v = 2 (x - lo) / (hi - lo) - 1, so the descriptor sits on the scale of the normalised
+observation beside it. The ranges are fixed constants (never fitted at training time, so
+the training side and the robot side compute the same numbers from a spec alone): the
+envelope of the plug library (the 23 shipped specs in sim/plugs and the 24 procedural ones
+in training/plugs, all within [-1, 1]: tests/zshot/test_plug_descriptor.py) rounded
+outwards; fractions, |sin yaw| and friction use their natural [0, 1]. A new plug beyond the
+library's envelope gets values beyond +-1 (not clipped: two plugs outside it stay apart).
+Version 1 (before this scaling: mm divided by a fixed unit, values 0..3) is refused where
+an artifact or a run records it (`check_plug_descriptor_version`).
 """
 
 from __future__ import annotations
@@ -31,31 +43,44 @@ import yaml
 __all__ = [
     "PLUG_DESCRIPTOR_DIM",
     "PLUG_DESCRIPTOR_NAMES",
+    "PLUG_DESCRIPTOR_RANGES",
+    "PLUG_DESCRIPTOR_VERSION",
     "PlugDescriptorError",
+    "check_plug_descriptor_version",
     "plug_descriptor",
     "plug_descriptor_of",
     "plug_spec_path",
 ]
 
-PLUG_DESCRIPTOR_NAMES: tuple[str, ...] = (
-    "pins/4",
-    "frac_box",
-    "frac_round",
-    "frac_polygon",
-    "mean_minor/10mm",
-    "mean_major/10mm",
-    "min_minor/10mm",
-    "area/100mm2",
-    "mean_length/20mm",
-    "min_length/20mm",
-    "success_depth/20mm",
-    "spread_x/10mm",
-    "spread_y/10mm",
-    "max_pin_distance/30mm",
-    "mean_abs_sin_yaw",
-    "clearance/0.3mm",
-    "friction",
-)
+PLUG_DESCRIPTOR_VERSION = 2
+"""The descriptor's definition (entries and scaling); recorded in descriptor artifacts'
+manifests (`training.plug_descriptor_version`). 1: unscaled (before this version)."""
+
+PLUG_DESCRIPTOR_RANGES: dict[str, tuple[float, float]] = {
+    "pins": (1.0, 8.0),
+    "frac_box": (0.0, 1.0),
+    "frac_round": (0.0, 1.0),
+    "frac_polygon": (0.0, 1.0),
+    "mean_minor_mm": (0.0, 20.0),
+    "mean_major_mm": (0.0, 30.0),
+    "min_minor_mm": (0.0, 20.0),
+    "area_mm2": (0.0, 400.0),
+    "mean_length_mm": (0.0, 30.0),
+    "min_length_mm": (0.0, 30.0),
+    "success_depth_mm": (0.0, 25.0),
+    "spread_x_mm": (0.0, 15.0),
+    "spread_y_mm": (0.0, 15.0),
+    "max_pin_distance_mm": (0.0, 35.0),
+    "mean_abs_sin_yaw": (0.0, 1.0),
+    "clearance_mm": (0.0, 0.4),
+    "friction": (0.0, 1.0),
+}
+"""Each entry's [lo, hi] in its units, mapped to [-1, 1] (the library's envelope, rounded
+outwards: pins 1-6, minor extents 1.5-18.5 mm, major to 24.5 mm, area to 371 mm^2, length
+6-25 mm, success depth 4.8-20 mm, spreads to 11.8 mm, pin distance to 28.8 mm, clearance
+0.1-0.3 mm, friction 0.2-0.45)."""
+
+PLUG_DESCRIPTOR_NAMES: tuple[str, ...] = tuple(PLUG_DESCRIPTOR_RANGES)
 PLUG_DESCRIPTOR_DIM = len(PLUG_DESCRIPTOR_NAMES)
 
 SHIPPED_PLUGS = Path(__file__).resolve().parents[1] / "sim" / "plugs"
@@ -135,24 +160,28 @@ def plug_descriptor(spec: Mapping[str, Any]) -> list[float]:
     )
     clearance = spec.get("clearance")
     friction = spec.get("friction")
-    out = [
-        n / 4,
+    raw = [
+        n,
         shapes["box"] / n,
         shapes["cylinder"] / n,
         shapes["polygon"] / n,
-        sum(minors) / n / 10,
-        sum(majors) / n / 10,
-        min(minors) / 10,
-        sum(areas) / 100,
-        sum(lengths) / n / 20,
-        min(lengths) / 20,
-        depth / 20,
-        spread_x / 10,
-        spread_y / 10,
-        far / 30,
+        sum(minors) / n,
+        sum(majors) / n,
+        min(minors),
+        sum(areas),
+        sum(lengths) / n,
+        min(lengths),
+        depth,
+        spread_x,
+        spread_y,
+        far,
         sum(yaws) / len(yaws) if yaws else 0.0,
-        (0.2 if clearance is None else float(clearance)) / 0.3,  # PlugSpec's defaults
+        0.2 if clearance is None else float(clearance),  # PlugSpec's defaults
         0.4 if friction is None else float(friction),
+    ]
+    out = [
+        2.0 * (x - lo) / (hi - lo) - 1.0
+        for x, (lo, hi) in zip(raw, PLUG_DESCRIPTOR_RANGES.values(), strict=True)
     ]
     if not all(math.isfinite(v) for v in out):
         raise PlugDescriptorError(f"plug {name}: descriptor not finite: {out}")
@@ -188,3 +217,16 @@ def plug_descriptor_of(ref: str | Path) -> list[float]:
         if isinstance(exc, PlugDescriptorError):
             raise PlugDescriptorError(f"{path}: {exc}") from None
         raise PlugDescriptorError(f"{path}: malformed pin fields ({exc!r})") from None
+
+
+def check_plug_descriptor_version(training: Mapping[str, Any], where: str) -> None:
+    """Refuse, with one line naming `where`, an artifact or run whose manifest's `training`
+    mapping records another plug descriptor version than this code computes (none
+    recorded: version 1, the descriptor before its scaling)."""
+    got = training.get("plug_descriptor_version", 1)
+    if got != PLUG_DESCRIPTOR_VERSION:
+        raise PlugDescriptorError(
+            f"{where}: trained on plug descriptor version {got}, but this code computes "
+            f"version {PLUG_DESCRIPTOR_VERSION} (zshot/plug_descriptor.py); retrain and export "
+            "it with this version"
+        )

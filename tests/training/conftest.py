@@ -227,3 +227,72 @@ def multitask_batch(
 
     b = random_batch(obs_dim, act_dim, T, B, 1, seed)  # the same draws; its context unused
     return MTBatch(b.obs, b.actions, b.rewards, b.next_obs, b.dones, torch.tensor(tasks[:T]))
+
+
+def reached(loss: Tensor, groups: dict[str, list[torch.nn.Parameter]]) -> set[str]:
+    """The names of the parameter groups `loss` has a non-zero gradient in (graph kept)."""
+    out = set()
+    for name, params in groups.items():
+        trainable = [p for p in params if p.requires_grad]
+        if any(grads_reach(loss, trainable)):
+            out.add(name)
+    return out
+
+
+def assert_learners_stepped(
+    seen: dict[str, list[Any]], learners: Sequence[Any], pcgrad_seed: int | None
+) -> None:
+    """What `record_step_grads` saw each learner step with is the gradient of its own
+    loss alone, or with `pcgrad_seed` PCGrad's projection of it (a fresh `PCGrad` of that
+    seed, its draws in the learners' order); a parameter without a gradient (a task policy
+    absent from the batch) must have none or a zero one."""
+    from training.common.pcgrad import PCGrad
+
+    assert sorted(seen) == sorted(lr.name for lr in learners)
+    expected = None if pcgrad_seed is None else PCGrad(seed=pcgrad_seed)
+    for learner in learners:
+        if expected is None:
+            assert_grads_of(seen[learner.name], learner.loss, learner.params, learner.name)
+            continue
+        g = expected(learner.name, learner.loss, learner.params)
+        assert g is not None
+        for got, w in zip(seen[learner.name], g, strict=True):
+            if got is None:
+                assert w is None or torch.all(w == 0)
+            else:
+                torch.testing.assert_close(got, w, msg=learner.name)
+
+
+def assert_runtime_serves_one_hot_policy(
+    artifact: Path, policy: Any, num_tasks: int, tasks: Sequence[int], obs: Any
+) -> None:
+    """The runtime serving the conditioned `artifact`, told each of `tasks`' one-hot ids
+    with RESET_TASK, steps `obs` to `policy`'s (torch) deterministic action."""
+    import numpy as np
+
+    from runtime.client import RuntimeClient
+    from runtime.config import ServeConfig
+    from runtime.model import LoadedModel
+    from runtime.server import RuntimeServer
+
+    server = RuntimeServer(
+        LoadedModel.load(artifact, ServeConfig()), ServeConfig(seed=0, poll_interval_s=0.01)
+    )
+    server.bind("tcp://127.0.0.1:*")
+    server.start()
+    client = RuntimeClient(server.endpoint, timeout_s=5.0)
+    try:
+        client.hello()
+        for task in tasks:
+            d = np.eye(num_tasks, dtype=np.float32)[task]
+            client.reset_task(descriptor=d)
+            with torch.no_grad():
+                want, _ = policy.sample(
+                    torch.as_tensor(obs)[None],
+                    torch.as_tensor(d)[None],
+                    torch.zeros(1, policy.act_dim),
+                )
+            np.testing.assert_allclose(client.step(obs), want[0].numpy(), atol=1e-5)
+    finally:
+        client.close()
+        server.stop()

@@ -2,7 +2,8 @@
 PlugSpec, through the insertion task source) and the robot side (the raw YAML file, as
 `zshot trials --plug-descriptors` reads it) give the same vector for every shipped and
 procedural plug; it ignores the pins' order and where the layout sits, tells plugs
-apart, and names what is wrong with a bad spec."""
+apart, is scaled into [-1, 1] over the whole plug library by fixed ranges (version 2),
+refuses an artifact of another version, and names what is wrong with a bad spec."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ from training.plug_family import plug_paths
 from zshot.plug_descriptor import (
     PLUG_DESCRIPTOR_DIM,
     PLUG_DESCRIPTOR_NAMES,
+    PLUG_DESCRIPTOR_RANGES,
+    PLUG_DESCRIPTOR_VERSION,
     PlugDescriptorError,
+    check_plug_descriptor_version,
     plug_descriptor,
     plug_descriptor_of,
 )
@@ -47,12 +51,49 @@ def test_different_plugs_get_different_descriptors() -> None:
 def test_the_entries_mean_what_their_names_say() -> None:
     us = dict(zip(PLUG_DESCRIPTOR_NAMES, plug_descriptor_of("US-AC-plug"), strict=True))
     spec = load_plug("US-AC-plug")
-    assert us["pins/4"] == len(spec.pins) / 4
-    assert us["clearance/0.3mm"] == pytest.approx(spec.clearance / 0.3)
-    assert us["friction"] == pytest.approx(spec.friction)
-    assert us["frac_box"] + us["frac_round"] + us["frac_polygon"] == pytest.approx(1.0)
+    raw = {k: unscale(k, v) for k, v in us.items()}
+    assert raw["pins"] == pytest.approx(len(spec.pins))
+    assert raw["clearance_mm"] == pytest.approx(spec.clearance)
+    assert raw["friction"] == pytest.approx(spec.friction)
+    assert raw["frac_box"] + raw["frac_round"] + raw["frac_polygon"] == pytest.approx(1.0)
     peg = dict(zip(PLUG_DESCRIPTOR_NAMES, plug_descriptor_of("Metal-peg-rd"), strict=True))
-    assert peg["frac_round"] == 1.0 and peg["max_pin_distance/30mm"] == 0.0
+    assert peg["frac_round"] == 1.0 and peg["max_pin_distance_mm"] == -1.0  # one pin: 0 mm
+    assert unscale("min_length_mm", peg["min_length_mm"]) == pytest.approx(
+        min(p.length for p in load_plug("Metal-peg-rd").pins)
+    )
+
+
+def unscale(name: str, value: float) -> float:
+    """An entry back in its units: the inverse of the [lo, hi] -> [-1, 1] map."""
+    lo, hi = PLUG_DESCRIPTOR_RANGES[name]
+    return lo + (value + 1.0) * (hi - lo) / 2.0
+
+
+@pytest.mark.parametrize("ref", ALL_PLUGS, ids=lambda r: Path(r).stem)
+def test_every_library_plug_is_within_minus_one_to_one(ref: str) -> None:
+    """The fixed ranges cover the whole plug library (shipped and procedural), so the
+    descriptor is on the normalised observation's scale."""
+    d = plug_descriptor_of(ref)
+    assert all(-1.0 <= v <= 1.0 for v in d), dict(zip(PLUG_DESCRIPTOR_NAMES, d, strict=True))
+
+
+def test_the_library_spans_the_ranges_rather_than_a_corner_of_them() -> None:
+    """Each size entry's spread over the library covers at least a third of [-1, 1]
+    (ranges are not so wide that every plug looks alike)."""
+    table = [plug_descriptor_of(r) for r in ALL_PLUGS]
+    for i, name in enumerate(PLUG_DESCRIPTOR_NAMES):
+        column = [row[i] for row in table]
+        assert max(column) - min(column) >= 0.4, name
+
+
+def test_an_artifact_of_another_descriptor_version_is_refused_in_one_line() -> None:
+    check_plug_descriptor_version({"plug_descriptor_version": PLUG_DESCRIPTOR_VERSION}, "a")
+    for training in ({}, {"plug_descriptor_version": 1}):  # none recorded: version 1
+        with pytest.raises(
+            PlugDescriptorError, match="art: trained on plug descriptor version 1"
+        ) as e:
+            check_plug_descriptor_version(training, "art")
+        assert "\n" not in str(e.value)
 
 
 def _spec(pins: list[dict[str, float | str]]) -> dict[str, object]:
@@ -101,7 +142,7 @@ def test_bigger_sections_give_bigger_size_entries(
     big = [{**p, **{k: float(p[k]) * grow for k in keys}} for p in pins]
     a = dict(zip(PLUG_DESCRIPTOR_NAMES, plug_descriptor(_spec(pins)), strict=True))
     b = dict(zip(PLUG_DESCRIPTOR_NAMES, plug_descriptor(_spec(big)), strict=True))
-    for key in ("mean_minor/10mm", "mean_major/10mm", "min_minor/10mm", "area/100mm2"):
+    for key in ("mean_minor_mm", "mean_major_mm", "min_minor_mm", "area_mm2"):
         assert b[key] > a[key]
 
 

@@ -26,5 +26,6 @@ What this implementation does differently from the paper, and why:
 
 networks.py: the per-task policies, pi_0, the twin Q; losses.py: the loss terms (per task
 for gradient surgery) and the learner step; trainer.py: collection with pi_i, updates,
-evaluation of pi_0; export.py: pi_0 as a conditioned artifact.
+evaluation of pi_0; training/common/local_policies.py `export_central_policy` exports pi_0
+as a conditioned artifact (the registry's exporter).
 """

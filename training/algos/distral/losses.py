@@ -18,13 +18,12 @@ through that task's own policy pi_i, and the one-hot id i to Q and pi_0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from training.algos.distral.networks import DistralNets, empty_z
+from training.algos.distral.networks import DistralNets
 from training.common.learner import (
     GradTransform,
     Learner,
@@ -32,8 +31,15 @@ from training.common.learner import (
     soft_update,
     task_reducer,
 )
+from training.common.local_policies import (
+    LocalPolicyOptimizers,
+    flatten,
+    local_policy_dist,
+    reparameterised,
+    shared_log_prob,
+    twin_soft_q_loss,
+)
 from training.common.multitask import MTBatch
-from training.common.networks import tanh_gaussian_log_prob
 from training.config import TrainConfig
 
 
@@ -53,49 +59,24 @@ def task_policy_sample(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Each row-block's own pi_i at obs (T, B, obs): (pre-tanh u, log pi_i(tanh u)), both
     flattened to (T*B, .), and the action tanh(u) (T*B, A); reparameterised."""
-    T, B, _ = obs.shape
-    means, log_stds = [], []
-    for t in range(T):
-        mean, log_std = nets.task_policy(int(tasks[t]))(obs[t], empty_z(B))
-        means.append(mean)
-        log_stds.append(log_std)
-    mean, log_std = torch.cat(means), torch.cat(log_stds)
-    u = mean + log_std.exp() * torch.randn_like(mean)
-    return u, tanh_gaussian_log_prob(mean, log_std, u), torch.tanh(u)
-
-
-def shared_log_prob(nets: DistralNets, obs: Tensor, d: Tensor, u: Tensor) -> Tensor:
-    """log pi_0(tanh u | s, d) (N, 1)."""
-    mean, log_std = nets.shared(obs, d)
-    return tanh_gaussian_log_prob(mean, log_std, u)
+    return reparameterised(*local_policy_dist(nets, obs, tasks, tasks))
 
 
 def distral_losses(
     batch: MTBatch, nets: DistralNets, cfg: TrainConfig, per_task: bool = False
 ) -> DistralLosses:
     """Every Distral loss term for one batch; pure (no optimizer, no in-place update)."""
-    sac, dc = cfg.sac, cfg.distral
+    dc = cfg.distral
     c = dc.c_kl + dc.c_ent
-    T, B, _ = batch.obs.shape
+    T = batch.obs.shape[0]
     reduce = task_reducer(T, per_task)
-    d = nets.one_hot(batch.tasks.long().repeat_interleave(B))
-    obs = batch.obs.reshape(T * B, -1)
-    actions = batch.actions.reshape(T * B, -1)
-    rewards = batch.rewards.reshape(T * B, 1)
-    next_obs = batch.next_obs.reshape(T * B, -1)
-    dones = batch.dones.reshape(T * B, 1)
-
-    q1 = nets.qf1(obs, actions, d)
-    q2 = nets.qf2(obs, actions, d)
+    flat = flatten(batch, nets)
+    obs, d = flat.obs, flat.d
     with torch.no_grad():
         u_next, log_pi_next, a_next = task_policy_sample(nets, batch.next_obs, batch.tasks)
-        log_p0_next = shared_log_prob(nets, next_obs, d, u_next)
-        target_q = torch.min(
-            nets.target_qf1(next_obs, a_next, d), nets.target_qf2(next_obs, a_next, d)
-        )
-        target_v = target_q - c * log_pi_next + dc.c_kl * log_p0_next
-        q_target = sac.reward_scale * rewards + (1.0 - dones) * sac.gamma * target_v
-    qf_loss = reduce((q1 - q_target) ** 2) + reduce((q2 - q_target) ** 2)
+        log_p0_next = shared_log_prob(nets, flat.next_obs, d, u_next)
+        bonus = dc.c_kl * log_p0_next - c * log_pi_next
+    qf_loss, q1 = twin_soft_q_loss(nets, flat, a_next, bonus, cfg.sac, reduce)
 
     u, log_pi, a = task_policy_sample(nets, batch.obs, batch.tasks)
     log_p0 = shared_log_prob(nets, obs, d, u)
@@ -111,31 +92,13 @@ def distral_losses(
     )
 
 
-@dataclass
-class DistralOptimizers:
-    """Adam for the twin Q, the task policies and the shared policy."""
+class DistralOptimizers(LocalPolicyOptimizers):
+    """Adam for the twin Q, the task policies and the shared policy (distral.distill_lr)."""
 
-    critic: torch.optim.Optimizer
-    policy: torch.optim.Optimizer
-    distill: torch.optim.Optimizer
-
-    @classmethod
-    def create(cls, nets: DistralNets, cfg: TrainConfig) -> DistralOptimizers:
-        """Adam per learner: sac.qf_lr, sac.policy_lr, distral.distill_lr."""
-        return cls(
-            critic=torch.optim.Adam(nets.critic_parameters(), lr=cfg.sac.qf_lr),
-            policy=torch.optim.Adam(nets.task_policy_parameters(), lr=cfg.sac.policy_lr),
-            distill=torch.optim.Adam(nets.shared.parameters(), lr=cfg.distral.distill_lr),
-        )
-
-    def state_dict(self) -> dict[str, Any]:
-        """All optimizer states (for checkpoints)."""
-        return {k: getattr(self, k).state_dict() for k in ("critic", "policy", "distill")}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from `state_dict()`."""
-        for k in ("critic", "policy", "distill"):
-            getattr(self, k).load_state_dict(state[k])
+    @staticmethod
+    def distill_lr(cfg: TrainConfig) -> float:
+        """distral.distill_lr."""
+        return cfg.distral.distill_lr
 
 
 def distral_learners(

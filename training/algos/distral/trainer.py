@@ -11,36 +11,14 @@ import numpy as np
 import torch
 
 from training.algos.distral.losses import DistralOptimizers, distral_update
-from training.algos.distral.networks import DistralNets, empty_z, make_nets
+from training.algos.distral.networks import DistralNets, make_nets
+from training.common.local_policies import LocalPolicyActor, empty_z
 from training.common.multitask import MTBatch, MultiTaskTrainer
 from training.common.networks import deterministic_action
-from training.common.rollout import Episode
 from training.evaluate import FewShotReport, conditioned_eval
 
 ALGORITHM = "distral"
 CHECKPOINT_VERSION = 1
-
-
-class TaskPolicyActor:
-    """A collection actor (`EpisodeActor`): task i's own policy pi_i, sampled."""
-
-    def __init__(self, trainer: DistralTrainer, task: int) -> None:
-        self.trainer = trainer
-        self.policy = trainer.nets.task_policy(task)
-
-    def begin_episode(self, rng: np.random.Generator) -> None:
-        """Nothing: pi_i has no per-episode state."""
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """A sampled action of pi_i."""
-        t = self.trainer
-        with torch.no_grad():
-            eps = torch.from_numpy(t.rng.standard_normal(t.act_dim).astype(np.float32))
-            a, _ = self.policy.sample(torch.as_tensor(obs)[None], empty_z(1), eps[None])
-        return a[0].numpy()
-
-    def end_episode(self, episode: Episode) -> None:
-        """Nothing: the trainer stores the episode."""
 
 
 class DistralTrainer(MultiTaskTrainer[FewShotReport]):
@@ -57,9 +35,9 @@ class DistralTrainer(MultiTaskTrainer[FewShotReport]):
         self.nets = make_nets(self.obs_dim, self.act_dim, self.cfg)
         self.optimizers = DistralOptimizers.create(self.nets, self.cfg)
 
-    def actor(self, task: int) -> TaskPolicyActor:
+    def actor(self, task: int) -> LocalPolicyActor:
         """pi_task, sampled."""
-        return TaskPolicyActor(self, task)
+        return LocalPolicyActor(self, self.nets, task, task)
 
     def update(self, batch: MTBatch) -> dict[str, float]:
         """One Distral step (PCGrad when configured)."""

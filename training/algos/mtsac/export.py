@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from training.algos.mtsac.networks import MTSACNets
 from training.common.conditioned_export import export_conditioned_policy, one_hot_names
 from training.common.tasks import make_task_source
 from training.config import TrainConfig
+from zshot.plug_descriptor import PLUG_DESCRIPTOR_VERSION, PlugDescriptorError
 
 
 def export_conditioned(
@@ -42,9 +44,14 @@ def export_conditioned(
     """Export MT-SAC networks as a `conditioned` artifact directory; returns (Artifact,
     parity errors). Refuses an existing `out_dir` unless `force`."""
     nets.eval()
+    extra: dict[str, Any] = {}
     if nets.task_input == "descriptor":
-        names = list(make_task_source(cfg).descriptor_names)
+        source = make_task_source(cfg)
+        names = list(source.descriptor_names)
         table = nets.descriptors
+        if cfg.env == "insertion":
+            check_descriptor_table(table, source, Path(run_dir))
+            extra["plug_descriptor_version"] = PLUG_DESCRIPTOR_VERSION
         g = torch.Generator().manual_seed(cfg.seed)
         spread = table.std(0, keepdim=True) + 0.1
         parity = torch.cat(
@@ -70,7 +77,21 @@ def export_conditioned(
             "pcgrad": cfg.pcgrad,
             "task_input": nets.task_input,
             "heads": nets.heads,
+            **extra,
         },
         force=force,
         verbose=verbose,
     )
+
+
+def check_descriptor_table(table: torch.Tensor, source: Any, run_dir: Path) -> None:
+    """The run's stored plug descriptors are what this code computes for its train plugs
+    (zshot/plug_descriptor.py version PLUG_DESCRIPTOR_VERSION); a run trained on another
+    version is refused in one line (its policy would be told other numbers on the robot)."""
+    now = torch.as_tensor(np.stack([source.describe(t) for t in source.train_tasks]))
+    if now.shape != table.shape or not torch.allclose(now, table, atol=1e-5):
+        raise PlugDescriptorError(
+            f"{run_dir}: its plug descriptors are not this code's (version "
+            f"{PLUG_DESCRIPTOR_VERSION}, zshot/plug_descriptor.py): the run was trained on "
+            "another descriptor version; retrain it"
+        )

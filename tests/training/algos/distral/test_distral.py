@@ -14,15 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from runtime.client import RuntimeClient
-from runtime.config import ServeConfig
-from runtime.model import LoadedModel
-from runtime.server import RuntimeServer
 from tests.training.conftest import (
     ROOT,
-    assert_grads_of,
+    assert_learners_stepped,
+    assert_runtime_serves_one_hot_policy,
     assert_terminals_back_up_the_reward,
     multitask_batch,
+    reached,
     record_step_grads,
     tiny_config,
 )
@@ -80,16 +78,6 @@ def test_per_task_terms_sum_to_the_scalar_losses() -> None:
         torch.testing.assert_close(p.sum(), s, msg=name)
 
 
-def _reached(loss: torch.Tensor, groups: dict[str, list[torch.nn.Parameter]]) -> set[str]:
-    out = set()
-    for name, params in groups.items():
-        trainable = [p for p in params if p.requires_grad]
-        gs = torch.autograd.grad(loss, trainable, retain_graph=True, allow_unused=True)
-        if any(g is not None and g.abs().sum() > 0 for g in gs):
-            out.add(name)
-    return out
-
-
 @pytest.mark.parametrize("c_kl", [0.5, 0.0])
 def test_the_losses_reach_what_the_paper_says(c_kl: float) -> None:
     """Q's loss: Q only; the task policies' loss: the batch's pi_i (not the others), Q and
@@ -103,10 +91,10 @@ def test_the_losses_reach_what_the_paper_says(c_kl: float) -> None:
         "shared": list(nets.shared.parameters()),
         **{f"pi{i}": list(nets.task_policy(i).parameters()) for i in range(TASKS)},
     }
-    assert _reached(losses.qf_loss, groups) == {"q"}
+    assert reached(losses.qf_loss, groups) == {"q"}
     want_policy = {"q", "pi0", "pi2", "pi4"} | ({"shared"} if c_kl else set())
-    assert _reached(losses.policy_loss, groups) == want_policy
-    assert _reached(losses.distill_loss, groups) == {"shared"}
+    assert reached(losses.policy_loss, groups) == want_policy
+    assert reached(losses.distill_loss, groups) == {"shared"}
 
 
 @pytest.mark.parametrize("pcgrad", [False, True])
@@ -123,19 +111,7 @@ def test_each_learner_steps_with_the_gradient_of_its_own_loss_alone(pcgrad: bool
     torch.manual_seed(1)
     losses = distral_losses(_batch(), ref, cfg, per_task=pcgrad)
     learners = distral_learners(ref, DistralOptimizers.create(ref, cfg), losses)
-    assert sorted(seen) == sorted(lr.name for lr in learners)
-    expected = PCGrad(seed=3)
-    for learner in learners:  # the step's order: the generator's draws follow it
-        if pcgrad:
-            g = expected(learner.name, learner.loss, learner.params)
-            assert g is not None
-            for got, w in zip(seen[learner.name], g, strict=True):
-                if got is None:  # a task policy absent from the batch: no gradient
-                    assert w is None or torch.all(w == 0)
-                else:
-                    torch.testing.assert_close(got, w, msg=learner.name)
-        else:
-            assert_grads_of(seen[learner.name], learner.loss, learner.params, learner.name)
+    assert_learners_stepped(seen, learners, 3 if pcgrad else None)
 
 
 def test_terminal_transitions_back_up_the_reward_alone() -> None:
@@ -202,26 +178,8 @@ def test_a_smoke_run_logs_and_exports_the_shared_policy(
     art, errors = export_run(smoke_run, tmp_path / "art")
     assert max(errors.values()) <= 1e-5
     assert (art.manifest.kind, art.manifest.descriptor_dim) == ("conditioned", 10)
-    server = RuntimeServer(
-        LoadedModel.load(tmp_path / "art", ServeConfig()), ServeConfig(seed=0, poll_interval_s=0.01)
-    )
-    server.bind("tcp://127.0.0.1:*")
-    server.start()
-    client = RuntimeClient(server.endpoint, timeout_s=5.0)
     obs = np.array([0.3, 0.4], np.float32)
-    try:
-        client.hello()
-        for task in (0, 7):
-            d = np.eye(10, dtype=np.float32)[task]
-            client.reset_task(descriptor=d)
-            with torch.no_grad():
-                want, _ = nets.shared.sample(
-                    torch.as_tensor(obs)[None], torch.as_tensor(d)[None], torch.zeros(1, 2)
-                )
-            np.testing.assert_allclose(client.step(obs), want[0].numpy(), atol=1e-5)
-    finally:
-        client.close()
-        server.stop()
+    assert_runtime_serves_one_hot_policy(tmp_path / "art", nets.shared, 10, (0, 7), obs)
     from zshot.cli import main as zshot
 
     out = tmp_path / "eval.json"

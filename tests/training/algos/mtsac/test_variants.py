@@ -326,6 +326,57 @@ def test_zshot_eval_runs_a_descriptor_artifact_zero_shot_on_the_test_goals(
         assert row["mean_return"] == pytest.approx(want.mean_return, abs=1e-3)
 
 
+@pytest.mark.slow
+def test_zshot_eval_refuses_a_plug_descriptor_artifact_of_another_version_in_one_line(
+    variant_run: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An insertion descriptor artifact exported before the descriptor's scaling (no
+    `plug_descriptor_version` in its manifest: version 1) is refused before any episode;
+    made here from the point artifact by editing its manifest's training section."""
+    import shutil
+
+    from zshot.cli import main as zshot
+
+    variant, _, artifact = variant_run
+    if variant != "descriptor":
+        pytest.skip("needs a descriptor artifact")
+    old = tmp_path / "old"
+    shutil.copytree(artifact, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["training"]["config"]["env"] = "insertion"
+    manifest["training"].pop("plug_descriptor_version", None)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert zshot(["eval", str(old), "--episodes", "1"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "trained on plug descriptor version 1" in err and "\n" not in err, err
+
+
+class _Described:
+    """A task source whose train tasks' descriptors are given."""
+
+    def __init__(self, rows: list[list[float]]) -> None:
+        self.train_tasks = rows
+
+    def describe(self, task: list[float]) -> np.ndarray:
+        return np.asarray(task, np.float32)
+
+
+def test_export_refuses_a_run_whose_stored_descriptors_are_not_this_codes(
+    tmp_path: Path,
+) -> None:
+    from training.algos.mtsac.export import check_descriptor_table
+    from zshot.plug_descriptor import PlugDescriptorError
+
+    rows = [[0.1, -0.5], [0.9, 0.2]]
+    check_descriptor_table(torch.tensor(rows), _Described(rows), tmp_path)
+    stale = torch.tensor(rows) * 3 + 1  # e.g. the unscaled version-1 numbers
+    with pytest.raises(PlugDescriptorError, match="trained on another descriptor version"):
+        check_descriptor_table(stale, _Described(rows), tmp_path)
+    with pytest.raises(PlugDescriptorError, match=str(tmp_path)):
+        check_descriptor_table(torch.tensor(rows[:1]), _Described(rows), tmp_path)
+
+
 def test_a_one_hot_checkpoint_from_before_the_variants_loads() -> None:
     """The one-hot networks' state has exactly the keys it had before the variants (no
     descriptor table, no embedding), so older MT-SAC runs still load."""
