@@ -27,7 +27,14 @@ import zmq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.runtime_latency import EchoClient, bare_ort, pct, wait_ready  # noqa: E402
+from bench.runtime_latency import (  # noqa: E402
+    EchoClient,
+    bare_ort,
+    free_endpoint,
+    pct,
+    step_inputs,
+    wait_ready,
+)
 from runtime.artifact import load_artifact  # noqa: E402
 from runtime.client import RuntimeClient  # noqa: E402
 from runtime.config import ServeConfig  # noqa: E402
@@ -67,18 +74,9 @@ def main() -> int:
     args = p.parse_args()
     art = load_artifact(args.artifact)
     m = art.manifest
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=m.obs_dim).astype(np.float32)
-    tr = rng.normal(size=m.transition_dim).astype(np.float32)
+    obs, tr = step_inputs(m)
 
-    def port() -> str:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-    echo_ep, ort_ep, rt_ep = port(), port(), port()
+    echo_ep, ort_ep, rt_ep = free_endpoint(), free_endpoint(), free_endpoint()
     py = [sys.executable, "-c"]
     imp = f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
     procs = [

@@ -120,6 +120,23 @@ def bare_ort(art: Any, obs: np.ndarray, tr: np.ndarray) -> tuple[LoadedModel, Ca
     return model, ort_step
 
 
+def free_endpoint() -> str:
+    """A tcp://127.0.0.1 endpoint on a port that is free right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def step_inputs(m: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime benches' one obs and one transition (seed 0) for manifest `m`."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=m.obs_dim).astype(np.float32)
+    tr = rng.normal(size=m.transition_dim).astype(np.float32)
+    return obs, tr
+
+
 def wait_ready(fn: object, what: str, timeout: float = 60.0) -> None:
     t0 = time.monotonic()
     while True:
@@ -226,22 +243,13 @@ def main() -> int:
     art = load_artifact(art_dir)
     m = art.manifest
     T = m.transition_dim
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=m.obs_dim).astype(np.float32)
-    tr = rng.normal(size=T).astype(np.float32)
+    obs, tr = step_inputs(m)
     print(
         f"artifact: obs {m.obs_dim}, act {m.act_dim}, latent {m.latent_dim}, transition {T}; "
         f"cpu count {os.cpu_count()}, steps {args.steps}, client busy_poll_us {args.busy_poll_us:g}"
     )
 
-    def port() -> str:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-    echo_ep, rt_ep = port(), port()
+    echo_ep, rt_ep = free_endpoint(), free_endpoint()
     echo = subprocess.Popen(
         [
             sys.executable,
