@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,8 +29,10 @@ sys.path.insert(0, str(ROOT))
 from bench.runtime_latency import (  # noqa: E402
     EchoClient,
     bare_ort,
+    bench_process,
     free_endpoint,
     pct,
+    serve_process,
     step_inputs,
     wait_ready,
 )
@@ -77,19 +78,11 @@ def main() -> int:
     obs, tr = step_inputs(m)
 
     echo_ep, ort_ep, rt_ep = free_endpoint(), free_endpoint(), free_endpoint()
-    py = [sys.executable, "-c"]
-    imp = f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
     procs = [
-        subprocess.Popen(
-            [*py, imp + "from bench.runtime_latency import echo_server; "
-             f"echo_server({echo_ep!r}, {4 * m.act_dim})"], cwd=ROOT),
-        subprocess.Popen(
-            [*py, imp + "from bench.runtime_breakdown import ort_echo_server; "
-             f"ort_echo_server({ort_ep!r}, {str(args.artifact)!r})"], cwd=ROOT),
-        subprocess.Popen(
-            [sys.executable, "-m", "zshot", "serve", str(args.artifact), "--bind", rt_ep,
-             "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.DEVNULL),
-    ]  # fmt: skip
+        bench_process("runtime_latency", f"echo_server({echo_ep!r}, {4 * m.act_dim})"),
+        bench_process("runtime_breakdown", f"ort_echo_server({ort_ep!r}, {str(args.artifact)!r})"),
+        serve_process(args.artifact, rt_ep),
+    ]
     try:
         echo, ort_echo = EchoClient(echo_ep), EchoClient(ort_ep)
         for c in (echo, ort_echo):

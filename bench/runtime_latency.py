@@ -137,6 +137,23 @@ def step_inputs(m: Any) -> tuple[np.ndarray, np.ndarray]:
     return obs, tr
 
 
+def bench_process(module: str, call: str) -> subprocess.Popen[bytes]:
+    """A `python -c` process running `call` from `bench.<module>` of this checkout, e.g.
+    bench_process("runtime_latency", "echo_server('tcp://127.0.0.1:5000', 16)")."""
+    name = call.split("(", 1)[0]
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.{module} import {name}; {call}"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+
+
+def serve_process(artifact: str | Path, endpoint: str, *extra: str) -> subprocess.Popen[bytes]:
+    """`zshot serve artifact --bind endpoint` (log level WARNING, stdout discarded)."""
+    cmd = [sys.executable, "-m", "zshot", "serve", str(artifact), "--bind", endpoint]
+    cmd += ["--log-level", "WARNING", *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
 def wait_ready(fn: object, what: str, timeout: float = 60.0) -> None:
     t0 = time.monotonic()
     while True:
@@ -250,31 +267,11 @@ def main() -> int:
     )
 
     echo_ep, rt_ep = free_endpoint(), free_endpoint()
-    echo = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.runtime_latency import "
-            f"echo_server; echo_server({echo_ep!r}, {4 * m.act_dim}, {args.fifo})",
-        ],
-        cwd=ROOT,
+    echo = bench_process(
+        "runtime_latency", f"echo_server({echo_ep!r}, {4 * m.act_dim}, {args.fifo})"
     )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zshot",
-            "serve",
-            str(art_dir),
-            "--bind",
-            rt_ep,
-            "--log-level",
-            "WARNING",
-            *(["--set", f"sched_fifo_priority={args.fifo}"] if args.fifo else []),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+    fifo = ["--set", f"sched_fifo_priority={args.fifo}"] if args.fifo else []
+    server = serve_process(art_dir, rt_ep, *fifo)
     try:
         ec = EchoClient(echo_ep)
         wait_ready(lambda: ec.step(obs, tr) or (_ for _ in ()).throw(OSError()), "echo server")

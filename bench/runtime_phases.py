@@ -43,7 +43,6 @@ import argparse
 import gc
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,8 +59,10 @@ sys.path.insert(0, str(ROOT))
 from bench.runtime_latency import (  # noqa: E402
     EchoClient,
     bare_ort,
+    bench_process,
     free_endpoint,
     pct,
+    serve_process,
     step_inputs,
     wait_ready,
 )
@@ -223,20 +224,14 @@ def served(args: argparse.Namespace) -> None:
     echo_ep, traced_ep, plain_ep = free_endpoint(), free_endpoint(), free_endpoint()
     tmp = tempfile.TemporaryDirectory(prefix="zshot-phases-")
     dump = str(Path(tmp.name) / "stamps.npz")
-    py = [sys.executable, "-c"]
-    imp = f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
     procs = [
-        subprocess.Popen(
-            [*py, imp + "from bench.runtime_latency import echo_server; "
-             f"echo_server({echo_ep!r}, {4 * m.act_dim})"], cwd=ROOT),
-        subprocess.Popen(
-            [*py, imp + "from bench.runtime_phases import traced_server; "
-             f"traced_server({traced_ep!r}, {str(args.artifact)!r}, {dump!r}, "
-             f"{args.steps + 2000})"], cwd=ROOT),
-        subprocess.Popen(
-            [sys.executable, "-m", "zshot", "serve", str(args.artifact), "--bind", plain_ep,
-             "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.DEVNULL),
-    ]  # fmt: skip
+        bench_process("runtime_latency", f"echo_server({echo_ep!r}, {4 * m.act_dim})"),
+        bench_process(
+            "runtime_phases",
+            f"traced_server({traced_ep!r}, {str(args.artifact)!r}, {dump!r}, {args.steps + 2000})",
+        ),
+        serve_process(args.artifact, plain_ep),
+    ]
     client_rows: list[tuple[int, int, int, int, int]] = []
     cst = {"sent": 0, "recv": 0, "first": True}
 
