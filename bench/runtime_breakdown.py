@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,16 @@ import zmq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.runtime_latency import EchoClient, bare_ort, pct, wait_ready  # noqa: E402
+from bench.runtime_latency import (  # noqa: E402
+    EchoClient,
+    bare_ort,
+    bench_process,
+    free_endpoint,
+    pct,
+    serve_process,
+    step_inputs,
+    wait_ready,
+)
 from runtime.artifact import load_artifact  # noqa: E402
 from runtime.client import RuntimeClient  # noqa: E402
 from runtime.config import ServeConfig  # noqa: E402
@@ -67,31 +75,14 @@ def main() -> int:
     args = p.parse_args()
     art = load_artifact(args.artifact)
     m = art.manifest
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=m.obs_dim).astype(np.float32)
-    tr = rng.normal(size=m.transition_dim).astype(np.float32)
+    obs, tr = step_inputs(m)
 
-    def port() -> str:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-    echo_ep, ort_ep, rt_ep = port(), port(), port()
-    py = [sys.executable, "-c"]
-    imp = f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+    echo_ep, ort_ep, rt_ep = free_endpoint(), free_endpoint(), free_endpoint()
     procs = [
-        subprocess.Popen(
-            [*py, imp + "from bench.runtime_latency import echo_server; "
-             f"echo_server({echo_ep!r}, {4 * m.act_dim})"], cwd=ROOT),
-        subprocess.Popen(
-            [*py, imp + "from bench.runtime_breakdown import ort_echo_server; "
-             f"ort_echo_server({ort_ep!r}, {str(args.artifact)!r})"], cwd=ROOT),
-        subprocess.Popen(
-            [sys.executable, "-m", "zshot", "serve", str(args.artifact), "--bind", rt_ep,
-             "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.DEVNULL),
-    ]  # fmt: skip
+        bench_process("runtime_latency", f"echo_server({echo_ep!r}, {4 * m.act_dim})"),
+        bench_process("runtime_breakdown", f"ort_echo_server({ort_ep!r}, {str(args.artifact)!r})"),
+        serve_process(args.artifact, rt_ep),
+    ]
     try:
         echo, ort_echo = EchoClient(echo_ep), EchoClient(ort_ep)
         for c in (echo, ort_echo):

@@ -120,6 +120,40 @@ def bare_ort(art: Any, obs: np.ndarray, tr: np.ndarray) -> tuple[LoadedModel, Ca
     return model, ort_step
 
 
+def free_endpoint() -> str:
+    """A tcp://127.0.0.1 endpoint on a port that is free right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def step_inputs(m: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime benches' one obs and one transition (seed 0) for manifest `m`."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=m.obs_dim).astype(np.float32)
+    tr = rng.normal(size=m.transition_dim).astype(np.float32)
+    return obs, tr
+
+
+def bench_process(module: str, call: str) -> subprocess.Popen[bytes]:
+    """A `python -c` process running `call` from `bench.<module>` of this checkout, e.g.
+    bench_process("runtime_latency", "echo_server('tcp://127.0.0.1:5000', 16)")."""
+    name = call.split("(", 1)[0]
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.{module} import {name}; {call}"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+
+
+def serve_process(artifact: str | Path, endpoint: str, *extra: str) -> subprocess.Popen[bytes]:
+    """`zshot serve artifact --bind endpoint` (log level WARNING, stdout discarded)."""
+    cmd = [sys.executable, "-m", "zshot", "serve", str(artifact), "--bind", endpoint]
+    cmd += ["--log-level", "WARNING", *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
 def wait_ready(fn: object, what: str, timeout: float = 60.0) -> None:
     t0 = time.monotonic()
     while True:
@@ -162,12 +196,13 @@ def make_fixture(out: Path, args: argparse.Namespace) -> Path:
 
 def sustained(
     step: object, rate: float, duration: float, obs: np.ndarray, tr: np.ndarray
-) -> tuple[int, int]:
+) -> tuple[int, int, float]:
     """Run `step(obs, tr, timeout)` at `rate` Hz on absolute ticks; count replies later than
-    one period (misses). Returns (steps, misses)."""
+    one period (misses). Returns (steps, misses, CPU seconds of this thread)."""
     period = 1.0 / rate
     n = int(rate * duration)
     misses = 0
+    cpu0 = time.thread_time()
     t0 = time.monotonic() + 0.01
     for k in range(n):
         tick = t0 + k * period
@@ -186,7 +221,7 @@ def sustained(
             ok = False
         if not ok:
             misses += 1
-    return n, misses
+    return n, misses, time.thread_time() - cpu0
 
 
 def main() -> int:
@@ -203,6 +238,12 @@ def main() -> int:
         "--contexts", default="10,1000,100000", help="context sizes for the flatness check"
     )
     p.add_argument("--rates", default="", help="e.g. 100,1000: sustained-rate runs")
+    p.add_argument(
+        "--busy-poll-us",
+        type=float,
+        default=0.0,
+        help="RuntimeClient's busy_poll_us for the runtime client (0: off, the default)",
+    )
     p.add_argument("--duration", type=float, default=60.0, help="seconds per sustained-rate run")
     p.add_argument(
         "--fifo",
@@ -219,51 +260,22 @@ def main() -> int:
     art = load_artifact(art_dir)
     m = art.manifest
     T = m.transition_dim
-    rng = np.random.default_rng(0)
-    obs = rng.normal(size=m.obs_dim).astype(np.float32)
-    tr = rng.normal(size=T).astype(np.float32)
+    obs, tr = step_inputs(m)
     print(
         f"artifact: obs {m.obs_dim}, act {m.act_dim}, latent {m.latent_dim}, transition {T}; "
-        f"cpu count {os.cpu_count()}, steps {args.steps}"
+        f"cpu count {os.cpu_count()}, steps {args.steps}, client busy_poll_us {args.busy_poll_us:g}"
     )
 
-    def port() -> str:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-    echo_ep, rt_ep = port(), port()
-    echo = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.runtime_latency import "
-            f"echo_server; echo_server({echo_ep!r}, {4 * m.act_dim}, {args.fifo})",
-        ],
-        cwd=ROOT,
+    echo_ep, rt_ep = free_endpoint(), free_endpoint()
+    echo = bench_process(
+        "runtime_latency", f"echo_server({echo_ep!r}, {4 * m.act_dim}, {args.fifo})"
     )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zshot",
-            "serve",
-            str(art_dir),
-            "--bind",
-            rt_ep,
-            "--log-level",
-            "WARNING",
-            *(["--set", f"sched_fifo_priority={args.fifo}"] if args.fifo else []),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
+    fifo = ["--set", f"sched_fifo_priority={args.fifo}"] if args.fifo else []
+    server = serve_process(art_dir, rt_ep, *fifo)
     try:
         ec = EchoClient(echo_ep)
         wait_ready(lambda: ec.step(obs, tr) or (_ for _ in ()).throw(OSError()), "echo server")
-        rc = RuntimeClient(rt_ep, timeout_s=1.0)
+        rc = RuntimeClient(rt_ep, timeout_s=1.0, busy_poll_us=args.busy_poll_us)
         wait_ready(lambda: rc.hello(obs_dim=m.obs_dim, timeout_s=0.5), "zshot serve")
         rc.set_mode("exploit", "step")
         model, ort_step = bare_ort(art, obs, tr)
@@ -343,7 +355,7 @@ def main() -> int:
         batch = np.tile(tr, (1000, 1))
         sessions = []
         for size in contexts:
-            c = RuntimeClient(rt_ep, timeout_s=1.0)
+            c = RuntimeClient(rt_ep, timeout_s=1.0, busy_poll_us=args.busy_poll_us)
             c.hello()
             c.set_mode("exploit", "step")
             count = 0
@@ -372,25 +384,32 @@ def main() -> int:
         rates = [float(x) for x in args.rates.split(",") if x]
         if rates:
             print(
-                "\n| rate | seconds | steps | runtime misses | echo misses |\n|---|---|---|---|---|"
+                "\n| rate | seconds | steps | runtime misses | echo misses | bench thread CPU, "
+                "runtime / echo |\n|---|---|---|---|---|---|"
             )
             for rate in rates:
                 rc.reset_task()
                 # Alternate 1-second blocks so that load drift hits both alike.
                 n = miss_rt = miss_echo = 0
+                cpu_rt = cpu_echo = 0.0
                 for _ in range(max(1, int(args.duration))):
-                    k, m_rt = sustained(
+                    k, m_rt, c_rt = sustained(
                         lambda o_, t_, d: rc.step(o_, t_, timeout_s=d) is not None,
                         rate,
                         1.0,
                         obs,
                         tr,
                     )
-                    _, m_echo = sustained(lambda o_, t_, d: ec.step(o_, t_, d), rate, 1.0, obs, tr)
+                    _, m_echo, c_echo = sustained(
+                        lambda o_, t_, d: ec.step(o_, t_, d), rate, 1.0, obs, tr
+                    )
                     n, miss_rt, miss_echo = n + k, miss_rt + m_rt, miss_echo + m_echo
+                    cpu_rt, cpu_echo = cpu_rt + c_rt, cpu_echo + c_echo
+                secs = max(1, int(args.duration))
                 print(
                     f"| {rate:g} Hz | {args.duration:g} | {n} | {miss_rt} ({100 * miss_rt / n:.3f} %) | "
-                    f"{miss_echo} ({100 * miss_echo / n:.3f} %) |"
+                    f"{miss_echo} ({100 * miss_echo / n:.3f} %) | {100 * cpu_rt / secs:.1f} % / "
+                    f"{100 * cpu_echo / secs:.1f} % of a core |"
                 )
         rc.bye()
         rc.close()

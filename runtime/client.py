@@ -38,6 +38,7 @@ from runtime.protocol import (
     MsgType,
     endpoint_problem,
     f32_frame,
+    raw_send,
 )
 
 __all__ = [
@@ -92,6 +93,9 @@ class RuntimeUnavailable(ConnectionError):
 
 MAX_TIMEOUT_S = 86_400.0  # a deadline beyond a day is a unit error, not a deadline
 _POLL_SLICE_MS = 1000  # longest single wait (keeps the C-level timeout in range)
+_NOBLOCK_MORE = zmq.NOBLOCK | zmq.SNDMORE
+_F4 = np.dtype("<f4")
+MAX_BUSY_POLL_US = 100_000.0  # a busy-poll window beyond 0.1 s is a unit error
 
 
 def _timeout(value: float, what: str = "timeout_s") -> float:
@@ -128,13 +132,25 @@ class RuntimeClient:
         client_keys: tuple[bytes, bytes] | None = None,
         reconnect_after_s: float = 1.0,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        busy_poll_us: float = 0.0,
     ) -> None:
         """Connect to `endpoint` (e.g. tcp://127.0.0.1:5555). With CurveZMQ give the server's
-        public key and this client's (public, secret) key pair, both Z85 bytes."""
+        public key and this client's (public, secret) key pair, both Z85 bytes.
+
+        `busy_poll_us` > 0: after each request, poll for the reply without sleeping for up
+        to this long (bounded by the deadline) before a blocking receive. It saves the
+        wake-up of a sleeping thread when the reply comes within the window, and burns
+        that thread's core meanwhile (docs/PROTOCOL.md "Client busy-poll"). 0: off."""
         problem = endpoint_problem(endpoint)
         if problem is not None:
             raise ValueError(problem)
         self.timeout_s = _timeout(timeout_s)
+        spin = float(busy_poll_us)
+        if not (math.isfinite(spin) and 0 <= spin <= MAX_BUSY_POLL_US):
+            raise ValueError(
+                f"busy_poll_us must be in [0, {MAX_BUSY_POLL_US:g}], got {busy_poll_us}"
+            )
+        self._spin_s = spin / 1e6
         if (server_public_key is None) != (client_keys is None):
             raise ValueError("CurveZMQ needs both server_public_key and client_keys")
         self.endpoint = endpoint
@@ -229,26 +245,36 @@ class RuntimeClient:
                     "(server down, or CurveZMQ keys refused)"
                 ) from None
         recv, more = sock.recv, sock.getsockopt  # getsockopt: `rcvmore` costs µs a lookup
+        spin_until = min(deadline, time.monotonic() + self._spin_s) if self._spin_s else 0.0
         while True:
-            # A blocking receive with a timeout: one wake-up per reply (no poll first).
-            left_ms = (deadline - time.monotonic()) * 1000.0
-            if left_ms <= 0:
-                if time.monotonic() - self._last_reply > self.reconnect_after_s:
-                    # Nothing heard for a while: the connection may be half-dead (peer
-                    # rebooted, NAT dropped it). A fresh socket also drops queued requests.
-                    self.reconnect()
-                raise RuntimeTimeout(
-                    f"{msg_type.name} seq {seq}: no reply from {self.endpoint} "
-                    f"within {timeout * 1000:.1f} ms"
-                )
-            ms = max(1, min(_POLL_SLICE_MS, int(left_ms + 0.999)))
-            if ms != self._rcvtimeo:
-                sock.setsockopt(zmq.RCVTIMEO, ms)
-                self._rcvtimeo = ms
-            try:
-                first = recv()
-            except zmq.Again:
-                continue
+            if spin_until:
+                # Busy-poll window (busy_poll_us): no sleep, so no wake-up to wait for.
+                try:
+                    first = recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    if time.monotonic() >= spin_until:
+                        spin_until = 0.0  # the window is over: block from now on
+                    continue
+            else:
+                # A blocking receive with a timeout: one wake-up per reply (no poll first).
+                left_ms = (deadline - time.monotonic()) * 1000.0
+                if left_ms <= 0:
+                    if time.monotonic() - self._last_reply > self.reconnect_after_s:
+                        # Nothing heard for a while: the connection may be half-dead (peer
+                        # rebooted, NAT dropped it). A fresh socket also drops queued requests.
+                        self.reconnect()
+                    raise RuntimeTimeout(
+                        f"{msg_type.name} seq {seq}: no reply from {self.endpoint} "
+                        f"within {timeout * 1000:.1f} ms"
+                    )
+                ms = max(1, min(_POLL_SLICE_MS, int(left_ms + 0.999)))
+                if ms != self._rcvtimeo:
+                    sock.setsockopt(zmq.RCVTIMEO, ms)
+                    self._rcvtimeo = ms
+                try:
+                    first = recv()
+                except zmq.Again:
+                    continue
             reply = [first]
             while more(zmq.RCVMORE):
                 reply.append(recv())
@@ -274,12 +300,12 @@ class RuntimeClient:
     @staticmethod
     def _send(sock: zmq.Socket[bytes], head: bytes, payload: list[Any]) -> None:
         if not payload:
-            sock.send(head, zmq.NOBLOCK)
+            raw_send(sock, head, zmq.NOBLOCK)
             return
-        sock.send(head, zmq.NOBLOCK | zmq.SNDMORE)  # all parts or none: a message is atomic
+        raw_send(sock, head, _NOBLOCK_MORE)  # all parts or none: a message is atomic
         last = len(payload) - 1
         for i, frame in enumerate(payload):
-            sock.send(frame, zmq.NOBLOCK if i == last else zmq.NOBLOCK | zmq.SNDMORE)
+            raw_send(sock, frame, zmq.NOBLOCK if i == last else _NOBLOCK_MORE)
 
     @staticmethod
     def _wait_ms(deadline: float) -> int:
@@ -343,7 +369,7 @@ class RuntimeClient:
         if len(out) != 1 or (len(out[0]) != 4 * act_dim if act_dim else len(out[0]) % 4 != 0):
             sizes = [len(f) for f in out]
             raise _bad_reply(f"STEP reply frames {sizes} bytes, expected [{4 * (act_dim or 1)}]")
-        return np.frombuffer(out[0], dtype="<f4").copy()
+        return np.frombuffer(out[0], _F4).copy()  # dtype object, positional: a cheaper call
 
     def observe(self, transitions: npt.ArrayLike, *, timeout_s: float | None = None) -> int:
         """Add transitions [n, obs+act+1+obs] (or one [obs+act+1+obs]) to the context;

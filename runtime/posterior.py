@@ -16,6 +16,8 @@ O(L). Sums are float64: float32 loses the last factors after ~1e7 unit precision
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import add, truediv
 
 import numpy as np
 import numpy.typing as npt
@@ -31,9 +33,6 @@ class NaturalPosterior:
 
     prior_mean: F64
     prior_var: F64
-    # Totals *including* the prior, so the mean is one division: [L] each, float64.
-    precision: F64 = field(init=False)  # 1/var0 + sum_i 1/var_i
-    eta: F64 = field(init=False)  # mu0/var0 + sum_i mu_i/var_i
     count: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -49,6 +48,7 @@ class NaturalPosterior:
             raise ValueError("prior mean must be finite")
         self._prior_precision = 1.0 / self.prior_var  # [L] natural parameters of the prior
         self._prior_eta = self.prior_mean / self.prior_var
+        self._L = int(self.prior_mean.shape[0])
         self.reset()
 
     @classmethod
@@ -59,7 +59,21 @@ class NaturalPosterior:
     @property
     def latent_dim(self) -> int:
         """Size L of z."""
-        return int(self.prior_mean.shape[0])
+        return self._L
+
+    # The totals *including* the prior (so the mean is one division) are kept as two
+    # Python lists of L floats, not numpy arrays: at L ~ 5-16 one numpy call costs more
+    # than the whole update done on Python floats (IEEE doubles, the same roundings as
+    # numpy's float64: the results are bit-identical). The arrays are built on demand.
+    @property
+    def precision(self) -> F64:
+        """1/var0 + sum_i 1/var_i [L] (a fresh array)."""
+        return np.array(self._prec, np.float64)
+
+    @property
+    def eta(self) -> F64:
+        """mu0/var0 + sum_i mu_i/var_i [L] (a fresh array)."""
+        return np.array(self._eta, np.float64)
 
     @property
     def precision_sum(self) -> F64:
@@ -73,16 +87,8 @@ class NaturalPosterior:
 
     def reset(self) -> None:
         """Back to the prior: forget every transition."""
-        # precision and eta are the rows of one [2, L] array, so that `add_one` updates
-        # both with one in-place add; `_num` / `_fac` are its scratch rows (1, mu) and
-        # (1/var, mu/var).
-        nat = np.stack([self._prior_precision, self._prior_eta])
-        self._nat = nat
-        self.precision = nat[0]
-        self.eta = nat[1]
-        self._num = np.ones_like(nat)
-        self._fac = np.empty_like(nat)
-        self._fac_prec, self._fac_eta = self._fac[0], self._fac[1]
+        self._prec: list[float] = self._prior_precision.tolist()
+        self._eta: list[float] = self._prior_eta.tolist()
         self.count = 0
 
     def add_one(self, mu: npt.NDArray[np.floating], var: npt.NDArray[np.floating]) -> None:
@@ -91,22 +97,23 @@ class NaturalPosterior:
         Rejects (ValueError) NaN/Inf in mu, NaN in var and var <= 0, leaving the state
         unchanged. var = +Inf (a factor carrying no information) only counts.
         """
-        v = var.reshape(-1)  # [L]
-        # Python's min over L floats is ~5x cheaper than a numpy reduce at this size. A NaN
-        # can make it skip an entry (NaN compares false), but a NaN var makes `check` below
-        # non-finite, so every var <= 0 or NaN is still rejected.
-        if not min(v.tolist()) > 0:
+        v = var.ravel().tolist()  # [L] Python floats (float32 -> double is exact)
+        m = mu.ravel().tolist()
+        if len(v) != self._L or len(m) != self._L:
+            raise ValueError(f"factor has {len(m)} mu and {len(v)} var entries, expected {self._L}")
+        # min skips a NaN only when it is not first (NaN compares false), but then 1/NaN
+        # makes the sum below NaN: every var <= 0 or NaN is rejected, and no division by 0.
+        if not min(v) > 0:
             raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
-        if v.shape[0] != self.latent_dim:
-            raise ValueError(f"factor has {v.shape[0]} entries, expected {self.latent_dim}")
-        num = self._num
-        num[1] = mu  # [1, L] or [L]; a wrong size raises ValueError, state unchanged
-        fac = np.divide(num, v, out=self._fac)  # float64 [2, L]: 1/var, mu/var
-        # NaN/Inf in mu (or an overflow) makes the dot product non-finite: x - x != 0.
-        check = float(self._fac_eta.dot(self._fac_prec))
+        prec = list(map(truediv, repeat(1.0), v))
+        eta = list(map(truediv, m, v))
+        # NaN/Inf in mu (or an overflow) makes the sum non-finite: x - x != 0. (Finite
+        # float32 factors cannot overflow it: |mu/var| < 3e83.)
+        check = sum(prec) + sum(eta)
         if check - check != 0:
             raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
-        self._nat += fac
+        self._prec = list(map(add, self._prec, prec))
+        self._eta = list(map(add, self._eta, eta))
         self.count += 1
 
     def add(self, mu: npt.ArrayLike, var: npt.ArrayLike) -> None:
@@ -126,8 +133,8 @@ class NaturalPosterior:
         if not (np.all(np.isfinite(mu_a)) and np.all(np.isfinite(var_a)) and np.all(var_a > 0)):
             raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
         prec = 1.0 / var_a  # [n, L]
-        self.precision += prec.sum(axis=0)
-        self.eta += (mu_a * prec).sum(axis=0)
+        self._prec = (self.precision + prec.sum(axis=0)).tolist()
+        self._eta = (self.eta + (mu_a * prec).sum(axis=0)).tolist()
         self.count += int(mu_a.shape[0])
 
     @property
@@ -141,8 +148,12 @@ class NaturalPosterior:
         return self.eta / self.precision
 
     def mean_into(self, out: npt.NDArray[np.float32]) -> None:
-        """Write the posterior mean into `out` [L] (float32) without allocating."""
-        np.divide(self.eta, self.precision, out=out, casting="unsafe")
+        """Write the posterior mean into `out` [L] (float32)."""
+        out[:] = list(map(truediv, self._eta, self._prec))
+
+    def mean_row(self) -> npt.NDArray[np.float32]:
+        """The posterior mean as a new float32 [1, L] array (the policy's z input)."""
+        return np.array([list(map(truediv, self._eta, self._prec))], np.float32)
 
     def sample(self, rng: np.random.Generator) -> F64:
         """One draw z ~ N(mean, var) [L]."""

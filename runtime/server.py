@@ -26,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import MethodType
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +55,7 @@ from runtime.protocol import (
     ProtocolError,
     endpoint_problem,
     pack_header,
+    raw_send,
     unpack_header,
 )
 
@@ -74,6 +76,7 @@ MAX_JSON_BYTES = 64 * 1024  # a hello is ~200 bytes; anything near this is not a
 RELOAD_REFUSED = "reload refused (the server's log says why)"
 _EDGES_US = list(HIST_EDGES_US)
 KIND_CODE = {k: i for i, k in enumerate(ARTIFACT_KINDS)}
+_F4 = np.dtype("<f4")
 
 
 class SecurityError(RuntimeError):
@@ -234,9 +237,7 @@ class Session:
         else:
             # A fresh [1, L] array each time: get-state and the policy never see it change
             # under them, and a reload may change L.
-            z = np.empty((1, self.posterior.latent_dim), np.float32)
-            self.posterior.mean_into(z[0])
-            self.z = z
+            self.z = self.posterior.mean_row()
 
     def add_factors(self, mu: F32, var: F32) -> None:
         """Multiply factors [n, L] into the posterior; z follows at once if update == step."""
@@ -475,7 +476,8 @@ class RuntimeServer:
         next_housekeeping = perf() + 1_000_000_000  # ns; at least once a second
         next_check = 0
         keep = MAX_PAYLOAD_FRAMES + 2  # header + payload + one more to name the excess
-        recv, send, more_of = sock.recv, sock.send, sock.getsockopt
+        recv, more_of = sock.recv, sock.getsockopt
+        send = MethodType(raw_send, sock)  # without pyzmq's Python wrapper (protocol.py)
         RCVMORE, SNDMORE = zmq.RCVMORE, zmq.SNDMORE
         while not self._stop.is_set():
             try:
@@ -511,9 +513,6 @@ class RuntimeServer:
                 more = bool(more_of(RCVMORE))
             if guard is not None:
                 guard.consumed(first.get(zmq.SRCFD), wire)
-                if t0 >= next_check:
-                    next_check = t0 + check_ns
-                    guard.check()
             key = str(first.get("User-Id")) if curve else None
             reply, sess = self._handle(frames, ident, dropped, key)
             if reply is not None:
@@ -525,9 +524,15 @@ class RuntimeServer:
                         send(part, 0 if i == last else SNDMORE)
                 except zmq.ZMQError as exc:  # e.g. the peer vanished; never stop serving
                     log.warning("reply to a peer not sent: %s", exc)
-                    continue
-                if sess is not None:
-                    sess.hist.record((perf() - t0) / 1000.0)
+                else:
+                    if sess is not None:
+                        sess.hist.record((perf() - t0) / 1000.0)
+            # The flood check after the reply, not before the handler: it polls the monitor
+            # and reads every connection's kernel counters (two system calls each), which
+            # must not delay the answer to this request (BENCHMARKS.md, issue 19 item 10).
+            if guard is not None and t0 >= next_check:
+                next_check = t0 + check_ns
+                guard.check()
             if self._pending:
                 self._finish_reloads()
             if t0 > next_housekeeping:  # busy servers expire idle sessions too
@@ -1072,7 +1077,7 @@ def _f32_rows(frame: bytes, width: int, what: str, *, single: bool) -> F32:
             f"{what} frame is {nbytes} bytes, not a positive multiple of {row} "
             f"({width} float32 per row)",
         )
-    flat = np.frombuffer(frame, dtype="<f4")
+    flat = np.frombuffer(frame, _F4)
     if not _all_finite(flat):
         raise ProtocolError(ErrorCode.NON_FINITE, f"{what} contains NaN or Inf")
     return flat.reshape(-1, width)
@@ -1082,7 +1087,7 @@ def _f32_row(frame: bytes, width: int, what: str) -> F32:
     """`_f32_rows(single=True)` on STEP's per-step path: the same checks and errors, one
     call fewer (the slow path, any failure, is `_f32_rows` itself)."""
     if len(frame) == 4 * width:
-        flat = np.frombuffer(frame, dtype="<f4")
+        flat = np.frombuffer(frame, _F4)  # a dtype object, positional: half the call's cost
         s = float(flat.dot(flat))
         if s - s == 0:
             return flat.reshape(1, width)

@@ -196,3 +196,30 @@ def test_add_one_accepts_exactly_what_add_accepts(var: np.ndarray, mu: np.ndarra
         assert fast.count == 1
     else:
         assert fast.count == 0 and np.all(fast.precision_sum == 0) and np.all(fast.eta_sum == 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(
+        np.float32, st.tuples(st.integers(1, 12), st.just(L)), elements=st.floats(-10, 10, width=32)
+    ),
+    st.data(),
+)
+def test_add_one_is_the_float64_update_bit_for_bit(mu: np.ndarray, data: st.DataObject) -> None:
+    """The per-step path on Python floats gives exactly numpy's float64 sums (the same IEEE
+    roundings in the same order), and the float32 z it hands the policy is their quotient
+    rounded once."""
+    var = data.draw(arrays(np.float32, mu.shape, elements=st.floats(2.0**-20, 2.0**20, width=32)))
+    post = NaturalPosterior(np.full(L, 0.5), np.full(L, 2.0))
+    prec, eta = 1.0 / np.full(L, 2.0), np.full(L, 0.5) / np.full(L, 2.0)
+    for i in range(mu.shape[0]):
+        post.add_one(mu[i : i + 1], var[i : i + 1])
+        v = var[i].astype(np.float64)
+        prec, eta = prec + 1.0 / v, eta + mu[i].astype(np.float64) / v
+    np.testing.assert_array_equal(post.precision, prec)
+    np.testing.assert_array_equal(post.eta, eta)
+    np.testing.assert_array_equal(post.mean_row(), (eta / prec).astype(np.float32)[None, :])
+    z = np.empty(L, np.float32)
+    post.mean_into(z)
+    np.testing.assert_array_equal(z, (eta / prec).astype(np.float32))
+    assert post.count == mu.shape[0]

@@ -565,3 +565,35 @@ def test_client_deadlines_must_be_finite_and_bounded(running: Running, bad: floa
 def test_client_refuses_a_bad_endpoint_in_one_line() -> None:
     with pytest.raises(ValueError, match="not an endpoint"):
         RuntimeClient("garbage")
+
+
+@pytest.mark.parametrize("busy_poll_us", [50.0, 5000.0])
+def test_a_busy_polling_client_gets_the_same_actions_and_deadlines(
+    running: Running, busy_poll_us: float
+) -> None:
+    # The busy-poll window (shorter and longer than a round trip) changes how the client
+    # waits, never what it gets: the same actions as a plain client's on the same
+    # transitions, late replies dropped by seq, and deadlines kept.
+    w, rng = running.weights, np.random.default_rng(5)
+    plain, spin = running.client(), running.client(busy_poll_us=busy_poll_us)
+    for c in (plain, spin):
+        c.hello()
+        c.set_mode("exploit", "step")
+    for _ in range(30):
+        obs = rng.normal(size=6).astype(np.float32)
+        tr = rand_transition(rng, w)
+        np.testing.assert_array_equal(spin.step(obs, tr), plain.step(obs, tr))
+    big = rand_transition(np.random.default_rng(10), w, 8000)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeTimeout):
+        spin.observe(big, timeout_s=0.0001)
+    assert time.monotonic() - t0 < 1.0  # the window is bounded by the deadline
+    time.sleep(0.3)
+    assert spin.step(np.ones(6)).shape == (3,)  # the late OBSERVE reply is dropped
+    assert spin.get_state().count == 8000 + 30
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan"), 1e9])
+def test_client_busy_poll_window_must_be_finite_and_bounded(running: Running, bad: float) -> None:
+    with pytest.raises(ValueError, match="busy_poll_us"):
+        RuntimeClient(running.endpoint, busy_poll_us=bad)
