@@ -5,8 +5,8 @@ Each run dir `mt10_<method>-s<seed>` (configs/train/mt10_<method>.yaml) holds th
 gives), its `history.json` (env steps and updates at the end) and `config.yaml` (the
 wall-clock budget `max_minutes`). Prints Markdown: per MT10 task the successes / episodes of
 each method, pooled over its seeds; the mean over the 10 tasks of the per-task success rate
-(pooled, and per seed); then per method its budget, env steps and updates per run beside
-Yu et al. 2019's MT50 success figure where the paper has one. `--png` draws the per-method
+(pooled, and per seed); then per method its budget, env steps, updates and the eval's mean
+episode return per run beside Yu et al. 2019's MT50 success figure where the paper has one. `--png` draws the per-method
 mean (bars: pooled; dots: seeds; crosses: the paper's MT50 figures).
 
     python bench/mt10_table.py runs                       # every runs/mt10_*-s*
@@ -66,6 +66,7 @@ class Run:
     env_steps: int
     updates: int
     max_minutes: float | None
+    mean_return: float  # the report's, over every episode
 
     @property
     def mean_success(self) -> float:
@@ -114,6 +115,10 @@ def load_run(run_dir: Path) -> Run:
         raise TableError(f"{run_dir / REPORT}: not a `zshot eval` report (tasks rows)") from None
     if not tasks or any(e <= 0 for _, e in tasks.values()):
         raise TableError(f"{run_dir / REPORT}: no task with episodes")
+    try:
+        mean_return = float(report["mean_return"])
+    except (KeyError, TypeError, ValueError):
+        raise TableError(f"{run_dir / REPORT}: no mean_return") from None
     history = _load_json(run_dir / "history.json")
     if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
         raise TableError(f"{run_dir / 'history.json'}: no iteration recorded")
@@ -130,6 +135,7 @@ def load_run(run_dir: Path) -> Run:
         env_steps=int(last.get("counters/env_steps", 0)),
         updates=int(last.get("counters/updates", 0)),
         max_minutes=max_minutes,
+        mean_return=mean_return,
     )
 
 
@@ -181,8 +187,8 @@ def markdown(methods: Sequence[Method]) -> str:
     lines += [
         "",
         "| method | seeds | budget per run | env steps per run | updates per run "
-        "| mean success | Yu et al. 2019, MT50 |",
-        "|---|---|---|---|---|---:|---:|",
+        "| mean return per episode | mean success | Yu et al. 2019, MT50 |",
+        "|---|---|---|---|---|---:|---:|---:|",
     ]
     for meth, name in zip(methods, names, strict=True):
         budgets = {r.max_minutes for r in meth.runs}
@@ -193,6 +199,8 @@ def markdown(methods: Sequence[Method]) -> str:
             + ", ".join(f"{r.env_steps:,}" for r in meth.runs)
             + " | "
             + ", ".join(f"{r.updates:,}" for r in meth.runs)
+            + " | "
+            + ", ".join(f"{r.mean_return:.1f}" for r in meth.runs)
             + f" | {_pct(meth.mean_success(labels))} | "
             + ("-" if paper is None else f"{paper:.2f} %")
             + " |"

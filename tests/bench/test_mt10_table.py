@@ -20,6 +20,7 @@ def fake_run(
     successes: list[int],
     episodes: int = 3,
     env_steps: int = 1000,
+    mean_return: float = 5.0,
 ) -> Path:
     """A run dir as the MT10 commands leave it: zeval.json, history.json, config.yaml."""
     d = root / f"mt10_{method}-s{seed}"
@@ -28,7 +29,7 @@ def fake_run(
         {"label": lab, "successes": s, "episodes": episodes, "mean_return": 1.0}
         for lab, s in zip(TASKS, successes, strict=True)
     ]
-    (d / "zeval.json").write_text(json.dumps({"tasks": rows, "success_rate": 0.0}))
+    (d / "zeval.json").write_text(json.dumps({"tasks": rows, "mean_return": mean_return}))
     history = [
         {"iteration": 1, "counters/env_steps": 10.0, "counters/updates": 1.0},
         {"iteration": 2, "counters/env_steps": float(env_steps), "counters/updates": 50.0},
@@ -40,7 +41,7 @@ def fake_run(
 
 def test_cells_pool_seeds_and_the_mean_is_over_tasks(tmp_path: Path) -> None:
     fake_run(tmp_path, "mtsac", 0, [3, 0], env_steps=1200)
-    fake_run(tmp_path, "mtsac", 1, [1, 1], env_steps=1300)
+    fake_run(tmp_path, "mtsac", 1, [1, 1], env_steps=1300, mean_return=12.25)
     fake_run(tmp_path, "mtppo", 0, [0, 0])
     (tmp_path / "not_a_run").mkdir()  # ignored: not mt10_<method>-s<seed>
     methods = collect(tmp_path)
@@ -54,7 +55,7 @@ def test_cells_pool_seeds_and_the_mean_is_over_tasks(tmp_path: Path) -> None:
     assert "| mean over tasks | **41.7 %** | **0.0 %** |" in lines
     assert "| mean, per seed | s0 50.0 %, s1 33.3 % | s0 0.0 % |" in lines
     row = next(line for line in lines if line.startswith("| MT-SAC (one-hot) | 0, 1 |"))
-    assert "| 2 min | 1,200, 1,300 | 50, 50 | 41.7 % |" in row
+    assert "| 2 min | 1,200, 1,300 | 50, 50 | 5.0, 12.2 | 41.7 % |" in row
     assert row.endswith(f"| {PAPER_MT50['mtsac']:.2f} % |")
     assert next(line for line in lines if line.startswith("| MT-PPO |")).endswith("| 8.98 % |")
 
