@@ -5,7 +5,8 @@ Each run dir `mt10_<method>-s<seed>` (configs/train/mt10_<method>.yaml) holds th
 gives), its `history.json` (env steps and updates at the end) and `config.yaml` (the
 wall-clock budget `max_minutes`). Prints Markdown: per MT10 task the successes / episodes of
 each method, pooled over its seeds; the mean over the 10 tasks of the per-task success rate
-(pooled, and per seed); then per method its budget, env steps, updates and the eval's mean
+(pooled, and per seed); then per method its budget, env steps, updates, the collection episodes'
+return at the first iteration (the untrained policy) and the last, and the eval's mean
 episode return per run beside Yu et al. 2019's MT50 success figure where the paper has one. `--png` draws the per-method
 mean (bars: pooled; dots: seeds; crosses: the paper's MT50 figures).
 
@@ -67,6 +68,7 @@ class Run:
     updates: int
     max_minutes: float | None
     mean_return: float  # the report's, over every episode
+    train_returns: tuple[float, float] | None  # train/return at the first and last iteration
 
     @property
     def mean_success(self) -> float:
@@ -123,6 +125,10 @@ def load_run(run_dir: Path) -> Run:
     if not isinstance(history, list) or not history or not isinstance(history[-1], dict):
         raise TableError(f"{run_dir / 'history.json'}: no iteration recorded")
     last = history[-1]
+    first_ret, last_ret = history[0].get("train/return"), last.get("train/return")
+    train_returns = None
+    if isinstance(first_ret, int | float) and isinstance(last_ret, int | float):
+        train_returns = (float(first_ret), float(last_ret))
     max_minutes = None
     cfg_path = run_dir / "config.yaml"
     if cfg_path.is_file():
@@ -136,6 +142,7 @@ def load_run(run_dir: Path) -> Run:
         updates=int(last.get("counters/updates", 0)),
         max_minutes=max_minutes,
         mean_return=mean_return,
+        train_returns=train_returns,
     )
 
 
@@ -187,8 +194,9 @@ def markdown(methods: Sequence[Method]) -> str:
     lines += [
         "",
         "| method | seeds | budget per run | env steps per run | updates per run "
-        "| mean return per episode | mean success | Yu et al. 2019, MT50 |",
-        "|---|---|---|---|---|---:|---:|---:|",
+        "| train return, first -> last iteration | eval return per episode | mean success "
+        "| Yu et al. 2019, MT50 |",
+        "|---|---|---|---|---|---|---:|---:|---:|",
     ]
     for meth, name in zip(methods, names, strict=True):
         budgets = {r.max_minutes for r in meth.runs}
@@ -199,6 +207,13 @@ def markdown(methods: Sequence[Method]) -> str:
             + ", ".join(f"{r.env_steps:,}" for r in meth.runs)
             + " | "
             + ", ".join(f"{r.updates:,}" for r in meth.runs)
+            + " | "
+            + ", ".join(
+                "-"
+                if r.train_returns is None
+                else f"{r.train_returns[0]:.0f} -> {r.train_returns[1]:.0f}"
+                for r in meth.runs
+            )
             + " | "
             + ", ".join(f"{r.mean_return:.1f}" for r in meth.runs)
             + f" | {_pct(meth.mean_success(labels))} | "

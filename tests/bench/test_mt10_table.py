@@ -31,8 +31,13 @@ def fake_run(
     ]
     (d / "zeval.json").write_text(json.dumps({"tasks": rows, "mean_return": mean_return}))
     history = [
-        {"iteration": 1, "counters/env_steps": 10.0, "counters/updates": 1.0},
-        {"iteration": 2, "counters/env_steps": float(env_steps), "counters/updates": 50.0},
+        {"iteration": 1, "counters/env_steps": 10.0, "counters/updates": 1.0, "train/return": 3.0},
+        {
+            "iteration": 2,
+            "counters/env_steps": float(env_steps),
+            "counters/updates": 50.0,
+            "train/return": 40.0,
+        },
     ]
     (d / "history.json").write_text(json.dumps(history))
     (d / "config.yaml").write_text("max_minutes: 2.0\n")
@@ -55,7 +60,7 @@ def test_cells_pool_seeds_and_the_mean_is_over_tasks(tmp_path: Path) -> None:
     assert "| mean over tasks | **41.7 %** | **0.0 %** |" in lines
     assert "| mean, per seed | s0 50.0 %, s1 33.3 % | s0 0.0 % |" in lines
     row = next(line for line in lines if line.startswith("| MT-SAC (one-hot) | 0, 1 |"))
-    assert "| 2 min | 1,200, 1,300 | 50, 50 | 5.0, 12.2 | 41.7 % |" in row
+    assert "| 2 min | 1,200, 1,300 | 50, 50 | 3 -> 40, 3 -> 40 | 5.0, 12.2 | 41.7 % |" in row
     assert row.endswith(f"| {PAPER_MT50['mtsac']:.2f} % |")
     assert next(line for line in lines if line.startswith("| MT-PPO |")).endswith("| 8.98 % |")
 
