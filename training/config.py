@@ -533,7 +533,8 @@ class TrainConfig(StrictModel):
     insertion_goal (sim.insertion_goal: a plug pose, inserted included, over the insertion
     train tasks), fetch_reach / fetch_push (gymnasium-robotics' FetchReach-v4 / FetchPush-v4,
     `pip install 'zshot[robotics]'`). metaworld_mt10: Meta-World's MT10, its 10 tasks as
-    train tasks with their one-hot ids for algo mtsac (`pip install 'zshot[metaworld]'`)."""
+    train tasks with their one-hot ids for algos mtsac (task_input onehot or embedding),
+    mtppo and distral (`pip install 'zshot[metaworld]'`; configs/train/mt10_*.yaml)."""
     terrain_config: str | None = None
     """terrain only: YAML of sim.terrain_config.TerrainEnvConfig (a configs/terrain/ file,
     relative to the cwd or the repository root); `sim_overrides` apply on top of it."""
@@ -654,9 +655,9 @@ class TrainConfig(StrictModel):
         k, n = self.dnc.contexts, self.num_train_tasks
         if self.algo == "dnc" and k is not None and n is not None and k > n:
             raise ValueError(f"dnc.contexts is {k}: at most num_train_tasks ({n}) contexts")
-        if self.mtsac.task_input == "descriptor" and self.env == "terrain":
+        if self.mtsac.task_input == "descriptor" and self.env in ("terrain", "metaworld_mt10"):
             raise ValueError(
-                "mtsac.task_input descriptor: env 'terrain' has no task descriptor "
+                f"mtsac.task_input descriptor: env {self.env!r} has no task descriptor "
                 "(insertion and point do)"
             )
         if self.mtsac.heads == "per_task" and self.mtsac.task_input != "onehot":

@@ -75,6 +75,15 @@ def test_a_bad_variant_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) ->
         TrainConfig.model_validate(
             {"env": "terrain", "terrain_config": "x.yaml", "mtsac": {"task_input": "descriptor"}}
         )
+    with pytest.raises(ValueError, match="env 'metaworld_mt10' has no task descriptor"):
+        TrainConfig.model_validate(  # caught before MT10 is built (no metaworld needed)
+            {
+                "algo": "mtsac",
+                "env": "metaworld_mt10",
+                "num_train_tasks": 10,
+                "mtsac": {"task_input": "descriptor"},
+            }
+        )
 
 
 def test_each_variant_tells_its_networks_what_the_paper_says() -> None:
