@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from training.collect import EpisodeRows, TaskCollector, _infos_table, write_task
+from training.collect import EpisodeRows, TaskCollector, episode_rows, write_task
 from training.common.minari_format import MinariWriter, space_json
 from training.common.parallel import WorkerPool, init_ray
 from training.config import CollectConfig
@@ -55,18 +55,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 def _config(episodes: int) -> CollectConfig:
     path = os.path.join(ROOT, "configs", "collect", "insertion.yaml")
     return load_config(CollectConfig, path, [f"episodes_per_task={episodes}"])
-
-
-def to_rows(episodes: list[Any]) -> list[EpisodeRows]:
-    """`collect`'s episodes as `collect_rows` makes them (the driver's work in `episodes`)."""
-    out = []
-    for name, ep, z, z_var in episodes:
-        infos = _infos_table(ep.reset_info, ep.infos)
-        infos["z_mean"] = np.repeat(z[None], ep.steps + 1, 0)
-        infos["z_var"] = np.repeat(z_var[None], ep.steps + 1, 0)
-        arrays = (ep.obs, ep.actions, ep.rewards, ep.terminated, ep.truncated)
-        out.append(EpisodeRows(name, *arrays, infos, ep.success, ep.ret, ep.seed))
-    return out
 
 
 class Probe(TaskCollector):
@@ -192,7 +180,7 @@ def _drive(results: Any, writer: MinariWriter, source: Any, convert: bool) -> tu
     try:
         for ti, eps in results:
             t = time.perf_counter()
-            rows = to_rows(eps) if convert else eps
+            rows = episode_rows(eps) if convert else eps
             write_task(writer, source, ti, rows, stats)
             busy += time.perf_counter() - t
             steps += sum(r.steps for r in rows)

@@ -5,10 +5,20 @@ python bench/ray_overhead_summary.py LOG [LOG ...]
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import defaultdict
 
 import numpy as np
+
+PROBE = re.compile(
+    r"^\[\d+\] (\S+ \S+) .*driver in (?:conversion \+ )?write_task ([\d.]+) %"
+    r"(?:; worker gaps between calls median ([\d.]+) ms.*workers idle ([\d.]+) %)?"
+)
+
+
+def _med(values: list[float]) -> str:
+    return f"{np.median(values):.1f}" if values else "-"
 
 
 def main() -> None:
@@ -16,6 +26,12 @@ def main() -> None:
     for path in sys.argv[1:]:
         with open(path) as f:
             for line in f:
+                probe = PROBE.match(line)
+                if probe and probe[1] != "1 worker":
+                    rows[probe[1]]["driver_pct"].append(float(probe[2]))
+                    if probe[3]:
+                        rows[probe[1]]["gap_ms"].append(float(probe[3]))
+                        rows[probe[1]]["idle_pct"].append(float(probe[4]))
                 if not line.startswith("RESULT "):
                     continue
                 head, _, rest = line[7:].partition(" rep=")
@@ -26,14 +42,15 @@ def main() -> None:
                     if key != "rep":
                         rows[head][key].append(float(value))
     print(
-        f"{'setting':<20} {'n':>3} {'efficiency median':>18} {'min-max':>12} "
-        f"{'other CPU % median':>19} {'load median':>12}"
+        f"{'setting':<22} {'n':>3} {'eff. median':>11} {'min-max':>10} {'non-worker CPU %':>16} "
+        f"{'driver busy %':>13} {'gap ms':>6} {'workers idle %':>14} {'load':>5}"
     )
     for head, cols in sorted(rows.items()):
         e = cols["eff"]
         print(
-            f"{head:<20} {len(e):>3} {np.median(e):>18.2f} {min(e):>5.2f}-{max(e):<6.2f} "
-            f"{np.median(cols['other_cpu_pct']):>19.1f} {np.median(cols['load']):>12.2f}"
+            f"{head:<22} {len(e):>3} {np.median(e):>11.2f} {min(e):>5.2f}-{max(e):<4.2f} "
+            f"{np.median(cols['other_cpu_pct']):>16.1f} {_med(cols['driver_pct']):>13} "
+            f"{_med(cols['gap_ms']):>6} {_med(cols['idle_pct']):>14} {np.median(cols['load']):>5.2f}"
         )
 
 

@@ -250,6 +250,21 @@ class EpisodeRows(NamedTuple):
         return len(self.actions)
 
 
+def episode_rows(
+    episodes: Sequence[tuple[str, Episode, np.ndarray, np.ndarray]],
+) -> list[EpisodeRows]:
+    """`TaskCollector.collect`'s (behaviour, episode, z, z_var) as `EpisodeRows`: the info
+    table (`_infos_table`) with the episode's z rows."""
+    out = []
+    for name, ep, z, z_var in episodes:
+        infos = _infos_table(ep.reset_info, ep.infos)
+        infos["z_mean"] = np.repeat(z[None], ep.steps + 1, 0)
+        infos["z_var"] = np.repeat(z_var[None], ep.steps + 1, 0)
+        arrays = (ep.obs, ep.actions, ep.rewards, ep.terminated, ep.truncated)
+        out.append(EpisodeRows(name, *arrays, infos, ep.success, ep.ret, ep.seed))
+    return out
+
+
 class TaskCollector:
     """The unit a rollout worker runs: its own env and behaviours for `cfg`;
     `collect(i)` plays train task i's episodes (every behaviour's share of the mix, in
@@ -298,14 +313,7 @@ class TaskCollector:
     def collect_rows(self, index: int) -> list[EpisodeRows]:
         """Train task `index`'s episodes (`collect`) as `EpisodeRows`, in order: what
         `zshot collect` writes, with 1 worker and with N."""
-        out = []
-        for name, ep, z, z_var in self.collect(index):
-            infos = _infos_table(ep.reset_info, ep.infos)
-            infos["z_mean"] = np.repeat(z[None], ep.steps + 1, 0)
-            infos["z_var"] = np.repeat(z_var[None], ep.steps + 1, 0)
-            arrays = (ep.obs, ep.actions, ep.rewards, ep.terminated, ep.truncated)
-            out.append(EpisodeRows(name, *arrays, infos, ep.success, ep.ret, ep.seed))
-        return out
+        return episode_rows(self.collect(index))
 
     def _collect(
         self, worker: RolloutWorker, index: int
