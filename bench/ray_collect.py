@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from training.collect import TaskCollector, _infos_table
+from training.collect import EpisodeRows, TaskCollector
 from training.common.parallel import init_ray
 from training.config import CollectConfig
 from zshot.config import load_config
@@ -56,32 +56,19 @@ def _config(episodes: int) -> CollectConfig:
 
 
 def _steps(episodes: list[Any]) -> int:
-    return sum(int(ep[1].steps) for ep in episodes)
+    return sum(int(ep.steps if isinstance(ep, EpisodeRows) else ep[1].steps) for ep in episodes)
 
 
 class BenchCollector(TaskCollector):
     """`collect` as `zshot collect` runs it, plus the two other ways to send it back."""
 
-    def rows(self, index: int) -> list[tuple[Any, ...]]:
-        """Task `index`'s episodes as arrays: (behaviour, steps-carrier, obs, actions,
-        rewards, terminated, truncated, Minari info table, success, return, seed)."""
-        out = []
-        for name, ep, z, z_var in self.collect(index):
-            table = _infos_table(ep.reset_info, ep.infos)
-            table["z_mean"] = np.repeat(z[None], ep.steps + 1, 0)
-            table["z_var"] = np.repeat(z_var[None], ep.steps + 1, 0)
-            arrays = (ep.obs, ep.actions, ep.rewards, ep.terminated, ep.truncated)
-            out.append((name, _Steps(ep.steps), *arrays, table, ep.success, ep.ret, ep.seed))
-        return out
+    def rows(self, index: int) -> list[EpisodeRows]:
+        """Task `index`'s episodes as arrays (`collect_rows`: what `zshot collect` sends)."""
+        return self.collect_rows(index)
 
     def count(self, index: int) -> int:
         """Only the step count (the no-Ray ceiling sends nothing else back)."""
         return _steps(self.collect(index))
-
-
-class _Steps:
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
 
 
 _PROC: BenchCollector | None = None

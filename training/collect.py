@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -227,6 +227,44 @@ def _infos_table(reset_info: dict[str, Any], step_infos: list[dict[str, Any]]) -
     return out
 
 
+class EpisodeRows(NamedTuple):
+    """One collected episode as the arrays the Minari writer takes: what a worker sends
+    back (`TaskCollector.collect_rows`), about half the pickle of an `Episode` with its
+    per-step info dicts, and the info table built on the worker, not on the driver."""
+
+    mode: str
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    infos: dict[str, Any]
+    """Minari's info table (`_infos_table`) plus the episode's `z_mean` / `z_var` rows."""
+    success: bool
+    ret: float
+    seed: int
+
+    @property
+    def steps(self) -> int:
+        """Control steps taken."""
+        return len(self.actions)
+
+
+def episode_rows(
+    episodes: Sequence[tuple[str, Episode, np.ndarray, np.ndarray]],
+) -> list[EpisodeRows]:
+    """`TaskCollector.collect`'s (behaviour, episode, z, z_var) as `EpisodeRows`: the info
+    table (`_infos_table`) with the episode's z rows."""
+    out = []
+    for name, ep, z, z_var in episodes:
+        infos = _infos_table(ep.reset_info, ep.infos)
+        infos["z_mean"] = np.repeat(z[None], ep.steps + 1, 0)
+        infos["z_var"] = np.repeat(z_var[None], ep.steps + 1, 0)
+        arrays = (ep.obs, ep.actions, ep.rewards, ep.terminated, ep.truncated)
+        out.append(EpisodeRows(name, *arrays, infos, ep.success, ep.ret, ep.seed))
+    return out
+
+
 class TaskCollector:
     """The unit a rollout worker runs: its own env and behaviours for `cfg`;
     `collect(i)` plays train task i's episodes (every behaviour's share of the mix, in
@@ -272,6 +310,11 @@ class TaskCollector:
         finally:
             worker.close()
 
+    def collect_rows(self, index: int) -> list[EpisodeRows]:
+        """Train task `index`'s episodes (`collect`) as `EpisodeRows`, in order: what
+        `zshot collect` writes, with 1 worker and with N."""
+        return episode_rows(self.collect(index))
+
     def _collect(
         self, worker: RolloutWorker, index: int
     ) -> list[tuple[str, Episode, np.ndarray, np.ndarray]]:
@@ -310,6 +353,52 @@ class TaskCollector:
     def close(self) -> None:
         """Close the env."""
         self.worker.close()
+
+
+def write_task(
+    writer: MinariWriter,
+    source: Any,
+    ti: int,
+    episodes: Sequence[EpisodeRows],
+    stats: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """Train task `ti`'s episodes into `writer`, counted into `stats`; its row of the
+    manifest's task table."""
+    task = source.train_tasks[ti]
+    label, task_json = source.task_label(task), task.model_dump(mode="json")
+    row: dict[str, Any] = {
+        "index": ti,
+        "label": label,
+        "task": task_json,
+        "episodes": {},
+        "successes": {},
+    }
+    for ep in episodes:
+        name = ep.mode
+        meta = {
+            "task": task_json,
+            "label": label,
+            "mode": name,
+            "task_index": ti,
+            "success": ep.success,
+            "return": ep.ret,
+        }
+        writer.add_episode(
+            ep.obs,
+            ep.actions,
+            ep.rewards,
+            ep.terminated,
+            ep.truncated,
+            ep.infos,
+            meta,
+            seed=ep.seed,
+        )
+        row["episodes"][name] = row["episodes"].get(name, 0) + 1
+        row["successes"][name] = row["successes"].get(name, 0) + int(ep.success)
+        stats[name]["episodes"] += 1
+        stats[name]["successes"] += int(ep.success)
+        stats[name]["steps"] += ep.steps
+    return row
 
 
 def collect_dataset(
@@ -366,7 +455,7 @@ def collect_dataset(
         results = run_ordered(
             TaskCollector,
             (cfg,),
-            "collect",
+            "collect_rows",  # arrays, the info table made on the worker
             len(tasks),
             workers=workers,
             ray_address=ray_address,
@@ -374,41 +463,8 @@ def collect_dataset(
             in_flight=2,  # a worker starts its next task while this one is written
         )
         for ti, episodes in results:
-            task = tasks[ti]
-            row: dict[str, Any] = {
-                "index": ti,
-                "label": source.task_label(task),
-                "task": task.model_dump(mode="json"),
-                "episodes": {},
-                "successes": {},
-            }
-            for name, ep, z, z_var in episodes:
-                infos = _infos_table(ep.reset_info, ep.infos)
-                infos["z_mean"] = np.repeat(z[None], ep.steps + 1, 0)
-                infos["z_var"] = np.repeat(z_var[None], ep.steps + 1, 0)
-                writer.add_episode(
-                    ep.obs,
-                    ep.actions,
-                    ep.rewards,
-                    ep.terminated,
-                    ep.truncated,
-                    infos,
-                    {
-                        "task": task.model_dump(mode="json"),
-                        "label": source.task_label(task),
-                        "mode": name,
-                        "task_index": ti,
-                        "success": ep.success,
-                        "return": ep.ret,
-                    },
-                    seed=ep.seed,
-                )
-                row["episodes"][name] = row["episodes"].get(name, 0) + 1
-                row["successes"][name] = row["successes"].get(name, 0) + int(ep.success)
-                stats[name]["episodes"] += 1
-                stats[name]["successes"] += int(ep.success)
-                stats[name]["steps"] += ep.steps
-                bar.update(1)
+            row = write_task(writer, source, ti, episodes, stats)
+            bar.update(len(episodes))
             task_rows.append(row)
         done = True
     finally:

@@ -16,8 +16,10 @@ calls (a training run's rollout workers, sent new weights each round through `pu
 
 - `workers == 1`: in this process, without importing Ray (Ray is the optional `ray` extra).
 - `workers > 1`: `workers` Ray actors of `cls`; the local Ray is started sized to them
-  (`num_cpus=workers`, no dashboard, warnings only), or `ray_address` / `RAY_ADDRESS`
-  names a running cluster. Nothing else changes between the two.
+  (`num_cpus=workers`, no dashboard, warnings only, Ray's background reporting off and
+  the workers at the driver's priority: `LOCAL_SYSTEM_CONFIG`), or `ray_address` /
+  `RAY_ADDRESS` names a running cluster (its own settings). Nothing else changes between
+  the two.
 - Faults: an actor that dies (killed, out of memory, its node lost) is replaced by a fresh
   one and the items it was running or had queued are run again, at most `max_attempts`
   times each; an item whose result came back is never run twice, so every item is
@@ -73,9 +75,31 @@ def workers_error(workers: int) -> str | None:
     return None
 
 
-def init_ray(workers: int, address: str | None = None) -> None:
+# A local Ray's settings that differ from Ray's defaults (issue 22: measured in
+# bench/ray_overhead.py, BENCHMARKS.md "Ray collection overhead"). On a machine with a core per
+# worker and nothing spare, every CPU-second Ray's own processes spend is taken from a worker,
+# and Ray starts its workers 15 nice levels below the driver and its own processes:
+# - worker_niceness 0: the actors run at the driver's priority (Ray's default, 15, lets GCS,
+#   raylet, agents and the driver preempt them);
+# - enable_metrics_collection off: no metrics recorded in the workers nor exported by the agent;
+# - task_events_report_interval_ms 0: no per-call events sent to the GCS (they feed the
+#   dashboard's and `ray list tasks`'s task table, which a local run without a dashboard
+#   does not show);
+# - event_stats off: no per-handler timing in Ray's event loops.
+# A cluster (`--ray-address` / $RAY_ADDRESS) keeps the settings it was started with, and
+# ZSHOT_RAY_DEFAULTS=1 gives a local Ray Ray's own defaults (the bench's "before").
+LOCAL_SYSTEM_CONFIG: dict[str, Any] = {
+    "worker_niceness": 0,
+    "enable_metrics_collection": False,
+    "task_events_report_interval_ms": 0,
+    "event_stats": False,
+}
+
+
+def init_ray(workers: int, address: str | None = None, *, lean: bool | None = None) -> None:
     """Connect to `address` / $RAY_ADDRESS, else start a local Ray with `workers` CPUs
-    (no dashboard, warnings only); nothing when Ray is already initialised."""
+    (no dashboard, warnings only, and with `lean` (default: unless $ZSHOT_RAY_DEFAULTS is 1)
+    `LOCAL_SYSTEM_CONFIG`); nothing when Ray is already initialised."""
     import ray  # the optional extra: only imported when work fans out
 
     if ray.is_initialized():
@@ -89,7 +113,10 @@ def init_ray(workers: int, address: str | None = None) -> None:
     # checkout, as the driver does, even when an installed copy sits elsewhere on sys.path.
     paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    ray.init(num_cpus=workers, include_dashboard=False, **quiet)
+    if lean is None:
+        lean = os.environ.get("ZSHOT_RAY_DEFAULTS", "") != "1"
+    system = dict(LOCAL_SYSTEM_CONFIG) if lean else {}
+    ray.init(num_cpus=workers, include_dashboard=False, _system_config=system, **quiet)
 
 
 def run_ordered(

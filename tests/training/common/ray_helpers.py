@@ -36,3 +36,10 @@ class Offset:
 
     def run(self, i: int, offset: int) -> tuple[int, int]:
         return i + offset, os.getpid()
+
+
+class Niceness:
+    """A worker that says its process's nice value."""
+
+    def run(self, i: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, 0)

@@ -22,7 +22,7 @@ from training.config import CollectConfig
 from zshot import parallel
 from zshot.config import load_config
 
-from .ray_helpers import DiesOnOdd, Echo, Failing, Offset
+from .ray_helpers import DiesOnOdd, Echo, Failing, Niceness, Offset
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY = {
@@ -250,3 +250,76 @@ def test_a_pool_keeps_its_workers_across_maps_and_sends_a_put_object_to_every_ca
     assert [v for _, (v, _) in local.map("run", [1, 2], 3)] == [4, 5]
     with pytest.raises(ValueError, match="in_flight must be at least 1"):
         WorkerPool(Offset, (), in_flight=0)
+
+
+class _FakeRay:
+    """`ray.init`'s arguments, without starting Ray."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kw: Any) -> None:
+        self.calls.append(kw)
+
+
+@pytest.mark.parametrize(
+    ("env", "lean", "address", "want"),
+    [
+        ({}, None, None, parallel.LOCAL_SYSTEM_CONFIG),
+        ({"ZSHOT_RAY_DEFAULTS": "1"}, None, None, {}),
+        ({}, False, None, {}),
+        ({"ZSHOT_RAY_DEFAULTS": "1"}, True, None, parallel.LOCAL_SYSTEM_CONFIG),
+        ({}, None, "10.0.0.1:6379", None),
+        ({"RAY_ADDRESS": "auto"}, None, None, None),
+    ],
+)
+def test_a_local_ray_starts_lean_and_a_cluster_keeps_its_own_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    lean: bool | None,
+    address: str | None,
+    want: dict[str, Any] | None,
+) -> None:
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    for key in ("ZSHOT_RAY_DEFAULTS", "RAY_ADDRESS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))  # init_ray extends it
+    parallel.init_ray(2, address, lean=lean)
+    (kw,) = fake.calls
+    if want is None:  # a cluster: only the address and the quiet logging
+        assert "address" in kw and "_system_config" not in kw and "num_cpus" not in kw
+    else:
+        assert kw["_system_config"] == want and kw["num_cpus"] == 2
+        assert kw["include_dashboard"] is False
+
+
+@pytest.mark.slow
+def test_local_workers_run_at_the_drivers_priority(local_ray: Any) -> None:
+    """Ray's default worker_niceness (15) would put the actors below the driver and Ray's own
+    processes; the local Ray `init_ray` starts runs them at the driver's nice value."""
+    got = [nice for _, nice in run_ordered(Niceness, (), "run", 4, workers=2)]
+    assert got == [os.getpriority(os.PRIO_PROCESS, 0)] * 4
+
+
+def test_collect_rows_are_collects_episodes_with_their_info_table() -> None:
+    tc = TaskCollector(_cfg())
+    try:
+        episodes, rows = tc.collect(1), tc.collect_rows(1)
+    finally:
+        tc.close()
+    assert [r.mode for r in rows] == [name for name, *_ in episodes]
+    for (_, ep, z, _), r in zip(episodes, rows, strict=True):
+        assert r.seed == ep.seed and r.steps == ep.steps and r.ret == ep.ret
+        np.testing.assert_array_equal(r.obs, ep.obs)
+        np.testing.assert_array_equal(r.actions, ep.actions)
+        want = collect_mod._infos_table(ep.reset_info, ep.infos)
+        assert set(r.infos) == {*want, "z_mean", "z_var"}
+        for key, col in want.items():
+            np.testing.assert_array_equal(r.infos[key], col)
+        assert r.infos["z_mean"].shape == (ep.steps + 1, len(z))
