@@ -55,14 +55,15 @@ class DnCLosses(NamedTuple):
     q_mean: Tensor
 
 
-def pairwise_kl(nets: DnCNets, obs: Tensor, batch: MTBatch) -> Tensor:
-    """(T*B, 1): at each state of row-block t (context c), the mean over the other local
-    policies j of KL(pi_c(.|s) || pi_j(.|s)); zeros with a single local policy. One pass of
-    each local policy over the whole batch."""
+def pairwise_kl(
+    nets: DnCNets, obs: Tensor, batch: MTBatch, own: Tensor, mean_c: Tensor, log_std_c: Tensor
+) -> Tensor:
+    """(T*B, 1): at each state of row-block t (context own[t]), the mean over the other
+    local policies j of KL(pi_c(.|s) || pi_j(.|s)), given pi_c's (mean_c, log_std_c) at
+    those states (local_policy_dist); zeros with a single local policy. One pass of each
+    local policy over the whole batch."""
     T, B, _ = obs.shape
     K = nets.num_policies
-    own = nets.context(batch.tasks)
-    mean_c, log_std_c = local_policy_dist(nets, obs, batch.tasks, own)
     if K == 1:
         return torch.zeros(T * B, 1)
     flat = obs.reshape(T * B, -1)
@@ -92,9 +93,10 @@ def dnc_losses(
         )
     qf_loss, q1 = twin_soft_q_loss(nets, flat, a_next, -dc.c_ent * log_pi_next, cfg.sac, reduce)
 
-    _, log_pi, a = reparameterised(*local_policy_dist(nets, batch.obs, batch.tasks, own))
+    mean_c, log_std_c = local_policy_dist(nets, batch.obs, batch.tasks, own)
+    _, log_pi, a = reparameterised(mean_c, log_std_c)
     q_new = torch.min(nets.qf1(obs, a, d), nets.qf2(obs, a, d))
-    kl = pairwise_kl(nets, batch.obs, batch)
+    kl = pairwise_kl(nets, batch.obs, batch, own, mean_c, log_std_c)
     policy_loss = reduce(dc.c_ent * log_pi - q_new + dc.c_kl * kl)
     return DnCLosses(
         qf_loss=qf_loss,
