@@ -23,13 +23,13 @@ import torch
 from torch import nn
 
 from runtime.artifact import ArtifactSpec, Normalisation
+from training.common.conditioned_export import conditioned_policy_bytes
 from training.common.goals import GoalLayout, GoalPolicy
 from training.common.onnx_export import (
     PolicyGraph,
     annotate,
     check_action_parity,
     env_io,
-    export_onnx,
     held_output,
     place_graph,
     provenance,
@@ -37,8 +37,6 @@ from training.common.onnx_export import (
 from training.common.tasks import make_task_source
 from training.config import TrainConfig
 from zshot.goal import GOAL_REWARD_DEFINITION
-
-INPUTS = ["obs", "descriptor", "noise"]
 
 
 def check_goal_parity(
@@ -100,9 +98,10 @@ def export_goal_conditioned(
     graph = PolicyGraph(
         policy, np.asarray(io["action_low"], np.float32), np.asarray(io["action_high"])
     )
-    args = (torch.zeros(2, obs_dim), torch.zeros(2, goal_dim), torch.zeros(2, act_dim))
     with held_output(not verbose):
-        onnx_bytes = annotate(export_onnx(graph, args, INPUTS, ["action"]), spec, "policy")
+        onnx_bytes = annotate(
+            conditioned_policy_bytes(graph, obs_dim, goal_dim, act_dim), spec, "policy"
+        )
     errors = check_goal_parity(onnx_bytes, graph, goal_dim)
     record = provenance(
         cfg,
