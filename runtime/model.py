@@ -1,7 +1,8 @@
 """An artifact loaded into onnxruntime: its graphs, ready for batch-1 calls.
 
-Kind posterior: `encode` + `act`; recurrent: `step`; conditioned and weights: `act_plain`
-(runtime/artifact.py lists each kind's graphs).
+Kind posterior: `encode` + `act`, and `fused_step` when the artifact carries the optional
+fused graph; recurrent: `step`; conditioned and weights: `act_plain` (runtime/artifact.py
+lists each kind's graphs).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from runtime.artifact import Artifact, ArtifactError, load_artifact, verify_graphs
+from runtime.artifact import FUSED_IO, Artifact, ArtifactError, load_artifact, verify_graphs
 from runtime.config import ServeConfig
 from runtime.kinds import ArtifactKind
 from zshot.config import ConfigError
@@ -23,9 +24,11 @@ from zshot.config import ConfigError
 __all__ = ["LoadedModel", "session_options"]
 
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 _ENC_OUT = ["mu", "var"]
 _POL_OUT = ["action"]
 _STEP_OUT = ["next_hidden", "action"]
+_FUSED_OUT = list(FUSED_IO["outputs"])  # next_precision, next_eta, z, factor_ok, action
 
 
 def session_options(cfg: ServeConfig) -> ort.SessionOptions:
@@ -97,6 +100,8 @@ class LoadedModel:
         self.encoder = sessions.get("encoder")
         self.policy = sessions.get("policy")
         self.step_graph = sessions.get("step")
+        # Kind posterior, optional: encoder + posterior update + policy in one call.
+        self.fused = sessions.get("fused")
         self.providers = next(iter(sessions.values())).get_providers()
         self._zero_noise: F32 = np.zeros((1, self.act_dim), np.float32)
         # InferenceSession.run validates its feed in Python (~1.3 µs a call) before calling
@@ -106,6 +111,7 @@ class LoadedModel:
         self._enc_run = _runner(self.encoder, self._raw)
         self._pol_run = _runner(self.policy, self._raw)
         self._step_run = _runner(self.step_graph, self._raw)
+        self._fused_run = _runner(self.fused, self._raw)
 
     @classmethod
     def load(cls, path: str | Path, cfg: ServeConfig) -> LoadedModel:
@@ -127,6 +133,22 @@ class LoadedModel:
         None = deterministic."""
         feed = {"obs": obs, "z": z, "noise": self._zero_noise if noise is None else noise}
         out: F32 = self._pol_run(_POL_OUT, feed, None)[0]
+        return out
+
+    def fused_step(
+        self, obs: F32, transition: F32, precision: F64, eta: F64, noise: F32 | None = None
+    ) -> list[Any]:
+        """Kind posterior with the fused graph: one call, all [1, width] -> [next_precision,
+        next_eta (float64 [1, L]), z (float32 [1, L]), factor_ok (bool [1, 1]), action
+        [1, act_dim]] (runtime/artifact.py `FUSED_IO`)."""
+        feed = {
+            "obs": obs,
+            "transition": transition,
+            "precision": precision,
+            "eta": eta,
+            "noise": self._zero_noise if noise is None else noise,
+        }
+        out: list[Any] = self._fused_run(_FUSED_OUT, feed, None)
         return out
 
     def act_plain(self, obs: F32, descriptor: F32 | None, noise: F32 | None = None) -> F32:

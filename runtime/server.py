@@ -37,7 +37,7 @@ from runtime.artifact import ArtifactError
 from runtime.config import ServeConfig
 from runtime.flood import PeerGuard, wire_bytes
 from runtime.model import LoadedModel
-from runtime.posterior import NaturalPosterior
+from runtime.posterior import REJECTED, NaturalPosterior
 from runtime.protocol import (
     ARTIFACT_KINDS,
     FLAG_STOCHASTIC,
@@ -247,11 +247,15 @@ class Session:
             else:
                 self.posterior.add(mu, var)
         except ValueError as exc:  # the model misbehaved on finite input; state unchanged
-            raise ProtocolError(
-                ErrorCode.INTERNAL, f"{exc} (artifact {self.model.sha256[:12]}…); context unchanged"
-            ) from None
+            raise self.rejected(str(exc)) from None
         if self.update == "step":
             self.refresh_z()
+
+    def rejected(self, why: str) -> ProtocolError:
+        """The error for a factor the posterior refused (the state is unchanged)."""
+        return ProtocolError(
+            ErrorCode.INTERNAL, f"{why} (artifact {self.model.sha256[:12]}…); context unchanged"
+        )
 
     def set_model(self, model: LoadedModel) -> None:
         """Swap the artifact (of the same kind); the old posterior lives in the old
@@ -763,6 +767,8 @@ class RuntimeServer:
         obs = _f32_row(payload[0], m.obs_dim, "obs")
         if n == 2:
             tr = _f32_row(payload[1], m.transition_dim, "transition")
+            if m.fused is not None and s.update == "step" and s.mode == "exploit":
+                return self._step_fused(s, head, obs, tr)
             mu, var = m.encode(tr)  # [1, L] each: one encoder call, O(1) in context length
             s.add_factors(mu, var)
         noise = (
@@ -771,6 +777,30 @@ class RuntimeServer:
             else None
         )
         action = m.act(obs, s.z, noise)
+        if not _all_finite(action.reshape(-1)):
+            raise ProtocolError(ErrorCode.INTERNAL, "the policy produced a non-finite action")
+        s.steps += 1
+        return [action.tobytes()]
+
+    def _step_fused(self, s: Session, head: Header, obs: F32, tr: F32) -> list[bytes]:
+        """STEP with a transition, exploit mode, update per step, on an artifact with the
+        fused graph: encoder, posterior update and policy in one onnxruntime call; the same
+        state, reply and errors as the unfused path (tests/runtime/test_fused_step.py)."""
+        m = s.model
+        post = s.posterior
+        prec, eta = post.rows()
+        noise = saved = None
+        if head.flags & FLAG_STOCHASTIC:
+            # Unfused, a rejected factor fails before the noise draw: so must this one.
+            saved = s.rng.bit_generator.state
+            noise = s.rng.standard_normal((1, m.act_dim)).astype(np.float32)
+        nprec, neta, z, ok, action = m.fused_step(obs, tr, prec, eta, noise)
+        if not ok[0, 0]:
+            if saved is not None:
+                s.rng.bit_generator.state = saved
+            raise s.rejected(REJECTED)
+        post.set_rows(nprec, neta)
+        s.z = z  # the new posterior mean as float32 [1, L], as refresh_z makes it
         if not _all_finite(action.reshape(-1)):
             raise ProtocolError(ErrorCode.INTERNAL, "the policy produced a non-finite action")
         s.steps += 1
