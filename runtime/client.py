@@ -373,7 +373,9 @@ class RuntimeClient:
         if len(out) != 1 or (len(out[0]) != 4 * act_dim if act_dim else len(out[0]) % 4 != 0):
             sizes = [len(f) for f in out]
             raise _bad_reply(f"STEP reply frames {sizes} bytes, expected [{4 * (act_dim or 1)}]")
-        return np.frombuffer(out[0], _F4).copy()  # dtype object, positional: a cheaper call
+        # A writable array of its own: frombuffer over a bytearray copy, one numpy call
+        # (frombuffer(bytes).copy() is two); the dtype object positional is a cheaper call.
+        return np.frombuffer(bytearray(out[0]), _F4)
 
     def observe(self, transitions: npt.ArrayLike, *, timeout_s: float | None = None) -> int:
         """Add transitions [n, obs+act+1+obs] (or one [obs+act+1+obs]) to the context;

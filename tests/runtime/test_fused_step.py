@@ -196,5 +196,7 @@ def test_a_bad_factor_leaves_the_fused_session_unchanged(
             assert after.count == before.count and after.mean.tobytes() == before.mean.tobytes()
             assert after.var.tobytes() == before.var.tobytes()
             assert after.z.tobytes() == before.z.tobytes()
-    assert c.step(obs, _transition(rng)).shape == (A,)
+    action = c.step(obs, _transition(rng))
+    assert action.shape == (A,) and action.dtype == np.float32
+    action += 1.0  # the client's reply array is the caller's own, writable
     assert c.get_state().count == before.count + 1
