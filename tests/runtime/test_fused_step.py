@@ -200,3 +200,32 @@ def test_a_bad_factor_leaves_the_fused_session_unchanged(
     assert action.shape == (A,) and action.dtype == np.float32
     action += 1.0  # the client's reply array is the caller's own, writable
     assert c.get_state().count == before.count + 1
+
+
+def test_the_optional_graph_is_checked_like_the_others(
+    two_artifacts: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """files.fused is a posterior artifact's optional role only; its sha256 and its IO are
+    verified like the kind's own graphs."""
+    import json
+
+    from runtime.artifact import ArtifactError, add_optional_graph, load_artifact
+    from tests.runtime.kinds_fixture import make_kind_artifact
+
+    weights, _ = make_kind_artifact(tmp_path / "weights", "weights")
+    with pytest.raises(ArtifactError, match="no optional graph 'fused'"):
+        add_optional_graph(weights, "fused", b"x")
+    data = json.loads((weights.root / "manifest.json").read_text())
+    data["files"]["fused"] = data["files"]["policy"]
+    (weights.root / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ArtifactError, match=r"optional: \[\]|takes the graph"):
+        load_artifact(weights.root)
+    # A posterior artifact whose fused.onnx is another graph (the policy): refused at load.
+    bad = tmp_path / "bad"
+    shutil.copytree(two_artifacts[0], bad)
+    art = add_optional_graph(load_artifact(bad), "fused", (bad / "policy.onnx").read_bytes())
+    with pytest.raises(ArtifactError, match="fused graph of kind 'posterior' needs"):
+        LoadedModel(art, ServeConfig())
+    (bad / "fused.onnx").write_bytes(b"changed")
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_artifact(bad)

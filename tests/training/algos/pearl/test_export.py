@@ -102,7 +102,11 @@ def test_graphs_carry_the_manifests_essentials(
     m = art.manifest
     assert m.obs_units == ["m", "m"] and m.action_units == ["1", "1"]
     fused = art.graph_path("fused")
-    for kind, path in (("encoder", art.encoder_path), ("policy", art.policy_path), ("fused", fused)):
+    for kind, path in (
+        ("encoder", art.encoder_path),
+        ("policy", art.policy_path),
+        ("fused", fused),
+    ):
         proto = onnx.load(path)
         onnx.checker.check_model(proto)
         assert (proto.ir_version, proto.opset_import[0].version) == (10, 20)
