@@ -112,6 +112,7 @@ class LoadedModel:
         self._pol_run = _runner(self.policy, self._raw)
         self._step_run = _runner(self.step_graph, self._raw)
         self._fused_run = _runner(self.fused, self._raw)
+        self._fused_bound = None if self.fused is None else _FusedBinding(self.fused, self)
 
     @classmethod
     def load(cls, path: str | Path, cfg: ServeConfig) -> LoadedModel:
@@ -141,6 +142,9 @@ class LoadedModel:
         """Kind posterior with the fused graph: one call, all [1, width] -> [next_precision,
         next_eta (float64 [1, L]), z (float32 [1, L]), factor_ok (bool [1, 1]), action
         [1, act_dim]] (runtime/artifact.py `FUSED_IO`)."""
+        bound = self._fused_bound
+        if bound is not None:
+            return bound.run(obs, transition, precision, eta, noise)
         feed = {
             "obs": obs,
             "transition": transition,
@@ -181,6 +185,59 @@ class LoadedModel:
         }
         nxt, action = self._step_run(_STEP_OUT, feed, None)
         return nxt, action
+
+
+class _FusedBinding:
+    """The fused graph bound once to fixed input and output buffers (onnxruntime IOBinding):
+    a call copies the step's inputs in and the outputs out, instead of `run` converting five
+    inputs and allocating five outputs (hot: ~72 -> ~50 µs a call on the demo artifact,
+    BENCHMARKS.md). One per model: the serving thread is its only caller."""
+
+    def __init__(self, sess: ort.InferenceSession, model: LoadedModel) -> None:
+        L, A = model.latent_dim, model.act_dim
+        self.obs = np.zeros((1, model.obs_dim), np.float32)
+        self.transition = np.zeros((1, model.transition_dim), np.float32)
+        self.precision = np.zeros((1, L), np.float64)
+        self.eta = np.zeros((1, L), np.float64)
+        self.noise = np.zeros((1, A), np.float32)
+        self.noisy = False  # self.noise holds a draw (zeroed again before a plain call)
+        self.out = [
+            np.zeros((1, L), np.float64),  # next_precision
+            np.zeros((1, L), np.float64),  # next_eta
+            np.zeros((1, L), np.float32),  # z
+            np.zeros((1, 1), np.bool_),  # factor_ok
+            np.zeros((1, A), np.float32),  # action
+        ]
+        binding = sess.io_binding()
+        for name in FUSED_IO["inputs"]:
+            binding.bind_cpu_input(name, getattr(self, name))
+        for name, arr in zip(_FUSED_OUT, self.out, strict=True):
+            binding.bind_output(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        raw = getattr(sess, "_sess", None)
+        if raw is not None and hasattr(binding, "_iobinding"):
+            c_binding, opts = binding._iobinding, ort.RunOptions()
+            self._call: Callable[[], None] = lambda: raw.run_with_iobinding(c_binding, opts)
+        else:
+            self._call = lambda: sess.run_with_iobinding(binding)
+
+    def run(
+        self, obs: F32, transition: F32, precision: F64, eta: F64, noise: F32 | None
+    ) -> list[Any]:
+        copy = np.copyto
+        copy(self.obs, obs)
+        copy(self.transition, transition)
+        copy(self.precision, precision)
+        copy(self.eta, eta)
+        if noise is not None:
+            copy(self.noise, noise)
+            self.noisy = True
+        elif self.noisy:
+            self.noise.fill(0.0)
+            self.noisy = False
+        self._call()
+        prec, eta_, z, ok, action = self.out
+        # Fresh arrays: the next call overwrites the buffers.
+        return [prec.copy(), eta_.copy(), z.copy(), ok.copy(), action.copy()]
 
 
 def _runner(sess: ort.InferenceSession | None, raw: bool) -> Callable[..., Any]:

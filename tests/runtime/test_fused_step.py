@@ -229,3 +229,41 @@ def test_the_optional_graph_is_checked_like_the_others(
     (bad / "fused.onnx").write_bytes(b"changed")
     with pytest.raises(ArtifactError, match="sha256"):
         load_artifact(bad)
+
+
+def test_the_bound_fused_call_equals_a_plain_run_and_returns_fresh_arrays(
+    two_artifacts: tuple[Path, Path],
+) -> None:
+    """LoadedModel.fused_step runs the graph through fixed IOBinding buffers; it must give
+    what InferenceSession.run gives, clear a previous call's noise, and hand out arrays that
+    the next call does not overwrite."""
+    from runtime.model import _FUSED_OUT
+
+    m = LoadedModel.load(two_artifacts[1], ServeConfig())
+    assert m._fused_bound is not None
+    rng = np.random.default_rng(3)
+    kept: list[list[Any]] = []
+    for i in range(40):
+        obs = rng.normal(size=(1, OBS)).astype(np.float32)
+        tr = rng.normal(size=(1, 4 * L)).astype(np.float32)
+        tr[0, :L] = np.abs(tr[0, :L]) + 0.1  # var > 0: an accepted factor
+        prec = rng.uniform(0.5, 3.0, size=(1, L))
+        eta = rng.normal(size=(1, L))
+        noise = rng.normal(size=(1, A)).astype(np.float32) if i % 3 == 0 else None
+        feed = {
+            "obs": obs,
+            "transition": tr,
+            "precision": prec,
+            "eta": eta,
+            "noise": np.zeros((1, A), np.float32) if noise is None else noise,
+        }
+        want = m.fused.run(_FUSED_OUT, feed)  # type: ignore[union-attr]
+        got = m.fused_step(obs, tr, prec, eta, noise)
+        for w, g in zip(want, got, strict=True):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            assert np.array_equal(g, w)
+        assert bool(got[3][0, 0])
+        kept.append([(g, g.copy()) for g in got])
+    for step in kept:  # later calls left every earlier result as it was
+        for g, snapshot in step:
+            assert np.array_equal(g, snapshot)
