@@ -201,7 +201,7 @@ class _FusedBinding:
         self.eta = np.zeros((1, L), np.float64)
         self.noise = np.zeros((1, A), np.float32)
         self.noisy = False  # self.noise holds a draw (zeroed again before a plain call)
-        self.out = [
+        self.out: list[npt.NDArray[Any]] = [
             np.zeros((1, L), np.float64),  # next_precision
             np.zeros((1, L), np.float64),  # next_eta
             np.zeros((1, L), np.float32),  # z
