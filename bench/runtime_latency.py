@@ -6,6 +6,10 @@ All in one run, interleaved step by step so that load from other processes hits 
   (2) ort     bare onnxruntime encoder + policy calls, batch 1, same session options
   (3) runtime RuntimeClient.step(obs, transition) against `zshot serve` in its own process
   ratio = (3) / ((1) + (2)) at p50 and p99.
+  (2f) when the artifact has the optional fused graph (fused.onnx, one call for encoder +
+       posterior update + policy, which the server uses on this exploit per-step path): the
+       bare fused call, interleaved with (2) in a second loop and printed beside it; the
+       floor stays (1) + (2) as issue 19 defines it.
 Then the per-step cost at context sizes 10 .. 100,000 (must stay flat: O(1) posterior), and
 with --rates, sustained 100 Hz / 1 kHz loops counting deadline misses (reply later than
 one period) for the runtime next to a bare echo at the same rate.
@@ -118,6 +122,19 @@ def bare_ort(art: Any, obs: np.ndarray, tr: np.ndarray) -> tuple[LoadedModel, Ca
         model.act(o2, z)
 
     return model, ort_step
+
+
+def bare_fused(model: LoadedModel, obs: np.ndarray, tr: np.ndarray) -> Callable[[], None]:
+    """One bare call of the artifact's fused graph (encoder + posterior update + policy)
+    from the prior, as the server makes it on an exploit per-step STEP."""
+    prec = np.array([1.0 / model.prior_var])
+    eta = np.array([model.prior_mean / model.prior_var])
+    o2, t2 = obs.reshape(1, -1), tr.reshape(1, -1)
+
+    def fused_step() -> None:
+        model.fused_step(o2, t2, prec, eta)
+
+    return fused_step
 
 
 def free_endpoint() -> str:
@@ -312,6 +329,28 @@ def main() -> int:
             f"| ratio (3)/((1)+(2)) | {ratio['p50']:.2f} | {ratio['p99']:.2f} | "
             f"{ratio['p99.9']:.2f} | {ratio['max']:.2f} |"
         )
+        if model.fused is not None:
+            fused_step = bare_fused(model, obs, tr)
+            t_o2, t_f = [], []
+            for _ in range(min(args.steps, 5000)):
+                c0 = clock()
+                ort_step()
+                c1 = clock()
+                fused_step()
+                t_o2.append(c1 - c0)
+                t_f.append(clock() - c1)
+            o2, f2 = pct(np.array(t_o2)), pct(np.array(t_f))
+            print(
+                f"\nthe artifact's fused graph, {len(t_f)} steps interleaved with (2) (not in the "
+                "floor):\n\n| variant | p50 | p99 | p99.9 | max |\n|---|---|---|---|---|"
+            )
+            print(row("(2) bare onnxruntime encoder + policy", o2))
+            print(row("(2f) bare onnxruntime fused call (encoder + update + policy)", f2))
+            print(row("(1) + (2f)", {k: e[k] + f2[k] for k in e}))
+            print(
+                f"| ratio (3)/((1)+(2f)) | {r['p50'] / (e['p50'] + f2['p50']):.2f} | "
+                f"{r['p99'] / (e['p99'] + f2['p99']):.2f} | | |"
+            )
         # The server's own cost, without sockets or scheduling: RuntimeServer._handle on a
         # step message (transition + obs) vs the bare onnxruntime calls, in this process;
         # best of 30 blocks of 300, so other processes' load mostly drops out.

@@ -14,6 +14,10 @@ T = 2*obs_dim + act_dim + 1, one (s, a, r, s') row):
                                done[B, 1], noise  -> next_hidden[B, H], action
     conditioned  policy.onnx   obs, descriptor[B, D], noise         -> action
     weights      policy.onnx   obs, noise                           -> action
+A posterior artifact may also carry `fused.onnx` (optional, `OPTIONAL_IO`): encoder +
+posterior update + policy as one call, obs, transition, precision, eta (float64), noise ->
+next_precision, next_eta (float64), z, factor_ok (bool), action; the server uses it on the
+exploit per-step STEP path and serves an artifact without it as before.
 Observation normalisation and action squashing/scaling live inside the graphs; the manifest
 repeats them for people and for other runtimes.
 
@@ -57,10 +61,15 @@ GRAPH_NAMES = {
     "encoder": "zshot_context_encoder",
     "policy": "zshot_policy",
     "step": "zshot_recurrent_step",
+    "fused": "zshot_fused_step",
 }
-GraphRole = Literal["encoder", "policy", "step"]
+GraphRole = Literal["encoder", "policy", "step", "fused"]
 ENCODER_IO = {"inputs": ["transition"], "outputs": ["mu", "var"]}
 POLICY_IO = {"inputs": ["obs", "z", "noise"], "outputs": ["action"]}
+FUSED_IO = {
+    "inputs": ["obs", "transition", "precision", "eta", "noise"],
+    "outputs": ["next_precision", "next_eta", "z", "factor_ok", "action"],
+}
 # Each kind's graphs (the manifest's `files` keys) and their input/output names.
 KIND_IO: dict[ArtifactKind, dict[GraphRole, dict[str, list[str]]]] = {
     "posterior": {"encoder": ENCODER_IO, "policy": POLICY_IO},
@@ -73,12 +82,21 @@ KIND_IO: dict[ArtifactKind, dict[GraphRole, dict[str, list[str]]]] = {
     "conditioned": {"policy": {"inputs": ["obs", "descriptor", "noise"], "outputs": ["action"]}},
     "weights": {"policy": {"inputs": ["obs", "noise"], "outputs": ["action"]}},
 }
+# Graphs a kind MAY carry besides its own (a runtime that knows them may use them; one that
+# does not serves the kind's graphs as before). posterior: `fused`, encoder + posterior
+# update + policy as one call (training/common/fused_graph.py): precision, eta [B, L] and
+# next_precision, next_eta float64, factor_ok [B, 1] bool, the rest float32.
+OPTIONAL_IO: dict[ArtifactKind, dict[GraphRole, dict[str, list[str]]]] = {
+    "posterior": {"fused": FUSED_IO},
+}
 
 __all__ = [
     "ARTIFACT_KINDS",
     "ENCODER_IO",
     "FORMAT_VERSION",
+    "FUSED_IO",
     "KIND_IO",
+    "OPTIONAL_IO",
     "POLICY_IO",
     "Artifact",
     "ArtifactError",
@@ -87,6 +105,7 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "Normalisation",
+    "add_optional_graph",
     "graph_widths",
     "io_docs",
     "load_artifact",
@@ -343,6 +362,26 @@ def io_docs(spec: ArtifactSpec, kind: GraphRole) -> dict[str, str]:
         }
     low = ", ".join(f"{v:g}" for v in spec.action_low)
     high = ", ".join(f"{v:g}" for v in spec.action_high)
+    if kind == "fused":
+        tot = "(prior included, as the runtime's NaturalPosterior keeps it)"
+        return {
+            "obs": f"[batch, {o}] observation ({obs}); {norm}",
+            "transition": f"[batch, {spec.transition_dim}] the step's transition (s, a, r, "
+            f"s'), as the encoder's input; {norm}",
+            "precision": f"[batch, {L}] float64 posterior precision 1/var0 + sum 1/var_i {tot}",
+            "eta": f"[batch, {L}] float64 posterior eta mu0/var0 + sum mu_i/var_i {tot}",
+            "noise": f"[batch, {a}] standard normal noise of the stochastic policy; zeros give "
+            "the deterministic action",
+            "next_precision": f"[batch, {L}] float64 precision after multiplying in the "
+            "transition's factor (precision + 1/var)",
+            "next_eta": f"[batch, {L}] float64 eta after the factor (eta + mu/var)",
+            "z": f"[batch, {L}] float32 new posterior mean next_eta / next_precision: the "
+            "policy's z",
+            "factor_ok": "[batch, 1] bool: the factor is usable (var > 0, mu and var finite); "
+            "false: keep the old precision and eta",
+            "action": f"[batch, {a}] action ({act}) of the policy at z, in env units, within "
+            f"low [{low}] and high [{high}]; sent at {spec.control_hz:g} Hz",
+        }
     docs = {
         "obs": f"[batch, {o}] observation ({obs}); {norm}",
         "noise": f"[batch, {a}] standard normal noise of the stochastic policy; zeros give "
@@ -384,13 +423,19 @@ class Manifest(ArtifactSpec):
 
     @model_validator(mode="after")
     def _check_files(self) -> Manifest:
-        want = set(KIND_IO[self.kind])
-        if set(self.files) != want:
-            raise ValueError(
-                f"files: kind {self.kind!r} takes the graph(s) {sorted(want)}, the manifest "
-                f"lists {sorted(self.files)}"
-            )
+        _check_roles(self.kind, set(self.files), "the manifest lists")
         return self
+
+
+def _check_roles(kind: ArtifactKind, roles: set[str], what: str) -> None:
+    """`roles` must be the kind's graphs plus any of its optional ones (ValueError)."""
+    want = set(KIND_IO[kind])
+    optional = set(OPTIONAL_IO.get(kind, {}))
+    if not want <= roles or not roles <= want | optional:
+        extra = f" (optional: {sorted(optional)})" if optional else ""
+        raise ValueError(
+            f"files: kind {kind!r} takes the graph(s) {sorted(want)}{extra}, {what} {sorted(roles)}"
+        )
 
 
 def manifest_json_schema() -> dict[str, Any]:
@@ -414,7 +459,8 @@ class Artifact:
     """sha256 of manifest.json; it covers the model files through their hashes."""
 
     def graph_path(self, role: GraphRole) -> Path:
-        """Absolute path of the graph of `role` (one of the kind's `KIND_IO` keys)."""
+        """Absolute path of the graph of `role` (one of the kind's `KIND_IO` keys, or an
+        `OPTIONAL_IO` one the manifest lists)."""
         return self.root / self.manifest.files[role].path
 
     @property
@@ -474,11 +520,7 @@ def write_graphs(
     The manifest is written last, so a directory with a manifest always has the files it
     names.
     """
-    want = set(KIND_IO[spec.kind])
-    if set(graphs) != want:
-        raise ValueError(
-            f"kind {spec.kind!r} takes the graph(s) {sorted(want)}, got {sorted(graphs)}"
-        )
+    _check_roles(spec.kind, set(graphs), "got")
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     files: dict[str, FileEntry] = {}
@@ -499,6 +541,25 @@ def write_graphs(
         (json.dumps(manifest.model_dump(mode="json"), indent=2) + "\n").encode(),
     )
     return load_artifact(root)
+
+
+def add_optional_graph(artifact: Artifact, role: GraphRole, data: bytes) -> Artifact:
+    """Write `data` as ROLE.onnx into `artifact`'s directory and name it in manifest.json
+    (an `OPTIONAL_IO` role of its kind; replaced if there already); returns it reloaded.
+    The other files are untouched; the graph is written before the manifest names it."""
+    m = artifact.manifest
+    if role not in OPTIONAL_IO.get(m.kind, {}):
+        raise ArtifactError(f"kind {m.kind!r} has no optional graph {role!r}")
+    dst = artifact.root / f"{role}.onnx"
+    mpath = artifact.root / MANIFEST_NAME
+    # The manifest as written (its fields, their order, the ones it omits), one files
+    # entry more: for an existing artifact the diff is that entry.
+    fields = json.loads(mpath.read_bytes())
+    fields["files"][role] = {"path": dst.name, "sha256": hashlib.sha256(data).hexdigest()}
+    Manifest.model_validate(fields)
+    _atomic_write(dst, data)
+    _atomic_write(mpath, (json.dumps(fields, indent=2) + "\n").encode())
+    return load_artifact(artifact.root)
 
 
 def load_artifact(path: str | Path, *, check_graphs: bool = False) -> Artifact:
@@ -551,8 +612,9 @@ def _dims(shape: list[Any]) -> list[int | None]:
 
 
 def graph_widths(m: ArtifactSpec) -> dict[GraphRole, tuple[dict[str, int], dict[str, int]]]:
-    """Per graph of `m.kind`: (input name -> feature width, output name -> feature width);
-    every input and output is [batch, width] float32."""
+    """Per graph of `m.kind` (and each optional graph a manifest `m` lists): (input name ->
+    feature width, output name -> feature width); every input and output is [batch, width]
+    (float32 but the fused graph's totals and factor_ok, `OPTIONAL_IO`)."""
     o, a = m.obs_dim, m.act_dim
     width = {
         "transition": m.transition_dim,
@@ -568,10 +630,20 @@ def graph_widths(m: ArtifactSpec) -> dict[GraphRole, tuple[dict[str, int], dict[
         "hidden": m.hidden_dim or 0,
         "next_hidden": m.hidden_dim or 0,
         "descriptor": m.descriptor_dim or 0,
+        "precision": m.latent_dim,
+        "eta": m.latent_dim,
+        "next_precision": m.latent_dim,
+        "next_eta": m.latent_dim,
+        "factor_ok": 1,
+    }
+    files = getattr(m, "files", {})
+    roles = {
+        **KIND_IO[m.kind],
+        **{r: io for r, io in OPTIONAL_IO.get(m.kind, {}).items() if r in files},
     }
     return {
         role: ({n: width[n] for n in io["inputs"]}, {n: width[n] for n in io["outputs"]})
-        for role, io in KIND_IO[m.kind].items()
+        for role, io in roles.items()
     }
 
 

@@ -1,7 +1,8 @@
 """An artifact loaded into onnxruntime: its graphs, ready for batch-1 calls.
 
-Kind posterior: `encode` + `act`; recurrent: `step`; conditioned and weights: `act_plain`
-(runtime/artifact.py lists each kind's graphs).
+Kind posterior: `encode` + `act`, and `fused_step` when the artifact carries the optional
+fused graph; recurrent: `step`; conditioned and weights: `act_plain` (runtime/artifact.py
+lists each kind's graphs).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from runtime.artifact import Artifact, ArtifactError, load_artifact, verify_graphs
+from runtime.artifact import FUSED_IO, Artifact, ArtifactError, load_artifact, verify_graphs
 from runtime.config import ServeConfig
 from runtime.kinds import ArtifactKind
 from zshot.config import ConfigError
@@ -23,9 +24,11 @@ from zshot.config import ConfigError
 __all__ = ["LoadedModel", "session_options"]
 
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 _ENC_OUT = ["mu", "var"]
 _POL_OUT = ["action"]
 _STEP_OUT = ["next_hidden", "action"]
+_FUSED_OUT = list(FUSED_IO["outputs"])  # next_precision, next_eta, z, factor_ok, action
 
 
 def session_options(cfg: ServeConfig) -> ort.SessionOptions:
@@ -97,6 +100,8 @@ class LoadedModel:
         self.encoder = sessions.get("encoder")
         self.policy = sessions.get("policy")
         self.step_graph = sessions.get("step")
+        # Kind posterior, optional: encoder + posterior update + policy in one call.
+        self.fused = sessions.get("fused")
         self.providers = next(iter(sessions.values())).get_providers()
         self._zero_noise: F32 = np.zeros((1, self.act_dim), np.float32)
         # InferenceSession.run validates its feed in Python (~1.3 µs a call) before calling
@@ -106,6 +111,8 @@ class LoadedModel:
         self._enc_run = _runner(self.encoder, self._raw)
         self._pol_run = _runner(self.policy, self._raw)
         self._step_run = _runner(self.step_graph, self._raw)
+        self._fused_run = _runner(self.fused, self._raw)
+        self._fused_bound = None if self.fused is None else _FusedBinding(self.fused, self)
 
     @classmethod
     def load(cls, path: str | Path, cfg: ServeConfig) -> LoadedModel:
@@ -127,6 +134,25 @@ class LoadedModel:
         None = deterministic."""
         feed = {"obs": obs, "z": z, "noise": self._zero_noise if noise is None else noise}
         out: F32 = self._pol_run(_POL_OUT, feed, None)[0]
+        return out
+
+    def fused_step(
+        self, obs: F32, transition: F32, precision: F64, eta: F64, noise: F32 | None = None
+    ) -> list[Any]:
+        """Kind posterior with the fused graph: one call, all [1, width] -> [next_precision,
+        next_eta (float64 [1, L]), z (float32 [1, L]), factor_ok (bool [1, 1]), action
+        [1, act_dim]] (runtime/artifact.py `FUSED_IO`)."""
+        bound = self._fused_bound
+        if bound is not None:
+            return bound.run(obs, transition, precision, eta, noise)
+        feed = {
+            "obs": obs,
+            "transition": transition,
+            "precision": precision,
+            "eta": eta,
+            "noise": self._zero_noise if noise is None else noise,
+        }
+        out: list[Any] = self._fused_run(_FUSED_OUT, feed, None)
         return out
 
     def act_plain(self, obs: F32, descriptor: F32 | None, noise: F32 | None = None) -> F32:
@@ -159,6 +185,59 @@ class LoadedModel:
         }
         nxt, action = self._step_run(_STEP_OUT, feed, None)
         return nxt, action
+
+
+class _FusedBinding:
+    """The fused graph bound once to fixed input and output buffers (onnxruntime IOBinding):
+    a call copies the step's inputs in and the outputs out, instead of `run` converting five
+    inputs and allocating five outputs (hot: ~72 -> ~50 µs a call on the demo artifact,
+    BENCHMARKS.md). One per model: the serving thread is its only caller."""
+
+    def __init__(self, sess: ort.InferenceSession, model: LoadedModel) -> None:
+        L, A = model.latent_dim, model.act_dim
+        self.obs = np.zeros((1, model.obs_dim), np.float32)
+        self.transition = np.zeros((1, model.transition_dim), np.float32)
+        self.precision = np.zeros((1, L), np.float64)
+        self.eta = np.zeros((1, L), np.float64)
+        self.noise = np.zeros((1, A), np.float32)
+        self.noisy = False  # self.noise holds a draw (zeroed again before a plain call)
+        self.out: list[npt.NDArray[Any]] = [
+            np.zeros((1, L), np.float64),  # next_precision
+            np.zeros((1, L), np.float64),  # next_eta
+            np.zeros((1, L), np.float32),  # z
+            np.zeros((1, 1), np.bool_),  # factor_ok
+            np.zeros((1, A), np.float32),  # action
+        ]
+        binding = sess.io_binding()
+        for name in FUSED_IO["inputs"]:
+            binding.bind_cpu_input(name, getattr(self, name))
+        for name, arr in zip(_FUSED_OUT, self.out, strict=True):
+            binding.bind_output(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+        raw = getattr(sess, "_sess", None)
+        if raw is not None and hasattr(binding, "_iobinding"):
+            c_binding, opts = binding._iobinding, ort.RunOptions()
+            self._call: Callable[[], None] = lambda: raw.run_with_iobinding(c_binding, opts)
+        else:
+            self._call = lambda: sess.run_with_iobinding(binding)
+
+    def run(
+        self, obs: F32, transition: F32, precision: F64, eta: F64, noise: F32 | None
+    ) -> list[Any]:
+        copy = np.copyto
+        copy(self.obs, obs)
+        copy(self.transition, transition)
+        copy(self.precision, precision)
+        copy(self.eta, eta)
+        if noise is not None:
+            copy(self.noise, noise)
+            self.noisy = True
+        elif self.noisy:
+            self.noise.fill(0.0)
+            self.noisy = False
+        self._call()
+        prec, eta_, z, ok, action = self.out
+        # Fresh arrays: the next call overwrites the buffers.
+        return [prec.copy(), eta_.copy(), z.copy(), ok.copy(), action.copy()]
 
 
 def _runner(sess: ort.InferenceSession | None, raw: bool) -> Callable[..., Any]:

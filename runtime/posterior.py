@@ -22,7 +22,10 @@ from operator import add, truediv
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NaturalPosterior"]
+__all__ = ["REJECTED", "NaturalPosterior"]
+
+REJECTED = "encoder factor rejected: need finite mu and finite var > 0"
+"""Why a factor was refused (NaN/Inf in mu, NaN or <= 0 in var)."""
 
 F64 = npt.NDArray[np.float64]
 
@@ -49,6 +52,9 @@ class NaturalPosterior:
         self._prior_precision = 1.0 / self.prior_var  # [L] natural parameters of the prior
         self._prior_eta = self.prior_mean / self.prior_var
         self._L = int(self.prior_mean.shape[0])
+        self._prec: list[float] | None = None  # set by reset
+        self._eta: list[float] | None = None
+        self._rows: tuple[F64, F64] | None = None
         self.reset()
 
     @classmethod
@@ -65,15 +71,41 @@ class NaturalPosterior:
     # Python lists of L floats, not numpy arrays: at L ~ 5-16 one numpy call costs more
     # than the whole update done on Python floats (IEEE doubles, the same roundings as
     # numpy's float64: the results are bit-identical). The arrays are built on demand.
+    # The server's fused graph (runtime/artifact.py `FUSED_IO`) updates them as float64
+    # [1, L] arrays instead (`rows` / `set_rows`): then the lists are None until a list
+    # user needs them (`_lists`), and the rows are None after a list update.
+    def _lists(self) -> tuple[list[float], list[float]]:
+        if self._prec is None:
+            assert self._rows is not None
+            self._prec = self._rows[0][0].tolist()
+            self._eta = self._rows[1][0].tolist()
+        return self._prec, self._eta  # type: ignore[return-value]
+
+    def rows(self) -> tuple[F64, F64]:
+        """The totals (precision, eta, prior included) as float64 [1, L] arrays: the fused
+        graph's inputs. Read-only: they may be the state itself."""
+        r = self._rows
+        if r is None:
+            p, e = self._lists()
+            r = self._rows = (np.array([p], np.float64), np.array([e], np.float64))
+        return r
+
+    def set_rows(self, precision: F64, eta: F64) -> None:
+        """The totals after one more factor, as the fused graph computed them (float64
+        [1, L] each, not modified afterwards): the same values `add_one` would have made."""
+        self._rows = (precision, eta)
+        self._prec = self._eta = None
+        self.count += 1
+
     @property
     def precision(self) -> F64:
         """1/var0 + sum_i 1/var_i [L] (a fresh array)."""
-        return np.array(self._prec, np.float64)
+        return np.array(self._lists()[0], np.float64)
 
     @property
     def eta(self) -> F64:
         """mu0/var0 + sum_i mu_i/var_i [L] (a fresh array)."""
-        return np.array(self._eta, np.float64)
+        return np.array(self._lists()[1], np.float64)
 
     @property
     def precision_sum(self) -> F64:
@@ -87,8 +119,9 @@ class NaturalPosterior:
 
     def reset(self) -> None:
         """Back to the prior: forget every transition."""
-        self._prec: list[float] = self._prior_precision.tolist()
-        self._eta: list[float] = self._prior_eta.tolist()
+        self._prec = self._prior_precision.tolist()
+        self._eta = self._prior_eta.tolist()
+        self._rows = None
         self.count = 0
 
     def add_one(self, mu: npt.NDArray[np.floating], var: npt.NDArray[np.floating]) -> None:
@@ -104,16 +137,18 @@ class NaturalPosterior:
         # min skips a NaN only when it is not first (NaN compares false), but then 1/NaN
         # makes the sum below NaN: every var <= 0 or NaN is rejected, and no division by 0.
         if not min(v) > 0:
-            raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
+            raise ValueError(REJECTED)
         prec = list(map(truediv, repeat(1.0), v))
         eta = list(map(truediv, m, v))
         # NaN/Inf in mu (or an overflow) makes the sum non-finite: x - x != 0. (Finite
         # float32 factors cannot overflow it: |mu/var| < 3e83.)
         check = sum(prec) + sum(eta)
         if check - check != 0:
-            raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
-        self._prec = list(map(add, self._prec, prec))
-        self._eta = list(map(add, self._eta, eta))
+            raise ValueError(REJECTED)
+        old_prec, old_eta = self._lists()
+        self._prec = list(map(add, old_prec, prec))
+        self._eta = list(map(add, old_eta, eta))
+        self._rows = None
         self.count += 1
 
     def add(self, mu: npt.ArrayLike, var: npt.ArrayLike) -> None:
@@ -131,10 +166,11 @@ class NaturalPosterior:
                 f"factors must be [n, {self.latent_dim}] each, got mu {mu_a.shape} var {var_a.shape}"
             )
         if not (np.all(np.isfinite(mu_a)) and np.all(np.isfinite(var_a)) and np.all(var_a > 0)):
-            raise ValueError("encoder factor rejected: need finite mu and finite var > 0")
+            raise ValueError(REJECTED)
         prec = 1.0 / var_a  # [n, L]
         self._prec = (self.precision + prec.sum(axis=0)).tolist()
         self._eta = (self.eta + (mu_a * prec).sum(axis=0)).tolist()
+        self._rows = None
         self.count += int(mu_a.shape[0])
 
     @property
@@ -149,11 +185,13 @@ class NaturalPosterior:
 
     def mean_into(self, out: npt.NDArray[np.float32]) -> None:
         """Write the posterior mean into `out` [L] (float32)."""
-        out[:] = list(map(truediv, self._eta, self._prec))
+        p, e = self._lists()
+        out[:] = list(map(truediv, e, p))
 
     def mean_row(self) -> npt.NDArray[np.float32]:
         """The posterior mean as a new float32 [1, L] array (the policy's z input)."""
-        return np.array([list(map(truediv, self._eta, self._prec))], np.float32)
+        p, e = self._lists()
+        return np.array([list(map(truediv, e, p))], np.float32)
 
     def sample(self, rng: np.random.Generator) -> F64:
         """One draw z ~ N(mean, var) [L]."""

@@ -259,10 +259,13 @@ MODES = {"exploit": 0, "explore": 1}
 UPDATES = {"episode": 0, "step": 1}
 
 
+_LE_F32 = np.dtype("<f4")
+
+
 def f32_frame(a: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """`a` as a contiguous little-endian float32 array: a payload frame (zmq sends its buffer;
     no copy when it already is one)."""
-    return np.ascontiguousarray(a, dtype="<f4")
+    return np.ascontiguousarray(a, _LE_F32)  # a dtype object: no string to parse per call
 
 
 # pyzmq's `Socket.send` is a Python wrapper (routing_id / group of draft sockets) around the

@@ -37,7 +37,7 @@ from runtime.artifact import ArtifactError
 from runtime.config import ServeConfig
 from runtime.flood import PeerGuard, wire_bytes
 from runtime.model import LoadedModel
-from runtime.posterior import NaturalPosterior
+from runtime.posterior import REJECTED, NaturalPosterior
 from runtime.protocol import (
     ARTIFACT_KINDS,
     FLAG_STOCHASTIC,
@@ -247,11 +247,15 @@ class Session:
             else:
                 self.posterior.add(mu, var)
         except ValueError as exc:  # the model misbehaved on finite input; state unchanged
-            raise ProtocolError(
-                ErrorCode.INTERNAL, f"{exc} (artifact {self.model.sha256[:12]}…); context unchanged"
-            ) from None
+            raise self.rejected(str(exc)) from None
         if self.update == "step":
             self.refresh_z()
+
+    def rejected(self, why: str) -> ProtocolError:
+        """The error for a factor the posterior refused (the state is unchanged)."""
+        return ProtocolError(
+            ErrorCode.INTERNAL, f"{why} (artifact {self.model.sha256[:12]}…); context unchanged"
+        )
 
     def set_model(self, model: LoadedModel) -> None:
         """Swap the artifact (of the same kind); the old posterior lives in the old
@@ -476,9 +480,9 @@ class RuntimeServer:
         next_housekeeping = perf() + 1_000_000_000  # ns; at least once a second
         next_check = 0
         keep = MAX_PAYLOAD_FRAMES + 2  # header + payload + one more to name the excess
-        recv, more_of = sock.recv, sock.getsockopt
+        recv = sock.recv
         send = MethodType(raw_send, sock)  # without pyzmq's Python wrapper (protocol.py)
-        RCVMORE, SNDMORE = zmq.RCVMORE, zmq.SNDMORE
+        SNDMORE = zmq.SNDMORE
         while not self._stop.is_set():
             try:
                 first = recv(copy=False)  # the peer's identity (a Frame: its metadata)
@@ -499,18 +503,16 @@ class RuntimeServer:
             wire = 0
             # Frame by frame: the excess of a message with too many frames is dropped
             # without a copy (libzmq holds the message already; PeerGuard bounds that).
-            # (getsockopt, not the `rcvmore` attribute: that lookup costs microseconds.)
-            more = bool(first.more)
-            while more:
+            # Each zmq.Frame carries its own `more` flag: no getsockopt(RCVMORE) system
+            # call per frame (~1 µs each; the `rcvmore` attribute costs more still).
+            frame = first
+            while frame.more:
+                frame = recv(copy=False)
                 if len(frames) <= keep:
-                    f = recv()
-                    frames.append(f)
-                    n = len(f)
+                    frames.append(frame.bytes)
                 else:
-                    n = len(recv(copy=False))
                     dropped += 1
-                wire += wire_bytes(n, curve)
-                more = bool(more_of(RCVMORE))
+                wire += wire_bytes(len(frame), curve)
             if guard is not None:
                 guard.consumed(first.get(zmq.SRCFD), wire)
             key = str(first.get("User-Id")) if curve else None
@@ -763,6 +765,8 @@ class RuntimeServer:
         obs = _f32_row(payload[0], m.obs_dim, "obs")
         if n == 2:
             tr = _f32_row(payload[1], m.transition_dim, "transition")
+            if m.fused is not None and s.update == "step" and s.mode == "exploit":
+                return self._step_fused(s, head, obs, tr)
             mu, var = m.encode(tr)  # [1, L] each: one encoder call, O(1) in context length
             s.add_factors(mu, var)
         noise = (
@@ -771,6 +775,30 @@ class RuntimeServer:
             else None
         )
         action = m.act(obs, s.z, noise)
+        if not _all_finite(action.reshape(-1)):
+            raise ProtocolError(ErrorCode.INTERNAL, "the policy produced a non-finite action")
+        s.steps += 1
+        return [action.tobytes()]
+
+    def _step_fused(self, s: Session, head: Header, obs: F32, tr: F32) -> list[bytes]:
+        """STEP with a transition, exploit mode, update per step, on an artifact with the
+        fused graph: encoder, posterior update and policy in one onnxruntime call; the same
+        state, reply and errors as the unfused path (tests/runtime/test_fused_step.py)."""
+        m = s.model
+        post = s.posterior
+        prec, eta = post.rows()
+        noise = saved = None
+        if head.flags & FLAG_STOCHASTIC:
+            # Unfused, a rejected factor fails before the noise draw: so must this one.
+            saved = s.rng.bit_generator.state
+            noise = s.rng.standard_normal((1, m.act_dim)).astype(np.float32)
+        nprec, neta, z, ok, action = m.fused_step(obs, tr, prec, eta, noise)
+        if not ok[0, 0]:
+            if saved is not None:
+                s.rng.bit_generator.state = saved
+            raise s.rejected(REJECTED)
+        post.set_rows(nprec, neta)
+        s.z = z  # the new posterior mean as float32 [1, L], as refresh_z makes it
         if not _all_finite(action.reshape(-1)):
             raise ProtocolError(ErrorCode.INTERNAL, "the policy produced a non-finite action")
         s.steps += 1

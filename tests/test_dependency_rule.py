@@ -46,6 +46,7 @@ RANK = {
     "training.cli": 6,
     "training.collect": 6,
     "training.dataset_cli": 6,
+    "training.artifact_cli": 6,
     "training.sweep": 6,
     "training.finetune": 7,
 }

@@ -199,6 +199,11 @@ def export_main(argv: Sequence[str]) -> int:
         f"onnxruntime vs torch max |err| action {errors['action']:.1e}  "
         f"({secs.get('policy', float('nan')):.1f} s)"
     )
+    if "fused" in m.files:
+        print(
+            "fused.onnx    encoder + posterior update + policy in one call (bit-identical "
+            f"to the two graphs)  ({secs.get('fused', float('nan')):.1f} s)"
+        )
     print(f"wrote {artifact.root} (manifest.json sha256 {artifact.sha256[:12]})")
     return 0
 

@@ -39,6 +39,12 @@ COMMANDS: dict[str, Command] = {
         4,
         True,
     ),
+    "artifact": Command(
+        "training.artifact_cli:main",
+        "artifact tools: `fuse DIR` adds the one-call posterior step graph",
+        19,
+        True,
+    ),
     "eval": Command(
         "training.cli:eval_main", "few-shot evaluation of a run or an exported artifact", 4, True
     ),

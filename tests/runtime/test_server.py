@@ -569,12 +569,23 @@ def test_client_refuses_a_bad_endpoint_in_one_line() -> None:
 
 @pytest.mark.parametrize("busy_poll_us", [50.0, 5000.0])
 def test_a_busy_polling_client_gets_the_same_actions_and_deadlines(
-    running: Running, busy_poll_us: float
+    running: Running, busy_poll_us: float, model: LoadedModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The busy-poll window (shorter and longer than a round trip) changes how the client
     # waits, never what it gets: the same actions as a plain client's on the same
     # transitions, late replies dropped by seq, and deadlines kept.
     w, rng = running.weights, np.random.default_rng(5)
+    encode, hit = model.encode, []
+
+    def slow_batches(transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # The big OBSERVE below must answer after its deadline on any machine: its 0.1 ms
+        # deadline becomes a 1 ms receive timeout, which a fast server could beat.
+        if transitions.shape[0] > 1000:
+            time.sleep(0.05)
+            hit.append(1)
+        return encode(transitions)
+
+    monkeypatch.setattr(model, "encode", slow_batches)
     plain, spin = running.client(), running.client(busy_poll_us=busy_poll_us)
     for c in (plain, spin):
         c.hello()
@@ -591,6 +602,7 @@ def test_a_busy_polling_client_gets_the_same_actions_and_deadlines(
     time.sleep(0.3)
     assert spin.step(np.ones(6)).shape == (3,)  # the late OBSERVE reply is dropped
     assert spin.get_state().count == 8000 + 30
+    assert hit  # the slow batch path ran (the server uses this model)
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("inf"), float("nan"), 1e9])

@@ -33,16 +33,14 @@ import torch
 from torch import Tensor, nn
 
 from runtime.artifact import (
-    GRAPH_NAMES,
     Artifact,
     ArtifactSpec,
     Normalisation,
-    io_docs,
     load_artifact,
-    onnx_metadata,
     write_graphs,
 )
 from training.common.networks import TanhGaussianPolicy
+from training.common.onnx_meta import annotate, ort_session
 from training.common.tasks import env_control_hz, make_task_source
 from training.config import TrainConfig
 
@@ -134,34 +132,6 @@ def units_of(env: Any, names: list[str], attr: str, low: Any = None, high: Any =
     return out
 
 
-def annotate(model: bytes, spec: Any, kind: str) -> bytes:
-    """The model with graph name, doc strings and the manifest's essentials as metadata."""
-    import onnx  # lazy: onnx is needed only when exporting
-
-    proto = onnx.load_model_from_string(model)
-    proto.graph.name = GRAPH_NAMES[kind]
-    what = "context encoder" if kind == "encoder" else "policy"
-    what = "recurrent policy step" if kind == "step" else what
-    task = {
-        "conditioned": f"descriptor {spec.descriptor_dim}",
-        "recurrent": f"hidden {spec.hidden_dim}",
-    }.get(spec.kind, f"latent {spec.latent_dim}")
-    proto.doc_string = (
-        f"zshot {what} of artifact {spec.name}: obs {spec.obs_dim}, act {spec.act_dim}, "
-        f"{task}, {spec.control_hz:g} Hz; manifest.json beside this file "
-        "states the rest (docs/INTERFACES.md)"
-    )
-    proto.graph.doc_string = proto.doc_string
-    docs = io_docs(spec, kind)  # type: ignore[arg-type]
-    for value in (*proto.graph.input, *proto.graph.output):
-        value.doc_string = docs[value.name]
-    del proto.metadata_props[:]
-    for key, val in onnx_metadata(spec, kind).items():  # type: ignore[arg-type]
-        proto.metadata_props.add(key=key, value=val)
-    onnx.checker.check_model(proto)
-    return bytes(proto.SerializeToString())
-
-
 def export_onnx(
     module: nn.Module, args: tuple[Tensor, ...], inputs: list[str], outputs: list[str]
 ) -> bytes:
@@ -188,14 +158,6 @@ def export_onnx(
         if leftovers:  # weights were written next to the model: not a single file
             raise RuntimeError(f"export wrote external data files {leftovers}")
     return data
-
-
-def ort_session(model: bytes) -> Any:
-    import onnxruntime as ort  # lazy: only for the parity check
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 def check_action_parity(

@@ -7,6 +7,8 @@ then checked against torch with onnxruntime on random inputs before the artifact
 
     encoder.onnx  transition[B, 2*obs+act+1] = (s, a, r, s')  ->  mu[B, L], var[B, L]
     policy.onnx   obs[B, obs], z[B, L], noise[B, act]         ->  action[B, act]
+    fused.onnx    (optional role) both and the posterior update in one call
+                  (training/common/fused_graph.py)
 
 Each graph is then annotated (`annotate`): graph name, doc strings on the model and on every
 input and output, and the manifest's essentials as `metadata_props` (runtime.artifact's
@@ -32,6 +34,7 @@ from runtime.artifact import (
     Normalisation,
 )
 from training.algos.pearl.networks import PearlNets
+from training.common.fused_graph import check_fused, fused_bytes
 from training.common.networks import ContextEncoder
 from training.common.onnx_export import (
     PARITY_ATOL,
@@ -165,6 +168,12 @@ def export_posterior(
         pol_bytes = annotate(pol_bytes, spec, "policy")
         seconds["policy"] = time.perf_counter() - t0
     errors = check_parity(enc_bytes, pol_bytes, enc_graph, pol_graph, obs_dim, act_dim, L)
+    # The optional one-call STEP graph (training/common/fused_graph.py), checked bit for bit
+    # against encoder + posterior update + policy in onnxruntime.
+    t0 = time.perf_counter()
+    fused = fused_bytes(enc_bytes, pol_bytes, spec)
+    check_fused(fused, enc_bytes, pol_bytes, spec)
+    seconds["fused"] = time.perf_counter() - t0
     opset = onnx.load_model_from_string(enc_bytes).opset_import
     spec = spec.model_copy(
         update={
@@ -191,7 +200,8 @@ def export_posterior(
             },
         }
     )
-    return write_placed(out, {"encoder": enc_bytes, "policy": pol_bytes}, spec, force), errors
+    graphs = {"encoder": enc_bytes, "policy": pol_bytes, "fused": fused}
+    return write_placed(out, graphs, spec, force), errors
 
 
 def export_bytes(

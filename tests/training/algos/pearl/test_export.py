@@ -47,7 +47,8 @@ def test_export_run_writes_a_verified_artifact(
     trained_run: Path, exported_artifact: ExportedArtifact
 ) -> None:
     out, errs = exported_artifact.root, exported_artifact.parity
-    assert sorted(p.name for p in out.iterdir()) == ["encoder.onnx", "manifest.json", "policy.onnx"]
+    files = ["encoder.onnx", "fused.onnx", "manifest.json", "policy.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == files
     loaded = load_artifact(out, check_graphs=True)
     m = loaded.manifest
     assert (m.obs_dim, m.act_dim, m.latent_dim) == (2, 2, 3)
@@ -60,7 +61,7 @@ def test_export_run_writes_a_verified_artifact(
     )
     assert max(errs.values()) <= PARITY_ATOL
     data = json.loads((out / "manifest.json").read_text())
-    assert set(data["files"]) == {"encoder", "policy"}
+    assert set(data["files"]) == {"encoder", "policy", "fused"}  # fused: the one-call STEP
 
 
 def test_onnx_agent_matches_torch_agent(
@@ -100,7 +101,12 @@ def test_graphs_carry_the_manifests_essentials(
     art = exported_artifact.artifact
     m = art.manifest
     assert m.obs_units == ["m", "m"] and m.action_units == ["1", "1"]
-    for kind, path in (("encoder", art.encoder_path), ("policy", art.policy_path)):
+    fused = art.graph_path("fused")
+    for kind, path in (
+        ("encoder", art.encoder_path),
+        ("policy", art.policy_path),
+        ("fused", fused),
+    ):
         proto = onnx.load(path)
         onnx.checker.check_model(proto)
         assert (proto.ir_version, proto.opset_import[0].version) == (10, 20)
@@ -136,7 +142,8 @@ def test_export_refuses_an_existing_dir_unless_forced(trained_run: Path, tmp_pat
         export_run(trained_run, out)
     assert (out / "keep.txt").read_text() == "a shipped artifact"
     art, _ = export_run(trained_run, out, force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["encoder.onnx", "manifest.json", "policy.onnx"]
+    files = ["encoder.onnx", "fused.onnx", "manifest.json", "policy.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == files
     assert art.root == out.resolve()
     assert [p.name for p in tmp_path.iterdir()] == ["art"]  # no temp or old dirs left
 
@@ -154,7 +161,8 @@ def test_export_cli_prints_one_line_per_graph(trained_run: Path, tmp_path: Path)
     quiet = export("--out", str(tmp_path / "a"))
     assert quiet.returncode == 0, quiet.stderr
     lines = quiet.stdout.splitlines()
-    assert len(lines) == 3 and lines[0].startswith("encoder.onnx") and "mu " in lines[0]
+    assert len(lines) == 4 and lines[0].startswith("encoder.onnx") and "mu " in lines[0]
+    assert lines[2].startswith("fused.onnx")
     assert all("onnxruntime vs torch max |err|" in line for line in lines[:2])
     assert lines[1].startswith("policy.onnx") and "action " in lines[1]
     assert quiet.stderr == ""
