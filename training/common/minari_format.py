@@ -281,7 +281,12 @@ class MinariWriter:
             h5a.delete(group.id, key)
         space = h5s.create_simple(data.shape)
         attr = h5a.create(group.id, key, self._type(data.dtype, True), space)
-        attr.write(data, mtype=self._type(data.dtype, False))
+        try:
+            attr.write(data, mtype=self._type(data.dtype, False))
+        except BaseException:  # as h5py: no half-written attribute left behind
+            attr.close()
+            h5a.delete(group.id, key)
+            raise
         attr.close()
 
     def _type(self, dtype: np.dtype[Any], logical: bool) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ _scalars = st.one_of(
     st.booleans(),
     st.integers(-(2**40), 2**40),
     st.floats(allow_nan=False, width=64),
-    st.text(max_size=12),
+    st.text(st.characters(blacklist_characters="\x00"), max_size=12),
 )
 _values = st.one_of(
     _scalars,
@@ -109,3 +110,27 @@ def test_a_string_info_column_goes_through_h5py_with_the_same_bytes(tmp_path: Pa
         "metadata": {"mode": "scripted"},
     }
     assert _write(tmp_path / "fast", [ep], True) == _write(tmp_path / "ref", [ep], False)
+
+
+def test_a_string_with_a_nul_is_refused_by_both_and_leaves_no_attribute(tmp_path: Path) -> None:
+    obs = np.zeros((2, 2))
+    for low_level in (True, False):
+        writer = MinariWriter(
+            tmp_path / str(low_level),
+            dataset_id="zshot/nul-v0",
+            observation_space=SPACE,
+            action_space=SPACE,
+        )
+        writer.low_level = low_level
+        with pytest.raises(ValueError, match="NULL"):
+            writer.add_episode(
+                obs,
+                obs[:1],
+                np.zeros(1),
+                np.zeros(1, bool),
+                np.zeros(1, bool),
+                {},
+                {"label": "a\x00b"},
+            )
+        assert "label" not in writer.file["episode_0"].attrs
+        writer.abort()
