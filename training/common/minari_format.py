@@ -245,8 +245,9 @@ class MinariWriter:
     # The episode's arrays and attributes through h5py's low-level calls: the same HDF5 calls,
     # and the same bytes (tests/training/common/test_minari_format.py), as `create_dataset` and
     # `attrs[name] = ...` without their per-call Python (argument checks, property lists and
-    # types made anew every time): `zshot collect`'s driver writes ~1/3 faster
-    # (bench/collect_profile.py; BENCHMARKS.md "Ray collection at 2 workers, branch rayeff2").
+    # types made anew every time): 20-30 % less CPU per episode in `zshot collect`'s driver
+    # (bench/collect_profile.py; BENCHMARKS.md "Ray collection at 2 workers (issue 22, branch
+    # rayeff2)").
     # Anything else (filters, other dtypes) goes through h5py's own calls.
 
     low_level = True
@@ -254,7 +255,8 @@ class MinariWriter:
 
     def _put_dataset(self, group: h5py.Group, name: str, arr: np.ndarray) -> None:
         """`group.create_dataset(name, data=arr)`."""
-        if self.kw or not self.low_level or arr.ndim == 0 or arr.dtype.kind not in "biuf":
+        plain = arr.ndim and arr.dtype.kind in "biuf" and "/" not in name  # "/": h5py's groups
+        if self.kw or not self.low_level or not plain:
             group.create_dataset(name, data=arr, **self.kw)
             return
         arr = np.asarray(arr, order="C")

@@ -97,7 +97,7 @@ def test_a_compressed_writer_still_writes_through_h5py(tmp_path: Path) -> None:
     writer.close()
 
 
-def test_a_string_info_column_goes_through_h5py_with_the_same_bytes(tmp_path: Path) -> None:
+def test_string_and_nested_info_columns_go_through_h5py_with_the_same_bytes(tmp_path: Path) -> None:
     obs = np.zeros((3, 2))
     names = np.array(["a", "bb", "c"], dtype=object)
     ep = {
@@ -106,7 +106,7 @@ def test_a_string_info_column_goes_through_h5py_with_the_same_bytes(tmp_path: Pa
         "rewards": np.zeros(2),
         "terminations": np.zeros(2, bool),
         "truncations": np.zeros(2, bool),
-        "infos": {"name": names, "x": np.arange(3)},
+        "infos": {"name": names, "x": np.arange(3), "task/plug": np.arange(3.0)},
         "metadata": {"mode": "scripted"},
     }
     assert _write(tmp_path / "fast", [ep], True) == _write(tmp_path / "ref", [ep], False)
