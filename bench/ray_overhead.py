@@ -253,7 +253,17 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=24, help="timed tasks per measurement")
     p.add_argument("--episodes", type=int, default=3, help="episodes per task")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument(
+        "--variants",
+        default="episodes,rows",
+        help="Ray modes: the results formats to time, comma-separated (episodes, rows)",
+    )
+    p.add_argument("--label", default="", help="a prefix for the settings' names (e.g. before)")
     args = p.parse_args()
+    formats = [v for v in args.variants.split(",") if v]
+    if not formats or set(formats) - {"episodes", "rows"}:
+        p.error(f"--variants: episodes and/or rows, got {args.variants!r}")
+    pre = f"{args.label} " if args.label else ""
     cfg, n = _config(args.episodes), args.workers
     tasks = list(range(1, 1 + args.tasks))
     print(
@@ -273,7 +283,7 @@ def main() -> None:
     if args.mode == "procs":
         pool = mp.get_context("spawn").Pool(n, _proc_init, (cfg,))
         pool.map(_proc_rows, [0] * n, chunksize=1)
-        variants = [("procs rows", "rows")]
+        variants = [(f"{pre}procs rows", "rows")]
     else:
         t = time.perf_counter()
         init_ray(n, lean=args.mode == "ray")
@@ -284,7 +294,7 @@ def main() -> None:
         pool = WorkerPool(Probe, (cfg,), workers=n, in_flight=2)
         list(pool.map("rows", [0] * n))  # actors built, envs warm
         print(f"ray.init {t_init:.1f} s; {n} actors + warm-up task {time.perf_counter() - t:.1f} s")
-        variants = [(f"{args.mode} episodes", "episodes"), (f"{args.mode} rows", "rows")]
+        variants = [(f"{pre}{args.mode} {v}", v) for v in formats]
     watch = CpuWatch()
     k = 0
     for rep in range(args.repeats):
@@ -294,7 +304,7 @@ def main() -> None:
         k += 1
         tp1 = steps1 / wall1
         _report(
-            "1 worker",
+            f"{pre}1 worker",
             rep,
             steps1,
             wall1,

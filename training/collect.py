@@ -58,7 +58,7 @@ from training.common.minari_format import (
     space_json,
 )
 from training.common.parallel import add_workers_arguments, run_ordered, workers_error
-from training.common.rollout import Episode, RolloutWorker, task_rng
+from training.common.rollout import Episode, RolloutWorker, retain_freed_memory, task_rng
 from training.common.tasks import make_task_source
 from training.config import CollectConfig
 from training.registry import agent_of, load_run
@@ -280,6 +280,7 @@ class TaskCollector:
             )
         self.cfg = cfg
         self.counts = split_episodes(cfg.episodes_per_task, mix)
+        retain_freed_memory()  # a fresh env per task: ~5 ms to build instead of ~24
         self.source = make_task_source(cfg.as_train_config())
         self.worker = RolloutWorker(self.source.make_env, cfg.max_episode_steps)  # its spaces
         env = self.worker.env

@@ -158,7 +158,8 @@ class WorkerPool:
     stores an object once for every call of the next `map` (`ray.put`; the object itself in
     this process). `in_flight`: calls queued per actor; 2 lets an actor start its next item
     while the driver is still taking the last one's result (worth it for short items), 1
-    hands each item to the first free actor (long items: sweep trials). Faults as
+    hands each item to the first free actor (long items: sweep trials); the last items (no
+    more left than actors) go to free actors only, whatever `in_flight`. Faults as
     `run_ordered`'s (module doc)."""
 
     def __init__(
@@ -245,7 +246,10 @@ class WorkerPool:
         next_out = 0
 
         def submit(slot: int) -> None:
-            while queue and load[slot] < self.in_flight:
+            # A call queued behind another waits for that actor even when another actor is
+            # free by then: once no more items are left than actors, only a free actor gets
+            # one, so the last items are not stuck behind a busy actor while another idles.
+            while queue and load[slot] < (self.in_flight if len(queue) > len(load) else 1):
                 k = queue.popleft()
                 attempts[k] += 1
                 load[slot] += 1

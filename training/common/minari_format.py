@@ -32,6 +32,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from h5py import h5a, h5d, h5p, h5s, h5t
 
 from zshot.jsonio import write_json
 
@@ -182,6 +183,11 @@ class MinariWriter:
         self.env_spec = env_spec
         self.kw: dict[str, Any] = {"compression": compression} if compression else {}
         self.file = h5py.File(self.data_dir / MAIN_FILE, "w", track_order=True)
+        # h5py's dataset creation properties for a plain array: no times, no attribute order
+        self._dcpl = h5p.create(h5p.DATASET_CREATE)
+        self._dcpl.set_obj_track_times(False)
+        self._dcpl.set_attr_creation_order(0)
+        self._types: dict[tuple[str, str, bool], Any] = {}
         self.episodes = 0
         self.steps = 0
 
@@ -204,35 +210,95 @@ class MinariWriter:
                 f"{np.asarray(observations).shape[0]}"
             )
         g = self.file.create_group(f"episode_{self.episodes}")
-        g.create_dataset("observations", data=np.asarray(observations, np.float32), **self.kw)
-        g.create_dataset("actions", data=np.asarray(actions, np.float32), **self.kw)
-        g.create_dataset("rewards", data=np.asarray(rewards, np.float64), **self.kw)
-        g.create_dataset("terminations", data=np.asarray(terminations, bool), **self.kw)
-        g.create_dataset("truncations", data=np.asarray(truncations, bool), **self.kw)
+        put, put_attr = self._put_dataset, self._put_attr
+        put(g, "observations", np.asarray(observations, np.float32))
+        put(g, "actions", np.asarray(actions, np.float32))
+        put(g, "rewards", np.asarray(rewards, np.float64))
+        put(g, "terminations", np.asarray(terminations, bool))
+        put(g, "truncations", np.asarray(truncations, bool))
         ig = g.create_group("infos")
         for key, value in infos.items():
             arr = np.asarray(value)
             if arr.shape[:1] != (t + 1,):
                 raise MinariFormatError(f"infos/{key}: {arr.shape[:1]} rows, need {t + 1}")
-            ig.create_dataset(key, data=arr, **self.kw)
-        g.attrs["id"] = self.episodes
-        g.attrs["total_steps"] = t
+            put(ig, key, arr)
+        put_attr(g, "id", self.episodes)
+        put_attr(g, "total_steps", t)
         if seed is not None:
-            g.attrs["seed"] = int(seed)
+            put_attr(g, "seed", int(seed))
         meta = dict(metadata)
         task = meta.pop("task", None)
         if isinstance(task, Mapping):
-            g.attrs["task_json"] = json.dumps(task, sort_keys=True)
-            g.attrs.update(flatten_metadata(task, "task/"))
+            put_attr(g, "task_json", json.dumps(task, sort_keys=True))
+            for key, value in flatten_metadata(task, "task/").items():
+                put_attr(g, key, value)
         for key, value in meta.items():
             if isinstance(value, Mapping):
-                g.attrs[key] = json.dumps(value, sort_keys=True)
+                put_attr(g, key, json.dumps(value, sort_keys=True))
             elif (v := _attr(value)) is not None:
-                g.attrs[key] = v
+                put_attr(g, key, v)
         self.file.flush()
         self.episodes += 1
         self.steps += t
         return self.episodes - 1
+
+    # The episode's arrays and attributes through h5py's low-level calls: the same HDF5 calls,
+    # and the same bytes (tests/training/common/test_minari_format.py), as `create_dataset` and
+    # `attrs[name] = ...` without their per-call Python (argument checks, property lists and
+    # types made anew every time): 20-30 % less CPU per episode in `zshot collect`'s driver
+    # (bench/collect_profile.py; BENCHMARKS.md "Ray collection at 2 workers (issue 22, branch
+    # rayeff2)").
+    # Anything else (filters, other dtypes) goes through h5py's own calls.
+
+    low_level = True
+    """False: every array and attribute through h5py's high-level calls (the reference)."""
+
+    def _put_dataset(self, group: h5py.Group, name: str, arr: np.ndarray) -> None:
+        """`group.create_dataset(name, data=arr)`."""
+        plain = arr.ndim and arr.dtype.kind in "biuf" and "/" not in name  # "/": h5py's groups
+        if self.kw or not self.low_level or not plain:
+            group.create_dataset(name, data=arr, **self.kw)
+            return
+        arr = np.asarray(arr, order="C")
+        space = h5s.create_simple(arr.shape)
+        dset = h5d.create(
+            group.id, name.encode(), self._type(arr.dtype, True), space, dcpl=self._dcpl
+        )
+        dset.write(h5s.ALL, h5s.ALL, arr)
+        dset.close()
+
+    def _put_attr(self, group: h5py.Group, name: str, value: Any) -> None:
+        """`group.attrs[name] = value`."""
+        if isinstance(value, str):
+            data = np.asarray(value, dtype=h5py.string_dtype())
+        else:
+            data = np.asarray(value, order="C")
+            if data.dtype.kind not in "biuf":
+                data = None
+        if data is None or not self.low_level:
+            group.attrs[name] = value
+            return
+        key = name.encode()
+        if h5a.exists(group.id, key):
+            h5a.delete(group.id, key)
+        space = h5s.create_simple(data.shape)
+        attr = h5a.create(group.id, key, self._type(data.dtype, True), space)
+        try:
+            attr.write(data, mtype=self._type(data.dtype, False))
+        except BaseException:  # as h5py: no half-written attribute left behind
+            attr.close()
+            h5a.delete(group.id, key)
+            raise
+        attr.close()
+
+    def _type(self, dtype: np.dtype[Any], logical: bool) -> Any:
+        """h5py's HDF5 type of `dtype`, made once per dtype (its metadata included: h5py's
+        variable-length strings are an object dtype with metadata, which == ignores)."""
+        key = (dtype.str, repr(dtype.metadata), logical)
+        tid = self._types.get(key)
+        if tid is None:
+            tid = self._types[key] = h5t.py_create(dtype, logical=logical)
+        return tid
 
     def close(self, **metadata: Any) -> Path:
         """Close the HDF5 file and write metadata.json (extra keys: author, description, ...)."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -85,3 +90,43 @@ def test_task_rng_rounds_are_streams_of_their_own() -> None:
     assert task_rng(3, 1, 2).random() == draws[2]
     with pytest.raises(ValueError, match="round must be >= 1"):
         task_rng(3, 1, 0)  # it would be the round-less stream (seed sequences pad with 0)
+
+
+_BUILDS = """
+import resource, sys
+from training.common.rollout import RolloutWorker, retain_freed_memory
+from training.common.tasks import make_task_source
+from training.config import CollectConfig
+from zshot.config import load_config
+retained = retain_freed_memory() if sys.argv[1] == "1" else None
+cfg = load_config(CollectConfig, "configs/collect/insertion.yaml", [])
+source = make_task_source(cfg.as_train_config())
+RolloutWorker(source.make_env).close()  # the first env's memory is new either way
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    RolloutWorker(source.make_env).close()
+print(retained, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 3)
+"""
+
+
+@pytest.mark.slow
+def test_retained_memory_stops_each_fresh_insertion_env_faulting_its_pages_in() -> None:
+    root = Path(__file__).resolve().parents[3]
+
+    def faults(retain: str) -> tuple[str, int]:
+        out = subprocess.run(
+            [sys.executable, "-c", _BUILDS, retain],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        ).stdout.split()
+        return out[-2], int(out[-1])
+
+    retained, with_it = faults("1")
+    if retained != "True":
+        pytest.skip("not glibc: retain_freed_memory changes nothing here")
+    _, without = faults("0")
+    assert without > 2000, f"{without} page faults per env build without: nothing to show"
+    assert with_it < 500, f"{with_it} page faults per env build with the memory retained"
