@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
 from training.algos.offline_pearl.finetune import finetune_task
 from training.algos.pearl.agent import TorchAgent
@@ -48,6 +49,7 @@ from training.registry import (
     make_trainer,
 )
 from zshot.config import (
+    ConfigError,
     add_profile_argument,
     add_set_argument,
     load_config,
@@ -294,16 +296,17 @@ def eval_main(argv: Sequence[str]) -> int:
         if overrides and not scripted:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
-        for key, val in (
-            ("explore_episodes", args.explore),
-            ("eval_episodes", args.episodes),
-            ("mode", args.mode),
-            ("tasks_per_label", args.tasks_per_label),
-            ("max_tasks", args.max_tasks),
-        ):
+        flags = {
+            "explore_episodes": ("--explore/-k", args.explore),
+            "eval_episodes": ("--episodes/-n", args.episodes),
+            "mode": ("--mode", args.mode),
+            "tasks_per_label": ("--tasks-per-label", args.tasks_per_label),
+            "max_tasks": ("--max-tasks", args.max_tasks),
+        }
+        for key, (_, val) in flags.items():
             if val is not None:
                 ev[key] = val
-        eval_cfg = EvalConfig.model_validate(ev)
+        eval_cfg = _eval_config(ev, {k: flag for k, (flag, _) in flags.items()})
         source = make_task_source(cfg, extra_plugs)
         if told is not None:
             goal_told = "goal" in told.artifact.manifest.training
@@ -523,6 +526,18 @@ def _artifact_kind(path: Path) -> str:
         return "posterior"  # the loader then says what is wrong with it
     kind = data.get("kind", "posterior") if isinstance(data, dict) else "posterior"
     return str(kind)
+
+
+def _eval_config(ev: dict[str, Any], flags: dict[str, str]) -> EvalConfig:
+    """`EvalConfig` from `ev`; a bad value raises ConfigError in one line naming the
+    command-line flag it came from (or the config key), the rule and the value."""
+    try:
+        return EvalConfig.model_validate(ev)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "eval"
+        where = flags.get(key, f"eval.{key}")
+        raise ConfigError(f"{where}: {err['msg'].lower()} (got {err.get('input')!r})") from None
 
 
 def _label_args(items: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:

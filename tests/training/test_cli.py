@@ -35,6 +35,28 @@ def test_eval_refuses_task_bounds_below_one(
     assert f"{named} must be at least 1, got {value}" in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "named", "rule"),
+    [
+        (["-k", "-1"], "--explore/-k", "greater than or equal to 0"),
+        (["-k", "51"], "--explore/-k", "less than or equal to 50"),
+        (["-n", "0"], "--episodes/-n", "greater than or equal to 1"),
+    ],
+)
+def test_eval_names_a_bad_episode_count_in_one_line(
+    argv: list[str],
+    named: str,
+    rule: str,
+    trained_run: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert zshot(["eval", str(trained_run), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err  # one line, no pydantic block
+    assert err.startswith(f"zshot eval: {named}: ") and rule in err, err
+    assert f"(got {argv[1]})" in err
+
+
 def test_eval_set_redraws_the_test_tasks_and_names_a_bad_key(
     trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
