@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from bench.mt10_table import TableError, _load_json, _pct
+from bench.mt10_table import TableError, _load_json, _pct, save_figure, table_main
 
 METHODS: dict[str, tuple[str, bool]] = {
     "mtsac_insertion_onehot": ("MT-SAC (one-hot)", False),
@@ -308,30 +308,28 @@ def plot(
     ax.set_ylabel("success (%)")
     ax.set_title("insertion as a multi-task problem: 24 training plugs; 9 held-out plugs zero-shot")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the tables; exit 2 with one line on a missing or bad run dir."""
+    """The tables of the run dirs under ROOT (and PEARL's); exit 2 with one line on a bad
+    run dir."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("root", type=Path, help="the folder holding the <method>-s<seed> run dirs")
     p.add_argument("--pearl", type=Path, help="PEARL's <profile>-s<seed>-k<K>.json reports")
     p.add_argument("--png", type=Path, help="also draw the success bars here")
     args = p.parse_args(argv)
-    try:
-        methods = collect(args.root)
-        pearl = load_pearl(args.pearl) if args.pearl is not None else None
-    except TableError as exc:
-        print(f"mtins_table: {exc}", file=sys.stderr)
-        return 2
-    print(markdown(methods, pearl))
-    if args.png is not None:
-        plot(methods, args.png, pearl)
-        print(f"\nwrote {args.png}")
-    return 0
+
+    def load() -> tuple[list[Method], dict[tuple[str, int], dict[int, Cells]] | None]:
+        return collect(args.root), load_pearl(args.pearl) if args.pearl is not None else None
+
+    return table_main(
+        "mtins_table",
+        load,
+        lambda data: markdown(*data),
+        lambda data, png: plot(data[0], png, data[1]),
+        args.png,
+    )
 
 
 if __name__ == "__main__":
