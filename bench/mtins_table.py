@@ -54,12 +54,17 @@ Cells = dict[str, tuple[int, int]]
 
 
 def _cells(path: Path) -> Cells:
-    """label -> (successes, episodes) of a `zshot eval` / training report."""
+    """label -> (successes, episodes) of a `zshot eval` / training report, summed over the
+    rows of a label (a told policy's report has one row per task, a few-shot one per label)."""
     report = _load_json(path)
+    out: dict[str, tuple[int, int]] = {}
     try:
-        return {str(t["label"]): (int(t["successes"]), int(t["episodes"])) for t in report["tasks"]}
+        for t in report["tasks"]:
+            s, e = out.get(str(t["label"]), (0, 0))
+            out[str(t["label"])] = (s + int(t["successes"]), e + int(t["episodes"]))
     except (KeyError, TypeError, ValueError):
         raise TableError(f"{path}: not an evaluation report (tasks rows)") from None
+    return out
 
 
 def _optional(path: Path) -> Cells | None:
