@@ -26,7 +26,7 @@ import argparse
 import re
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,14 @@ def _frac(t: tuple[int, int] | None) -> str:
     return "-" if t is None or not t[1] else f"{t[0]}/{t[1]} ({_pct(t[0] / t[1])})"
 
 
+def _per_seed(runs: Sequence[Run], cells: Callable[[Run], Cells | None]) -> str:
+    """The suffix ' (s0 3, s1 0)': each seed's successes, where every run has the cells."""
+    got = [total(cells(r)) for r in runs]
+    if len(runs) < 2 or any(t is None for t in got):
+        return ""
+    return " (" + ", ".join(f"s{r.seed} {t[0]}" for r, t in zip(runs, got, strict=True) if t) + ")"
+
+
 def collect(root: Path) -> list[Method]:
     """Every run dir of METHODS under `root`, grouped, in METHODS' order."""
     if not root.is_dir():
@@ -244,7 +252,8 @@ def markdown(
             + ", ".join(
                 "-" if r.collect_success is None else f"{r.collect_success:.2f}" for r in runs
             )
-            + f" | {_frac(total(d))} | {_frac(total(s))} | {zs[0]} | {zs[1]} |"
+            + f" | {_frac(total(d))}{_per_seed(runs, lambda r: r.train)} | "
+            + f"{_frac(total(s))}{_per_seed(runs, lambda r: r.train_sampled)} | {zs[0]} | {zs[1]} |"
         )
     zero = [m for m in methods if m.told_descriptor]
     pearl = pearl or {}

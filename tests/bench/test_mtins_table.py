@@ -63,6 +63,7 @@ def test_the_tables_pool_seeds_and_leave_zero_shot_to_descriptor_methods(tmp_pat
     assert "| all, sampled actions | 4/8 (50.0 %) | - |" in lines
     onehot = next(ln for ln in lines if ln.startswith("| MT-SAC (one-hot) | 0, 1 | 4 min"))
     assert onehot.count("not defined (told an id)") == 2 and "| 0.25, 0.25 |" in onehot
+    assert "| 3/8 (37.5 %) (s0 2, s1 1) | 4/8 (50.0 %) (s0 3, s1 1) |" in onehot
     desc = next(ln for ln in lines if ln.startswith("| MT-SAC, plug descriptor | 0 |"))
     assert "| 1/4 (25.0 %); sampled 4/4 (100.0 %) | 0/4 (0.0 %) |" in desc
     held = lines.index(next(ln for ln in lines if ln.startswith("| held-out plug |")))
