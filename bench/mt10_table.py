@@ -23,10 +23,10 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -48,6 +48,8 @@ PAPER_MT50: dict[str, float] = {
 }
 """Yu et al. 2019 (Meta-World, arXiv 1910.10897), MT50 success rates in %; MT-TRPO's
 22.86 % has no run here, PCGrad and Distral have no entry in that table."""
+
+T = TypeVar("T")
 
 RUN_DIR = re.compile(r"^mt10_(?P<method>[a-z0-9]+)-s(?P<seed>\d+)$")
 REPORT = "zeval.json"
@@ -241,6 +243,13 @@ def plot(methods: Sequence[Method], out: Path) -> None:
     ax.set_xticks(list(xs), [METHODS.get(m.key, m.key) for m in methods], rotation=20, ha="right")
     ax.set_ylabel("mean success over MT10's tasks (%)")
     ax.set_title("MT10, this budget (bars: seeds pooled, dots: seeds); x: Yu et al. 2019 MT50")
+    save_figure(fig, out)
+
+
+def save_figure(fig: Any, out: Path) -> None:
+    """Lay out, write (its folder made) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
@@ -253,15 +262,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("root", type=Path, help="the folder holding the mt10_<method>-s<seed> dirs")
     p.add_argument("--png", type=Path, help="also draw the per-method means here")
     args = p.parse_args(argv)
+    return table_main("mt10_table", lambda: collect(args.root), markdown, plot, args.png)
+
+
+def table_main(
+    prog: str,
+    load: Callable[[], T],
+    text: Callable[[T], str],
+    draw: Callable[[T, Path], None],
+    png: Path | None,
+) -> int:
+    """Load the runs, print their tables, draw the PNG if asked; exit 2 with one line
+    (`prog: what`) on a TableError."""
     try:
-        methods = collect(args.root)
+        data = load()
     except TableError as exc:
-        print(f"mt10_table: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    print(markdown(methods))
-    if args.png is not None:
-        plot(methods, args.png)
-        print(f"\nwrote {args.png}")
+    print(text(data))
+    if png is not None:
+        draw(data, png)
+        print(f"\nwrote {png}")
     return 0
 
 

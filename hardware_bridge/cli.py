@@ -7,6 +7,8 @@
     zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --workers 4   # on Ray (fanout.py)
     zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --plugs my_plug.yaml \
         --plug-descriptors   # a conditioned artifact told each plug's spec descriptor
+    zshot trials --runtime tcp://127.0.0.1:5555 --robot sim --profile known \
+        --plugs US-AC-plug --goal-descriptors   # a goal artifact told each plug's inserted pose
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from zshot.parallel import add_workers_arguments, workers_error
 if TYPE_CHECKING:
     from hardware_bridge.robot import Robot
     from runtime.client import RuntimeClient
+    from runtime.protocol import HelloReply
 
 __all__ = ["DEMO_ARTIFACT", "demo_main", "run_session", "trials_main"]
 
@@ -85,7 +88,16 @@ def _trials_parser(prog: str = "zshot trials") -> argparse.ArgumentParser:
         action="store_true",
         help="tell a `conditioned` artifact trained with plug descriptors (mtsac.task_input "
         "descriptor) each plug's descriptor, computed from its spec file "
-        "(zshot/plug_descriptor.py); a --task-descriptor given for a plug wins",
+        "(zshot/plug_descriptor.py); refused when the artifact reports another "
+        "plug_descriptor_version at HELLO; a --task-descriptor given for a plug wins",
+    )
+    p.add_argument(
+        "--goal-descriptors",
+        action="store_true",
+        help="tell a goal-conditioned artifact (algo her or crl on env insertion_goal, "
+        "docs/GOALS.md) each plug's inserted pose as its goal (x = y = yaw = 0, z from the "
+        "plug spec and the artifact's epsilon); a --task-descriptor PLUG=X,Y,Z,YAW given for "
+        "a plug wins (any pose)",
     )
     add_profile_argument(p)
     p.add_argument("--record", help="directory to record every step into (HDF5 episodes)")
@@ -119,8 +131,12 @@ def _config_from_args(args: argparse.Namespace) -> TrialsConfig:
         overrides.append("plugs=[" + ", ".join(f'"{s}"' for s in plugs) + "]")
     if args.task_descriptor:
         overrides.append("task_descriptors=" + json.dumps(_descriptors(args.task_descriptor)))
-    cfg = load_config(TrialsConfig, args.config, overrides)
     if args.plug_descriptors:
+        overrides.append("plug_descriptors=true")
+    if args.goal_descriptors:
+        overrides.append("goal_descriptors=true")
+    cfg = load_config(TrialsConfig, args.config, overrides)
+    if cfg.plug_descriptors:
         cfg.task_descriptors = {**_plug_descriptors(cfg.plugs), **cfg.task_descriptors}
     return cfg
 
@@ -137,6 +153,53 @@ def _plug_descriptors(plugs: list[str]) -> dict[str, list[float]]:
         except PlugDescriptorError as exc:
             raise ConfigError(f"--plug-descriptors: {exc}") from None
     return out
+
+
+def _told_problem(cfg: TrialsConfig, info: HelloReply) -> str | None:
+    """--plug-descriptors: why the served artifact's plug descriptor version does not fit
+    this code's; --goal-descriptors: why the artifact takes no goal, else each plug (without
+    a given descriptor) gets its inserted pose at the artifact's epsilon. None: it fits."""
+    from zshot.plug_descriptor import (
+        PLUG_DESCRIPTOR_VERSION,
+        PlugDescriptorError,
+        plug_inserted_goal_of,
+    )
+
+    if cfg.plug_descriptors and info.plug_descriptor_version != PLUG_DESCRIPTOR_VERSION:
+        got = info.plug_descriptor_version
+        return (
+            f"--plug-descriptors: this bridge computes plug descriptor version "
+            f"{PLUG_DESCRIPTOR_VERSION}, but the runtime's artifact {info.artifact_name} "
+            + (
+                f"was trained on version {got}"
+                if got is not None
+                else "reports none (exported before versions, not told plug descriptors, or "
+                "served by a runtime too old to say)"
+            )
+            + "; serve an artifact exported with this version"
+        )
+    if not cfg.goal_descriptors:
+        return None
+    if info.goal_epsilon is None:
+        return (
+            f"--goal-descriptors: the runtime serves {info.artifact_name}, a {info.kind} "
+            "artifact that is not goal-conditioned (its HELLO reports no goal_epsilon)"
+        )
+    if info.descriptor_dim != 4:
+        return (
+            f"--goal-descriptors: the artifact's goal has {info.descriptor_dim} values, a plug "
+            "pose has 4 (x mm, y mm, z mm, yaw deg: env insertion_goal)"
+        )
+    try:
+        goals = {
+            p: plug_inserted_goal_of(p, info.goal_epsilon)
+            for p in cfg.plugs
+            if p not in cfg.task_descriptors
+        }
+    except PlugDescriptorError as exc:
+        return f"--goal-descriptors: {exc}"
+    cfg.task_descriptors = {**goals, **cfg.task_descriptors}
+    return None
 
 
 def _descriptors(entries: list[str]) -> dict[str, list[float]]:
@@ -320,7 +383,7 @@ def _run_connected(
     except RuntimeErrorReply as exc:
         warn(f"the runtime refused the handshake: {exc}")
         return 1
-    problem = _descriptor_problem(cfg, info.kind, info.descriptor_dim)
+    problem = _told_problem(cfg, info) or _descriptor_problem(cfg, info.kind, info.descriptor_dim)
     if problem is not None:
         warn(problem)
         return 2

@@ -217,6 +217,15 @@ class TrialsConfig(_Finite):
     sent with each task's RESET_TASK. Required for every plug when the runtime serves a
     `conditioned` artifact (each of its HELLO `descriptor_dim` values: a one-hot task id, a
     plug descriptor, a goal); refused with any other kind."""
+    plug_descriptors: bool = False
+    """`zshot trials --plug-descriptors`: the task descriptors (those not given) are the
+    plugs' spec descriptors (zshot/plug_descriptor.py); the runtime's artifact must report the
+    same `plug_descriptor_version` at HELLO, else the trials are refused (exit 2)."""
+    goal_descriptors: bool = False
+    """`zshot trials --goal-descriptors`: each plug's task descriptor (unless given) is its
+    inserted pose as a goal (zshot/plug_descriptor.py `plug_inserted_goal`) with the ε the
+    runtime's goal-conditioned artifact reports at HELLO (`goal_epsilon`); refused (exit 2)
+    when the artifact is not a goal artifact."""
     record: str | None = None
     """Directory for recordings (None: do not record)."""
     safety: SafetyLimits = Field(default_factory=SafetyLimits)
@@ -235,6 +244,15 @@ class TrialsConfig(_Finite):
         if problem is not None:
             raise ValueError(problem)
         return v
+
+    @model_validator(mode="after")
+    def _one_descriptor_source(self) -> TrialsConfig:
+        if self.plug_descriptors and self.goal_descriptors:
+            raise ValueError(
+                "plug_descriptors and goal_descriptors exclude each other (an artifact is told "
+                "a plug descriptor or a goal, not both)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_in_pairs(self) -> TrialsConfig:

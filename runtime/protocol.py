@@ -252,6 +252,13 @@ class HelloReply(BaseModel):
     """Kind recurrent: size of the hidden state the server keeps (GET_STATE shows it)."""
     descriptor_dim: int = 0
     """Kind conditioned: size of the task descriptor RESET_TASK must carry."""
+    plug_descriptor_version: int | None = None
+    """The artifact's `training.plug_descriptor_version` (a conditioned artifact told plug
+    descriptors, zshot/plug_descriptor.py); None when its manifest records none (an older
+    server never sends the key: None too)."""
+    goal_epsilon: float | None = None
+    """A goal-conditioned artifact's `training.goal.epsilon` (the descriptor is a goal, in
+    its `descriptor_names` units); None for every other artifact."""
 
 
 # SET_MODE payload bytes

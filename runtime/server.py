@@ -18,6 +18,7 @@ import bisect
 import ipaddress
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -27,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import MethodType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -745,6 +747,7 @@ class RuntimeServer:
                 kind=m.kind,
                 hidden_dim=m.hidden_dim or 0,
                 descriptor_dim=m.descriptor_dim or 0,
+                **_training_facts(m.training),
             )
             .model_dump_json()
             .encode()
@@ -1135,6 +1138,22 @@ def _no_payload(payload: list[bytes], what: str) -> None:
         raise ProtocolError(
             ErrorCode.BAD_FRAMES, f"{what} takes no payload frames, got {len(payload)}"
         )
+
+
+def _training_facts(training: dict[str, Any]) -> dict[str, Any]:
+    """What the HELLO reply tells a client from the manifest's free-form `training` mapping
+    (HelloReply `plug_descriptor_version`, `goal_epsilon`); an entry of the wrong type is
+    left out (None), as one an older exporter never wrote."""
+    version = training.get("plug_descriptor_version")
+    goal = training.get("goal")
+    eps: Any = goal.get("epsilon") if isinstance(goal, dict) else None
+    number = isinstance(eps, int | float) and not isinstance(eps, bool)
+    return {
+        "plug_descriptor_version": version
+        if isinstance(version, int) and not isinstance(version, bool)
+        else None,
+        "goal_epsilon": float(eps) if number and math.isfinite(eps) and eps > 0 else None,
+    }
 
 
 def describe(model: LoadedModel) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import ValidationError
 
@@ -254,6 +255,18 @@ def eval_main(argv: Sequence[str]) -> int:
     )
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument(
+        "--sample-actions",
+        action="store_true",
+        help="a conditioned artifact: actions sampled from the policy (its noise input from "
+        "N(0, I), seeded by --seed) instead of its mean action",
+    )
+    p.add_argument(
+        "--train-tasks",
+        action="store_true",
+        help="a conditioned artifact told task descriptors: its train tasks (each told its "
+        "descriptor) instead of the held-out test tasks",
+    )
+    p.add_argument(
         "--json",
         help="write the report here (default: RUN/eval-<mode>-<profile>.json beside a run; "
         "./eval-<name>-<mode>-<profile>.json for an artifact or a baseline)",
@@ -281,17 +294,27 @@ def eval_main(argv: Sequence[str]) -> int:
             and (target / "manifest.json").is_file()
             and _artifact_kind(target) == "conditioned"
         ):
-            told = OnnxConditionedPolicy(target)
+            told = OnnxConditionedPolicy(
+                target,
+                np.random.default_rng([args.seed, 7]) if args.sample_actions else None,
+            )
             cfg = TrainConfig.model_validate(told.artifact.manifest.training["config"])
             told_kind = str(told.artifact.manifest.training.get("task_input", "onehot"))
             if told_kind == "descriptor" and cfg.env == "insertion":
                 check_plug_descriptor_version(told.artifact.manifest.training, str(target))
             backend = (
-                "onnxruntime (conditioned: each test task told its descriptor, zero-shot)"
+                "onnxruntime (conditioned: each train task told its descriptor)"
+                if told_kind == "descriptor" and args.train_tasks
+                else "onnxruntime (conditioned: each test task told its descriptor, zero-shot)"
                 if told_kind == "descriptor"
                 else "onnxruntime (conditioned: each train task told its one-hot id)"
             )
         else:
+            if args.sample_actions or args.train_tasks:
+                raise ValueError(
+                    "--sample-actions and --train-tasks are for conditioned artifacts; "
+                    f"{target} is not one"
+                )
             agent, cfg, backend = _eval_target(target, args.config, overrides)
         if overrides and not scripted:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
@@ -310,7 +333,12 @@ def eval_main(argv: Sequence[str]) -> int:
         source = make_task_source(cfg, extra_plugs)
         if told is not None:
             goal_told = "goal" in told.artifact.manifest.training
-            zero_shot = told_kind == "descriptor"
+            zero_shot = told_kind == "descriptor" and not args.train_tasks
+            if args.train_tasks and told_kind != "descriptor":
+                raise ValueError(
+                    f"--train-tasks: {target} is not told task descriptors (a one-hot id is "
+                    "evaluated on the train tasks without the flag; a goal artifact on its goals)"
+                )
             if goal_told:
                 backend = "onnxruntime (conditioned: each episode told its goal)"
                 report = goal_eval(
@@ -321,9 +349,10 @@ def eval_main(argv: Sequence[str]) -> int:
                     max_steps=cfg.max_episode_steps,
                 )
             else:
-                want = len(source.descriptor_names if zero_shot else source.train_tasks)
+                told_d = told_kind == "descriptor"
+                want = len(source.descriptor_names if told_d else source.train_tasks)
                 if want != told.descriptor_dim:
-                    what = "descriptor values" if zero_shot else "train tasks"
+                    what = "descriptor values" if told_d else "train tasks"
                     raise ValueError(
                         f"{target}: descriptor_dim {told.descriptor_dim}, but its config gives "
                         f"{want} {what}"
@@ -334,7 +363,7 @@ def eval_main(argv: Sequence[str]) -> int:
                     eval_cfg.eval_episodes,
                     seed=args.seed,
                     max_steps=cfg.max_episode_steps,
-                    descriptor="descriptor" if zero_shot else "onehot",
+                    descriptor="descriptor" if told_d else "onehot",
                     tasks=select_test_tasks(
                         source,
                         label_filter,
@@ -382,6 +411,8 @@ def eval_main(argv: Sequence[str]) -> int:
         print(f"zshot eval: {exc}", file=sys.stderr)
         return 2
     report.protocol["backend"] = backend
+    if told is not None:
+        report.protocol["sample_actions"] = told.sample_rng is not None
     report.protocol["target"] = str(target)
     report.protocol["overrides"] = list(args.overrides)
     profile = source.env_info.get("profile")

@@ -9,6 +9,7 @@ zero-shot. Pure Python (math + pyyaml) so both sides compute the same numbers: t
 
     plug_descriptor(mapping) -> [DESCRIPTOR_DIM floats]   # a spec's fields as a dict
     plug_descriptor_of("US-AC-plug")                        # a shipped name or a .yaml path
+    plug_inserted_goal_of("US-AC-plug", 1.0)                # its inserted pose, as a goal
 
 Entries (`PLUG_DESCRIPTOR_NAMES` names them, in their physical units): pin count; the
 fractions of box, round and polygon sections; each section's minor and major extent (mean,
@@ -47,8 +48,11 @@ __all__ = [
     "PLUG_DESCRIPTOR_VERSION",
     "PlugDescriptorError",
     "check_plug_descriptor_version",
+    "load_plug_spec",
     "plug_descriptor",
     "plug_descriptor_of",
+    "plug_inserted_goal",
+    "plug_inserted_goal_of",
     "plug_spec_path",
 ]
 
@@ -202,8 +206,9 @@ def plug_spec_path(ref: str | Path) -> Path:
     raise PlugDescriptorError(f"unknown plug {text!r}: not a shipped name nor a .yaml file")
 
 
-def plug_descriptor_of(ref: str | Path) -> list[float]:
-    """The descriptor of a shipped plug (by name) or of a spec file (by path)."""
+def load_plug_spec(ref: str | Path) -> tuple[Path, Mapping[str, Any]]:
+    """A shipped plug (by name) or a spec file (by path) -> (its file, its YAML mapping);
+    PlugDescriptorError naming the file when it cannot be read."""
     path = plug_spec_path(ref)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -211,12 +216,46 @@ def plug_descriptor_of(ref: str | Path) -> list[float]:
         raise PlugDescriptorError(f"{path}: cannot read the plug spec: {exc}") from None
     if not isinstance(data, Mapping):
         raise PlugDescriptorError(f"{path}: top level must be a mapping of fields")
+    return path, data
+
+
+def plug_descriptor_of(ref: str | Path) -> list[float]:
+    """The descriptor of a shipped plug (by name) or of a spec file (by path)."""
+    path, data = load_plug_spec(ref)
     try:
         return plug_descriptor(data)
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         if isinstance(exc, PlugDescriptorError):
             raise PlugDescriptorError(f"{path}: {exc}") from None
         raise PlugDescriptorError(f"{path}: malformed pin fields ({exc!r})") from None
+
+
+def plug_inserted_goal(spec: Mapping[str, Any], epsilon: float) -> list[float]:
+    """A plug's inserted pose as a goal of the goal-reaching insertion arm
+    (sim/insertion_goal.py `InsertionGoalEnv.inserted_goal`, the same numbers): (x mm, y mm,
+    z mm, yaw deg) = (0, 0, max(longest pin - success depth - epsilon, 0), 0), so reaching
+    it within `epsilon` puts the pins at least the success depth below the socket face
+    (success depth: the spec's `success_depth`, else 80 % of the shortest pin, as PlugSpec)."""
+    name = spec.get("name", "<plug>")
+    pins = spec.get("pins")
+    if not isinstance(pins, list) or not pins or not all(isinstance(p, Mapping) for p in pins):
+        raise PlugDescriptorError(f"plug {name}: `pins` must be a non-empty list of mappings")
+    if not (math.isfinite(epsilon) and epsilon > 0):
+        raise PlugDescriptorError(f"goal epsilon must be a finite number > 0, got {epsilon}")
+    lengths = [_num(p, "length", f"plug {name}: pins[{i}]") for i, p in enumerate(pins)]
+    success = spec.get("success_depth")
+    depth = _num(spec, "success_depth", f"plug {name}") if success is not None else None
+    depth = 0.8 * min(lengths) if depth is None else depth
+    return [0.0, 0.0, max(max(lengths) - depth - epsilon, 0.0), 0.0]
+
+
+def plug_inserted_goal_of(ref: str | Path, epsilon: float) -> list[float]:
+    """`plug_inserted_goal` of a shipped plug (by name) or of a spec file (by path)."""
+    path, data = load_plug_spec(ref)
+    try:
+        return plug_inserted_goal(data, epsilon)
+    except PlugDescriptorError as exc:
+        raise PlugDescriptorError(f"{path}: {exc}") from None
 
 
 def check_plug_descriptor_version(training: Mapping[str, Any], where: str) -> None:

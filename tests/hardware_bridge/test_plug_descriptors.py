@@ -16,7 +16,7 @@ from hardware_bridge.cli import _config_from_args, _trials_parser, start_runtime
 from hardware_bridge.robots.mock import MOCK_OBS_NAMES
 from tests.runtime.kinds_fixture import make_kind_artifact
 from zshot.cli import main
-from zshot.plug_descriptor import PLUG_DESCRIPTOR_DIM, plug_descriptor_of
+from zshot.plug_descriptor import PLUG_DESCRIPTOR_DIM, PLUG_DESCRIPTOR_VERSION, plug_descriptor_of
 
 PLUGS = "US-AC-plug,Metal-peg-rd"
 
@@ -55,9 +55,11 @@ def test_computing_descriptors_loads_neither_sim_nor_torch() -> None:
 
 
 @pytest.fixture
-def descriptor_server(tmp_path: Path) -> Iterator[str]:
-    """A conditioned artifact told PLUG_DESCRIPTOR_DIM values, MockRobot's dims and rate."""
-    spec = {"control_hz": 10.0, "obs_names": list(MOCK_OBS_NAMES)}
+def descriptor_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A conditioned artifact told PLUG_DESCRIPTOR_DIM values, MockRobot's dims and rate, its
+    manifest's `training` the test's parameter (default: this code's descriptor version)."""
+    training = getattr(request, "param", {"plug_descriptor_version": PLUG_DESCRIPTOR_VERSION})
+    spec = {"control_hz": 10.0, "obs_names": list(MOCK_OBS_NAMES), "training": training}
     make_kind_artifact(
         tmp_path / "art", "conditioned", spec, obs_dim=9, act_dim=4, width=PLUG_DESCRIPTOR_DIM,
         seed=5,
@@ -83,3 +85,36 @@ def test_trials_send_plug_descriptors_to_a_conditioned_artifact(
     data = json.loads((tmp_path / "trials.json").read_text())
     episodes = [e for p in data["plugs"] for e in p["episodes"]]
     assert len(episodes) == 4 and not any(e["aborted"] or e["misses"] for e in episodes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("descriptor_server", "said"),
+    [({"plug_descriptor_version": 1}, "trained on version 1"), ({}, "reports none")],
+    indirect=["descriptor_server"],
+)
+def test_an_artifact_of_another_descriptor_version_is_refused_in_one_line(
+    descriptor_server: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["trials", "--robot", "mock", "--plugs", PLUGS, "--adapt-episodes", "1",
+               "--eval-episodes", "1", "--quiet", "--runtime", descriptor_server,
+               "--out", str(tmp_path), "--plug-descriptors"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and said in err and f"version {PLUG_DESCRIPTOR_VERSION}" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "trials.json").exists()  # refused before any episode
+    # The same artifact told descriptors by hand (no version claimed) is not checked.
+    given = [
+        f"--task-descriptor={p}=" + ",".join(["0"] * PLUG_DESCRIPTOR_DIM) for p in PLUGS.split(",")
+    ]
+    rc = main(["trials", "--robot", "mock", "--plugs", PLUGS, "--adapt-episodes", "1",
+               "--eval-episodes", "1", "--quiet", "--runtime", descriptor_server,
+               "--out", str(tmp_path), *given])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+
+
+def test_plug_and_goal_descriptors_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["trials", "--robot", "mock", "--plugs", PLUGS, "--plug-descriptors",
+               "--goal-descriptors"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "exclude each other" in err and "Traceback" not in err

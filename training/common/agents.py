@@ -142,7 +142,11 @@ class OnnxEncoder:
 class OnnxAgent(AgentBase):
     """An exported `posterior` artifact run through onnxruntime (the numbers the robot gets)."""
 
-    def __init__(self, artifact_dir: str | Path) -> None:
+    def __init__(
+        self, artifact_dir: str | Path, sample_rng: np.random.Generator | None = None
+    ) -> None:
+        """`sample_rng`: draw the graph's noise input from N(0, I) with it at every call
+        (sampled actions, as the runtime's STEP flag `stochastic`) instead of zeros."""
         import onnxruntime as ort  # lazy: only evaluation of artifacts needs it
 
         self.artifact = load_artifact(artifact_dir, check_graphs=True)
@@ -176,7 +180,11 @@ class OnnxConditionedPolicy:
     """An exported `conditioned` artifact's policy.onnx run through onnxruntime: (obs,
     descriptor) -> the deterministic action (noise 0), what the runtime serves."""
 
-    def __init__(self, artifact_dir: str | Path) -> None:
+    def __init__(
+        self, artifact_dir: str | Path, sample_rng: np.random.Generator | None = None
+    ) -> None:
+        """`sample_rng`: draw the graph's noise input from N(0, I) with it at every call
+        (sampled actions, as the runtime's STEP flag `stochastic`) instead of zeros."""
         import onnxruntime as ort  # lazy: only evaluation of artifacts needs it
 
         self.artifact = load_artifact(artifact_dir, check_graphs=True)
@@ -190,9 +198,12 @@ class OnnxConditionedPolicy:
         )
         self.descriptor_dim = int(m.descriptor_dim or 0)
         self.noise = np.zeros((1, m.act_dim), np.float32)
+        self.sample_rng = sample_rng
 
     def __call__(self, obs: np.ndarray, descriptor: np.ndarray) -> np.ndarray:
-        """The action for `obs` told `descriptor`."""
+        """The action for `obs` told `descriptor` (sampled with `sample_rng`)."""
+        if self.sample_rng is not None:
+            self.noise = self.sample_rng.standard_normal(self.noise.shape).astype(np.float32)
         (a,) = self.session.run(
             ["action"],
             {
@@ -288,7 +299,11 @@ class OnnxRecurrentAgent(RecurrentAgent):
     """An exported `recurrent` artifact's step.onnx in onnxruntime (the numbers the robot
     gets), its initial state the manifest's `initial_hidden` (zeros if none)."""
 
-    def __init__(self, artifact_dir: str | Path) -> None:
+    def __init__(
+        self, artifact_dir: str | Path, sample_rng: np.random.Generator | None = None
+    ) -> None:
+        """`sample_rng`: draw the graph's noise input from N(0, I) with it at every call
+        (sampled actions, as the runtime's STEP flag `stochastic`) instead of zeros."""
         import onnxruntime as ort  # lazy: only evaluation of artifacts needs it
 
         self.artifact = load_artifact(artifact_dir, check_graphs=True)

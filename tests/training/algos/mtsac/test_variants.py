@@ -336,6 +336,54 @@ def test_zshot_eval_runs_a_descriptor_artifact_zero_shot_on_the_test_goals(
 
 
 @pytest.mark.slow
+def test_zshot_eval_samples_actions_and_runs_the_train_tasks_when_asked(
+    variant_run: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--sample-actions`: the policy's noise input drawn from N(0, I) seeded by --seed (the
+    torch policy fed the same draws gives the same episodes); `--train-tasks`: a descriptor
+    artifact on its train tasks, each told its descriptor."""
+    from training.common.tasks import make_task_source
+    from training.evaluate import conditioned_eval
+    from zshot.cli import main as zshot
+
+    variant, run_dir, artifact = variant_run
+    run = load_run(run_dir)
+    nets = run.nets
+    assert isinstance(nets, MTSACNets)
+    source = make_task_source(run.cfg)
+    extra = ["--train-tasks"] if variant == "descriptor" else []
+    reports = {}
+    for flags in ([], ["--sample-actions"]):
+        out = tmp_path / f"eval{len(flags)}.json"
+        argv = ["eval", str(artifact), "-n", "2", "--seed", "5", *extra, *flags, "--json", str(out)]
+        assert zshot(argv) == 0
+        reports[bool(flags)] = json.loads(out.read_text())
+    assert "each train task told its" in capsys.readouterr().out
+    assert reports[True]["protocol"]["sample_actions"] is True
+    assert reports[False]["protocol"]["sample_actions"] is False
+    rng = np.random.default_rng([5, 7])
+
+    def sampled(obs: np.ndarray, told: np.ndarray) -> np.ndarray:
+        noise = torch.as_tensor(rng.standard_normal((1, ACT)).astype(np.float32))
+        with torch.no_grad():
+            z = nets.policy_input_of(torch.as_tensor(told)[None])
+            a, _ = nets.policy.sample(torch.as_tensor(obs)[None], z, noise)
+        return a[0].numpy()
+
+    kind = "descriptor" if variant == "descriptor" else "onehot"
+    ref = conditioned_eval(source, sampled, 2, seed=5, descriptor=kind)
+    rows = reports[True]["tasks"]
+    assert [r["label"] for r in rows] == [source.task_label(t) for t in source.train_tasks]
+    for row, want in zip(rows, ref.tasks, strict=True):
+        assert row["mean_return"] == pytest.approx(want.mean_return, abs=1e-3)
+    det = [r["mean_return"] for r in reports[False]["tasks"]]
+    assert det != [r["mean_return"] for r in rows]  # the noise moved the episodes
+    if variant != "descriptor":
+        assert zshot(["eval", str(artifact), "--train-tasks"]) == 2
+        assert "not told task descriptors" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_zshot_eval_refuses_a_plug_descriptor_artifact_of_another_version_in_one_line(
     variant_run: tuple[str, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
