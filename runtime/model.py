@@ -111,7 +111,7 @@ class LoadedModel:
         self._enc_run = _runner(self.encoder, self._raw)
         self._pol_run = _runner(self.policy, self._raw)
         self._step_run = _runner(self.step_graph, self._raw)
-        self._fused_run = _runner(self.fused, self._raw)
+        # The fused graph is only ever called through its IOBinding (either onnxruntime API).
         self._fused_bound = None if self.fused is None else _FusedBinding(self.fused, self)
 
     @classmethod
@@ -143,17 +143,9 @@ class LoadedModel:
         next_eta (float64 [1, L]), z (float32 [1, L]), factor_ok (bool [1, 1]), action
         [1, act_dim]] (runtime/artifact.py `FUSED_IO`)."""
         bound = self._fused_bound
-        if bound is not None:
-            return bound.run(obs, transition, precision, eta, noise)
-        feed = {
-            "obs": obs,
-            "transition": transition,
-            "precision": precision,
-            "eta": eta,
-            "noise": self._zero_noise if noise is None else noise,
-        }
-        out: list[Any] = self._fused_run(_FUSED_OUT, feed, None)
-        return out
+        if bound is None:
+            raise ArtifactError("this artifact has no fused graph")
+        return bound.run(obs, transition, precision, eta, noise)
 
     def act_plain(self, obs: F32, descriptor: F32 | None, noise: F32 | None = None) -> F32:
         """Kinds conditioned (with its descriptor [1, D]) and weights (descriptor None):
