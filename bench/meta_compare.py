@@ -14,7 +14,9 @@ config given by `--config METHOD=PATH` (insertion `hard`: an insertion config pe
 plus `--set profile=hard`). It resumes: a run dir OUT/METHOD-sSEED that holds `train.json` is
 not trained again, a curve OUT/METHOD-sSEED/curve-TEST.json not measured again, so the
 work can be split into jobs of a few runs each (`--methods`, `--seeds`), and the last call
-(all methods) writes the table and the PNG from what is there.
+(all methods) writes the table and the PNG from what is there. Where the test set has a
+success signal (insertion), a second table splits the successes by task label (the plug):
+x/N per label at each k, pooled over the seeds (`per_label_table`).
 
 Training: `python -m zshot train CONFIG --set seed=S --set max_minutes=M` in a subprocess,
 one thread (`torch_threads: 1`, OMP/MKL 1), `iterations` set out of reach so the wall
@@ -437,6 +439,50 @@ def table(curves: list[Curve], test: str) -> str:
     return "\n".join(lines)
 
 
+def per_label_table(curves: list[Curve], test: str) -> str:
+    """Markdown: per label (insertion: the plug) and method, the successes after k = 0..K
+    episodes as "x0 · x1 · .. · xK / N", pooled over the seeds (N = that label's test tasks
+    summed over the seeds: one episode per task at each k), and an `all` row; "" when the
+    test set has no success signal."""
+    rows = [c for c in curves if c.test == test and c.has_success]
+    if not rows:
+        return ""
+    methods = [m for m in METHODS if any(c.method == m for c in rows)]
+    methods += sorted({c.method for c in rows} - set(methods))
+    labels = list(dict.fromkeys(label for c in rows for label in c.labels))
+
+    def cell(method: str, label: str | None) -> str:
+        wins = [
+            row
+            for c in rows
+            if c.method == method
+            for lab, row in zip(c.labels, c.successes, strict=True)
+            if label is None or lab == label
+        ]
+        if not wins:
+            return "-"
+        counts = np.asarray(wins, int).sum(0)
+        return " · ".join(str(int(x)) for x in counts) + f" / {len(wins)}"
+
+    k_max = len(rows[0].successes[0]) - 1
+    lines = [
+        "| label | " + " | ".join(methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    for label in [*labels, None]:
+        name = "all" if label is None else label
+        lines.append(f"| {name} | " + " | ".join(cell(m, label) for m in methods) + " |")
+    seeds = sorted({c.seed for c in rows})
+    lines.append("")
+    lines.append(
+        f"Successes after k = {', '.join(map(str, range(k_max + 1)))} adaptation episodes "
+        f"({test}), one episode per test task at each k, pooled over seeds "
+        f"{', '.join(map(str, seeds))}: x0 · .. · x{k_max} / N, N = the plug's test tasks "
+        "times the seeds."
+    )
+    return "\n".join(lines)
+
+
 def plot(curves: list[Curve], tests: list[str], path: Path, title: str) -> None:
     """One panel per test set: mean return against k per method, the seeds' range as bars."""
     import matplotlib
@@ -582,7 +628,11 @@ def main(argv: Sequence[str]) -> int:
         return 2
     if args.train_only:
         return 0
-    text = "\n\n".join(f"### {args.family}: {t}\n\n{table(curves, t)}" for t in tests)
+    text = "\n\n".join(
+        f"### {args.family}: {t}\n\n{table(curves, t)}"
+        + (f"\n\nPer plug:\n\n{split}" if (split := per_label_table(curves, t)) else "")
+        for t in tests
+    )
     print(text)
     if args.table:
         args.table.write_text(text + "\n")

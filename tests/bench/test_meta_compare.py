@@ -6,6 +6,7 @@ checks, and the command's one-line errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from bench.meta_compare import (
     agent_curve,
     main,
     maml_curve,
+    per_label_table,
     plot,
     still_return,
     table,
@@ -233,3 +235,43 @@ def test_bad_arguments_are_one_line_errors(
     err = capsys.readouterr().err
     assert err.startswith("meta_compare: ") and message in err and len(err.splitlines()) == 1
     assert not any(tmp_path.iterdir())  # nothing trained
+
+
+def test_the_per_label_table_counts_successes_per_plug_at_each_k_over_seeds() -> None:
+    def curve(method: str, seed: int, labels: list[str], wins: list[list[bool]]) -> Curve:
+        rets = [[float(w) for w in row] for row in wins]
+        return Curve(method, seed, "test", labels, rets, wins, True, {}, None)
+
+    curves = [
+        # seed 0: plug A twice, plug B once; seed 1 draws B twice, A once
+        curve("rl2", 0, ["A", "A", "B"], [[0, 1, 1], [0, 0, 1], [1, 1, 1]]),
+        curve("rl2", 1, ["B", "A", "B"], [[0, 0, 0], [1, 1, 1], [0, 1, 0]]),
+        curve("pearl", 0, ["A", "A", "B"], [[0, 0, 0]] * 3),
+    ]
+    lines = per_label_table(curves, "test").splitlines()
+    assert lines[0] == "| label | rl2 | pearl |"  # methods in METHODS order
+    assert lines[2] == "| A | 1 · 2 · 3 / 3 | 0 · 0 · 0 / 2 |"
+    assert lines[3] == "| B | 1 · 2 · 1 / 3 | 0 · 0 · 0 / 1 |"
+    assert lines[4] == "| all | 2 · 4 · 4 / 6 | 0 · 0 · 0 / 3 |"
+    assert "pooled over seeds 0, 1" in lines[6]
+    assert per_label_table(curves, "ood") == ""  # no such test set
+    no_signal = [Curve(**{**c.to_json(), "has_success": False}) for c in curves]
+    assert per_label_table(no_signal, "test") == ""  # returns only: no success table
+
+
+def test_the_final_call_prints_the_per_plug_split_from_the_curves_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for method, seed in (("rl2", 0), ("rl2", 1)):
+        run = tmp_path / f"{method}-s{seed}"
+        run.mkdir()
+        (run / "train.json").write_text("{}")
+        c = Curve(method, seed, "test", ["P", "Q"], [[0.0, 1.0], [0.0, 0.0]],
+                  [[False, True], [False, False]], True, _curve("x", seed, [[0.0]]).train, None)  # fmt: skip
+        (run / "curve-test.json").write_text(json.dumps(c.to_json()))
+    argv = ["insertion", "--methods", "rl2", "--config", "rl2=unused.yaml", "--k", "1"]
+    assert main([*argv, "--out", str(tmp_path), "--table", str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "| rl2 success | 0.00 | 0.50 |" in text
+    assert "Per plug:" in text and "| P | 0 · 2 / 2 |" in text and "| all | 0 · 2 / 4 |" in text
+    assert text.strip() in capsys.readouterr().out
