@@ -264,7 +264,13 @@ class VariBADConfig(StrictModel):
     recorded at collection, as data; only the ELBO trains the encoder."""
     policy_reward_scale: float = Field(1.0, gt=0)
     """Rewards are multiplied by this in PPO's returns only (the VAE and the encoder's input
-    see them as the env gives them): keeps the value targets near unit scale."""
+    see them times `vae_reward_scale`): keeps the value targets near unit scale."""
+    vae_reward_scale: float = Field(1.0, gt=0)
+    """Rewards are multiplied by this where the VAE sees them: the encoder's r_{t-1} input
+    (inside the networks, so the exported step graph still takes the reward as the env and
+    the runtime give it) and the reward decoder's target. Insertion: a force violation's
+    step earns -410 beside per-step costs of 0-4 (zshot/reward.py), which otherwise
+    dominates the reconstruction loss and the GRU's input."""
 
 
 class PPOConfig(StrictModel):

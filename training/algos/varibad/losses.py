@@ -5,11 +5,12 @@ the encoder's input (s_t, a_{t-1}, r_{t-1}, d_{t-1}) and the transition (s_t, a_
 s_{t+1}). The encoder gives beliefs q_t = N(mean_t, var_t), t = 0..N-1, from one pass.
 For each belief t, with m_t ~ q_t (reparameterised):
 
-    reward_t = sum_j (r_hat(s_j, a_j, s_{j+1}, m_t) - r_j)^2          over all j < N
+    reward_t = sum_j (r_hat(s_j, a_j, s_{j+1}, m_t) - c r_j)^2        over all j < N
     state_t  = sum_j |s_hat(s_j, a_j, m_t) - norm(s_{j+1})|^2         (decode_state only)
     kl_t     = KL(q_t || q_{t-1}),  q_{-1} = N(0, I)
 
-so every belief reconstructs the trial's past and future (the squared errors are the
+(c = `vae_reward_scale`, the scale the encoder reads r_{t-1} at), so every belief
+reconstructs the trial's past and future (the squared errors are the
 negative log-likelihoods of unit-variance Gaussians up to constants, as in the paper's
 code), and the trial's loss is the mean over its beliefs of
 
@@ -119,7 +120,8 @@ def elbo_terms(
 
     obs, act, nxt = per_decode(batch.obs), per_decode(batch.action), per_decode(batch.next_obs)
     r_hat = nets.reward_decoder(m, obs, act, nxt)
-    r_err = ((r_hat - per_decode(batch.reward)) ** 2).squeeze(-1)  # (B, kt, kj)
+    target = per_decode(batch.reward) * cfg.vae_reward_scale  # in the encoder's reward units
+    r_err = ((r_hat - target) ** 2).squeeze(-1)  # (B, kt, kj)
 
     def over_beliefs(err: Tensor) -> Tensor:  # (B, kt, kj) -> (B,): mean over beliefs of sums
         return ((err * j_w[:, None]).sum(-1) * t_w).sum(-1) / lengths

@@ -43,9 +43,16 @@ class TrajectoryEncoder(nn.Module):
     """GRU over (s_t, a_{t-1}, r_{t-1}, d_{t-1}) -> belief (mean_t, log var_t) at every step."""
 
     def __init__(
-        self, obs_dim: int, act_dim: int, latent_dim: int, embed: list[int], hidden: int
+        self,
+        obs_dim: int,
+        act_dim: int,
+        latent_dim: int,
+        embed: list[int],
+        hidden: int,
+        reward_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        self.reward_scale = float(reward_scale)  # a constant of the graph, not a parameter
         self.obs_dim, self.act_dim, self.latent_dim, self.hidden_dim = (
             obs_dim,
             act_dim,
@@ -62,8 +69,11 @@ class TrajectoryEncoder(nn.Module):
     def features(
         self, obs: Tensor, prev_action: Tensor, prev_reward: Tensor, prev_done: Tensor
     ) -> Tensor:
-        """The GRU's input (..., width) from raw obs (..., obs), a (..., act), r, d (..., 1)."""
-        x = torch.cat([self.normaliser(obs), prev_action, prev_reward, prev_done], dim=-1)
+        """The GRU's input (..., width) from raw obs (..., obs), a (..., act), r, d (..., 1);
+        the reward enters times `reward_scale` (`varibad.vae_reward_scale`), inside the graph,
+        so the exported step still takes the reward the env and the runtime give."""
+        r = prev_reward * self.reward_scale
+        x = torch.cat([self.normaliser(obs), prev_action, r, prev_done], dim=-1)
         return F.relu(self.embed(x)) if self.has_embed else x
 
     def belief(self, h: Tensor) -> tuple[Tensor, Tensor]:
@@ -186,7 +196,9 @@ class VariBADNets(nn.Module):
         self.obs_dim, self.act_dim = obs_dim, act_dim
         L = cfg.latent_dim
         self.latent_dim = L
-        self.encoder = TrajectoryEncoder(obs_dim, act_dim, L, cfg.embed, cfg.gru_hidden)
+        self.encoder = TrajectoryEncoder(
+            obs_dim, act_dim, L, cfg.embed, cfg.gru_hidden, cfg.vae_reward_scale
+        )
         self.reward_decoder = RewardDecoder(obs_dim, act_dim, L, cfg.decoder_hidden)
         self.state_decoder = (
             TransitionDecoder(obs_dim, act_dim, L, cfg.decoder_hidden) if cfg.decode_state else None

@@ -92,6 +92,16 @@ def test_elbo_terms_on_a_toy_batch_equal_the_hand_computed_values() -> None:
     torch.testing.assert_close(terms.loss, torch.tensor(sum(per_trial) / 2))
 
 
+def test_the_reward_decoder_reconstructs_the_reward_at_the_vae_s_scale() -> None:
+    # vae_reward_scale 0.5: targets (0.5, 0) and 0.25. Trial 0: m_0 = 1.5, r_hat (1.7, 1.9):
+    # 1.2^2 + 1.9^2 = 5.05; m_1 = 0, r_hat (0.2, 0.4): 0.3^2 + 0.4^2 = 0.25. Trial 1: r_hat 0
+    # against 0.25: 0.0625. The KL does not depend on it.
+    cfg = VariBADConfig(kl_weight=0.5, vae_reward_scale=0.5)
+    terms = elbo_terms(_toy_batch(), _toy_nets(False), cfg, noise=NOISE)
+    torch.testing.assert_close(terms.reward, torch.tensor([(5.05 + 0.25) / 2, 0.0625]))
+    torch.testing.assert_close(terms.kl, torch.tensor([KL_0, KL_1]))
+
+
 def test_without_a_transition_decoder_the_state_term_is_zero() -> None:
     cfg = VariBADConfig(kl_weight=1.0)
     terms = elbo_terms(_toy_batch(), _toy_nets(False), cfg, noise=NOISE)

@@ -13,7 +13,7 @@ from training.algos.varibad.networks import belief_input, gru_cell, make_nets
 from training.common.onnx_export import RecurrentStepGraph
 
 
-def _nets(decode_state: bool = False) -> object:
+def _nets(decode_state: bool = False, reward_scale: float = 1.0) -> object:
     cfg = tiny_config(
         algo="varibad",
         varibad={
@@ -22,6 +22,7 @@ def _nets(decode_state: bool = False) -> object:
             "gru_hidden": 6,
             "decoder_hidden": [8],
             "decode_state": decode_state,
+            "vae_reward_scale": reward_scale,
         },
         ppo={"hidden": [8]},
     )
@@ -80,3 +81,26 @@ def test_the_vae_parameters_are_encoder_and_decoders() -> None:
         assert {id(p) for p in nets.vae_parameters()} == want
         others = {id(p) for m in (nets.policy, nets.vf) for p in m.parameters()}
         assert not want & others
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(0.01, 10.0), st.integers(0, 2**31 - 1))
+def test_the_encoder_reads_the_reward_at_its_scale_inside_the_step_graph(
+    scale: float, seed: int
+) -> None:
+    """`vae_reward_scale` c: the step graph (what the export traces, parity-checked against
+    ONNX) fed the raw reward r acts as the unscaled networks fed c r, with the same weights
+    (the scale is no parameter: a run's state dict is the same, older checkpoints load)."""
+    plain, scaled = _nets(), _nets(reward_scale=scale)
+    assert scaled.state_dict().keys() == plain.state_dict().keys()
+    scaled.load_state_dict(plain.state_dict())
+    g = torch.Generator().manual_seed(seed)
+    h, obs = torch.randn(2, 6, generator=g), torch.randn(2, 3, generator=g)
+    a, r = torch.tanh(torch.randn(2, 2, generator=g)), 100 * torch.randn(2, 1, generator=g)
+    d, noise = torch.zeros(2, 1), torch.randn(2, 2, generator=g)
+    low, high = np.full(2, -1.0, np.float32), np.full(2, 1.0, np.float32)
+    with torch.no_grad():
+        got = RecurrentStepGraph(scaled, low, high)(h, obs, a, r, d, noise)
+        want = RecurrentStepGraph(plain, low, high)(h, obs, a, scale * r, d, noise)
+    for x, y in zip(got, want, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
