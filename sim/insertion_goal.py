@@ -31,6 +31,7 @@ from sim.config import InsertionEnvConfig
 from sim.insertion import OBS_INDEX, InsertionEnv
 from sim.tasks import InsertionTask
 from zshot.goal import goal_reached, sparse_goal_reward
+from zshot.plug_descriptor import inserted_goal_z
 
 __all__ = ["GOAL_DIM", "GOAL_NAMES", "GOAL_OBS", "InsertionGoalEnv"]
 
@@ -97,7 +98,7 @@ class InsertionGoalEnv(gym.Env):
         """The inserted pose of the current plug: centred, yaw 0, pins success depth +
         epsilon below the face (z clamped at 0, the plug's body on the face)."""
         spec = self.base.plug_spec
-        z = max(spec.max_pin_length - spec.effective_success_depth - self.epsilon, 0.0)
+        z = inserted_goal_z(spec.max_pin_length, spec.effective_success_depth, self.epsilon)
         return np.array([0.0, 0.0, z, 0.0], np.float32)
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:

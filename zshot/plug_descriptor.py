@@ -48,6 +48,7 @@ __all__ = [
     "PLUG_DESCRIPTOR_VERSION",
     "PlugDescriptorError",
     "check_plug_descriptor_version",
+    "inserted_goal_z",
     "load_plug_spec",
     "plug_descriptor",
     "plug_descriptor_of",
@@ -246,7 +247,14 @@ def plug_inserted_goal(spec: Mapping[str, Any], epsilon: float) -> list[float]:
     success = spec.get("success_depth")
     depth = _num(spec, "success_depth", f"plug {name}") if success is not None else None
     depth = 0.8 * min(lengths) if depth is None else depth
-    return [0.0, 0.0, max(max(lengths) - depth - epsilon, 0.0), 0.0]
+    return [0.0, 0.0, inserted_goal_z(max(lengths), depth, epsilon), 0.0]
+
+
+def inserted_goal_z(longest_pin: float, success_depth: float, epsilon: float) -> float:
+    """The height (mm) of an inserted goal: the pins `success_depth + epsilon` below the
+    face, clamped at 0 (the plug's body on the face). The one formula of the train side
+    (`InsertionGoalEnv.inserted_goal`) and the robot side (`plug_inserted_goal`)."""
+    return max(longest_pin - success_depth - epsilon, 0.0)
 
 
 def plug_inserted_goal_of(ref: str | Path, epsilon: float) -> list[float]:

@@ -158,12 +158,6 @@ def add_fused(artifact_dir: str | Path, *, force: bool = False) -> tuple[str, st
     return art.sha256, new.sha256
 
 
-def ort_version() -> str:
-    import onnxruntime
-
-    return str(onnxruntime.__version__)
-
-
 def check_fused(
     fused: bytes, encoder: bytes, policy: bytes, spec: ArtifactSpec, steps: int = 64, seed: int = 0
 ) -> None:
@@ -206,7 +200,9 @@ def check_fused(
                 and action.tobytes() == want.tobytes()
             )
         if not same:
+            import onnxruntime
+
             raise RuntimeError(
                 f"the fused graph differs from encoder + posterior update + policy at step "
-                f"{step} (onnxruntime {ort_version()}); the artifact is left without it"
+                f"{step} (onnxruntime {onnxruntime.__version__}); the artifact is left without it"
             )
