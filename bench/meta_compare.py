@@ -59,6 +59,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.mt10_table import save_figure
+
 METHODS = ("rl2", "maml", "varibad", "pearl", "nocontext")
 
 MEANING = {
@@ -507,10 +509,7 @@ def plot(curves: list[Curve], tests: list[str], path: Path, title: str) -> None:
         ax.set_ylabel("mean return")
         ax.set_title(f"{title}: {test}")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- the command

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.mt10_table import save_figure
+
 RUN_DIR = re.compile(r"^(?P<method>[a-z0-9_]+)-s(?P<seed>\d+)$")
 RETURN_KEY = {"maml": "train/return_post"}
 
@@ -146,10 +148,7 @@ def plot(curves: Sequence[Learning], path: Path, title: str, metric: str) -> Non
         ax.set_ylabel(f"training {metric}")
         ax.set_title(title)
     axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv: Sequence[str]) -> int:
