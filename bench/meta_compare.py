@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from bench.mt10_table import save_figure
+from zshot.config import PROFILE_NAMES as PROFILES
 
 METHODS = ("rl2", "maml", "varibad", "pearl", "nocontext")
 
@@ -120,28 +121,63 @@ class CompareError(Exception):
 
 @dataclass
 class Curve:
-    """One run's adaptation curve on one test set: per test task, the return (and
-    success) after k = 0..K episodes."""
+    """One run's adaptation curve on one test set: per row (a test task's measured episode,
+    `episodes` rows per task) the return (and success) after k episodes, k = `ks`
+    (None: 0..K, as curves measured before `ks` existed)."""
 
     method: str
     seed: int
     test: str
-    labels: list[str]
-    returns: list[list[float]]  # (tasks, K + 1)
+    labels: list[str]  # per row
+    returns: list[list[float]]  # (rows, measured k)
     successes: list[list[bool]]
     has_success: bool
     train: dict[str, Any]  # train.json: env_steps, updates, iterations, wall_s, cpu_s
     still: float | None = None  # *-vel: the return of zero torque on the same tasks
+    ks: list[int] | None = None
+    episodes: int = 1  # measured episodes per test task at each k
+    times: list[list[float | None]] | None = None  # time to insert (s), per row and k
+    violations: list[list[bool]] | None = None  # ended by the force limit, per row and k
+
+    @property
+    def k_values(self) -> list[int]:
+        """The k of the columns."""
+        return list(range(len(self.returns[0]))) if self.ks is None else list(self.ks)
 
     @property
     def mean(self) -> np.ndarray:
-        """Mean return over the test tasks after k = 0..K episodes."""
+        """Mean return over the rows at each measured k."""
         return np.asarray(self.returns, float).mean(0)
 
     @property
     def success_rate(self) -> np.ndarray:
-        """Success rate over the test tasks after k = 0..K episodes."""
+        """Success rate over the rows at each measured k."""
         return np.asarray(self.successes, float).mean(0)
+
+    def report(self, k: int) -> dict[str, Any]:
+        """The episodes after k adaptation episodes as an evaluation report
+        (bench/profiles_table.py reads it): per label successes / episodes, the mean time to
+        insert of the successes, the force-limit endings."""
+        if k not in self.k_values:
+            raise CompareError(f"{self.method}-s{self.seed} {self.test}: k = {k} not measured")
+        col = self.k_values.index(k)
+        rows: dict[str, dict[str, Any]] = {}
+        for i, label in enumerate(self.labels):
+            r = rows.setdefault(label, {"label": label, "successes": 0, "episodes": 0,
+                                        "safety_violations": 0, "_t": []})  # fmt: skip
+            r["episodes"] += 1
+            if self.successes[i][col]:
+                r["successes"] += 1
+                t = self.times[i][col] if self.times is not None else None
+                if t is not None:
+                    r["_t"].append(t)
+            if self.violations is not None and self.violations[i][col]:
+                r["safety_violations"] += 1
+        for r in rows.values():
+            ts = r.pop("_t")
+            r["mean_time_to_insert"] = float(np.mean(ts)) if ts else None
+        return {"method": self.method, "seed": self.seed, "test": self.test, "k": k,
+                "tasks": list(rows.values())}  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -149,28 +185,39 @@ class Curve:
 
 
 # ---------------------------------------------------------------- the curves
-Rows = tuple[list[list[float]], list[list[bool]]]
-"""(returns, successes), each (tasks, k_max + 1)."""
+@dataclass
+class Rows:
+    """What was measured: per row (a test task's j-th measured episode; `episodes` rows per
+    task, task-major) and measured k (a column), the episode's return, success, time to
+    insert (s, None without one) and whether the env's force limit ended it."""
+
+    returns: list[list[float]]
+    successes: list[list[bool]]
+    times: list[list[float | None]]
+    violations: list[list[bool]]
 
 
-def _over_tasks(source: Any, tasks: Sequence[Any], seed: int, one_task: Any) -> Rows:
-    """`one_task(env, rng, hz) -> (returns, successes)` on each task, its env set to it,
-    its random stream `task_rng(seed, task index)`."""
+def _over_tasks(source: Any, tasks: Sequence[Any], seed: int, episodes: int, one_task: Any) -> Rows:
+    """`one_task(env, rng, hz) -> [[EpisodeResult] * episodes per measured k]` on each task,
+    its env set to it, its random stream `task_rng(seed, task index)`; rows task-major."""
     from training.common.rollout import task_rng
     from training.common.tasks import env_control_hz
 
-    rets: list[list[float]] = []
-    wins: list[list[bool]] = []
+    rows = Rows([], [], [], [])
     for i, task in enumerate(tasks):
         env = source.make_env()
         try:
             env.set_task(task)
-            r, w = one_task(env, task_rng(seed, i), env_control_hz(env))
+            cols = one_task(env, task_rng(seed, i), env_control_hz(env))
         finally:
             env.close()
-        rets.append(r)
-        wins.append(w)
-    return rets, wins
+        for j in range(episodes):
+            eps = [col[j] for col in cols]
+            rows.returns.append([float(e.ret) for e in eps])
+            rows.successes.append([bool(e.success) for e in eps])
+            rows.times.append([e.time_to_insert for e in eps])
+            rows.violations.append([bool(e.safety_violation) for e in eps])
+    return rows
 
 
 def _episode(
@@ -199,31 +246,68 @@ def _episode(
     )
 
 
+def _ks(k_max: int, ks: Sequence[int] | None) -> list[int]:
+    """The measured k: `ks` (each in 0..k_max), or every k of 0..k_max."""
+    out = list(range(k_max + 1)) if ks is None else sorted(set(ks))
+    if not out or out[0] < 0 or out[-1] > k_max:
+        raise CompareError(f"measured k {list(ks or [])} must lie in 0..{k_max} (--k)")
+    return out
+
+
 def agent_curve(
-    source: Any, agent: Any, tasks: Sequence[Any], k_max: int, seed: int, max_steps: int | None
+    source: Any,
+    agent: Any,
+    tasks: Sequence[Any],
+    k_max: int,
+    seed: int,
+    max_steps: int | None,
+    episodes: int = 1,
+    ks: Sequence[int] | None = None,
 ) -> Rows:
-    """The curve of a `FewShotAgent`: with a context encoder (PEARL) the posterior-mean
-    episode after k posterior-sampling exploration episodes; without one (recurrent agents,
-    no context) episode k itself, the agent's per-task state kept across episodes
-    (`reset_episode`), reset per task (`reset_task`)."""
+    """The curve of a `FewShotAgent` at each measured k (`ks`, default 0..k_max), `episodes`
+    measured episodes each. With a context encoder (PEARL): posterior-mean episodes after k
+    posterior-sampling exploration episodes (the measured ones stay out of the context).
+    Without one (recurrent agents, no context): the episodes after k episodes of the task,
+    the agent's per-task state kept across episodes (`reset_episode`), reset per task
+    (`reset_task`); each of the `episodes` starts from the state after k episodes
+    (`snapshot` / `restore`: the measured ones do not add to the state), the first of them
+    is the task's episode k (which the next k's state follows); an unmeasured k runs that
+    one episode only."""
     from training.common.agents import new_posterior
 
-    def one_task(env: Any, rng: np.random.Generator, hz: float) -> tuple[list[float], list[bool]]:
+    measured = _ks(k_max, ks)
+
+    def one_task(env: Any, rng: np.random.Generator, hz: float) -> list[list[Any]]:
         agent.reset_task()
         post = new_posterior(agent)
-        r: list[float] = []
-        w: list[bool] = []
+        cols: list[list[Any]] = []
         for k in range(k_max + 1):
-            ep = _episode(env, agent, post, rng, hz, max_steps)
-            r.append(ep.ret)
-            w.append(ep.success)
-            if agent.encoder is not None and k < k_max:
-                ex = _episode(env, agent, post, rng, hz, max_steps, z_mode="sample")
-                if len(ex.transitions):
-                    post.add(*agent.encoder.factors(ex.transitions))
-        return r, w
+            if agent.encoder is not None:
+                if k in measured:
+                    cols.append(
+                        [_episode(env, agent, post, rng, hz, max_steps) for _ in range(episodes)]
+                    )
+                if k < k_max:
+                    ex = _episode(env, agent, post, rng, hz, max_steps, z_mode="sample")
+                    if len(ex.transitions):
+                        post.add(*agent.encoder.factors(ex.transitions))
+                continue
+            state = agent.snapshot() if hasattr(agent, "snapshot") else None
+            after = None
+            col = []
+            for j in range(episodes if k in measured else 1):
+                if j and state is not None:
+                    agent.restore(state)
+                col.append(_episode(env, agent, post, rng, hz, max_steps))
+                if j == 0 and state is not None:
+                    after = agent.snapshot()
+            if after is not None:
+                agent.restore(after)
+            if k in measured:
+                cols.append(col)
+        return cols
 
-    return _over_tasks(source, tasks, seed, one_task)
+    return _over_tasks(source, tasks, seed, episodes, one_task)
 
 
 class ParamsAgent:
@@ -268,36 +352,46 @@ def maml_curve(
     k_max: int,
     seed: int,
     max_steps: int | None,
+    episodes: int = 1,
+    ks: Sequence[int] | None = None,
 ) -> Rows:
     """The curve of a MAML run: per task, K = k_max episodes sampled from the meta-policy;
-    after k of them, one inner step from theta on those k (`adapted_params`, the run's
-    inner loss and `maml.inner_lr`) and one episode of the adapted policy's mean action."""
+    at each measured k (`ks`, default 0..k_max), one inner step from theta on the first k of
+    them (`adapted_params`, the run's inner loss and `maml.inner_lr`) and `episodes`
+    episodes of the adapted policy's mean action."""
     from training.algos.maml.adapt import adapted_params
     from training.common.agents import Posterior
 
     theta = nets.policy.detached_params()
     o, a = nets.obs_dim, nets.act_dim
     meta = ParamsAgent(nets.policy, theta)
+    measured = _ks(k_max, ks)
 
-    def one_task(env: Any, rng: np.random.Generator, hz: float) -> tuple[list[float], list[bool]]:
+    def one_task(env: Any, rng: np.random.Generator, hz: float) -> list[list[Any]]:
         sampled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        r: list[float] = []
-        w: list[bool] = []
+        cols: list[list[Any]] = []
         for k in range(k_max + 1):
-            params = (
-                theta if k == 0 else adapted_params(nets, cfg, theta, sampled, cfg.maml.inner_lr)
-            )
-            ep = _episode(env, ParamsAgent(nets.policy, params), Posterior(1), rng, hz, max_steps)
-            r.append(ep.ret)
-            w.append(ep.success)
+            if k in measured:
+                params = (
+                    theta
+                    if k == 0
+                    else adapted_params(nets, cfg, theta, sampled, cfg.maml.inner_lr)
+                )
+                agent = ParamsAgent(nets.policy, params)
+                cols.append(
+                    [
+                        _episode(env, agent, Posterior(1), rng, hz, max_steps)
+                        for _ in range(episodes)
+                    ]
+                )
             if k < k_max:
                 t = _episode(
                     env, meta, Posterior(1), rng, hz, max_steps, stochastic=True
                 ).transitions
                 sampled.append((t[:, :o], t[:, o : o + a], t[:, o + a].astype(np.float64)))
-        return r, w
+        return cols
 
-    return _over_tasks(source, tasks, seed, one_task)
+    return _over_tasks(source, tasks, seed, episodes, one_task)
 
 
 def task_source_for(cfg: Any, ood: str | None) -> Any:
@@ -329,26 +423,38 @@ def still_return(source: Any, tasks: Sequence[Any]) -> float | None:
 
 
 def measure(run_dir: Path, method: str, seed: int, test: str, ood: str | None, args: Any) -> Curve:
-    """Load a trained run and measure its curve on the test set `test`."""
+    """Load a trained run and measure its curve on the test set `test`: the run's own
+    test tasks, `ood`'s, or (insertion) `test` a benchmark profile other than the run's,
+    the same test tasks drawn in that profile."""
     from training.common.tasks import select_test_tasks
     from training.registry import agent_of, load_run
 
     run = load_run(run_dir)
     cfg = run.cfg
+    if test in PROFILES:
+        if cfg.env != "insertion":
+            raise CompareError(f"--profiles needs an insertion run, not env {cfg.env!r}")
+        cfg = cfg.model_copy(update={"profile": test})
     source = task_source_for(cfg, ood)
     tasks = select_test_tasks(source, None, args.tasks_per_label, args.max_tasks)
+    ks = _ks(args.k, args.ks)
     if run.algorithm.name == "maml":
-        rets, wins = maml_curve(
-            source, run.nets, cfg, tasks, args.k, args.seed, cfg.max_episode_steps
-        )
+        rows = maml_curve(
+            source, run.nets, cfg, tasks, args.k, args.seed, cfg.max_episode_steps,
+            args.episodes, ks,
+        )  # fmt: skip
     else:
-        rets, wins = agent_curve(
-            source, agent_of(run), tasks, args.k, args.seed, cfg.max_episode_steps
-        )
+        rows = agent_curve(
+            source, agent_of(run), tasks, args.k, args.seed, cfg.max_episode_steps,
+            args.episodes, ks,
+        )  # fmt: skip
     train = json.loads((run_dir / "train.json").read_text())
-    labels = [source.task_label(t) for t in tasks]
+    labels = [source.task_label(t) for t in tasks for _ in range(args.episodes)]
     still = still_return(source, tasks)
-    return Curve(method, seed, test, labels, rets, wins, bool(source.has_success), train, still)
+    return Curve(
+        method, seed, test, labels, rows.returns, rows.successes, bool(source.has_success),
+        train, still, ks, args.episodes, rows.times, rows.violations,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- training
@@ -392,6 +498,13 @@ def train(run_dir: Path, config: str, sets: list[str], seed: int, minutes: float
 
 
 # ---------------------------------------------------------------- table and figure
+def _same_ks(rows: list[Curve], test: str) -> list[int]:
+    ks = rows[0].k_values
+    if any(c.k_values != ks for c in rows):
+        raise CompareError(f"{test}: the curves were measured at different k; measure again")
+    return ks
+
+
 def table(curves: list[Curve], test: str) -> str:
     """Markdown: per method, the mean return after k episodes (mean over seeds, each
     seed's mean over test tasks in brackets), k = K minus k = 0, and what each run got."""
@@ -400,20 +513,22 @@ def table(curves: list[Curve], test: str) -> str:
         raise CompareError(f"no curves for test set {test!r}")
     methods = [m for m in METHODS if any(c.method == m for c in rows)]
     methods += sorted({c.method for c in rows} - set(methods))
-    k_max = len(rows[0].returns[0]) - 1
-    n_tasks = len(rows[0].returns)
-    head = "| method | " + " | ".join(f"k = {k}" for k in range(k_max + 1))
-    head += f" | k = {k_max} - k = 0 | env steps | iterations | CPU s | after k episodes |"
-    lines = [head, "|---|" + "---:|" * (k_max + 5) + "---|"]
+    ks = _same_ks(rows, test)
+    episodes = rows[0].episodes
+    n_tasks = len(rows[0].returns) // episodes
+    gain_head = f"k = {ks[-1]} - k = {ks[0]}" if len(ks) > 1 else "gain"
+    head = "| method | " + " | ".join(f"k = {k}" for k in ks)
+    head += f" | {gain_head} | env steps | iterations | CPU s | after k episodes |"
+    lines = [head, "|---|" + "---:|" * (len(ks) + 4) + "---|"]
     for m in methods:
         cs = sorted((c for c in rows if c.method == m), key=lambda c: c.seed)
-        means = np.stack([c.mean for c in cs])  # (seeds, K + 1)
+        means = np.stack([c.mean for c in cs])  # (seeds, measured k)
         cells = []
-        for k in range(k_max + 1):
-            per_seed = " / ".join(f"{x:.1f}" for x in means[:, k])
-            cells.append(f"{means[:, k].mean():.1f} ({per_seed})")
+        for i in range(len(ks)):
+            per_seed = " / ".join(f"{x:.1f}" for x in means[:, i])
+            cells.append(f"{means[:, i].mean():.1f} ({per_seed})")
         gain = means[:, -1] - means[:, 0]
-        cells.append(f"{gain.mean():+.1f}")
+        cells.append(f"{gain.mean():+.1f}" if len(ks) > 1 else "-")
         cells.append(" / ".join(f"{c.train['env_steps']:,}" for c in cs))
         cells.append(" / ".join(str(c.train["iterations"]) for c in cs))
         cells.append(" / ".join(f"{c.train['cpu_s']:.0f}" for c in cs))
@@ -430,28 +545,30 @@ def table(curves: list[Curve], test: str) -> str:
         per_seed = " / ".join(f"{still[s]:.1f}" for s in sorted(still))
         lines.append(
             f"| standing still (zero torque) | {np.mean(list(still.values())):.1f} "
-            f"({per_seed}) |" + " |" * (k_max + 5)
+            f"({per_seed}) |" + " |" * (len(ks) + 4)
         )
+    per = f" x {episodes} episodes" if episodes > 1 else ""
     lines.append("")
     lines.append(
-        f"Mean return over {n_tasks} test tasks ({test}) after k adaptation episodes; mean "
-        f"over seeds {', '.join(map(str, seeds))} (each seed's in brackets, the seed also "
-        "draws the tasks); env steps / iterations / CPU seconds per seed."
+        f"Mean return over {n_tasks} test tasks{per} ({test}) after k adaptation episodes; "
+        f"mean over seeds {', '.join(map(str, seeds))} (each seed's in brackets, the seed "
+        "also draws the tasks); env steps / iterations / CPU seconds per seed."
     )
     return "\n".join(lines)
 
 
 def per_label_table(curves: list[Curve], test: str) -> str:
-    """Markdown: per label (insertion: the plug) and method, the successes after k = 0..K
-    episodes as "x0 · x1 · .. · xK / N", pooled over the seeds (N = that label's test tasks
-    summed over the seeds: one episode per task at each k), and an `all` row; "" when the
-    test set has no success signal."""
+    """Markdown: per label (insertion: the plug) and method, the successes after each
+    measured k as "x0 · x1 · .. · xK / N", pooled over the seeds (N = that label's test
+    tasks times the measured episodes per task, summed over the seeds), and an `all` row;
+    "" when the test set has no success signal."""
     rows = [c for c in curves if c.test == test and c.has_success]
     if not rows:
         return ""
     methods = [m for m in METHODS if any(c.method == m for c in rows)]
     methods += sorted({c.method for c in rows} - set(methods))
     labels = list(dict.fromkeys(label for c in rows for label in c.labels))
+    ks = _same_ks(rows, test)
 
     def cell(method: str, label: str | None) -> str:
         wins = [
@@ -466,7 +583,6 @@ def per_label_table(curves: list[Curve], test: str) -> str:
         counts = np.asarray(wins, int).sum(0)
         return " · ".join(str(int(x)) for x in counts) + f" / {len(wins)}"
 
-    k_max = len(rows[0].successes[0]) - 1
     lines = [
         "| label | " + " | ".join(methods) + " |",
         "|---|" + "---:|" * len(methods),
@@ -475,12 +591,14 @@ def per_label_table(curves: list[Curve], test: str) -> str:
         name = "all" if label is None else label
         lines.append(f"| {name} | " + " | ".join(cell(m, label) for m in methods) + " |")
     seeds = sorted({c.seed for c in rows})
+    episodes = rows[0].episodes
+    per = "one episode" if episodes == 1 else f"{episodes} episodes"
     lines.append("")
     lines.append(
-        f"Successes after k = {', '.join(map(str, range(k_max + 1)))} adaptation episodes "
-        f"({test}), one episode per test task at each k, pooled over seeds "
-        f"{', '.join(map(str, seeds))}: x0 · .. · x{k_max} / N, N = the plug's test tasks "
-        "times the seeds."
+        f"Successes after k = {', '.join(map(str, ks))} adaptation episodes "
+        f"({test}), {per} per test task at each k, pooled over seeds "
+        f"{', '.join(map(str, seeds))}: x{ks[0]} · .. · x{ks[-1]} / N, N = the plug's test "
+        "tasks times the episodes times the seeds."
     )
     return "\n".join(lines)
 
@@ -498,7 +616,7 @@ def plot(curves: list[Curve], tests: list[str], path: Path, title: str) -> None:
         for m in [m for m in METHODS if any(c.method == m for c in rows)]:
             means = np.stack([c.mean for c in rows if c.method == m])
             mid = means.mean(0)
-            ks = np.arange(len(mid))
+            ks = np.asarray(rows[0].k_values)
             err = np.stack([mid - means.min(0), means.max(0) - mid])
             ax.errorbar(ks, mid, yerr=err, marker="o", capsize=3, label=m)
             ax.set_xticks(ks)
@@ -529,6 +647,21 @@ def _parser() -> argparse.ArgumentParser:
         help="at most this many test tasks per label first (insertion: per plug)",
     )
     p.add_argument("--k", type=int, default=3, help="adaptation episodes (curve k = 0..K)")
+    p.add_argument("--ks", help="measure only these k (comma-separated, in 0..K; default all)")
+    p.add_argument(
+        "--episodes", type=int, default=1, help="measured episodes per test task at each k"
+    )
+    p.add_argument(
+        "--profiles",
+        help="insertion: measure in these benchmark profiles (known,oda,hard), each its own "
+        "test set named by the profile, instead of the run's own ('test')",
+    )
+    p.add_argument(
+        "--reports",
+        action="store_true",
+        help="write each curve's episodes after each measured k as an evaluation report, "
+        "OUT/METHOD-sSEED/report-TEST-kK.json (bench/profiles_table.py reads them)",
+    )
     p.add_argument("--seed", type=int, default=12345, help="the test episodes' reset seeds")
     p.add_argument("--ood", help="also measure on this terrain config's test tasks ('ood')")
     p.add_argument("--config", action="append", default=[], metavar="METHOD=PATH")
@@ -576,6 +709,15 @@ def main(argv: Sequence[str]) -> int:
                 raise CompareError(f"{flag} must be positive, got {v}")
         if args.k < 0:
             raise CompareError(f"--k must be >= 0, got {args.k}")
+        if args.episodes < 1:
+            raise CompareError(f"--episodes must be positive, got {args.episodes}")
+        args.ks = None if args.ks is None else _ks(args.k, _ints(args.ks, "--ks"))
+        profiles = [p for p in (args.profiles or "").split(",") if p]
+        bad = [p for p in profiles if p not in PROFILES]
+        if bad:
+            raise CompareError(f"--profiles: unknown {bad}; profiles: {', '.join(PROFILES)}")
+        if profiles and args.ood:
+            raise CompareError("--profiles and --ood: one kind of test set at a time")
         if args.ood is not None and not Path(args.ood).is_file():
             raise CompareError(f"--ood {args.ood}: no such file")
         configs = _configs(args)
@@ -585,7 +727,7 @@ def main(argv: Sequence[str]) -> int:
                 f"family {args.family!r}: no config for {missing}; give --config METHOD=PATH"
             )
         out = args.out or Path("runs/meta_compare") / args.family
-        tests = ["test", *(["ood"] if args.ood else [])]
+        tests = profiles or ["test", *(["ood"] if args.ood else [])]
         curves: list[Curve] = []
         for m in methods:
             config, sets = configs[m]
@@ -621,7 +763,12 @@ def main(argv: Sequence[str]) -> int:
                             select_test_tasks(source, None, args.tasks_per_label, args.max_tasks),
                         )
                         path.write_text(json.dumps(data, indent=1))
-                    curves.append(Curve(**data))
+                    curve = Curve(**data)
+                    if args.reports:
+                        for k in curve.k_values:
+                            report = run_dir / f"report-{test}-k{k}.json"
+                            report.write_text(json.dumps(curve.report(k), indent=1))
+                    curves.append(curve)
     except CompareError as exc:
         print(f"meta_compare: {exc}", file=sys.stderr)
         return 2

@@ -88,6 +88,12 @@ class MemoryAgent(Hooks):
     def reset_task(self) -> None:
         self.seen = -1
 
+    def snapshot(self) -> int:
+        return self.seen
+
+    def restore(self, state: int) -> None:
+        self.seen = state
+
     def reset_episode(self) -> None:
         self.seen += 1
 
@@ -122,21 +128,43 @@ class PosteriorAgent(Hooks):
 
 def test_a_recurrent_agent_s_curve_is_its_episodes_with_the_state_kept_per_task() -> None:
     source = FakeSource()
-    rets, wins = agent_curve(source, MemoryAgent(), ["a", "b"], 3, seed=0, max_steps=None)
+    rows = agent_curve(source, MemoryAgent(), ["a", "b"], 3, seed=0, max_steps=None)
     # episode k acts with k (the episodes seen), and the second task starts again from 0
-    assert rets == [[0.0, 3.0, 6.0, 9.0]] * 2
-    assert wins == [[False, False, False, True]] * 2
+    assert rows.returns == [[0.0, 3.0, 6.0, 9.0]] * 2
+    assert rows.successes == [[False, False, False, True]] * 2
     assert [e.episodes for e in source.envs] == [4, 4]  # no extra episodes
+
+
+def test_a_recurrent_agent_s_measured_episodes_each_start_from_the_state_after_k() -> None:
+    source = FakeSource()
+    rows = agent_curve(source, MemoryAgent(), ["a"], 3, seed=0, max_steps=None, episodes=3)
+    # 3 episodes at each k, each acting with k: the measured ones do not add to the state
+    assert rows.returns == [[0.0, 3.0, 6.0, 9.0]] * 3
+    assert source.envs[0].episodes == 4 * 3
+    source = FakeSource()
+    rows = agent_curve(
+        source, MemoryAgent(), ["a", "b"], 3, seed=0, max_steps=None, episodes=2, ks=[0, 3]
+    )
+    assert rows.returns == [[0.0, 9.0]] * 4  # task-major: a's 2 rows, then b's
+    assert [e.episodes for e in source.envs] == [2 + 1 + 1 + 2] * 2  # k = 1, 2: one each
+    assert rows.times == [[None, 1 / FakeEnv.control_hz]] * 4  # success at the first step
+    assert rows.violations == [[False, False]] * 4
 
 
 def test_a_posterior_agent_is_measured_with_the_mean_of_k_exploration_episodes_only() -> None:
     source = FakeSource()
-    rets, _ = agent_curve(source, PosteriorAgent(), ["a"], 3, seed=0, max_steps=None)
+    rows = agent_curve(source, PosteriorAgent(), ["a"], 3, seed=0, max_steps=None)
     # k exploration episodes of 3 transitions of N(10, 1) on the N(0, 1) prior: the mean is
     # 30k / (1 + 3k); the evaluation episodes never enter the context
     want = [STEPS * 30 * k / (1 + 3 * k) for k in range(4)]
-    assert rets[0] == pytest.approx(want, rel=1e-5)
+    assert rows.returns[0] == pytest.approx(want, rel=1e-5)
     assert source.envs[0].episodes == 4 + 3
+    source = FakeSource()
+    rows = agent_curve(
+        source, PosteriorAgent(), ["a"], 3, seed=0, max_steps=None, episodes=4, ks=[1, 3]
+    )
+    assert np.asarray(rows.returns) == pytest.approx(np.tile([want[1], want[3]], (4, 1)))
+    assert source.envs[0].episodes == 3 + 2 * 4  # 4 more measured at each of 2 k
 
 
 def _maml(inner_lr: float) -> tuple[Any, TrainConfig]:
@@ -150,14 +178,20 @@ def test_maml_s_curve_adapts_from_theta_on_the_first_k_sampled_episodes() -> Non
     torch.manual_seed(0)
     nets, cfg = _maml(1e-9)
     source = FakeSource()
-    still, _ = maml_curve(source, nets, cfg, ["a"], 3, seed=0, max_steps=None)
+    still = maml_curve(source, nets, cfg, ["a"], 3, seed=0, max_steps=None).returns
     # a vanishing step: every k is the meta-policy's mean action again
     assert still[0] == pytest.approx([still[0][0]] * 4, abs=1e-5)
     assert source.envs[0].episodes == 4 + 3  # K sampled episodes + K + 1 measured ones
     nets.policy.mean_net[-1].bias.data.fill_(0.0)
     cfg = cfg.model_copy(update={"maml": cfg.maml.model_copy(update={"inner_lr": 0.5})})
-    moved, _ = maml_curve(FakeSource(), nets, cfg, ["a"], 3, seed=0, max_steps=None)
+    moved = maml_curve(FakeSource(), nets, cfg, ["a"], 3, seed=0, max_steps=None).returns
     assert moved[0][1:] != pytest.approx(moved[0][:1] * 3, abs=1e-3)  # the step did act
+    source = FakeSource()
+    few = maml_curve(source, nets, cfg, ["a"], 3, seed=0, max_steps=None, episodes=2, ks=[3])
+    # the mean action of one adapted policy: both measured episodes alike, and moved by the step
+    assert len(few.returns) == 2 and few.returns[0] == pytest.approx(few.returns[1])
+    assert few.returns[0][0] != pytest.approx(still[0][0], abs=1e-3)
+    assert source.envs[0].episodes == 3 + 2
 
 
 def _curve(
@@ -226,6 +260,9 @@ def test_the_ood_test_set_keeps_the_run_s_train_tasks_and_lies_beyond_them() -> 
         (["cheetah-vel", "--ood", "nope.yaml"], "--ood nope.yaml: no such file"),
         (["insertion"], "no config for ['rl2', 'maml', 'varibad', 'pearl', 'nocontext']"),
         (["cheetah-vel", "--config", "sac=x.yaml"], "want METHOD=PATH"),
+        (["cheetah-vel", "--episodes", "0"], "--episodes must be positive"),
+        (["cheetah-vel", "--ks", "1,4"], "measured k [1, 4] must lie in 0..3"),
+        (["cheetah-vel", "--profiles", "known,easy"], "--profiles: unknown ['easy']"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(
@@ -275,3 +312,32 @@ def test_the_final_call_prints_the_per_plug_split_from_the_curves_there(
     assert "| rl2 success | 0.00 | 0.50 |" in text
     assert "Per plug:" in text and "| P | 0 · 2 / 2 |" in text and "| all | 0 · 2 / 4 |" in text
     assert text.strip() in capsys.readouterr().out
+
+
+def test_a_curve_s_report_counts_per_plug_after_k_as_profiles_table_reads_it() -> None:
+    from bench.profiles_table import _rows
+
+    c = Curve(
+        "pearl", 0, "oda", ["P", "P", "Q", "Q"],
+        [[0.0, 1.0]] * 4,
+        [[False, True], [True, True], [False, False], [False, True]],
+        True, {"env_steps": 10, "iterations": 1, "cpu_s": 1.0}, None, [0, 3], 2,
+        [[None, 1.0], [0.5, 2.0], [None, None], [None, 4.0]],
+        [[False, False], [False, False], [True, False], [False, False]],
+    )  # fmt: skip
+    assert _rows(c.report(3)) == {
+        "P": {"successes": 2, "episodes": 2, "t": 1.5, "violations": 0},
+        "Q": {"successes": 1, "episodes": 2, "t": 4.0, "violations": 0},
+    }
+    assert _rows(c.report(0)) == {
+        "P": {"successes": 1, "episodes": 2, "t": 0.5, "violations": 0},
+        "Q": {"successes": 0, "episodes": 2, "t": None, "violations": 1},
+    }
+    with pytest.raises(CompareError, match="k = 1 not measured"):
+        c.report(1)
+    lines = table([c], "oda").splitlines()
+    assert lines[0].startswith("| method | k = 0 | k = 3 | k = 3 - k = 0 |")
+    assert "2 test tasks x 2 episodes (oda)" in lines[-1]
+    lines = per_label_table([c], "oda").splitlines()
+    assert lines[2] == "| P | 1 · 2 / 2 |" and lines[4] == "| all | 1 · 3 / 4 |"
+    assert "2 episodes per test task" in lines[-1]

@@ -282,6 +282,17 @@ class RecurrentAgent(AgentBase):
         self.last_action = np.asarray(row[o : o + a], np.float32).copy()
         self.reward = np.float32(row[o + a])
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """The per-task state (hidden, previous action and reward, done, whether a step has
+        run) as copies: `restore` puts it back, so an episode can be run from a state
+        without changing what the task's next episode starts from."""
+        return (self.hidden.copy(), self.last_action.copy(), self.reward, self.done, self.stepped)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Back to a `snapshot`'s state."""
+        hidden, last_action, self.reward, self.done, self.stepped = state
+        self.hidden, self.last_action = hidden.copy(), last_action.copy()
+
 
 def torch_step(module: nn.Module) -> StepFn:
     """A torch step module (training/common/onnx_export.py `RecurrentStepGraph`) as a

@@ -90,6 +90,28 @@ def test_each_step_gets_the_previous_action_reward_and_done_of_its_trial() -> No
     np.testing.assert_array_equal(rec.calls[4][2], np.zeros((1, ACT)))
 
 
+def test_a_snapshot_restores_the_state_so_an_episode_can_be_run_without_changing_the_next() -> None:
+    rec = Recorder()
+    agent = RecurrentAgent(rec, OBS, ACT, H)
+    z, noise = np.zeros(1, np.float32), np.zeros(ACT, np.float32)
+    agent.reset_episode()
+    agent.act(np.zeros(OBS), z, noise)
+    agent.observe(np.array([0, 0, 0.3, 0.4, 2.0, 0, 0], np.float32))
+    state = agent.snapshot()
+    agent.reset_episode()  # an episode run from the snapshot: state moves on
+    agent.act(np.zeros(OBS), z, noise)
+    agent.observe(np.array([0, 0, -1, -1, 9.0, 0, 0], np.float32))
+    agent.restore(state)
+    agent.hidden += 100.0  # the restored arrays are copies: the snapshot stays as taken
+    agent.restore(state)
+    agent.reset_episode()
+    agent.act(np.zeros(OBS), z, noise)
+    last = rec.calls[-1]
+    assert float(last[0][0, 0]) == 1.0  # hidden after one step, not two
+    np.testing.assert_allclose(last[2], [[0.3, 0.4]])
+    assert (float(last[3][0, 0]), float(last[4][0, 0])) == (2.0, 1.0)  # r kept, done = 1
+
+
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("recurrent") / "artifact"
