@@ -158,8 +158,7 @@ class WorkerPool:
     stores an object once for every call of the next `map` (`ray.put`; the object itself in
     this process). `in_flight`: calls queued per actor; 2 lets an actor start its next item
     while the driver is still taking the last one's result (worth it for short items), 1
-    hands each item to the first free actor (long items: sweep trials); the last items (no
-    more left than actors) go to free actors only, whatever `in_flight`. Faults as
+    hands each item to the first free actor (long items: sweep trials). Faults as
     `run_ordered`'s (module doc)."""
 
     def __init__(
@@ -247,9 +246,10 @@ class WorkerPool:
 
         def submit(slot: int) -> None:
             # A call queued behind another waits for that actor even when another actor is
-            # free by then: once no more items are left than actors, only a free actor gets
-            # one, so the last items are not stuck behind a busy actor while another idles.
-            while queue and load[slot] < (self.in_flight if len(queue) > len(load) else 1):
+            # free by then (in_flight 1 for long items); at the end of a phase that costs at
+            # most the tail of one item (BENCHMARKS.md, issue 22: a free-actors-only rule for
+            # the last items did not cut the idle share, so there is none).
+            while queue and load[slot] < self.in_flight:
                 k = queue.popleft()
                 attempts[k] += 1
                 load[slot] += 1
