@@ -597,7 +597,7 @@ def per_label_table(curves: list[Curve], test: str) -> str:
     lines.append(
         f"Successes after k = {', '.join(map(str, ks))} adaptation episodes "
         f"({test}), {per} per test task at each k, pooled over seeds "
-        f"{', '.join(map(str, seeds))}: x{ks[0]} · .. · x{ks[-1]} / N, N = the plug's test "
+        f"{', '.join(map(str, seeds))}: {' · '.join(f'x{k}' for k in ks)} / N, N = the plug's test "
         "tasks times the episodes times the seeds."
     )
     return "\n".join(lines)

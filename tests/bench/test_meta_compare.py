@@ -340,4 +340,4 @@ def test_a_curve_s_report_counts_per_plug_after_k_as_profiles_table_reads_it() -
     assert "2 test tasks x 2 episodes (oda)" in lines[-1]
     lines = per_label_table([c], "oda").splitlines()
     assert lines[2] == "| P | 1 · 2 / 2 |" and lines[4] == "| all | 1 · 3 / 4 |"
-    assert "2 episodes per test task" in lines[-1]
+    assert "2 episodes per test task" in lines[-1] and "x0 · x3 / N" in lines[-1]
