@@ -604,28 +604,34 @@ def per_label_table(curves: list[Curve], test: str) -> str:
 
 
 def plot(curves: list[Curve], tests: list[str], path: Path, title: str) -> None:
-    """One panel per test set: mean return against k per method, the seeds' range as bars."""
+    """One panel per test set: mean return against k per method, the seeds' range as bars;
+    where the test set has a success signal (insertion), a second panel of the success rate."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tests), figsize=(5 * len(tests), 3.6), squeeze=False)
-    for ax, test in zip(axes[0], tests, strict=True):
+    panels = [(test, "return") for test in tests]
+    panels += [(t, "success") for t in tests if any(c.test == t and c.has_success for c in curves)]
+    panels.sort(key=lambda p: tests.index(p[0]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (test, what) in zip(axes[0], panels, strict=True):
         rows = [c for c in curves if c.test == test]
         for m in [m for m in METHODS if any(c.method == m for c in rows)]:
-            means = np.stack([c.mean for c in rows if c.method == m])
+            means = np.stack(
+                [c.mean if what == "return" else c.success_rate for c in rows if c.method == m]
+            )
             mid = means.mean(0)
             ks = np.asarray(rows[0].k_values)
             err = np.stack([mid - means.min(0), means.max(0) - mid])
             ax.errorbar(ks, mid, yerr=err, marker="o", capsize=3, label=m)
             ax.set_xticks(ks)
         still = [c.still for c in rows if c.still is not None and c.method == rows[0].method]
-        if still:
+        if still and what == "return":
             ax.axhline(float(np.mean(still)), color="grey", ls="--", label="standing still")
         ax.set_xlabel("adaptation episodes k")
-        ax.set_ylabel("mean return")
-        ax.set_title(f"{title}: {test}")
+        ax.set_ylabel("mean return" if what == "return" else "success rate")
+        ax.set_title(f"{title}: {test}" + ("" if what == "return" else ", success"))
         ax.legend(fontsize=8)
     save_figure(fig, path)
 

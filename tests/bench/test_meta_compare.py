@@ -234,6 +234,10 @@ def test_the_figure_has_a_panel_per_test_set(tmp_path: Path) -> None:
 
     with Image.open(tmp_path / "img" / "c.png") as im:
         assert im.size == (1000, 360)
+    wins = [Curve(**{**c.to_json(), "has_success": True}) for c in curves[:2]]
+    plot(wins, ["test"], tmp_path / "s.png", "fake")  # return and success panels
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.size == (1000, 360)
 
 
 def test_the_ood_test_set_keeps_the_run_s_train_tasks_and_lies_beyond_them() -> None:
