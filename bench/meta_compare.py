@@ -162,19 +162,20 @@ class Curve:
             raise CompareError(f"{self.method}-s{self.seed} {self.test}: k = {k} not measured")
         col = self.k_values.index(k)
         rows: dict[str, dict[str, Any]] = {}
+        times: dict[str, list[float]] = {}
         for i, label in enumerate(self.labels):
             r = rows.setdefault(label, {"label": label, "successes": 0, "episodes": 0,
-                                        "safety_violations": 0, "_t": []})  # fmt: skip
+                                        "safety_violations": 0})  # fmt: skip
             r["episodes"] += 1
             if self.successes[i][col]:
                 r["successes"] += 1
                 t = self.times[i][col] if self.times is not None else None
                 if t is not None:
-                    r["_t"].append(t)
+                    times.setdefault(label, []).append(t)
             if self.violations is not None and self.violations[i][col]:
                 r["safety_violations"] += 1
-        for r in rows.values():
-            ts = r.pop("_t")
+        for label, r in rows.items():
+            ts = times.get(label)
             r["mean_time_to_insert"] = float(np.mean(ts)) if ts else None
         return {"method": self.method, "seed": self.seed, "test": self.test, "k": k,
                 "tasks": list(rows.values())}  # fmt: skip
@@ -197,9 +198,10 @@ class Rows:
     violations: list[list[bool]]
 
 
-def _over_tasks(source: Any, tasks: Sequence[Any], seed: int, episodes: int, one_task: Any) -> Rows:
+def _over_tasks(source: Any, tasks: Sequence[Any], seed: int, one_task: Any) -> Rows:
     """`one_task(env, rng, hz) -> [[EpisodeResult] * episodes per measured k]` on each task,
-    its env set to it, its random stream `task_rng(seed, task index)`; rows task-major."""
+    its env set to it, its random stream `task_rng(seed, task index)`; rows task-major (one
+    per measured episode of a task)."""
     from training.common.rollout import task_rng
     from training.common.tasks import env_control_hz
 
@@ -211,8 +213,7 @@ def _over_tasks(source: Any, tasks: Sequence[Any], seed: int, episodes: int, one
             cols = one_task(env, task_rng(seed, i), env_control_hz(env))
         finally:
             env.close()
-        for j in range(episodes):
-            eps = [col[j] for col in cols]
+        for eps in zip(*cols, strict=True):  # the j-th measured episode at each k
             rows.returns.append([float(e.ret) for e in eps])
             rows.successes.append([bool(e.success) for e in eps])
             rows.times.append([e.time_to_insert for e in eps])
@@ -292,22 +293,23 @@ def agent_curve(
                     if len(ex.transitions):
                         post.add(*agent.encoder.factors(ex.transitions))
                 continue
-            state = agent.snapshot() if hasattr(agent, "snapshot") else None
-            after = None
-            col = []
-            for j in range(episodes if k in measured else 1):
-                if j and state is not None:
-                    agent.restore(state)
-                col.append(_episode(env, agent, post, rng, hz, max_steps))
-                if j == 0 and state is not None:
-                    after = agent.snapshot()
-            if after is not None:
+            if k not in measured:  # the task's episode k only: the next k's state follows it
+                _episode(env, agent, post, rng, hz, max_steps)
+                continue
+            start = agent.snapshot() if hasattr(agent, "snapshot") else None
+            col = [_episode(env, agent, post, rng, hz, max_steps)]  # the task's episode k
+            if start is not None and episodes > 1:
+                after = agent.snapshot()
+                for _ in range(episodes - 1):
+                    agent.restore(start)
+                    col.append(_episode(env, agent, post, rng, hz, max_steps))
                 agent.restore(after)
-            if k in measured:
-                cols.append(col)
+            else:  # no per-task state to keep apart
+                col += [_episode(env, agent, post, rng, hz, max_steps) for _ in range(episodes - 1)]
+            cols.append(col)
         return cols
 
-    return _over_tasks(source, tasks, seed, episodes, one_task)
+    return _over_tasks(source, tasks, seed, one_task)
 
 
 class ParamsAgent:
@@ -391,7 +393,7 @@ def maml_curve(
                 sampled.append((t[:, :o], t[:, o : o + a], t[:, o + a].astype(np.float64)))
         return cols
 
-    return _over_tasks(source, tasks, seed, episodes, one_task)
+    return _over_tasks(source, tasks, seed, one_task)
 
 
 def task_source_for(cfg: Any, ood: str | None) -> Any:
