@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from bench.meta_compare import measure
+from bench.meta_compare import _parser, measure
 from tests.training.conftest import ROOT
 from training.common.tasks import make_task_source, select_test_tasks
 from training.config import TrainConfig
@@ -70,7 +69,10 @@ def test_each_trains_an_iteration_on_insertion_and_gives_a_curve(algo: str, tmp_
     cfg = _load(METHODS[algo], TINY)
     make_trainer(cfg, tmp_path).run(progress=False)
     (tmp_path / "train.json").write_text(json.dumps({"env_steps": 1}))
-    args = SimpleNamespace(tasks_per_label=1, max_tasks=2, k=1, seed=12345)
+    # the harness's own flags (defaults for the rest: one episode per task at each k)
+    args = _parser().parse_args(
+        ["insertion", "--tasks-per-label", "1", "--max-tasks", "2", "--k", "1"]
+    )
     curve = measure(tmp_path, algo, 0, "test", None, args)
     assert curve.labels == ["US-AC-plug", "EU-AC-plug"]  # the held-out plugs, one task each
     assert curve.has_success and len(curve.returns) == 2
