@@ -53,9 +53,10 @@ RANK = {
 """Layers inside training/: a module imports only lower layers (and its own group):
 config <- common <- behaviours <- evaluate <- algos/* <- registry <- CLIs."""
 
-ALGO_IMPORTS = {"offline_pearl": {"pearl"}, "distill": {"pearl"}}
+ALGO_IMPORTS = {"offline_pearl": {"pearl"}, "distill": {"pearl"}, "rdistill": {"rl2"}}
 """An algorithm never imports another one, except these (offline PEARL builds on PEARL's
-networks, optimizers, learner step and exporter)."""
+networks, optimizers, learner step and exporter; rdistill's student is RL²'s recurrent
+policy, agent and exporter)."""
 
 
 def _modules() -> Iterator[tuple[str, Path]]:

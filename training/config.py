@@ -18,6 +18,7 @@ AlgoName = Literal[
     "pearl",
     "offline_pearl",
     "distill",
+    "rdistill",
     "mtsac",
     "mtppo",
     "distral",
@@ -218,6 +219,46 @@ class DistillConfig(StrictModel):
     """The exported policy's exploration std (pre-tanh) that bc_loss pulls log-std towards."""
     teacher: TeacherConfig = Field(default_factory=lambda: TeacherConfig.model_validate({}))
     """The servo's tuning (empty: sim.teleop's defaults, 15 mm/s descent)."""
+
+
+_RDISTILL_PROFILES: tuple[ProfileName, ...] = ("hard", "oda", "known")
+
+
+class RDistillConfig(StrictModel):
+    """A recurrent student distilled by DAgger from a search teacher that sees only what a
+    robot measures (training/algos/rdistill/, issue #17): the GRU policy of RL² (`rl2:`
+    gru_hidden, `ppo:` hidden and init_log_std) imitating `sim.spiral.MemorySpiralPolicy`
+    over whole trials of a task's episodes."""
+
+    rounds: int = Field(6, ge=1)
+    """DAgger rounds; round 0 is the teacher alone (behaviour cloning)."""
+    trials_per_round: int = Field(60, ge=1)
+    """Trials collected per round, each on a random train task (and profile)."""
+    episodes_per_trial: int = Field(8, ge=1, le=50)
+    """Episodes of one task in a row, the student's hidden state and the teacher's memory
+    kept across them (the few-shot protocol runs K + N: 3 + 10)."""
+    beta_decay: float = Field(0.5, ge=0, le=1)
+    """Round r lets the teacher drive a trial with probability beta_decay**r."""
+    action_noise: float = Field(0.1, ge=0, le=1)
+    """Std of Gaussian noise on the teacher's executed action when it drives (DART, Laskey
+    et al. 2017: the labels then cover the states next to its path); its label stays clean."""
+    updates_per_round: int = Field(300, ge=0)
+    """bc_loss steps per round over the aggregated trials."""
+    probe_trials: int = Field(0, ge=0)
+    """Trials per round driven by the student after its fit, on random train tasks (the
+    profiles in turn), measured for the history and never aggregated: the student's
+    progress when beta stays 1 (pure behaviour cloning)."""
+    batch_trials: int = Field(8, ge=1)
+    """Trials per bc_loss step (whole trials, backpropagated through time)."""
+    lr: float = Field(1e-3, gt=0)
+    grad_clip: float = Field(1.0, gt=0)
+    policy_std: float = Field(0.05, gt=0)
+    """The exported policy's std (pre-tanh) that bc_loss pulls log-std towards."""
+    profiles: list[ProfileName] = Field(default_factory=lambda: list(_RDISTILL_PROFILES))
+    """Benchmark profiles the training trials are drawn from, in turn (the student has to
+    search in `hard`, distrust its memory in `oda` and go straight in in `known`)."""
+    teacher: dict[str, float | bool] = Field(default_factory=dict)
+    """Fields of sim.spiral.MemorySpiralParams (empty: `zshot eval spiral-memory`'s)."""
 
 
 class VariBADConfig(StrictModel):
@@ -619,6 +660,9 @@ class TrainConfig(StrictModel):
     her: HERConfig = Field(default_factory=lambda: HERConfig.model_validate({}))
     crl: CRLConfig = Field(default_factory=lambda: CRLConfig.model_validate({}))
     distill: DistillConfig | None = None
+    rdistill: RDistillConfig = Field(default_factory=lambda: RDistillConfig.model_validate({}))
+    """The recurrent student distilled from the search teacher (training/algos/rdistill/);
+    read by algo rdistill."""
     maml: MAMLConfig = Field(default_factory=lambda: MAMLConfig.model_validate({}))
     """MAML for RL (training/algos/maml/); read by algo maml."""
     varibad: VariBADConfig = Field(default_factory=lambda: VariBADConfig.model_validate({}))

@@ -45,6 +45,7 @@ from training.algos.pearl import networks as pearl_networks
 from training.algos.pearl.agent import pearl_agent
 from training.algos.pearl.export import export_posterior
 from training.algos.pearl.trainer import Trainer
+from training.algos.rdistill.trainer import RDistillTrainer
 from training.algos.rl2 import networks as rl2_networks
 from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.export import export_rl2
@@ -151,6 +152,22 @@ ALGORITHMS: dict[str, Algorithm] = {
         trainer=DistillTrainer,
         exporter=export_posterior,
         artifact_kind="posterior",
+    ),
+    "rdistill": Algorithm(
+        name="rdistill",
+        summary="the spiral search with memory (a teacher that sees only what a robot "
+        "measures) imitated by RL²'s GRU policy over whole trials, behaviour cloning with "
+        "DART noise or DAgger (issue #17); exports a recurrent artifact",
+        paper="Ross, Gordon, Bagnell (2011), A Reduction of Imitation Learning and Structured "
+        "Prediction to No-Regret Online Learning (DAgger), AISTATS, arXiv 1011.0686; Laskey "
+        "et al. (2017), DART: Noise Injection for Robust Imitation Learning, CoRL, arXiv "
+        "1703.09327; the student is RL²'s (Duan et al. 2016, arXiv 1611.02779)",
+        config_sections=("rdistill", "rl2", "ppo"),
+        make_nets=rl2_networks.make_nets,
+        make_agent=rl2_agent,
+        trainer=RDistillTrainer,
+        exporter=export_rl2,
+        artifact_kind="recurrent",
     ),
     "mtsac": Algorithm(
         name="mtsac",

@@ -56,7 +56,7 @@ def test_algo_defaults_to_how_configs_chose_before() -> None:
 
 def test_make_trainer_dispatches_on_the_algorithm(tmp_path: Path) -> None:
     assert isinstance(make_trainer(tiny_config(), tmp_path), Trainer)
-    with pytest.raises(ValueError, match="known: pearl, offline_pearl, distill, mtsac"):
+    with pytest.raises(ValueError, match="known: pearl, offline_pearl, distill, rdistill, mtsac"):
         get_algorithm("nope")
 
 

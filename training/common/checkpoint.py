@@ -96,3 +96,55 @@ def checkpoint_algorithm(state: dict[str, Any], cfg: TrainConfig) -> str:
     if isinstance(tag, str) and tag:
         return ALIASES.get(tag, tag)
     return cfg.algorithm
+
+
+class RoundsCheckpoint:
+    """The checkpoints of a trainer that runs rounds and never resumes (the distillation
+    trainers: their aggregated data is not checkpointed). The trainer names its
+    `ALGORITHM` and keeps the attributes annotated here."""
+
+    ALGORITHM = ""
+    cfg: TrainConfig
+    nets: nn.Module
+    obs_dim: int
+    act_dim: int
+    round: int
+    env_steps: int
+    updates: int
+    train_seconds: float
+    history: list[dict[str, Any]]
+    source: Any
+    run_dir: Path
+
+    @property
+    def iteration(self) -> int:
+        """Rounds done."""
+        return self.round
+
+    def state_dict(self) -> dict[str, Any]:
+        """The keys every checkpoint holds (`run_state`), the history and the train tasks."""
+        return {
+            **run_state(
+                self.cfg,
+                self.nets,
+                self.obs_dim,
+                self.act_dim,
+                iteration=self.round,
+                env_steps=self.env_steps,
+                updates=self.updates,
+            ),
+            "train_seconds": self.train_seconds,
+            "history": json.dumps(self.history),
+            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write checkpoint.pt (atomic, tagged `ALGORITHM`, version 1)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return save_checkpoint(
+            self.run_dir / CHECKPOINT, self.state_dict(), algorithm=self.ALGORITHM, version=1
+        )
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """These runs do not resume (the aggregated data is not checkpointed)."""
+        raise ValueError("--resume: a distillation run does not resume; start a new run dir")

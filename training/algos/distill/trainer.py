@@ -45,7 +45,6 @@ search state.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -60,7 +59,7 @@ from torch.nn import functional as F
 from training.algos.pearl.agent import TorchAgent
 from training.algos.pearl.losses import product_of_gaussians
 from training.algos.pearl.networks import PearlNets, make_nets
-from training.common.checkpoint import CHECKPOINT, run_state, save_checkpoint
+from training.common.checkpoint import RoundsCheckpoint
 from training.common.tasks import open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
@@ -247,9 +246,11 @@ def _rate(flags: list[bool]) -> float:
     return sum(flags) / len(flags) if flags else float("nan")
 
 
-class DistillTrainer:
+class DistillTrainer(RoundsCheckpoint):
     """DAgger rounds: collect (teacher or student), aggregate, fit the policy (bc_loss) and
     the encoder (nll_loss); a checkpoint `zshot export` and `zshot eval` read."""
+
+    ALGORITHM = "distill"
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         if cfg.env != "insertion":
@@ -270,7 +271,7 @@ class DistillTrainer:
         self.rng, self.source, self.env = run.rng, run.source, run.env
         self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
         self.max_steps = cfg.max_episode_steps or int(self.env.config.max_steps)
-        self.nets = make_nets(self.obs_dim, self.act_dim, cfg)
+        self.nets: PearlNets = make_nets(self.obs_dim, self.act_dim, cfg)
         self.policy_opt = torch.optim.Adam(self.nets.policy.parameters(), lr=self.dcfg.lr)
         self.encoder_opt = torch.optim.Adam(self.nets.encoder.parameters(), lr=self.dcfg.lr)
         self.data = DistillData()
@@ -425,40 +426,6 @@ class DistillTrainer:
         self.history.append(row)
         self.round += 1
         return row
-
-    # ------------------------------------------------------------------ checkpoints
-    @property
-    def iteration(self) -> int:
-        """DAgger rounds done."""
-        return self.round
-
-    def state_dict(self) -> dict[str, Any]:
-        """The keys every checkpoint holds (training/common/checkpoint.py) and the history."""
-        return {
-            **run_state(
-                self.cfg,
-                self.nets,
-                self.obs_dim,
-                self.act_dim,
-                iteration=self.round,
-                env_steps=self.env_steps,
-                updates=self.updates,
-            ),
-            "train_seconds": self.train_seconds,
-            "history": json.dumps(self.history),
-            "train_tasks": json.dumps([t.model_dump(mode="json") for t in self.source.train_tasks]),
-        }
-
-    def save_checkpoint(self) -> Path:
-        """Write checkpoint.pt (atomic, tagged `distill`; no resume: a run restarts)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        return save_checkpoint(
-            self.run_dir / CHECKPOINT, self.state_dict(), algorithm="distill", version=1
-        )
-
-    def load_checkpoint(self, path: str | Path | None = None) -> None:
-        """Distillation runs do not resume (the aggregated DAgger data is not checkpointed)."""
-        raise ValueError("--resume: a distillation run does not resume; start a new run dir")
 
     def evaluate(self) -> FewShotReport:
         """The config's few-shot evaluation on the test tasks (torch)."""

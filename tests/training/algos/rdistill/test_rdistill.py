@@ -1,0 +1,234 @@
+"""Recurrent distillation from the spiral search with memory (training/algos/rdistill/):
+bc_loss trains the policy only and ignores padding, the shadow teacher's setpoint follows
+the executed action, a trial's recorded inputs are exactly what the GRU saw when it drove,
+and a smoke run from the committed config exports a `recurrent` artifact that the runtime
+serves as the torch policy acts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.training.recurrent_helpers import assert_runtime_follows_agent
+from training.algos.rdistill.trainer import (
+    RDistillTrainer,
+    ShadowTeacher,
+    Trial,
+    bc_loss,
+    run_trial,
+    trial_batch,
+)
+from training.algos.rl2.agent import rl2_agent
+from training.algos.rl2.networks import RL2Nets
+from training.config import TrainConfig
+from training.registry import export_run, load_run
+from zshot.config import load_config
+
+ROOT = Path(__file__).resolve().parents[4]
+CONFIG = ROOT / "configs" / "train" / "rdistill_insertion.yaml"
+OBS, ACT = 18, 4
+
+
+def smoke_config(**over: object) -> TrainConfig:
+    """The committed config cut to 2 rounds of 2 two-episode trials, a 16-wide GRU."""
+    base = {
+        "rdistill.rounds": 2,
+        "rdistill.trials_per_round": 2,
+        "rdistill.episodes_per_trial": 2,
+        "rdistill.updates_per_round": 3,
+        "rdistill.batch_trials": 2,
+        "rdistill.probe_trials": 1,
+        "rdistill.profiles": ["hard", "known"],
+        "rl2.gru_hidden": 16,
+        "ppo.hidden": [16],
+        "eval.max_tasks": 2,
+        "eval.explore_episodes": 1,
+        "eval.eval_episodes": 1,
+    }
+    sets = [f"{k}={json.dumps(v)}" for k, v in {**base, **over}.items()]
+    return load_config(TrainConfig, CONFIG, sets)
+
+
+def _trial(nets: RL2Nets, T: int, seed: int) -> Trial:
+    g = np.random.default_rng(seed)
+    f = lambda d: g.normal(size=(T, d)).astype(np.float32)  # noqa: E731
+    done = np.zeros((T, 1), np.float32)
+    done[T // 2] = 1.0
+    labels = np.clip(f(ACT), -1, 1)
+    return Trial(f(OBS), np.clip(f(ACT), -1, 1), f(1), done, labels, (True,), 0, True, "hard")
+
+
+def _nets() -> RL2Nets:
+    torch.manual_seed(0)
+    return RL2Nets(OBS, ACT, 16, [16])
+
+
+def test_bc_loss_trains_the_policy_only() -> None:
+    nets = _nets()
+    batch = trial_batch([_trial(nets, 9, 0), _trial(nets, 5, 1)])
+    bc_loss(nets, batch, 0.05).backward()
+    assert all(
+        p.grad is not None and float(p.grad.abs().sum()) > 0 for p in nets.policy.parameters()
+    )
+    assert all(p.grad is None for p in nets.value.parameters())
+
+
+def test_bc_loss_ignores_the_padding_of_shorter_trials() -> None:
+    nets = _nets()
+    long, short = _trial(nets, 9, 0), _trial(nets, 5, 1)
+    batch = trial_batch([long, short])
+    assert batch["mask"].sum(1).tolist() == [9.0, 5.0]
+    base = float(bc_loss(nets, batch, 0.05).detach())
+    junk = {k: v.clone() for k, v in batch.items()}
+    for key in ("obs", "labels", "last_action"):
+        junk[key][1, 5:] = 7.0  # the padding only
+    assert float(bc_loss(nets, junk, 0.05).detach()) == pytest.approx(base, rel=1e-6)
+    junk["labels"][1, 4] += 0.5  # a real step
+    assert float(bc_loss(nets, junk, 0.05).detach()) != pytest.approx(base, rel=1e-6)
+
+
+def test_bc_loss_is_zero_only_at_the_labels_and_the_std() -> None:
+    nets = _nets()
+    batch = trial_batch([_trial(nets, 6, 2)])
+    with torch.no_grad():
+        h0 = torch.zeros(1, nets.hidden_dim)
+        _, mean, _ = nets.policy.sequence(
+            h0, batch["obs"], batch["last_action"], batch["reward"], batch["done"]
+        )
+        batch["labels"] = torch.tanh(mean)
+        nets.policy.log_std.fill_(math.log(0.05))
+    assert float(bc_loss(nets, batch, 0.05).detach()) == pytest.approx(0.0, abs=1e-10)
+    assert float(bc_loss(nets, batch, 0.2).detach()) > 0
+
+
+@given(
+    action=st.lists(st.floats(-3.0, 3.0), min_size=4, max_size=4),
+    fz=st.floats(0.0, 1.0),
+)
+@settings(max_examples=30, deadline=None)
+def test_the_teachers_setpoint_follows_the_executed_action(action: list[float], fz: float) -> None:
+    from sim.config import InsertionEnvConfig
+
+    cfg = InsertionEnvConfig()
+    teacher = ShadowTeacher(cfg)
+    obs = np.zeros(OBS, np.float32)
+    obs[2] = 5.0  # mm above the believed socket
+    label = teacher.label(obs)
+    after_label = teacher.policy.cmd.copy(), teacher.policy.cmd_yaw
+    executed = np.asarray(action)
+    teacher.executed(executed)
+    d = np.clip(executed, -1, 1) - label
+    vmax, dt = cfg.max_lin_speed * 1000.0, cfg.control_dt
+    np.testing.assert_allclose(teacher.policy.cmd, after_label[0] + d[:3] * vmax * dt, atol=1e-9)
+    assert teacher.policy.cmd_yaw == pytest.approx(
+        after_label[1] + d[3] * math.degrees(cfg.max_yaw_rate) * dt, abs=1e-9
+    )
+    # executing the label itself leaves the teacher where its own command put it
+    teacher.label(obs)
+    cmd = teacher.policy.cmd.copy()
+    teacher.executed(teacher._label)
+    np.testing.assert_allclose(teacher.policy.cmd, cmd, atol=0)
+
+
+def test_a_bad_teacher_field_is_named() -> None:
+    from sim.config import InsertionEnvConfig
+
+    with pytest.raises(ValueError, match="rdistill.teacher: .*pich"):
+        ShadowTeacher(InsertionEnvConfig(), {"pich": 0.4})
+
+
+def test_rdistill_is_for_the_insertion_env_only(tmp_path: Path) -> None:
+    cfg = load_config(
+        TrainConfig, ROOT / "configs" / "train" / "rl2_point.yaml", ['algo="rdistill"']
+    )
+    with pytest.raises(ValueError, match="only env 'insertion'"):
+        RDistillTrainer(cfg, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RDistillTrainer]:
+    run_dir = tmp_path_factory.mktemp("rdistill") / "run"
+    trainer = RDistillTrainer(smoke_config(), run_dir)
+    report = trainer.run(progress=False)
+    assert report is not None and trainer.updates == 6
+    return run_dir, trainer
+
+
+@pytest.mark.slow
+def test_a_students_trial_records_what_its_gru_saw(smoke_run: tuple[Path, RDistillTrainer]) -> None:
+    """Replaying a student-driven trial's recorded inputs through the GRU from a zero state
+    gives back the actions it executed (recorded as the next step's last_action): the
+    training inputs are the inference inputs, done flags and episode boundaries included."""
+    _, trainer = smoke_run
+    task = trainer.tasks["hard"][0]
+    trial = run_trial(
+        trainer.source.make_env(),  # the run's envs are closed: a fresh one of its profile
+        task,
+        trainer.teacher,
+        trainer.nets,
+        np.random.default_rng(3),
+        3,
+    )
+    T = len(trial.obs)
+    starts = np.flatnonzero(trial.done[:, 0]).tolist()
+    assert len(starts) == 2 and trial.done[0, 0] == 0 and not trial.by_teacher
+    assert np.all(trial.last_action[0] == 0) and trial.reward[0, 0] == 0
+    b = trial_batch([trial])
+    with torch.no_grad():
+        _, mean, _ = trainer.nets.policy.sequence(
+            torch.zeros(1, trainer.nets.hidden_dim),
+            b["obs"],
+            b["last_action"],
+            b["reward"],
+            b["done"],
+        )
+    executed = np.tanh(mean[0].numpy())[: T - 1]
+    np.testing.assert_allclose(executed, trial.last_action[1:], atol=1e-5)
+    assert np.all(np.abs(trial.labels) <= 1.0)
+
+
+@pytest.mark.slow
+def test_a_smoke_run_logs_checkpoints_and_reads_back(
+    smoke_run: tuple[Path, RDistillTrainer],
+) -> None:
+    run_dir, trainer = smoke_run
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["iteration"] for h in history] == [0, 1] and history[-1]["updates"] == 6
+    assert (
+        history[0]["beta"] == 1.0 and history[0]["student_success"] is None
+    )  # no student trial (NaN -> null)
+    assert all(np.isfinite(h["bc_loss"]) for h in history)
+    assert history[0]["teacher_success_hard"] is not None  # round 0: the teacher drives
+    # a probe trial per round is the student's, measured and never aggregated
+    assert all(h["probe_success"] is not None for h in history)
+    assert len(trainer.trials) == 4 and all(t.by_teacher for t in trainer.trials[:2])
+    assert history[-1]["env_steps"] == sum(len(t.obs) for t in trainer.trials)
+    for name in ("curves.png", "eval.json", "config.yaml"):
+        assert (run_dir / name).is_file(), name
+    run = load_run(run_dir)
+    assert run.algorithm.name == "rdistill" and isinstance(run.nets, RL2Nets)
+    assert run.algorithm.artifact_kind == "recurrent"
+    with pytest.raises(ValueError, match="does not resume"):
+        RDistillTrainer(smoke_config(), run_dir).load_checkpoint()
+
+
+@pytest.mark.slow
+def test_the_export_matches_and_the_runtime_serves_it(
+    smoke_run: tuple[Path, RDistillTrainer], tmp_path: Path
+) -> None:
+    run_dir, _ = smoke_run
+    art, errors = export_run(run_dir, tmp_path / "artifact")
+    assert max(errors.values()) <= 1e-5
+    m = art.manifest
+    assert (m.kind, m.hidden_dim, m.training["algorithm"]) == ("recurrent", 16, "rdistill")
+    run = load_run(run_dir)
+    assert_runtime_follows_agent(
+        tmp_path / "artifact", rl2_agent(run.nets, run.cfg), episodes=(4, 3)
+    )

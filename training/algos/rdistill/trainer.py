@@ -1,0 +1,403 @@
+"""Recurrent distillation from the spiral search with memory (issue #17).
+
+Teacher: `sim.spiral.MemorySpiralPolicy` (`rdistill.teacher`: its MemorySpiralParams). It
+is not privileged: it reads the observation, its own commanded pose and each episode's
+success, the inputs a robot has. So a student that sees the same history can represent it
+exactly, and what the teacher remembers (the pose where the plug went in, the search's
+progress, whether the socket seems to move) is a function of that history.
+
+DAgger with a stateful teacher (`ShadowTeacher`): in every state of a trial, whoever
+drives, the teacher is asked for its action; its commanded pose then follows the action
+that was *executed* (a robot's setpoint is what was commanded), so its label is "what the
+script would do from here, given this history". Round 0 is the teacher alone, its executed
+actions perturbed by `action_noise` (DART, Laskey et al. 2017); round r lets the teacher
+drive a trial with probability `beta_decay**r`, else the student (its deterministic
+action). Every trial is aggregated with its labels. `probe_trials` more per round, driven by
+the student after its fit, are measured for the history only (the student's progress when
+beta stays 1: behaviour cloning with DART noise alone).
+
+Student: RL²'s `RecurrentPolicy` (GRU over (s_t, a_{t-1}, r_{t-1}, d_{t-1}), the runtime's
+`recurrent` kind), trained by
+
+    bc_loss = mean over a trial's steps of |tanh(mean_t) - a_teacher_t|^2
+              + 1e-3 |log_std - log(policy_std)|^2,
+
+backpropagated through whole trials (`episodes_per_trial` episodes, hidden state from
+zeros at the trial's start, as RESET_TASK leaves it). Only the policy is trained (the
+value network RL2Nets carries is unused). Trials are drawn in turn from `profiles`.
+
+    zshot train configs/train/rdistill_insertion.yaml --no-progress
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import yaml
+from torch import Tensor
+
+from training.algos.rl2.agent import rl2_agent
+from training.algos.rl2.networks import RL2Nets, make_nets
+from training.common.checkpoint import RoundsCheckpoint
+from training.common.tasks import make_task_source, open_run
+from training.config import TrainConfig
+from training.evaluate import FewShotReport, few_shot_eval
+from zshot.jsonio import write_json
+
+__all__ = ["RDistillTrainer", "ShadowTeacher", "Trial", "bc_loss", "run_trial", "trial_batch"]
+
+
+class ShadowTeacher:
+    """The spiral search with memory as a labeller of any driver's states: `label(obs)` is
+    its action; `executed(action)` makes its commanded pose follow what was executed."""
+
+    def __init__(self, env_config: Any, params: dict[str, Any] | None = None) -> None:
+        from sim.spiral import MemorySpiralParams, MemorySpiralPolicy  # lazy: pybullet's sim
+
+        try:
+            prm = MemorySpiralParams(**(params or {}))
+        except TypeError as exc:
+            raise ValueError(
+                f"rdistill.teacher: {exc} (fields of sim.spiral.MemorySpiralParams)"
+            ) from None
+        self.policy = MemorySpiralPolicy(env_config, prm)
+        self._vmax = env_config.max_lin_speed * 1000.0  # mm/s at |action| = 1
+        self._wmax = math.degrees(env_config.max_yaw_rate)  # deg/s at |action| = 1
+        self._dt = env_config.control_dt
+        self._label = np.zeros(4, np.float32)
+
+    def label(self, obs: np.ndarray) -> np.ndarray:
+        """The teacher's action in this state (it advances its own state)."""
+        self._label = np.asarray(self.policy.act(obs), np.float32)
+        return self._label
+
+    def executed(self, action: np.ndarray) -> None:
+        """The action the arm was sent instead of the label: the commanded pose moves by it."""
+        d = np.clip(np.asarray(action, np.float64), -1.0, 1.0) - self._label
+        self.policy.cmd = self.policy.cmd + d[:3] * self._vmax * self._dt
+        self.policy.cmd_yaw += float(d[3]) * self._wmax * self._dt
+
+
+class Trial(NamedTuple):
+    """One trial: a task's episodes in a row, the student's inputs and the teacher's labels
+    at every step (T steps over all episodes)."""
+
+    obs: np.ndarray  # (T, O)
+    last_action: np.ndarray  # (T, A) a_{t-1} as executed (0 at the trial's first step)
+    reward: np.ndarray  # (T, 1) r_{t-1}
+    done: np.ndarray  # (T, 1) 1 at the first step of each later episode
+    labels: np.ndarray  # (T, A) the teacher's action
+    successes: tuple[bool, ...]  # per episode
+    violations: int  # episodes ended by the force limit
+    by_teacher: bool
+    profile: str
+
+
+def run_trial(
+    env: Any,
+    task: Any,
+    teacher: ShadowTeacher,
+    student: RL2Nets | None,
+    rng: np.random.Generator,
+    episodes: int,
+    *,
+    action_noise: float = 0.0,
+    profile: str = "",
+) -> Trial:
+    """`episodes` episodes of `task` in a row; the teacher drives (its action plus
+    `action_noise`) when `student` is None, else the student (deterministic). The student's
+    inputs follow `RecurrentAgent` (the runtime's session state) exactly."""
+    env.set_task(task)
+    teacher.policy.reset_task()
+    agent = rl2_agent(student, None) if student is not None else None  # type: ignore[arg-type]
+    act_dim = 4
+    last_a, rew, done, stepped = np.zeros(act_dim, np.float32), 0.0, 0.0, False
+    cols: dict[str, list[Any]] = {k: [] for k in ("obs", "la", "r", "d", "lab")}
+    successes, violations = [], 0
+    zero = np.zeros(act_dim, np.float32)
+    for _ in range(episodes):
+        obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        teacher.policy.reset_episode()
+        if agent is not None:
+            agent.reset_episode()
+        if stepped:
+            done = 1.0
+        success = violated = False
+        while True:
+            label = teacher.label(obs)
+            cols["obs"].append(np.asarray(obs, np.float32))
+            cols["la"].append(last_a)
+            cols["r"].append(rew)
+            cols["d"].append(done)
+            cols["lab"].append(label)
+            if agent is not None:
+                action = agent.act(obs, zero, zero)
+            else:
+                noise = action_noise * rng.standard_normal(act_dim)
+                action = np.clip(label + noise, -1.0, 1.0).astype(np.float32)
+            teacher.executed(action)
+            nxt, reward, terminated, truncated, info = env.step(action)
+            if agent is not None:
+                agent.observe(np.concatenate([obs, action, [reward], nxt]).astype(np.float32))
+            last_a, rew, done, stepped = np.asarray(action, np.float32), float(reward), 0.0, True
+            success = success or bool(info.get("is_success"))
+            violated = violated or bool(info.get("safety_violation"))
+            obs = nxt
+            if terminated or truncated:
+                break
+        teacher.policy.end_episode(success, np.asarray(obs, np.float64))
+        successes.append(success)
+        violations += int(violated)
+    return Trial(
+        np.stack(cols["obs"]),
+        np.stack(cols["la"]),
+        np.asarray(cols["r"], np.float32)[:, None],
+        np.asarray(cols["d"], np.float32)[:, None],
+        np.stack(cols["lab"]),
+        tuple(successes),
+        violations,
+        student is None,
+        profile,
+    )
+
+
+def trial_batch(trials: list[Trial]) -> dict[str, Tensor]:
+    """Trials padded to the longest: obs, last_action, reward, done, labels (B, T, .) and a
+    mask (B, T) of the real steps."""
+    T = max(len(t.obs) for t in trials)
+    out: dict[str, Tensor] = {}
+    for key in ("obs", "last_action", "reward", "done", "labels"):
+        arrs = [getattr(t, key) for t in trials]
+        pad = np.zeros((len(trials), T, arrs[0].shape[1]), np.float32)
+        for i, a in enumerate(arrs):
+            pad[i, : len(a)] = a
+        out[key] = torch.from_numpy(pad)
+    mask = np.zeros((len(trials), T), np.float32)
+    for i, t in enumerate(trials):
+        mask[i, : len(t.obs)] = 1.0
+    out["mask"] = torch.from_numpy(mask)
+    return out
+
+
+def bc_loss(nets: RL2Nets, batch: dict[str, Tensor], policy_std: float) -> Tensor:
+    """Behaviour cloning over whole trials (module docstring); trains only the policy."""
+    B = batch["obs"].shape[0]
+    h0 = torch.zeros(B, nets.hidden_dim)
+    _, mean, log_std = nets.policy.sequence(
+        h0, batch["obs"], batch["last_action"], batch["reward"], batch["done"]
+    )
+    mask = batch["mask"]
+    err = (torch.tanh(mean) - batch["labels"]).pow(2).mean(-1)
+    mse = (err * mask).sum() / mask.sum().clamp(min=1.0)
+    return mse + 1e-3 * (log_std - math.log(policy_std)).pow(2).mean()
+
+
+def _rate(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
+
+
+class RDistillTrainer(RoundsCheckpoint):
+    """DAgger rounds of trials: collect (teacher or student), aggregate, fit bc_loss; a
+    checkpoint that `zshot export` (a `recurrent` artifact) and `zshot eval` read."""
+
+    ALGORITHM = "rdistill"
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
+        if cfg.env != "insertion":
+            raise ValueError("rdistill: only env 'insertion' has the spiral-search teacher")
+        self.cfg, self.dcfg = cfg, cfg.rdistill
+        self.run_dir = Path(run_dir)
+        run = open_run(cfg, "rdistill")
+        self.rng, self.source = run.rng, run.source
+        self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
+        self.nets: RL2Nets = make_nets(self.obs_dim, self.act_dim, cfg)
+        self.opt = torch.optim.Adam(self.nets.policy.parameters(), lr=self.dcfg.lr)
+        # one env (and task list) per training profile: the same plugs, the profile's errors
+        self.envs: dict[str, Any] = {}
+        self.tasks: dict[str, list[Any]] = {}
+        for prof in self.dcfg.profiles:
+            src = (
+                self.source
+                if prof == cfg.profile
+                else make_task_source(cfg.model_copy(update={"profile": prof}))
+            )
+            self.envs[prof] = run.env if src is self.source else src.make_env()
+            self.tasks[prof] = src.train_tasks
+        any_env = next(iter(self.envs.values()))
+        self.teacher = ShadowTeacher(any_env.config, dict(self.dcfg.teacher))
+        self.trials: list[Trial] = []
+        self.round = 0
+        self.updates = 0
+        self.env_steps = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ one round
+    def collect(self, n: int, beta: float) -> list[Trial]:
+        """`n` trials on random train tasks, the profiles in turn; the teacher drives each
+        with probability beta (beta < 0: the student drives every one)."""
+        d, out = self.dcfg, []
+        for i in range(n):
+            prof = d.profiles[(len(self.trials) + i) % len(d.profiles)]
+            tasks = self.tasks[prof]
+            task = tasks[int(self.rng.integers(len(tasks)))]
+            student = None if beta >= 0 and self.rng.random() < beta else self.nets
+            trial = run_trial(
+                self.envs[prof],
+                task,
+                self.teacher,
+                student,
+                self.rng,
+                d.episodes_per_trial,
+                action_noise=d.action_noise,
+                profile=prof,
+            )
+            self.env_steps += len(trial.obs)
+            out.append(trial)
+        return out
+
+    def fit(self, updates: int) -> float:
+        """`updates` Adam steps of bc_loss on random batches of the aggregated trials."""
+        self.nets.train()
+        total = 0.0
+        for _ in range(updates):
+            idx = self.rng.integers(
+                len(self.trials), size=min(self.dcfg.batch_trials, len(self.trials))
+            )
+            loss = bc_loss(
+                self.nets, trial_batch([self.trials[i] for i in idx]), self.dcfg.policy_std
+            )
+            self.opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.nets.policy.parameters(), self.dcfg.grad_clip)
+            self.opt.step()
+            total += float(loss.detach())
+            self.updates += 1
+        self.nets.eval()
+        return total / max(updates, 1)
+
+    def set_obs_stats(self) -> None:
+        """Freeze the observation normalisation from the teacher's round-0 trials."""
+        obs = torch.as_tensor(np.concatenate([t.obs for t in self.trials]))
+        self.nets.set_obs_stats(obs.mean(0), obs.std(0))
+
+    def step_round(self) -> dict[str, Any]:
+        """Collect one round, aggregate, fit; returns its history row."""
+        d = self.dcfg
+        t0 = time.perf_counter()
+        beta = 1.0 if self.round == 0 else d.beta_decay**self.round
+        new = self.collect(d.trials_per_round, beta)
+        self.trials.extend(new)
+        if self.round == 0:
+            self.set_obs_stats()
+        bc = self.fit(d.updates_per_round)
+        probes = self.collect(d.probe_trials, -1.0)  # measured only, never aggregated
+        self.env_steps -= sum(len(t.obs) for t in probes)  # not training data either
+        self.train_seconds += time.perf_counter() - t0
+        row: dict[str, Any] = {
+            "iteration": self.round,
+            "beta": beta,
+            "trials": len(self.trials),
+            "bc_loss": bc,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "seconds": round(self.train_seconds, 1),
+        }
+        groups = (("student", False, new), ("teacher", True, new), ("probe", False, probes))
+        for who, flag, trials in groups:
+            mine = [t for t in trials if t.by_teacher == flag]
+            row[f"{who}_success"] = _rate([s for t in mine for s in t.successes])
+            row[f"{who}_violations"] = sum(t.violations for t in mine)
+            for prof in d.profiles:
+                row[f"{who}_success_{prof}"] = _rate(
+                    [s for t in mine if t.profile == prof for s in t.successes]
+                )
+        self.history.append(row)
+        self.round += 1
+        return row
+
+    def evaluate(self) -> FewShotReport:
+        """The config's few-shot evaluation on the test tasks (torch, the hidden state kept
+        through a task's episodes)."""
+        return few_shot_eval(
+            self.source, rl2_agent(self.nets, self.cfg), self.cfg.eval, seed=self.cfg.seed
+        )
+
+    def run(self, progress: bool = False) -> FewShotReport:
+        """All rounds (or until `max_minutes`), then a checkpoint, history, curves, eval."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+        start = time.monotonic()
+        for _ in range(self.dcfg.rounds):
+            row = self.step_round()
+            per = " ".join(
+                f"{p} {row[f'student_success_{p}']:.2f}/{row[f'teacher_success_{p}']:.2f}"
+                + (f"/{row[f'probe_success_{p}']:.2f}" if self.dcfg.probe_trials else "")
+                for p in self.dcfg.profiles
+            )
+            who = "student/teacher" + ("/probe" if self.dcfg.probe_trials else "")
+            print(
+                f"round {row['iteration']}: beta {row['beta']:.2f} success {who} "
+                f"{per}; violations {row['student_violations']}/{row['teacher_violations']} "
+                f"bc {row['bc_loss']:.5f} ({row['seconds']:.0f} s, {row['env_steps']} steps)",
+                flush=True,
+            )
+            self.save_checkpoint()
+            write_json(self.run_dir / "history.json", self.history)
+            if cfg.max_minutes is not None and time.monotonic() - start > 60 * cfg.max_minutes:
+                break
+        plot_history(self.history, self.dcfg.profiles, self.run_dir / "curves.png")
+        for env in self.envs.values():
+            env.close()
+        report = self.evaluate()
+        report.write_json(self.run_dir / "eval.json")
+        return report
+
+
+def plot_history(history: list[dict[str, Any]], profiles: Sequence[str], path: str | Path) -> None:
+    """PNG: the student's and the teacher's success in their DAgger trials per profile, and
+    bc_loss, per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    it = [h["iteration"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for k, prof in enumerate(profiles):
+        c = f"C{k}"
+        axes[0].plot(
+            it,
+            [h[f"student_success_{prof}"] for h in history],
+            "o-",
+            color=c,
+            label=f"student, {prof}",
+        )
+        axes[0].plot(
+            it,
+            [h[f"teacher_success_{prof}"] for h in history],
+            "x--",
+            color=c,
+            label=f"teacher, {prof}",
+        )
+        probe = [h.get(f"probe_success_{prof}") for h in history]
+        if any(v is not None and v == v for v in probe):
+            axes[0].plot(it, probe, "s:", color=c, label=f"student probe, {prof}")
+    axes[0].set(
+        title="episode success in the DAgger trials (train tasks)",
+        xlabel="round",
+        ylim=(-0.02, 1.02),
+    )
+    axes[0].legend(fontsize=7)
+    axes[1].plot(it, [h["bc_loss"] for h in history], "o-")
+    axes[1].set(title="bc_loss (policy)", xlabel="round", yscale="log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
