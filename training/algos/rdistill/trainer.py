@@ -2,9 +2,9 @@
 
 Teacher: `sim.spiral.MemorySpiralPolicy` (`rdistill.teacher`: its MemorySpiralParams). It
 is not privileged: it reads the observation, its own commanded pose and each episode's
-success, the inputs a robot has. So a student that sees the same history can represent it
-exactly, and what the teacher remembers (the pose where the plug went in, the search's
-progress, whether the socket seems to move) is a function of that history.
+success, the inputs a robot has. So what the teacher remembers (the pose where the plug went
+in, the search's progress, whether the socket seems to move) is a function of the history
+the student sees too, and a GRU can represent it in principle.
 
 DAgger with a stateful teacher (`ShadowTeacher`): in every state of a trial, whoever
 drives, the teacher is asked for its action; its commanded pose then follows the action
@@ -15,6 +15,11 @@ drive a trial with probability `beta_decay**r`, else the student (its determinis
 action). Every trial is aggregated with its labels. `probe_trials` more per round, driven by
 the student after its fit, are measured for the history only (the student's progress when
 beta stays 1: behaviour cloning with DART noise alone).
+
+Measured (BENCHMARKS.md `## rdistill`): with the student driving (beta_decay 0.5 or 0.8) the
+student collapsed, since in its states the script's label depends on the script's own
+progress along its spiral, which runs on whatever the student does: not a function of the
+student's history. The committed config therefore keeps beta at 1.
 
 Student: RL²'s `RecurrentPolicy` (GRU over (s_t, a_{t-1}, r_{t-1}, d_{t-1}), the runtime's
 `recurrent` kind), trained by
