@@ -598,6 +598,14 @@ class MemorySpiralPolicy:
         self.goal = goal
         self.after = after
 
+    def follow(self, executed: np.ndarray, commanded: np.ndarray) -> None:
+        """The arm was sent `executed` instead of the `commanded` action `act` returned (a
+        driver other than this script, or noise on it): the setpoint moves by the
+        difference, as the arm's setpoint follows what it was sent."""
+        d = np.clip(np.asarray(executed, np.float64), -1.0, 1.0) - np.asarray(commanded)
+        self.cmd = self.cmd + d[:3] * self._vmax * self._dt
+        self.cmd_yaw += float(d[3]) * self._wmax * self._dt
+
     def _command(self, target: np.ndarray, target_yaw: float) -> np.ndarray:
         """The twist that moves the commanded pose to the target within the speed limits;
         the commanded pose advances by what was commanded (as the arm's setpoint does)."""

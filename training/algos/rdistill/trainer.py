@@ -72,9 +72,6 @@ class ShadowTeacher:
                 f"rdistill.teacher: {exc} (fields of sim.spiral.MemorySpiralParams)"
             ) from None
         self.policy = MemorySpiralPolicy(env_config, prm)
-        self._vmax = env_config.max_lin_speed * 1000.0  # mm/s at |action| = 1
-        self._wmax = math.degrees(env_config.max_yaw_rate)  # deg/s at |action| = 1
-        self._dt = env_config.control_dt
         self._label = np.zeros(4, np.float32)
 
     def label(self, obs: np.ndarray) -> np.ndarray:
@@ -84,9 +81,7 @@ class ShadowTeacher:
 
     def executed(self, action: np.ndarray) -> None:
         """The action the arm was sent instead of the label: the commanded pose moves by it."""
-        d = np.clip(np.asarray(action, np.float64), -1.0, 1.0) - self._label
-        self.policy.cmd = self.policy.cmd + d[:3] * self._vmax * self._dt
-        self.policy.cmd_yaw += float(d[3]) * self._wmax * self._dt
+        self.policy.follow(action, self._label)
 
 
 class Trial(NamedTuple):
@@ -121,7 +116,7 @@ def run_trial(
     env.set_task(task)
     teacher.policy.reset_task()
     agent = rl2_agent(student, None) if student is not None else None  # type: ignore[arg-type]
-    act_dim = 4
+    act_dim = int(env.action_space.shape[0])
     last_a, rew, done, stepped = np.zeros(act_dim, np.float32), 0.0, 0.0, False
     cols: dict[str, list[Any]] = {k: [] for k in ("obs", "la", "r", "d", "lab")}
     successes, violations = [], 0
@@ -296,7 +291,7 @@ class RDistillTrainer(RoundsCheckpoint):
         """Collect one round, aggregate, fit; returns its history row."""
         d = self.dcfg
         t0 = time.perf_counter()
-        beta = 1.0 if self.round == 0 else d.beta_decay**self.round
+        beta = d.beta_decay**self.round  # 1 in round 0: the teacher alone
         new = self.collect(d.trials_per_round, beta)
         self.trials.extend(new)
         if self.round == 0:
@@ -378,20 +373,9 @@ def plot_history(history: list[dict[str, Any]], profiles: Sequence[str], path: s
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for k, prof in enumerate(profiles):
         c = f"C{k}"
-        axes[0].plot(
-            it,
-            [h[f"student_success_{prof}"] for h in history],
-            "o-",
-            color=c,
-            label=f"student, {prof}",
-        )
-        axes[0].plot(
-            it,
-            [h[f"teacher_success_{prof}"] for h in history],
-            "x--",
-            color=c,
-            label=f"teacher, {prof}",
-        )
+        for who, style in (("student", "o-"), ("teacher", "x--")):
+            ys = [h[f"{who}_success_{prof}"] for h in history]
+            axes[0].plot(it, ys, style, color=c, label=f"{who}, {prof}")
         probe = [h.get(f"probe_success_{prof}") for h in history]
         if any(v is not None and v == v for v in probe):
             axes[0].plot(it, probe, "s:", color=c, label=f"student probe, {prof}")

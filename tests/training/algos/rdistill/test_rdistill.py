@@ -56,7 +56,7 @@ def smoke_config(**over: object) -> TrainConfig:
     return load_config(TrainConfig, CONFIG, sets)
 
 
-def _trial(nets: RL2Nets, T: int, seed: int) -> Trial:
+def _trial(T: int, seed: int) -> Trial:
     g = np.random.default_rng(seed)
     f = lambda d: g.normal(size=(T, d)).astype(np.float32)  # noqa: E731
     done = np.zeros((T, 1), np.float32)
@@ -72,7 +72,7 @@ def _nets() -> RL2Nets:
 
 def test_bc_loss_trains_the_policy_only() -> None:
     nets = _nets()
-    batch = trial_batch([_trial(nets, 9, 0), _trial(nets, 5, 1)])
+    batch = trial_batch([_trial(9, 0), _trial(5, 1)])
     bc_loss(nets, batch, 0.05).backward()
     assert all(
         p.grad is not None and float(p.grad.abs().sum()) > 0 for p in nets.policy.parameters()
@@ -82,7 +82,7 @@ def test_bc_loss_trains_the_policy_only() -> None:
 
 def test_bc_loss_ignores_the_padding_of_shorter_trials() -> None:
     nets = _nets()
-    long, short = _trial(nets, 9, 0), _trial(nets, 5, 1)
+    long, short = _trial(9, 0), _trial(5, 1)
     batch = trial_batch([long, short])
     assert batch["mask"].sum(1).tolist() == [9.0, 5.0]
     base = float(bc_loss(nets, batch, 0.05).detach())
@@ -96,7 +96,7 @@ def test_bc_loss_ignores_the_padding_of_shorter_trials() -> None:
 
 def test_bc_loss_is_zero_only_at_the_labels_and_the_std() -> None:
     nets = _nets()
-    batch = trial_batch([_trial(nets, 6, 2)])
+    batch = trial_batch([_trial(6, 2)])
     with torch.no_grad():
         h0 = torch.zeros(1, nets.hidden_dim)
         _, mean, _ = nets.policy.sequence(
