@@ -53,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trials_vs_eval: {args.trials}: not a trials report ({exc})", file=sys.stderr)
         return 2
     from sim.tasks import InsertionTask
-    from training.cli import _eval_target  # zshot eval's own agent for an artifact
+    from training.cli import eval_target  # zshot eval's own agent for an artifact
     from training.common.tasks import make_task_source
     from training.config import EvalConfig
     from training.evaluate import few_shot_eval
 
-    agent, cfg, backend = _eval_target(args.artifact, None, [])
+    agent, cfg, backend = eval_target(args.artifact, None, [])
     cfg = cfg.model_copy(update={"profile": args.profile})
     fields = set(InsertionTask.model_fields)
     tasks, keys = [], []

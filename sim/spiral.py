@@ -354,6 +354,32 @@ class MemorySpiralPolicy:
         if self.successes:
             self.centre = tuple(float(v) for v in np.mean(self.successes, axis=0))  # type: ignore[assignment]
 
+    STATE_DIM = 8
+    """Length of `state_features()`."""
+
+    def state_features(self) -> np.ndarray:
+        """What the script carries between steps and episodes, as numbers (float32, shape
+        (STATE_DIM,)): [re-entering memory in use, remembered x/2 mm, y/2 mm, yaw/3 deg,
+        memory trusted, the search's current point x/2 mm, y/2 mm, yaw/3 deg]. All of it is a
+        function of what a robot measured (the observations, its setpoints, the successes):
+        a target for a student's hidden state, never a privileged input."""
+        mem = self.memory if self.memory is not None and self.trusted else None
+        mx, my, myaw = mem if mem is not None else (0.0, 0.0, 0.0)
+        sx, sy, syaw = self._spiral_point()
+        return np.array(
+            [
+                float(mem is not None),
+                mx / 2,
+                my / 2,
+                myaw / 3,
+                float(self.trusted),
+                sx / 2,
+                sy / 2,
+                syaw / 3,
+            ],
+            dtype=np.float32,
+        )
+
     @property
     def yaw_offset(self) -> float:
         """deg; the yaw offset of the current spiral pass."""

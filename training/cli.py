@@ -315,7 +315,7 @@ def eval_main(argv: Sequence[str]) -> int:
                     "--sample-actions and --train-tasks are for conditioned artifacts; "
                     f"{target} is not one"
                 )
-            agent, cfg, backend = _eval_target(target, args.config, overrides)
+            agent, cfg, backend = eval_target(target, args.config, overrides)
         if overrides and not scripted:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
         ev = cfg.eval.model_dump()
@@ -463,10 +463,11 @@ class _TargetError(ValueError):
     """A `zshot eval` target that cannot be evaluated (its message is the whole line)."""
 
 
-def _eval_target(
+def eval_target(
     target: Path, config: str | None, overrides: list[str]
 ) -> tuple[FewShotAgent, TrainConfig, str]:
-    """`zshot eval`'s target -> (agent, the training config, backend name)."""
+    """`zshot eval`'s target -> (agent, the training config, backend name); public so that
+    a bench evaluates exactly what `zshot eval` would (bench/trials_vs_eval.py)."""
     agent: FewShotAgent
     if str(target) in SCRIPTED_TARGETS:
         if not config:
@@ -527,7 +528,7 @@ class EvalWorker:
         eval_cfg: dict[str, Any],
         seed: int,
     ) -> None:
-        self.agent, cfg, _ = _eval_target(Path(target), config, overrides)
+        self.agent, cfg, _ = eval_target(Path(target), config, overrides)
         if overrides and str(target) not in SCRIPTED_TARGETS:
             cfg = override_config(cfg, overrides, f"{target}'s training config")
         self.cfg, self.eval_cfg, self.seed = cfg, EvalConfig.model_validate(eval_cfg), seed

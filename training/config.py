@@ -242,6 +242,10 @@ class RDistillConfig(StrictModel):
     action_noise: float = Field(0.1, ge=0, le=1)
     """Std of Gaussian noise on the teacher's executed action when it drives (DART, Laskey
     et al. 2017: the labels then cover the states next to its path); its label stays clean."""
+    student_steps: float = Field(1.0, gt=0, le=1)
+    """In a trial the student drives, the probability that a step executes the student's
+    action; the other steps execute the teacher's label plus `action_noise` (DAgger's
+    mixture policy per step, Ross et al. 2011). 1: the student alone."""
     updates_per_round: int = Field(300, ge=0)
     """bc_loss steps per round over the aggregated trials."""
     probe_trials: int = Field(0, ge=0)
@@ -254,6 +258,18 @@ class RDistillConfig(StrictModel):
     grad_clip: float = Field(1.0, gt=0)
     policy_std: float = Field(0.05, gt=0)
     """The exported policy's std (pre-tanh) that bc_loss pulls log-std towards."""
+    memory_coef: float = Field(0.0, ge=0)
+    """Weight of the auxiliary loss that trains the GRU's hidden state to predict the
+    teacher's memory and search progress (MemorySpiralPolicy.state_features) through a
+    linear head used in training only; 0: behaviour cloning alone."""
+    ignore_last_action: bool = False
+    """Hold the GRU's input weights on a_{t-1} at zero (at init and through every step), so
+    the student, and its exported graph, cannot copy its previous action (the "copycat"
+    failure of behaviour cloning from histories, Wen et al. 2020); the runtime still sends
+    a_{t-1}."""
+    memory_search: bool = False
+    """The memory head also predicts the search's current point (the last 3 of
+    state_features); False: only the memory (the first 5)."""
     profiles: list[ProfileName] = Field(default_factory=lambda: list(_RDISTILL_PROFILES))
     """Benchmark profiles the training trials are drawn from, in turn (the student has to
     search in `hard`, distrust its memory in `oda` and go straight in in `known`)."""

@@ -31,6 +31,17 @@ backpropagated through whole trials (`episodes_per_trial` episodes, hidden state
 zeros at the trial's start, as RESET_TASK leaves it). Only the policy is trained (the
 value network RL2Nets carries is unused). Trials are drawn in turn from `profiles`.
 
+Three options, all off in the committed config, each measured worse (BENCHMARKS.md
+`### rdistill: a memory head, ...`; `hard` /900 against 572 for the config's rerun):
+- `memory_coef` > 0: a training-only linear head on h_t is trained to predict the teacher's
+  memory (with `memory_search`, also its search progress), MemorySpiralPolicy's
+  state_features. 366-418; yet it fitted the teacher's labels on teacher-driven trials
+  slightly better (bc mse 0.0068 against 0.0075). The closed loop, not the fit, is what it
+  lost.
+- `ignore_last_action`: the GRU's weights on a_{t-1} are held at zero. 484-490.
+- `student_steps` < 1: a student-driven trial executes the teacher's label on the other
+  steps (DAgger's per-step mixture). 288-391.
+
     zshot train configs/train/rdistill_insertion.yaml --no-progress
 """
 
@@ -55,7 +66,15 @@ from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
 from zshot.jsonio import write_json
 
-__all__ = ["RDistillTrainer", "ShadowTeacher", "Trial", "bc_loss", "run_trial", "trial_batch"]
+__all__ = [
+    "RDistillTrainer",
+    "ShadowTeacher",
+    "Trial",
+    "bc_loss",
+    "hold_last_action_at_zero",
+    "run_trial",
+    "trial_batch",
+]
 
 
 class ShadowTeacher:
@@ -79,6 +98,11 @@ class ShadowTeacher:
         self._label = np.asarray(self.policy.act(obs), np.float32)
         return self._label
 
+    def state(self) -> np.ndarray:
+        """The teacher's memory and search progress now (MemorySpiralPolicy.state_features):
+        the target of the student's memory head."""
+        return self.policy.state_features()
+
     def executed(self, action: np.ndarray) -> None:
         """The action the arm was sent instead of the label: the commanded pose moves by it."""
         self.policy.follow(action, self._label)
@@ -93,6 +117,7 @@ class Trial(NamedTuple):
     reward: np.ndarray  # (T, 1) r_{t-1}
     done: np.ndarray  # (T, 1) 1 at the first step of each later episode
     labels: np.ndarray  # (T, A) the teacher's action
+    teacher_state: np.ndarray  # (T, S) the teacher's memory after its label (ShadowTeacher.state)
     successes: tuple[bool, ...]  # per episode
     violations: int  # episodes ended by the force limit
     by_teacher: bool
@@ -109,16 +134,18 @@ def run_trial(
     *,
     action_noise: float = 0.0,
     profile: str = "",
+    student_steps: float = 1.0,
 ) -> Trial:
     """`episodes` episodes of `task` in a row; the teacher drives (its action plus
-    `action_noise`) when `student` is None, else the student (deterministic). The student's
-    inputs follow `RecurrentAgent` (the runtime's session state) exactly."""
+    `action_noise`) when `student` is None, else the student (deterministic), each step
+    with probability `student_steps` (the others the teacher's). The student's inputs
+    follow `RecurrentAgent` (the runtime's session state) exactly."""
     env.set_task(task)
     teacher.policy.reset_task()
     agent = rl2_agent(student, None) if student is not None else None  # type: ignore[arg-type]
     act_dim = int(env.action_space.shape[0])
     last_a, rew, done, stepped = np.zeros(act_dim, np.float32), 0.0, 0.0, False
-    cols: dict[str, list[Any]] = {k: [] for k in ("obs", "la", "r", "d", "lab")}
+    cols: dict[str, list[Any]] = {k: [] for k in ("obs", "la", "r", "d", "lab", "ts")}
     successes, violations = [], 0
     zero = np.zeros(act_dim, np.float32)
     for _ in range(episodes):
@@ -136,9 +163,10 @@ def run_trial(
             cols["r"].append(rew)
             cols["d"].append(done)
             cols["lab"].append(label)
+            cols["ts"].append(teacher.state())
             if agent is not None:
-                action = agent.act(obs, zero, zero)
-            else:
+                action = agent.act(obs, zero, zero)  # advances its state on every step
+            if agent is None or (student_steps < 1.0 and rng.random() >= student_steps):
                 noise = action_noise * rng.standard_normal(act_dim)
                 action = np.clip(label + noise, -1.0, 1.0).astype(np.float32)
             teacher.executed(action)
@@ -160,6 +188,7 @@ def run_trial(
         np.asarray(cols["r"], np.float32)[:, None],
         np.asarray(cols["d"], np.float32)[:, None],
         np.stack(cols["lab"]),
+        np.stack(cols["ts"]),
         tuple(successes),
         violations,
         student is None,
@@ -168,11 +197,11 @@ def run_trial(
 
 
 def trial_batch(trials: list[Trial]) -> dict[str, Tensor]:
-    """Trials padded to the longest: obs, last_action, reward, done, labels (B, T, .) and a
-    mask (B, T) of the real steps."""
+    """Trials padded to the longest: obs, last_action, reward, done, labels, teacher_state
+    (B, T, .) and a mask (B, T) of the real steps."""
     T = max(len(t.obs) for t in trials)
     out: dict[str, Tensor] = {}
-    for key in ("obs", "last_action", "reward", "done", "labels"):
+    for key in ("obs", "last_action", "reward", "done", "labels", "teacher_state"):
         arrs = [getattr(t, key) for t in trials]
         pad = np.zeros((len(trials), T, arrs[0].shape[1]), np.float32)
         for i, a in enumerate(arrs):
@@ -185,17 +214,46 @@ def trial_batch(trials: list[Trial]) -> dict[str, Tensor]:
     return out
 
 
-def bc_loss(nets: RL2Nets, batch: dict[str, Tensor], policy_std: float) -> Tensor:
-    """Behaviour cloning over whole trials (module docstring); trains only the policy."""
+def bc_loss(
+    nets: RL2Nets,
+    batch: dict[str, Tensor],
+    policy_std: float,
+    memory_head: torch.nn.Module | None = None,
+    memory_coef: float = 0.0,
+) -> Tensor:
+    """Behaviour cloning over whole trials (module docstring); trains only the policy, and
+    with `memory_head` and `memory_coef` > 0 adds memory_coef x the masked mean squared error
+    of memory_head(h_t) against the teacher's state (its GRU and the head get that
+    gradient; the policy's action head does not)."""
     B = batch["obs"].shape[0]
     h0 = torch.zeros(B, nets.hidden_dim)
-    _, mean, log_std = nets.policy.sequence(
+    hs, mean, log_std = nets.policy.sequence(
         h0, batch["obs"], batch["last_action"], batch["reward"], batch["done"]
     )
     mask = batch["mask"]
+    denom = mask.sum().clamp(min=1.0)
     err = (torch.tanh(mean) - batch["labels"]).pow(2).mean(-1)
-    mse = (err * mask).sum() / mask.sum().clamp(min=1.0)
-    return mse + 1e-3 * (log_std - math.log(policy_std)).pow(2).mean()
+    loss = (err * mask).sum() / denom + 1e-3 * (log_std - math.log(policy_std)).pow(2).mean()
+    if memory_head is not None and memory_coef > 0:
+        m_err = (memory_head(hs) - batch["teacher_state"]).pow(2).mean(-1)
+        loss = loss + memory_coef * (m_err * mask).sum() / denom
+    return loss
+
+
+def hold_last_action_at_zero(nets: RL2Nets) -> None:
+    """Zero the policy GRU's input weights on a_{t-1} and every gradient they get: Adam then
+    never moves them (zero moments give zero steps), so the GRU ignores its last action."""
+    w: Tensor = nets.policy.gru.weight_ih_l0  # type: ignore[assignment]  # nn.Module attr
+    cols = slice(nets.obs_dim, nets.obs_dim + nets.act_dim)  # RecurrentCore.inputs' order
+    with torch.no_grad():
+        w[:, cols] = 0.0
+
+    def _zero(grad: Tensor) -> Tensor:
+        grad = grad.clone()
+        grad[:, cols] = 0.0
+        return grad
+
+    w.register_hook(_zero)
 
 
 def _rate(flags: list[bool]) -> float:
@@ -217,7 +275,15 @@ class RDistillTrainer(RoundsCheckpoint):
         self.rng, self.source = run.rng, run.source
         self.obs_dim, self.act_dim = run.obs_dim, run.act_dim
         self.nets: RL2Nets = make_nets(self.obs_dim, self.act_dim, cfg)
-        self.opt = torch.optim.Adam(self.nets.policy.parameters(), lr=self.dcfg.lr)
+        from sim.spiral import MemorySpiralPolicy  # lazy: pybullet's sim
+
+        # training only (not in the checkpoint, not exported): h_t -> the teacher's memory
+        self.memory_dims = MemorySpiralPolicy.STATE_DIM if self.dcfg.memory_search else 5
+        self.memory_head = torch.nn.Linear(self.nets.hidden_dim, self.memory_dims)
+        self.params = [*self.nets.policy.parameters(), *self.memory_head.parameters()]
+        self.opt = torch.optim.Adam(self.params, lr=self.dcfg.lr)
+        if self.dcfg.ignore_last_action:
+            hold_last_action_at_zero(self.nets)
         # one env (and task list) per training profile: the same plugs, the profile's errors
         self.envs: dict[str, Any] = {}
         self.tasks: dict[str, list[Any]] = {}
@@ -239,15 +305,15 @@ class RDistillTrainer(RoundsCheckpoint):
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ one round
-    def collect(self, n: int, beta: float) -> list[Trial]:
+    def collect(self, n: int, beta: float | None) -> list[Trial]:
         """`n` trials on random train tasks, the profiles in turn; the teacher drives each
-        with probability beta (beta < 0: the student drives every one)."""
+        with probability beta (None: the student drives every one, as in the probes)."""
         d, out = self.dcfg, []
         for i in range(n):
             prof = d.profiles[(len(self.trials) + i) % len(d.profiles)]
             tasks = self.tasks[prof]
             task = tasks[int(self.rng.integers(len(tasks)))]
-            student = None if beta >= 0 and self.rng.random() < beta else self.nets
+            student = None if beta is not None and self.rng.random() < beta else self.nets
             trial = run_trial(
                 self.envs[prof],
                 task,
@@ -257,6 +323,7 @@ class RDistillTrainer(RoundsCheckpoint):
                 d.episodes_per_trial,
                 action_noise=d.action_noise,
                 profile=prof,
+                student_steps=d.student_steps,
             )
             self.env_steps += len(trial.obs)
             out.append(trial)
@@ -270,12 +337,18 @@ class RDistillTrainer(RoundsCheckpoint):
             idx = self.rng.integers(
                 len(self.trials), size=min(self.dcfg.batch_trials, len(self.trials))
             )
+            batch = trial_batch([self.trials[i] for i in idx])
+            batch["teacher_state"] = batch["teacher_state"][..., : self.memory_dims]
             loss = bc_loss(
-                self.nets, trial_batch([self.trials[i] for i in idx]), self.dcfg.policy_std
+                self.nets,
+                batch,
+                self.dcfg.policy_std,
+                self.memory_head,
+                self.dcfg.memory_coef,
             )
             self.opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.nets.policy.parameters(), self.dcfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.dcfg.grad_clip)
             self.opt.step()
             total += float(loss.detach())
             self.updates += 1
@@ -297,7 +370,7 @@ class RDistillTrainer(RoundsCheckpoint):
         if self.round == 0:
             self.set_obs_stats()
         bc = self.fit(d.updates_per_round)
-        probes = self.collect(d.probe_trials, -1.0)  # measured only, never aggregated
+        probes = self.collect(d.probe_trials, None)  # measured only, never aggregated
         self.env_steps -= sum(len(t.obs) for t in probes)  # not training data either
         self.train_seconds += time.perf_counter() - t0
         row: dict[str, Any] = {

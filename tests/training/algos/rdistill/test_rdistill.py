@@ -16,12 +16,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.spiral import MemorySpiralPolicy
 from tests.training.recurrent_helpers import assert_runtime_follows_agent
 from training.algos.rdistill.trainer import (
     RDistillTrainer,
     ShadowTeacher,
     Trial,
     bc_loss,
+    hold_last_action_at_zero,
     run_trial,
     trial_batch,
 )
@@ -62,7 +64,10 @@ def _trial(T: int, seed: int) -> Trial:
     done = np.zeros((T, 1), np.float32)
     done[T // 2] = 1.0
     labels = np.clip(f(ACT), -1, 1)
-    return Trial(f(OBS), np.clip(f(ACT), -1, 1), f(1), done, labels, (True,), 0, True, "hard")
+    state = f(MemorySpiralPolicy.STATE_DIM)
+    return Trial(
+        f(OBS), np.clip(f(ACT), -1, 1), f(1), done, labels, state, (True,), 0, True, "hard"
+    )
 
 
 def _nets() -> RL2Nets:
@@ -106,6 +111,88 @@ def test_bc_loss_is_zero_only_at_the_labels_and_the_std() -> None:
         nets.policy.log_std.fill_(math.log(0.05))
     assert float(bc_loss(nets, batch, 0.05).detach()) == pytest.approx(0.0, abs=1e-10)
     assert float(bc_loss(nets, batch, 0.2).detach()) > 0
+
+
+def test_the_memory_loss_trains_the_gru_and_its_head_not_the_action_head() -> None:
+    """The memory term's gradient (the loss with it minus the loss without) reaches the
+    GRU and the memory head; the policy's action head and log-std get none of it."""
+    batch = trial_batch([_trial(9, 0), _trial(5, 1)])
+    grads = []
+    for coef in (0.0, 0.7):
+        nets = _nets()
+        head = torch.nn.Linear(16, MemorySpiralPolicy.STATE_DIM)
+        torch.manual_seed(1)
+        torch.nn.init.normal_(head.weight)
+        bc_loss(nets, batch, 0.05, head, coef).backward()
+        grads.append(
+            (
+                {n: p.grad.clone() for n, p in nets.policy.named_parameters()},
+                head.weight.grad,
+            )
+        )
+    (g0, h0), (g1, h1) = grads
+    assert h0 is None and h1 is not None and float(h1.abs().sum()) > 0
+    changed = {n for n in g0 if not torch.allclose(g0[n], g1[n], atol=1e-9)}
+    assert changed and all(not n.startswith("head.") and n != "log_std" for n in changed)
+    assert {"gru.weight_ih_l0", "gru.weight_hh_l0"} <= changed
+
+
+def test_the_memory_loss_is_zero_at_the_teachers_state_and_masks_padding() -> None:
+    nets = _nets()
+    head = torch.nn.Linear(16, MemorySpiralPolicy.STATE_DIM)
+    long, short = _trial(9, 0), _trial(5, 1)
+    batch = trial_batch([long, short])
+    with torch.no_grad():
+        hs, _, _ = nets.policy.sequence(
+            torch.zeros(2, 16), batch["obs"], batch["last_action"], batch["reward"], batch["done"]
+        )
+        batch["teacher_state"] = head(hs)
+    base = float(bc_loss(nets, batch, 0.05).detach())
+    assert float(bc_loss(nets, batch, 0.05, head, 2.0).detach()) == pytest.approx(base, rel=1e-6)
+    batch["teacher_state"][1, 5:] += 3.0  # the padding only
+    assert float(bc_loss(nets, batch, 0.05, head, 2.0).detach()) == pytest.approx(base, rel=1e-6)
+    batch["teacher_state"][1, 4] += 3.0  # a real step
+    assert float(bc_loss(nets, batch, 0.05, head, 2.0).detach()) > base + 1e-3
+
+
+def test_the_teachers_state_holds_the_success_pose_until_the_task_changes() -> None:
+    from sim.config import InsertionEnvConfig
+    from sim.spiral import OBS_INDEX
+
+    teacher = ShadowTeacher(InsertionEnvConfig())
+    fresh = teacher.state()
+    assert fresh.shape == (MemorySpiralPolicy.STATE_DIM,) and fresh[0] == 0 and fresh[4] == 1
+    final = np.zeros(OBS, np.float32)
+    final[OBS_INDEX["x_mm"]], final[OBS_INDEX["y_mm"]], final[OBS_INDEX["yaw_deg"]] = 1.0, -0.5, 2.4
+    teacher.policy.end_episode(True, final)
+    teacher.policy.reset_episode()
+    np.testing.assert_allclose(teacher.state()[:4], [1.0, 0.5, -0.25, 0.8], atol=1e-6)
+    teacher.policy.reset_task()
+    np.testing.assert_array_equal(teacher.state(), fresh)
+
+
+def test_a_student_that_ignores_its_last_action_never_learns_to_read_it() -> None:
+    """ignore_last_action: after Adam steps of bc_loss the GRU's weights on a_{t-1} are still
+    exactly zero, so the policy's actions do not change with the last action it is fed."""
+    nets = _nets()
+    hold_last_action_at_zero(nets)
+    opt = torch.optim.Adam(nets.policy.parameters(), lr=1e-2)
+    batch = trial_batch([_trial(9, 0), _trial(5, 1)])
+    for _ in range(5):
+        opt.zero_grad()
+        bc_loss(nets, batch, 0.05).backward()
+        opt.step()
+    w = nets.policy.gru.weight_ih_l0
+    assert torch.count_nonzero(w[:, OBS : OBS + ACT]) == 0 and torch.count_nonzero(w[:, :OBS]) > 0
+    other = {**batch, "last_action": torch.rand_like(batch["last_action"])}
+    with torch.no_grad():
+        outs = [
+            nets.policy.sequence(
+                torch.zeros(2, 16), b["obs"], b["last_action"], b["reward"], b["done"]
+            )[1]
+            for b in (batch, other)
+        ]
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
 
 
 @given(
@@ -152,6 +239,17 @@ def test_rdistill_is_for_the_insertion_env_only(tmp_path: Path) -> None:
         RDistillTrainer(cfg, tmp_path)
 
 
+def _replay(nets: RL2Nets, trial: Trial) -> np.ndarray:
+    """The student's action at every step of `trial`, its recorded inputs replayed through
+    the GRU from a zero state."""
+    b = trial_batch([trial])
+    with torch.no_grad():
+        _, mean, _ = nets.policy.sequence(
+            torch.zeros(1, nets.hidden_dim), b["obs"], b["last_action"], b["reward"], b["done"]
+        )
+    return np.tanh(mean[0].numpy())
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RDistillTrainer]:
     run_dir = tmp_path_factory.mktemp("rdistill") / "run"
@@ -180,18 +278,34 @@ def test_a_students_trial_records_what_its_gru_saw(smoke_run: tuple[Path, RDisti
     starts = np.flatnonzero(trial.done[:, 0]).tolist()
     assert len(starts) == 2 and trial.done[0, 0] == 0 and not trial.by_teacher
     assert np.all(trial.last_action[0] == 0) and trial.reward[0, 0] == 0
-    b = trial_batch([trial])
-    with torch.no_grad():
-        _, mean, _ = trainer.nets.policy.sequence(
-            torch.zeros(1, trainer.nets.hidden_dim),
-            b["obs"],
-            b["last_action"],
-            b["reward"],
-            b["done"],
-        )
-    executed = np.tanh(mean[0].numpy())[: T - 1]
+    executed = _replay(trainer.nets, trial)[: T - 1]
     np.testing.assert_allclose(executed, trial.last_action[1:], atol=1e-5)
     assert np.all(np.abs(trial.labels) <= 1.0)
+
+
+@pytest.mark.slow
+def test_a_mixed_trial_executes_the_student_or_the_teacher_step_by_step(
+    smoke_run: tuple[Path, RDistillTrainer],
+) -> None:
+    """student_steps = 0.5: every executed action (the next step's last_action) is either
+    the label the teacher gave in that state or the student's action there (replayed through
+    the GRU), and both occur."""
+    _, trainer = smoke_run
+    trial = run_trial(
+        trainer.source.make_env(),
+        trainer.tasks["hard"][0],
+        trainer.teacher,
+        trainer.nets,
+        np.random.default_rng(5),
+        2,
+        student_steps=0.5,
+    )
+    student = _replay(trainer.nets, trial)[:-1]
+    executed, labels = trial.last_action[1:], trial.labels[:-1]
+    is_student = np.all(np.abs(executed - student) <= 1e-5, axis=1)
+    is_teacher = np.all(np.abs(executed - labels) <= 1e-6, axis=1)
+    assert np.all(is_student | is_teacher)
+    assert is_student.sum() > 0 and (is_teacher & ~is_student).sum() > 0
 
 
 @pytest.mark.slow
