@@ -356,6 +356,8 @@ class MemorySpiralPolicy:
 
     STATE_DIM = 8
     """Length of `state_features()`."""
+    MEMORY_DIM = 5
+    """Its first MEMORY_DIM entries are the memory; the rest are the search's progress."""
 
     def state_features(self) -> np.ndarray:
         """What the script carries between steps and episodes, as numbers (float32, shape

@@ -268,8 +268,8 @@ class RDistillConfig(StrictModel):
     failure of behaviour cloning from histories, Wen et al. 2020); the runtime still sends
     a_{t-1}."""
     memory_search: bool = False
-    """The memory head also predicts the search's current point (the last 3 of
-    state_features); False: only the memory (the first 5)."""
+    """The memory head also predicts the search's current point (state_features past its
+    MEMORY_DIM); False: only the memory (its first MEMORY_DIM)."""
     profiles: list[ProfileName] = Field(default_factory=lambda: list(_RDISTILL_PROFILES))
     """Benchmark profiles the training trials are drawn from, in turn (the student has to
     search in `hard`, distrust its memory in `oda` and go straight in in `known`)."""

@@ -244,7 +244,7 @@ def hold_last_action_at_zero(nets: RL2Nets) -> None:
     """Zero the policy GRU's input weights on a_{t-1} and every gradient they get: Adam then
     never moves them (zero moments give zero steps), so the GRU ignores its last action."""
     w: Tensor = nets.policy.gru.weight_ih_l0  # type: ignore[assignment]  # nn.Module attr
-    cols = slice(nets.obs_dim, nets.obs_dim + nets.act_dim)  # RecurrentCore.inputs' order
+    cols = nets.policy.last_action_columns()
     with torch.no_grad():
         w[:, cols] = 0.0
 
@@ -278,7 +278,11 @@ class RDistillTrainer(RoundsCheckpoint):
         from sim.spiral import MemorySpiralPolicy  # lazy: pybullet's sim
 
         # training only (not in the checkpoint, not exported): h_t -> the teacher's memory
-        self.memory_dims = MemorySpiralPolicy.STATE_DIM if self.dcfg.memory_search else 5
+        self.memory_dims = (
+            MemorySpiralPolicy.STATE_DIM
+            if self.dcfg.memory_search
+            else MemorySpiralPolicy.MEMORY_DIM
+        )
         self.memory_head = torch.nn.Linear(self.nets.hidden_dim, self.memory_dims)
         self.params = [*self.nets.policy.parameters(), *self.memory_head.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=self.dcfg.lr)

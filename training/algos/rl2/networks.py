@@ -30,6 +30,10 @@ class RecurrentCore(nn.Module):
         """The GRU's input (..., obs + act + 2)."""
         return torch.cat([self.normaliser(obs), last_action, reward, done], dim=-1)
 
+    def last_action_columns(self) -> slice:
+        """Where a_{t-1} sits in `inputs` (the GRU's input columns)."""
+        return slice(self.obs_dim, self.obs_dim + self.act_dim)
+
     def hiddens(
         self, h0: Tensor, obs: Tensor, last_action: Tensor, reward: Tensor, done: Tensor
     ) -> Tensor:
