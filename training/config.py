@@ -230,8 +230,9 @@ class RDistillConfig(StrictModel):
     gru_hidden, `ppo:` hidden and init_log_std) imitating `sim.spiral.MemorySpiralPolicy`
     over whole trials of a task's episodes."""
 
-    rounds: int = Field(6, ge=1)
-    """DAgger rounds; round 0 is the teacher alone (behaviour cloning)."""
+    rounds: int = Field(6, ge=0)
+    """DAgger rounds; round 0 is the teacher alone (behaviour cloning). 0 only with
+    `init_from` (then the RL phase alone; the trainer refuses it without)."""
     trials_per_round: int = Field(60, ge=1)
     """Trials collected per round, each on a random train task (and profile)."""
     episodes_per_trial: int = Field(8, ge=1, le=50)
@@ -275,6 +276,33 @@ class RDistillConfig(StrictModel):
     search in `hard`, distrust its memory in `oda` and go straight in in `known`)."""
     teacher: dict[str, float | bool] = Field(default_factory=dict)
     """Fields of sim.spiral.MemorySpiralParams (empty: `zshot eval spiral-memory`'s)."""
+    init_from: str | None = None
+    """A run dir of algo rdistill whose checkpoint starts the networks (the policy, the value
+    function and the observation normalisation; `rl2.gru_hidden` and `ppo.hidden` must
+    match it); the rounds, if any, then continue its cloning on fresh trials."""
+    rl_iterations: int = Field(0, ge=0)
+    """RL fine-tuning after the rounds: PPO iterations (RL²'s, the `ppo:` section) of the
+    student on its own trials with the robot-computable reward, the closed loop that
+    cloning never trains on. 0: none (behaviour cloning alone)."""
+    rl_trials: int = Field(12, ge=1)
+    """Trials per PPO iteration, the student driving with its Gaussian's noise, on random
+    train tasks, the profiles in turn."""
+    rl_value_warmup: int = Field(4, ge=0)
+    """The first PPO iterations step only the value function (the cloned student's critic
+    starts untrained; its advantages would be noise)."""
+    rl_value_lr: float = Field(1e-3, gt=0)
+    """Adam's learning rate of the value function in the RL phase (the policy's: ppo.lr)."""
+    rl_reward_scale: float = Field(0.1, gt=0)
+    """Factor on the rewards in PPO's returns (the student's r_{t-1} input stays the reward
+    as a robot computes it)."""
+    rl_bptt: int | None = Field(200, ge=1)
+    """Truncated BPTT chunk length of the PPO update (None: whole trials)."""
+    rl_std: float | None = Field(None, gt=0, le=1)
+    """The policy's std (pre-tanh) when the RL phase starts (None: the cloned one,
+    `policy_std`'s pull)."""
+    rl_bc_updates: int = Field(0, ge=0)
+    """bc_loss steps on the aggregated teacher trials after each PPO update, at ppo.lr (an
+    anchor to the teacher, as DAPG's demonstration term; 0: PPO alone)."""
 
 
 class VariBADConfig(StrictModel):

@@ -1,7 +1,7 @@
 """The wall-clock budget (`max_minutes`) stops every trainer bench/meta_compare.py compares:
 RL² and VariBAD (training/common/loop.py), MAML (its own loop) and PEARL (its own; also
-tests/training/algos/pearl/test_trainer.py), each after the first iteration past it, with a
-checkpoint of that iteration. A budget far below one iteration's time: no clock asserted."""
+tests/training/algos/pearl/test_trainer.py), and rdistill (its rounds, then its RL phase),
+each after the first iteration past it, with a checkpoint of that iteration. A budget far below one iteration's time: no clock asserted."""
 
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ CONFIGS = {
          "ppo.hidden": [8], "ppo.epochs": 1, "eval.max_tasks": 1},
     ),
     "pearl": lambda: tiny_config(),
+    # two rounds and an RL phase: the budget ends it after round 0, the RL phase never starts
+    "rdistill": lambda: _from(
+        "rdistill_insertion.yaml",
+        {"rdistill.rounds": 2, "rdistill.trials_per_round": 1, "rdistill.episodes_per_trial": 1,
+         "rdistill.updates_per_round": 1, "rdistill.batch_trials": 1, "rl2.gru_hidden": 8,
+         "ppo.hidden": [8], "rdistill.rl_iterations": 3, "rdistill.rl_trials": 1,
+         "eval.max_tasks": 1, "eval.explore_episodes": 1, "eval.eval_episodes": 1},
+    ),
 }  # fmt: skip
 
 

@@ -42,11 +42,28 @@ Three options, all off in the committed config, each measured worse (BENCHMARKS.
 - `student_steps` < 1: a student-driven trial executes the teacher's label on the other
   steps (DAgger's per-step mixture). 288-391.
 
+RL fine-tuning (`rl_iterations` > 0; configs/train/rdistill_rl_insertion.yaml runs it
+from a cloned run, rdistill_insertion.yaml does not): after
+the rounds, PPO (RL²'s terms, `training/algos/rl2/losses.py`, the `ppo:` section) on the
+student's own trials (`rl_trials` per iteration, its Gaussian's noise on, `rl_std` at the
+start), with the reward a robot computes, one return across each trial's episodes. The
+critic (RL2Nets' value GRU, never exported) starts at the first batch's mean discounted
+return and is trained alone for `rl_value_warmup` iterations. `rl_bc_updates` anchor
+steps of bc_loss on the rounds' teacher trials may follow each update (DAPG's demonstration
+term, Rajeswaran et al. 2018). This trains the closed loop that cloning never sees: the
+states the student drives itself into, scored by what it inserts. `init_from` starts the
+networks from another rdistill run (rounds 0: the RL phase alone). Measured (BENCHMARKS.md
+`### rdistill's RL phase`, 30 min, seeds 0 / 1): /900 known 873 / 876 and oda 828 / 851,
+against cloning's 819 / 853 and 785 / 800; hard 543 / 538 against 593 / 518. The press-in
+and the speed improve, the search does not. A bc_loss anchor (`rl_bc_updates` 10) held the
+student where cloning left it.
+
     zshot train configs/train/rdistill_insertion.yaml --no-progress
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -58,9 +75,12 @@ import torch
 import yaml
 from torch import Tensor
 
+from training.algos.rl2 import losses as rl2_losses
 from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.networks import RL2Nets, make_nets
-from training.common.checkpoint import RoundsCheckpoint
+from training.algos.rl2.rollout import run_trials
+from training.common.checkpoint import RoundsCheckpoint, checkpoint_algorithm, load_checkpoint
+from training.common.ppo import gae, ppo_update
 from training.common.tasks import make_task_source, open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
@@ -269,6 +289,11 @@ class RDistillTrainer(RoundsCheckpoint):
     def __init__(self, cfg: TrainConfig, run_dir: str | Path) -> None:
         if cfg.env != "insertion":
             raise ValueError("rdistill: only env 'insertion' has the spiral-search teacher")
+        if cfg.rdistill.rounds == 0 and cfg.rdistill.init_from is None:
+            raise ValueError(
+                "rdistill.rounds 0 needs rdistill.init_from (a run dir to fine-tune): "
+                "nothing would have trained the student"
+            )
         self.cfg, self.dcfg = cfg, cfg.rdistill
         self.run_dir = Path(run_dir)
         run = open_run(cfg, "rdistill")
@@ -286,8 +311,21 @@ class RDistillTrainer(RoundsCheckpoint):
         self.memory_head = torch.nn.Linear(self.nets.hidden_dim, self.memory_dims)
         self.params = [*self.nets.policy.parameters(), *self.memory_head.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=self.dcfg.lr)
+        if self.dcfg.init_from is not None:
+            self.load_init(self.dcfg.init_from)
         if self.dcfg.ignore_last_action:
             hold_last_action_at_zero(self.nets)
+        # the RL phase: one Adam, the policy at ppo.lr (0 during the value warm-up), the
+        # value function at rl_value_lr; and the anchor's bc_loss steps at ppo.lr
+        self.rl_opt = torch.optim.Adam(
+            [
+                {"params": list(self.nets.policy.parameters()), "lr": cfg.ppo.lr},
+                {"params": list(self.nets.value.parameters()), "lr": self.dcfg.rl_value_lr},
+            ]
+        )
+        self.anchor_opt = torch.optim.Adam(self.nets.policy.parameters(), lr=cfg.ppo.lr)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.rl_done = 0
         # one env (and task list) per training profile: the same plugs, the profile's errors
         self.envs: dict[str, Any] = {}
         self.tasks: dict[str, list[Any]] = {}
@@ -333,8 +371,10 @@ class RDistillTrainer(RoundsCheckpoint):
             out.append(trial)
         return out
 
-    def fit(self, updates: int) -> float:
-        """`updates` Adam steps of bc_loss on random batches of the aggregated trials."""
+    def fit(self, updates: int, opt: torch.optim.Optimizer | None = None) -> float:
+        """`updates` Adam steps (`opt`, else the rounds' own) of bc_loss on random batches of
+        the aggregated trials."""
+        opt = opt or self.opt
         self.nets.train()
         total = 0.0
         for _ in range(updates):
@@ -350,10 +390,10 @@ class RDistillTrainer(RoundsCheckpoint):
                 self.memory_head,
                 self.dcfg.memory_coef,
             )
-            self.opt.zero_grad()
+            opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.params, self.dcfg.grad_clip)
-            self.opt.step()
+            opt.step()
             total += float(loss.detach())
             self.updates += 1
         self.nets.eval()
@@ -371,7 +411,7 @@ class RDistillTrainer(RoundsCheckpoint):
         beta = d.beta_decay**self.round  # 1 in round 0: the teacher alone
         new = self.collect(d.trials_per_round, beta)
         self.trials.extend(new)
-        if self.round == 0:
+        if self.round == 0 and self.dcfg.init_from is None:
             self.set_obs_stats()
         bc = self.fit(d.updates_per_round)
         probes = self.collect(d.probe_trials, None)  # measured only, never aggregated
@@ -399,6 +439,133 @@ class RDistillTrainer(RoundsCheckpoint):
         self.round += 1
         return row
 
+    @property
+    def iteration(self) -> int:
+        """Rounds and PPO iterations done."""
+        return self.round + self.rl_done
+
+    def load_init(self, run_dir: str | Path) -> None:
+        """Start the networks from another rdistill run's checkpoint."""
+        path = Path(run_dir) / "checkpoint.pt"
+        try:
+            state = load_checkpoint(path)
+        except FileNotFoundError as exc:
+            raise ValueError(f"rdistill.init_from: {exc}") from None
+        algo = checkpoint_algorithm(state, TrainConfig.model_validate(state["config"]))
+        if algo != "rdistill":
+            raise ValueError(f"rdistill.init_from: {path} was written by algo {algo!r}")
+        try:
+            self.nets.load_state_dict(state["nets"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ValueError(
+                f"rdistill.init_from: {path} does not fit these networks (rl2.gru_hidden, "
+                f"ppo.hidden must match its config): {first}"
+            ) from None
+
+    def rl_collect(self, n: int) -> list[tuple[str, rl2_losses.Trial]]:
+        """`n` student trials (its Gaussian's noise on) on random train tasks, the profiles
+        in turn: (profile, RL²'s Trial with u and the rewards) each."""
+        d = self.dcfg
+        out: list[tuple[str, rl2_losses.Trial]] = []
+        for i in range(n):
+            prof = d.profiles[(self.rl_done * n + i) % len(d.profiles)]
+            tasks = self.tasks[prof]
+            task = tasks[int(self.rng.integers(len(tasks)))]
+            (trial,) = run_trials(
+                [self.envs[prof]],
+                [task],
+                self.nets.policy,
+                self.rng,
+                d.episodes_per_trial,
+                self.cfg.max_episode_steps,
+                stochastic=True,
+            )
+            self.env_steps += trial.steps
+            out.append((prof, trial))
+        return out
+
+    def _start_rl(self) -> None:
+        """Before the first PPO iteration: the std reset (`rl_std`), the anchor's teacher
+        trials if the rounds left none."""
+        d = self.dcfg
+        if d.rl_std is not None:
+            with torch.no_grad():
+                self.nets.policy.log_std.fill_(math.log(d.rl_std))
+        if d.rl_bc_updates and not self.trials:
+            self.trials.extend(self.collect(d.trials_per_round, 1.0))
+
+    def rl_iteration(self) -> dict[str, Any]:
+        """One PPO iteration: student trials, GAE over each whole trial (RL²'s objective:
+        one return across its episodes), `ppo.epochs` x `ppo.minibatches` steps (the policy
+        frozen during the value warm-up), then `rl_bc_updates` anchor steps. Returns its
+        history row."""
+        d, pcfg = self.dcfg, self.cfg.ppo
+        t0 = time.perf_counter()
+        if self.rl_done == 0:
+            self._start_rl()
+        pairs = self.rl_collect(d.rl_trials)
+        trials = [t for _, t in pairs]
+        batch = rl2_losses.trial_batch(trials)
+        batch["rewards"] = batch["rewards"] * d.rl_reward_scale
+        if self.rl_done == 0:  # the critic's output starts at the mean discounted return
+            _, ret = gae(
+                batch["rewards"],
+                torch.zeros_like(batch["rewards"]),
+                batch["mask"],
+                torch.zeros(len(trials)),
+                pcfg.gamma,
+                1.0,
+            )
+            last = self.nets.value.head[-1]
+            assert isinstance(last, torch.nn.Linear)
+            with torch.no_grad():
+                last.bias.fill_(float((ret * batch["mask"]).sum() / batch["mask"].sum()))
+        batch = rl2_losses.with_targets(self.nets, batch, pcfg)
+        if d.rl_bptt is not None:
+            batch = rl2_losses.chunked(batch, d.rl_bptt)
+        else:
+            del batch["hs_pi"], batch["hs_v"]
+        warm = self.rl_done < d.rl_value_warmup
+        self.rl_opt.param_groups[0]["lr"] = 0.0 if warm else pcfg.lr
+        self.nets.train()
+        logs = ppo_update(
+            batch,
+            functools.partial(rl2_losses.rl2_evaluate, self.nets),
+            self.rl_opt,
+            list(self.nets.parameters()),
+            pcfg,
+            self.generator,
+        )
+        self.updates += pcfg.epochs * min(pcfg.minibatches, int(batch["mask"].shape[0]))
+        bc = math.nan
+        if d.rl_bc_updates and not warm:
+            bc = self.fit(d.rl_bc_updates, self.anchor_opt)
+        self.nets.eval()
+        self.rl_done += 1
+        self.train_seconds += time.perf_counter() - t0
+        row: dict[str, Any] = {
+            "iteration": self.iteration - 1,
+            "phase": "rl",
+            "value_warmup": warm,
+            "trials": len(self.trials),
+            "bc_loss": bc,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "seconds": round(self.train_seconds, 1),
+            "rl_return": float(np.mean([sum(t.episode_returns) for t in trials])),
+            "rl_violations": sum(sum(t.episode_violations) for t in trials),
+            "std": float(self.nets.policy.log_std.detach().exp().mean()),
+            **{k.replace("/", "_"): v for k, v in logs.items()},
+        }
+        row["rl_success"] = _rate([s for t in trials for s in t.episode_successes])
+        for prof in d.profiles:
+            row[f"rl_success_{prof}"] = _rate(
+                [s for p, t in pairs if p == prof for s in t.episode_successes]
+            )
+        self.history.append(row)
+        return row
+
     def evaluate(self) -> FewShotReport:
         """The config's few-shot evaluation on the test tasks (torch, the hidden state kept
         through a task's episodes)."""
@@ -407,11 +574,23 @@ class RDistillTrainer(RoundsCheckpoint):
         )
 
     def run(self, progress: bool = False) -> FewShotReport:
-        """All rounds (or until `max_minutes`), then a checkpoint, history, curves, eval."""
+        """All rounds, then the RL phase's iterations (both within `max_minutes`), a
+        checkpoint after each, then history, curves, eval."""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
         start = time.monotonic()
+
+        def over() -> bool:
+            return cfg.max_minutes is not None and time.monotonic() - start > 60 * cfg.max_minutes
+
+        def done(line: str) -> bool:
+            """Print the row's line, save the checkpoint and the history; budget spent?"""
+            print(line, flush=True)
+            self.save_checkpoint()
+            write_json(self.run_dir / "history.json", self.history)
+            return over()
+
         for _ in range(self.dcfg.rounds):
             row = self.step_round()
             per = " ".join(
@@ -420,15 +599,26 @@ class RDistillTrainer(RoundsCheckpoint):
                 for p in self.dcfg.profiles
             )
             who = "student/teacher" + ("/probe" if self.dcfg.probe_trials else "")
-            print(
+            line = (
                 f"round {row['iteration']}: beta {row['beta']:.2f} success {who} "
                 f"{per}; violations {row['student_violations']}/{row['teacher_violations']} "
-                f"bc {row['bc_loss']:.5f} ({row['seconds']:.0f} s, {row['env_steps']} steps)",
-                flush=True,
+                f"bc {row['bc_loss']:.5f} ({row['seconds']:.0f} s, {row['env_steps']} steps)"
             )
-            self.save_checkpoint()
-            write_json(self.run_dir / "history.json", self.history)
-            if cfg.max_minutes is not None and time.monotonic() - start > 60 * cfg.max_minutes:
+            if done(line):
+                break
+        rl_iterations = 0 if self.round and over() else self.dcfg.rl_iterations
+        for _ in range(rl_iterations):  # the budget's first iteration past it is the last
+            row = self.rl_iteration()
+            per = " ".join(f"{p} {row[f'rl_success_{p}']:.2f}" for p in self.dcfg.profiles)
+            line = (
+                f"rl {self.rl_done}{' (value warm-up)' if row['value_warmup'] else ''}: "
+                f"success {per}; return {row['rl_return']:.1f}; violations "
+                f"{row['rl_violations']}; kl {row['ppo_approx_kl']:.4f} clip "
+                f"{row['ppo_clip_fraction']:.3f} value {row['loss_value']:.3f} std "
+                f"{row['std']:.3f} bc {row['bc_loss']:.5f} ({row['seconds']:.0f} s, "
+                f"{row['env_steps']} steps)"
+            )
+            if done(line):
                 break
         plot_history(self.history, self.dcfg.profiles, self.run_dir / "curves.png")
         for env in self.envs.values():
@@ -439,30 +629,41 @@ class RDistillTrainer(RoundsCheckpoint):
 
 
 def plot_history(history: list[dict[str, Any]], profiles: Sequence[str], path: str | Path) -> None:
-    """PNG: the student's and the teacher's success in their DAgger trials per profile, and
-    bc_loss, per round."""
+    """PNG: per profile, the student's and the teacher's success in their DAgger trials per
+    round, then the student's in its RL trials per PPO iteration; bc_loss per round."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    it = [h["iteration"] for h in history]
+    rounds = [h for h in history if h.get("phase", "bc") != "rl"]
+    rl = [h for h in history if h.get("phase") == "rl"]
+    it = [h["iteration"] for h in rounds]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for k, prof in enumerate(profiles):
         c = f"C{k}"
         for who, style in (("student", "o-"), ("teacher", "x--")):
-            ys = [h[f"{who}_success_{prof}"] for h in history]
+            ys = [h[f"{who}_success_{prof}"] for h in rounds]
             axes[0].plot(it, ys, style, color=c, label=f"{who}, {prof}")
-        probe = [h.get(f"probe_success_{prof}") for h in history]
+        probe = [h.get(f"probe_success_{prof}") for h in rounds]
         if any(v is not None and v == v for v in probe):
             axes[0].plot(it, probe, "s:", color=c, label=f"student probe, {prof}")
+        if rl:
+            axes[0].plot(
+                [h["iteration"] for h in rl],
+                [h[f"rl_success_{prof}"] for h in rl],
+                "-",
+                color=c,
+                alpha=0.6,
+                label=f"student RL, {prof}",
+            )
     axes[0].set(
-        title="episode success in the DAgger trials (train tasks)",
-        xlabel="round",
+        title="episode success in the training trials (train tasks)",
+        xlabel="round, then PPO iteration",
         ylim=(-0.02, 1.02),
     )
     axes[0].legend(fontsize=7)
-    axes[1].plot(it, [h["bc_loss"] for h in history], "o-")
+    axes[1].plot(it, [h["bc_loss"] for h in rounds], "o-")
     axes[1].set(title="bc_loss (policy)", xlabel="round", yscale="log")
     fig.tight_layout()
     fig.savefig(path, dpi=80)

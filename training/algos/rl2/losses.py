@@ -15,7 +15,7 @@ batch (what the tests check the networks' gradients of).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -46,6 +46,8 @@ class Trial:
     rewards: np.ndarray  # (T,): r_t, what the step earned
     episode_returns: list[float]
     episode_successes: list[bool]
+    episode_violations: list[bool] = field(default_factory=list)
+    """Per episode: ended by the force limit (`info["safety_violation"]`)."""
 
     @property
     def steps(self) -> int:

@@ -27,6 +27,7 @@ import torch
 from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.losses import Trial, chunked, rl2_evaluate, trial_batch, with_targets
 from training.algos.rl2.networks import RL2Nets, make_nets
+from training.algos.rl2.rollout import run_trials
 from training.common.loop import OnPolicyState, train_loop
 from training.common.ppo import ppo_update
 from training.config import TrainConfig
@@ -54,92 +55,18 @@ class RL2Trainer(OnPolicyState):
         return self.envs[i]
 
     def run_trials(self, tasks: list[Any], stochastic: bool = True) -> list[Trial]:
-        """One trial per task, run in lockstep on one env each (one batched policy step per
-        tick): `rl2.episodes_per_trial` episodes of its task with one hidden state from
-        zeros, the policy fed (s_t, a_{t-1}, r_{t-1}, d_{t-1}) with d = 1 at the first step
-        of each later episode. Episodes end as training/common/rollout.py's do (terminated,
-        truncated, or `max_episode_steps`); every reset seed is drawn from the run's
-        generator at the episode's start, in task order, then each tick's noise."""
-        n, A, o = len(tasks), self.act_dim, self.obs_dim
-        E, limit = self.cfg.rl2.episodes_per_trial, self.cfg.max_episode_steps
-        policy = self.nets.policy
-        h = torch.zeros(n, policy.hidden_dim)
-        prev_a = np.zeros((n, A), np.float32)
-        prev_r = np.zeros(n, np.float32)
-        prev_d = np.zeros(n, np.float32)
-        obs = np.zeros((n, o), np.float32)
-        rows: list[dict[str, list[Any]]] = [
-            {k: [] for k in ("obs", "a", "r", "d", "u", "rewards")} for _ in range(n)
-        ]
-        returns: list[list[float]] = [[] for _ in range(n)]
-        successes: list[list[bool]] = [[] for _ in range(n)]
-        episode = np.zeros(n, int)
-        t_ep = np.zeros(n, int)
-        ret, hit = np.zeros(n), np.zeros(n, bool)
-        for i, task in enumerate(tasks):
-            self.env(i).set_task(task)
-        for i in range(n):
-            obs[i] = self.env(i).reset(seed=int(self.rng.integers(2**31)))[0]
-        active = np.ones(n, bool)
-        while active.any():
-            idx = np.flatnonzero(active)
-            with torch.no_grad():
-                h_next, mean, log_std = policy.step(
-                    h[idx],
-                    torch.from_numpy(obs[idx]),
-                    torch.from_numpy(prev_a[idx]),
-                    torch.from_numpy(prev_r[idx, None]),
-                    torch.from_numpy(prev_d[idx, None]),
-                )
-            h[idx] = h_next
-            eps = self.rng.standard_normal((len(idx), A)) if stochastic else np.zeros((len(idx), A))
-            u = (mean.numpy() + log_std.detach().exp().numpy() * eps).astype(np.float32)
-            starts = []
-            for j, i in enumerate(idx.tolist()):
-                r = rows[i]
-                for key, val in (
-                    ("obs", obs[i]),
-                    ("a", prev_a[i]),
-                    ("r", prev_r[i]),
-                    ("d", prev_d[i]),
-                ):
-                    r[key].append(np.array(val, np.float32))
-                r["u"].append(u[j])
-                action = np.tanh(u[j])
-                next_obs, reward, terminated, truncated, info = self.env(i).step(action)
-                r["rewards"].append(float(reward))
-                prev_a[i], prev_r[i], prev_d[i] = action, float(reward), 0.0
-                obs[i] = next_obs
-                ret[i] += float(reward)
-                hit[i] |= bool(info.get("is_success", False))
-                t_ep[i] += 1
-                if terminated or truncated or (limit is not None and t_ep[i] >= limit):
-                    returns[i].append(float(ret[i]))
-                    successes[i].append(bool(hit[i]))
-                    ret[i], hit[i], t_ep[i] = 0.0, False, 0
-                    episode[i] += 1
-                    prev_d[i] = 1.0  # the next step is the first of the trial's next episode
-                    if episode[i] < E:
-                        starts.append(i)
-                    else:
-                        active[i] = False
-            for i in starts:  # seeds in task order, after the tick's noise
-                obs[i] = self.env(i).reset(seed=int(self.rng.integers(2**31)))[0]
-        trials = []
-        for i in range(n):
-            r = rows[i]
-            trials.append(
-                Trial(
-                    obs=np.stack(r["obs"]),
-                    last_action=np.stack(r["a"]),
-                    reward=np.asarray(r["r"], np.float32)[:, None],
-                    done=np.asarray(r["d"], np.float32)[:, None],
-                    u=np.stack(r["u"]),
-                    rewards=np.asarray(r["rewards"], np.float32),
-                    episode_returns=returns[i],
-                    episode_successes=successes[i],
-                )
-            )
+        """One trial per task, run in lockstep on one env each (`rollout.run_trials`);
+        counts their steps."""
+        envs = [self.env(i) for i in range(len(tasks))]
+        trials = run_trials(
+            envs,
+            tasks,
+            self.nets.policy,
+            self.rng,
+            self.cfg.rl2.episodes_per_trial,
+            self.cfg.max_episode_steps,
+            stochastic,
+        )
         self.env_steps += sum(t.steps for t in trials)
         return trials
 

@@ -346,3 +346,94 @@ def test_the_export_matches_and_the_runtime_serves_it(
     assert_runtime_follows_agent(
         tmp_path / "artifact", rl2_agent(run.nets, run.cfg), episodes=(4, 3)
     )
+
+
+# ---------------------------------------------------------------------- the RL phase
+
+
+def _rl_config(**over: object) -> TrainConfig:
+    """The smoke config with an RL phase: 1 round, then 2 PPO iterations of 2 trials (the
+    first a value warm-up), 30-step BPTT chunks, 2 anchor steps."""
+    base: dict[str, object] = {
+        "rdistill.rounds": 1,
+        "rdistill.probe_trials": 0,
+        "rdistill.rl_iterations": 2,
+        "rdistill.rl_trials": 2,
+        "rdistill.rl_value_warmup": 1,
+        "rdistill.rl_bptt": 30,
+        "rdistill.rl_bc_updates": 2,
+        "rdistill.rl_std": 0.2,
+    }
+    return smoke_config(**{**base, **over})
+
+
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.slow
+def test_the_value_warm_up_trains_the_critic_only_then_ppo_moves_the_policy(
+    tmp_path: Path,
+) -> None:
+    """The first PPO iteration (warm-up) leaves every policy weight as it was and moves the
+    value function, whose output bias starts at the batch's mean discounted return (the
+    scaled rewards'); the next moves the policy. The std reset is applied at the start."""
+    trainer = RDistillTrainer(_rl_config(), tmp_path / "run")
+    trainer.step_round()
+    policy0, value0 = _params(trainer.nets.policy), _params(trainer.nets.value)
+    row = trainer.rl_iteration()
+    assert row["phase"] == "rl" and row["value_warmup"] and math.isnan(row["bc_loss"])
+    assert _same(policy0[1:], _params(trainer.nets.policy)[1:])  # all but log_std (first)
+    np.testing.assert_allclose(trainer.nets.policy.log_std.detach().exp().numpy(), 0.2, rtol=1e-6)
+    assert not _same(value0, _params(trainer.nets.value))
+    assert row["loss_value"] > 0 and row["rl_violations"] == 0
+    assert row["rl_return"] < 0  # every step costs until the plug is in: raw, not scaled
+    policy1 = _params(trainer.nets.policy)
+    row = trainer.rl_iteration()
+    assert not row["value_warmup"] and np.isfinite(row["bc_loss"]) and row["ppo_approx_kl"] != 0
+    assert not _same(policy1, _params(trainer.nets.policy))
+    assert trainer.iteration == 3 and row["iteration"] == 2
+
+
+@pytest.mark.slow
+def test_an_rl_run_writes_its_rows_and_starts_another_from_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A run with an RL phase logs one history row per round and per PPO iteration, plots,
+    exports a `recurrent` artifact; `init_from` its run dir starts identical networks
+    (rounds 0: the RL phase alone), a run dir of other networks is refused by name."""
+    first = tmp_path / "first"
+    trainer = RDistillTrainer(_rl_config(), first)
+    trainer.run()
+    history = json.loads((first / "history.json").read_text())
+    assert [h.get("phase", "bc") for h in history] == ["bc", "rl", "rl"]
+    assert all(h["rl_success_hard"] is not None for h in history[1:])
+    assert (first / "curves.png").is_file()
+    art, errors = export_run(first, tmp_path / "artifact")
+    assert art.manifest.kind == "recurrent" and max(errors.values()) <= 1e-5
+
+    again = RDistillTrainer(
+        _rl_config(**{"rdistill.rounds": 0, "rdistill.init_from": str(first)}), tmp_path / "b"
+    )
+    mine, theirs = trainer.nets.state_dict(), again.nets.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    row = again.rl_iteration()  # the anchor needs teacher trials: collected at the start
+    assert row["iteration"] == 0 and len(again.trials) == 2 and again.trials[0].by_teacher
+
+    with pytest.raises(ValueError, match="rdistill.init_from: .*does not fit"):
+        RDistillTrainer(
+            _rl_config(**{"rdistill.init_from": str(first), "rl2.gru_hidden": 8}), tmp_path / "c"
+        )
+
+
+def test_the_rl_phase_alone_needs_a_run_to_start_from(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rounds 0 needs rdistill.init_from"):
+        RDistillTrainer(smoke_config(**{"rdistill.rounds": 0}), tmp_path)
+    missing = {"rdistill.rounds": 0, "rdistill.init_from": str(tmp_path / "none")}
+    with pytest.raises(ValueError, match="rdistill.init_from: .*no checkpoint"):
+        RDistillTrainer(smoke_config(**missing), tmp_path / "run")
