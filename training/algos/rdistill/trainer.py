@@ -63,7 +63,6 @@ student where cloning left it.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Sequence
@@ -80,7 +79,7 @@ from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.networks import RL2Nets, make_nets
 from training.algos.rl2.rollout import run_trials
 from training.common.checkpoint import RoundsCheckpoint, checkpoint_algorithm, load_checkpoint
-from training.common.ppo import gae, ppo_update
+from training.common.ppo import gae
 from training.common.tasks import make_task_source, open_run
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
@@ -521,23 +520,13 @@ class RDistillTrainer(RoundsCheckpoint):
             assert isinstance(last, torch.nn.Linear)
             with torch.no_grad():
                 last.bias.fill_(float((ret * batch["mask"]).sum() / batch["mask"].sum()))
-        batch = rl2_losses.with_targets(self.nets, batch, pcfg)
-        if d.rl_bptt is not None:
-            batch = rl2_losses.chunked(batch, d.rl_bptt)
-        else:
-            del batch["hs_pi"], batch["hs_v"]
         warm = self.rl_done < d.rl_value_warmup
         self.rl_opt.param_groups[0]["lr"] = 0.0 if warm else pcfg.lr
         self.nets.train()
-        logs = ppo_update(
-            batch,
-            functools.partial(rl2_losses.rl2_evaluate, self.nets),
-            self.rl_opt,
-            list(self.nets.parameters()),
-            pcfg,
-            self.generator,
+        logs, sequences = rl2_losses.ppo_step(
+            self.nets, batch, pcfg, d.rl_bptt, self.rl_opt, self.generator
         )
-        self.updates += pcfg.epochs * min(pcfg.minibatches, int(batch["mask"].shape[0]))
+        self.updates += pcfg.epochs * min(pcfg.minibatches, sequences)
         bc = math.nan
         if d.rl_bc_updates and not warm:
             bc = self.fit(d.rl_bc_updates, self.anchor_opt)

@@ -9,12 +9,14 @@ u_t it sampled and the reward r_t. `trial_batch` pads trials into (S, T) tensors
 targets with one return across the trial's episodes (no cut at an episode boundary: what
 RL² optimises) and none after its end (bootstrap 0: a trial is the meta-episode);
 `chunked` cuts it into truncated-BPTT chunks whose start state is the rollout's hidden state
-there; `rl2_evaluate` is the forward pass `ppo_update` calls; `rl2_losses` the terms on a
+there; `rl2_evaluate` is the forward pass `ppo_update` calls; `ppo_step` is the three in a
+row, one update (RL2Trainer's, and rdistill's RL phase's); `rl2_losses` the terms on a
 batch (what the tests check the networks' gradients of).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +30,7 @@ from training.common.ppo import (
     gae,
     gaussian_entropy,
     gaussian_log_prob,
+    ppo_update,
 )
 from training.config import PPOConfig
 
@@ -127,6 +130,33 @@ def rl2_evaluate(nets: RL2Nets, mb: dict[str, Tensor]) -> tuple[Tensor, Tensor, 
     _, mean, log_std = nets.policy.sequence(mb["h0_pi"], *_inputs(mb))
     _, values = nets.value.sequence(mb["h0_v"], *_inputs(mb))
     return gaussian_log_prob(mb["u"], mean, log_std), gaussian_entropy(log_std), values
+
+
+def ppo_step(
+    nets: RL2Nets,
+    batch: dict[str, Tensor],
+    cfg: PPOConfig,
+    bptt: int | None,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> tuple[dict[str, float], int]:
+    """One PPO update of `nets` on a `trial_batch`: `with_targets`, then `chunked` into
+    `bptt`-step chunks (None: whole trials), then `ppo_update` over all of the nets'
+    parameters. Returns its logs and the number of sequences it ran over."""
+    batch = with_targets(nets, batch, cfg)
+    if bptt is not None:
+        batch = chunked(batch, bptt)
+    else:
+        del batch["hs_pi"], batch["hs_v"]
+    logs = ppo_update(
+        batch,
+        functools.partial(rl2_evaluate, nets),
+        optimizer,
+        list(nets.parameters()),
+        cfg,
+        generator,
+    )
+    return logs, int(batch["mask"].shape[0])
 
 
 def rl2_losses(nets: RL2Nets, batch: dict[str, Tensor], cfg: PPOConfig) -> PPOLosses:

@@ -16,7 +16,6 @@ counters, history), TensorBoard logs under `tb/`, `history.json` and `eval.json`
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,10 @@ import numpy as np
 import torch
 
 from training.algos.rl2.agent import rl2_agent
-from training.algos.rl2.losses import Trial, chunked, rl2_evaluate, trial_batch, with_targets
+from training.algos.rl2.losses import Trial, ppo_step, trial_batch
 from training.algos.rl2.networks import RL2Nets, make_nets
 from training.algos.rl2.rollout import run_trials
 from training.common.loop import OnPolicyState, train_loop
-from training.common.ppo import ppo_update
 from training.config import TrainConfig
 from training.evaluate import FewShotReport, few_shot_eval
 
@@ -87,18 +85,8 @@ class RL2Trainer(OnPolicyState):
             self._obs_stats()
         trials = self._trials(cfg.rl2.trials_per_iteration)
         t0 = time.perf_counter()
-        batch = with_targets(self.nets, trial_batch(trials), cfg.ppo)
-        if cfg.rl2.bptt is not None:
-            batch = chunked(batch, cfg.rl2.bptt)
-        else:
-            del batch["hs_pi"], batch["hs_v"]
-        logs = ppo_update(
-            batch,
-            functools.partial(rl2_evaluate, self.nets),
-            self.optimizer,
-            list(self.nets.parameters()),
-            cfg.ppo,
-            self.generator,
+        logs, _ = ppo_step(
+            self.nets, trial_batch(trials), cfg.ppo, cfg.rl2.bptt, self.optimizer, self.generator
         )
         self.updates += 1
         self.iteration += 1
