@@ -179,6 +179,14 @@ def test_kill_9_mid_trial_loses_at_most_the_step_in_flight(
     )
     done: dict[int, str] = {}
     steps_seen: dict[int, int] = {}
+
+    def take(line: str) -> None:
+        kind, ep, val = line.split()
+        if kind == "EPISODE":
+            done[int(ep)] = val
+        else:
+            steps_seen[int(ep)] = int(val)
+
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     # Run until 2 episodes are final and the third is kill_at_step steps in (30 = its end).
@@ -186,11 +194,7 @@ def test_kill_9_mid_trial_loses_at_most_the_step_in_flight(
         line = proc.stdout.readline()
         if not line:
             break
-        kind, ep, val = line.split()
-        if kind == "EPISODE":
-            done[int(ep)] = val
-        else:
-            steps_seen[int(ep)] = int(val)
+        take(line)
         # the third episode's own steps: right after episode 1's EPISODE line the child may
         # already have begun episode 2 (its log open, no step announced yet)
         if len(done) >= 2 and steps_seen.get(2, 0) >= kill_at_step:
@@ -198,6 +202,11 @@ def test_kill_9_mid_trial_loses_at_most_the_step_in_flight(
             break
     proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
+    # The child runs ahead of this reader: what it announced before the kill is still in the
+    # pipe (seen in CI: step 7 read while step 10 was written). Read it all, whole lines only.
+    for line in proc.stdout.read().splitlines(keepends=True):
+        if line.endswith("\n"):
+            take(line)
     rec = Recorder(tmp_path)  # recovers
     ds = load_recordings(tmp_path)
     by_file = {Path(e["file"]).name: e for e in ds.episodes}
