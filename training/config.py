@@ -303,6 +303,25 @@ class RDistillConfig(StrictModel):
     rl_bc_updates: int = Field(0, ge=0)
     """bc_loss steps on the aggregated teacher trials after each PPO update, at ppo.lr (an
     anchor to the teacher, as DAPG's demonstration term; 0: PPO alone)."""
+    rl_select_every: int = Field(0, ge=0)
+    """Score the student every this many PPO iterations (and before the first, and after
+    the last) on fixed validation trials, and end the run with the best-scoring networks
+    (early stopping by validation; the PPO trajectory is the same with it or without). 0:
+    off, the run ends with its last iteration's networks."""
+    rl_select_trials: int = Field(8, ge=1)
+    """Validation trials per profile: the student's mean action (as `zshot eval` acts), on
+    train tasks drawn once from the seed, the same tasks and reset seeds at every score.
+    The score is the episode success rate averaged over the profiles."""
+
+    @model_validator(mode="after")
+    def _profiles_once(self) -> RDistillConfig:
+        seen = [p for i, p in enumerate(self.profiles) if p in self.profiles[:i]]
+        if seen:
+            raise ValueError(
+                f"rdistill.profiles: {sorted(set(seen))} listed more than once (each profile "
+                "is one env; the trials already take the profiles in turn)"
+            )
+        return self
 
 
 class VariBADConfig(StrictModel):

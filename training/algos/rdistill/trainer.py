@@ -58,11 +58,20 @@ against cloning's 819 / 853 and 785 / 800; hard 543 / 538 against 593 / 518. The
 and the speed improve, the search does not. A bc_loss anchor (`rl_bc_updates` 10) held the
 student where cloning left it.
 
+Early stopping by validation (`rl_select_every` > 0; on in rdistill_rl_insertion.yaml):
+`select_score` runs the student's mean action on `rl_select_trials` fixed train tasks per
+profile, the same reset seeds at every call (common random numbers: two scores differ by
+the networks alone), before the first PPO iteration, every `rl_select_every`, and after the
+last; the run ends with the best-scoring networks (checkpoint.pt; selection.json holds the
+scores). Its draws come from their own streams, so PPO's trajectory is the one of a run
+without it. Until the run ends, checkpoint.pt holds the latest networks.
+
     zshot train configs/train/rdistill_insertion.yaml --no-progress
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -344,6 +353,17 @@ class RDistillTrainer(RoundsCheckpoint):
         self.env_steps = 0
         self.train_seconds = 0.0
         self.history: list[dict[str, Any]] = []
+        # early stopping by validation (rl_select_every): fixed tasks per profile, drawn from
+        # their own seed so that PPO's draws are the same with the selection on or off
+        pick = np.random.default_rng([cfg.seed, 7])
+        self.select_tasks = {
+            prof: [
+                tasks[int(i)] for i in pick.integers(len(tasks), size=self.dcfg.rl_select_trials)
+            ]
+            for prof, tasks in self.tasks.items()
+        }
+        self.selections: list[dict[str, Any]] = []
+        self.best: tuple[float, int, dict[str, Tensor]] | None = None
 
     # ------------------------------------------------------------------ one round
     def collect(self, n: int, beta: float | None) -> list[Trial]:
@@ -555,6 +575,46 @@ class RDistillTrainer(RoundsCheckpoint):
         self.history.append(row)
         return row
 
+    def select_score(self) -> dict[str, Any]:
+        """The validation score of the networks as they are: `rl_select_trials` trials per
+        profile on `select_tasks`, the mean action, the reset seeds of one fixed stream (the
+        same at every call). Returns the row: rl_iteration, score, select_success_<profile>.
+        Keeps a copy of the networks if the score beats every earlier one (ties: the
+        earlier)."""
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"rl_iteration": self.rl_done}
+        for prof, tasks in self.select_tasks.items():
+            rng = np.random.default_rng([self.cfg.seed, 8])
+            flags: list[bool] = []
+            for task in tasks:
+                (trial,) = run_trials(
+                    [self.envs[prof]],
+                    [task],
+                    self.nets.policy,
+                    rng,
+                    self.dcfg.episodes_per_trial,
+                    self.cfg.max_episode_steps,
+                    stochastic=False,
+                )
+                flags.extend(trial.episode_successes)
+            row[f"select_success_{prof}"] = _rate(flags)
+        row["score"] = float(np.mean([row[f"select_success_{p}"] for p in self.select_tasks]))
+        seconds = time.perf_counter() - t0
+        self.train_seconds += seconds
+        row["seconds"] = round(seconds, 1)
+        if self.best is None or row["score"] > self.best[0]:
+            self.best = (row["score"], self.rl_done, copy.deepcopy(self.nets.state_dict()))
+        row["best_rl_iteration"] = self.best[1]
+        self.selections.append(row)
+        return row
+
+    def restore_best(self) -> int:
+        """Load the best-scoring networks (`select_score`'s copy); returns the PPO
+        iteration they are from."""
+        assert self.best is not None, "restore_best: nothing was scored"
+        self.nets.load_state_dict(self.best[2])
+        return self.best[1]
+
     def evaluate(self) -> FewShotReport:
         """The config's few-shot evaluation on the test tasks (torch, the hidden state kept
         through a task's episodes)."""
@@ -596,6 +656,20 @@ class RDistillTrainer(RoundsCheckpoint):
             if done(line):
                 break
         rl_iterations = 0 if self.round and over() else self.dcfg.rl_iterations
+        every = self.dcfg.rl_select_every if rl_iterations else 0
+
+        def selected() -> None:
+            row = self.select_score()
+            per = " ".join(f"{p} {row[f'select_success_{p}']:.2f}" for p in self.select_tasks)
+            print(
+                f"select {row['rl_iteration']}: score {row['score']:.3f} ({per}); best "
+                f"{self.best[1] if self.best else '-'} ({row['seconds']:.0f} s)",
+                flush=True,
+            )
+            write_json(self.run_dir / "selection.json", self.selections)
+
+        if every:
+            selected()
         for _ in range(rl_iterations):  # the budget's first iteration past it is the last
             row = self.rl_iteration()
             per = " ".join(f"{p} {row[f'rl_success_{p}']:.2f}" for p in self.dcfg.profiles)
@@ -607,9 +681,23 @@ class RDistillTrainer(RoundsCheckpoint):
                 f"{row['std']:.3f} bc {row['bc_loss']:.5f} ({row['seconds']:.0f} s, "
                 f"{row['env_steps']} steps)"
             )
-            if done(line):
+            stop = done(line)
+            if every and self.rl_done % every == 0:
+                selected()
+            if stop:
                 break
-        plot_history(self.history, self.dcfg.profiles, self.run_dir / "curves.png")
+        if every:
+            if self.selections[-1]["rl_iteration"] != self.rl_done:
+                selected()  # the last networks are scored too
+            best = self.restore_best()
+            score = max(r["score"] for r in self.selections)
+            print(
+                f"the run ends with PPO iteration {best}'s networks (validation score "
+                f"{score:.3f}; the last, {self.rl_done}: {self.selections[-1]['score']:.3f})",
+                flush=True,
+            )
+            self.save_checkpoint()
+        plot_history(self.history, self.dcfg.profiles, self.run_dir / "curves.png", self.selections)
         for env in self.envs.values():
             env.close()
         report = self.evaluate()
@@ -617,9 +705,16 @@ class RDistillTrainer(RoundsCheckpoint):
         return report
 
 
-def plot_history(history: list[dict[str, Any]], profiles: Sequence[str], path: str | Path) -> None:
+def plot_history(
+    history: list[dict[str, Any]],
+    profiles: Sequence[str],
+    path: str | Path,
+    selections: Sequence[dict[str, Any]] = (),
+) -> None:
     """PNG: per profile, the student's and the teacher's success in their DAgger trials per
-    round, then the student's in its RL trials per PPO iteration; bc_loss per round."""
+    round, then the student's in its RL trials per PPO iteration; bc_loss per round (when
+    there were rounds); the validation scores of `rl_select_every` (when scored), the
+    selected iteration marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -628,17 +723,19 @@ def plot_history(history: list[dict[str, Any]], profiles: Sequence[str], path: s
     rounds = [h for h in history if h.get("phase", "bc") != "rl"]
     rl = [h for h in history if h.get("phase") == "rl"]
     it = [h["iteration"] for h in rounds]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    panels = 1 + bool(rounds) + bool(selections)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.5), squeeze=False)
+    ax = axes[0][0]
     for k, prof in enumerate(profiles):
         c = f"C{k}"
         for who, style in (("student", "o-"), ("teacher", "x--")):
             ys = [h[f"{who}_success_{prof}"] for h in rounds]
-            axes[0].plot(it, ys, style, color=c, label=f"{who}, {prof}")
+            ax.plot(it, ys, style, color=c, label=f"{who}, {prof}")
         probe = [h.get(f"probe_success_{prof}") for h in rounds]
         if any(v is not None and v == v for v in probe):
-            axes[0].plot(it, probe, "s:", color=c, label=f"student probe, {prof}")
+            ax.plot(it, probe, "s:", color=c, label=f"student probe, {prof}")
         if rl:
-            axes[0].plot(
+            ax.plot(
                 [h["iteration"] for h in rl],
                 [h[f"rl_success_{prof}"] for h in rl],
                 "-",
@@ -646,14 +743,29 @@ def plot_history(history: list[dict[str, Any]], profiles: Sequence[str], path: s
                 alpha=0.6,
                 label=f"student RL, {prof}",
             )
-    axes[0].set(
+    ax.set(
         title="episode success in the training trials (train tasks)",
         xlabel="round, then PPO iteration",
         ylim=(-0.02, 1.02),
     )
-    axes[0].legend(fontsize=7)
-    axes[1].plot(it, [h["bc_loss"] for h in rounds], "o-")
-    axes[1].set(title="bc_loss (policy)", xlabel="round", yscale="log")
+    ax.legend(fontsize=7)
+    if rounds:
+        axes[0][1].plot(it, [h["bc_loss"] for h in rounds], "o-")
+        axes[0][1].set(title="bc_loss (policy)", xlabel="round", yscale="log")
+    if selections:
+        ax = axes[0][-1]
+        xs = [r["rl_iteration"] for r in selections]
+        for k, prof in enumerate(profiles):
+            ys = [r.get(f"select_success_{prof}") for r in selections]
+            ax.plot(xs, ys, "o-", color=f"C{k}", alpha=0.7, label=prof)
+        ax.plot(xs, [r["score"] for r in selections], "s-", color="k", label="score (mean)")
+        ax.axvline(selections[-1]["best_rl_iteration"], color="k", ls=":", label="selected")
+        ax.set(
+            title="validation (fixed train tasks, mean action)",
+            xlabel="PPO iteration",
+            ylim=(-0.02, 1.02),
+        )
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

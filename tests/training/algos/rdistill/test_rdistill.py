@@ -31,7 +31,7 @@ from training.algos.rl2.agent import rl2_agent
 from training.algos.rl2.networks import RL2Nets
 from training.config import TrainConfig
 from training.registry import export_run, load_run
-from zshot.config import load_config
+from zshot.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[4]
 CONFIG = ROOT / "configs" / "train" / "rdistill_insertion.yaml"
@@ -437,3 +437,68 @@ def test_the_rl_phase_alone_needs_a_run_to_start_from(tmp_path: Path) -> None:
     missing = {"rdistill.rounds": 0, "rdistill.init_from": str(tmp_path / "none")}
     with pytest.raises(ValueError, match="rdistill.init_from: .*no checkpoint"):
         RDistillTrainer(smoke_config(**missing), tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_the_selection_scores_the_same_trials_and_keeps_the_best_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """select_score is a function of the networks alone (the same tasks and reset seeds at
+    every call), its copy is a snapshot (later steps do not move it), and a run with
+    rl_select_every ends with the best-scoring networks; PPO's trajectory is the one of a
+    run without the selection."""
+    sel = {"rdistill.rl_select_every": 1, "rdistill.rl_select_trials": 2}
+    trainer = RDistillTrainer(_rl_config(**sel), tmp_path / "s")
+    trainer.step_round()
+    first, again = trainer.select_score(), trainer.select_score()
+    assert {k: v for k, v in first.items() if k != "seconds"} == {
+        k: v for k, v in again.items() if k != "seconds"
+    }
+    assert set(first) >= {"score", "select_success_hard", "select_success_known"}
+    assert len(trainer.select_tasks["hard"]) == 2
+    snap = {k: v.clone() for k, v in trainer.nets.state_dict().items()}
+    trainer.rl_iteration()
+    trainer.rl_iteration()
+    assert trainer.best is not None and trainer.best[1] == 0  # ties keep the earlier
+    assert trainer.restore_best() == 0
+    assert all(torch.equal(snap[k], v) for k, v in trainer.nets.state_dict().items())
+
+    # a whole run: scripted scores, the second of three is the best
+    scores = iter([0.2, 0.9, 0.5])
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+    real = RDistillTrainer.select_score
+
+    def scripted(self: RDistillTrainer) -> dict[str, object]:
+        kept[self.rl_done] = {k: v.clone() for k, v in self.nets.state_dict().items()}
+        row = real(self)  # the row it appended to self.selections
+        row["score"] = next(scores)
+        best = max(self.selections, key=lambda r: r["score"])
+        self.best = (best["score"], best["rl_iteration"], kept[best["rl_iteration"]])
+        row["best_rl_iteration"] = best["rl_iteration"]
+        return row
+
+    monkeypatch.setattr(RDistillTrainer, "select_score", scripted)
+    run = RDistillTrainer(_rl_config(**sel), tmp_path / "run")
+    run.run()
+    rows = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert [r["rl_iteration"] for r in rows] == [0, 1, 2]
+    assert rows[-1]["best_rl_iteration"] == 1
+    end = run.nets.state_dict()
+    assert all(torch.equal(kept[1][k], end[k]) for k in end)
+    assert not all(torch.equal(kept[2][k], end[k]) for k in end)
+    saved = load_run(tmp_path / "run")
+    assert all(torch.equal(kept[1][k], v) for k, v in saved.nets.state_dict().items())
+
+    monkeypatch.undo()
+    plain = RDistillTrainer(_rl_config(), tmp_path / "plain")
+    plain.run()
+    ppo_keys = ("rl_return", "rl_success", "loss_value", "ppo_approx_kl", "env_steps")
+    theirs = [h for h in plain.history if h.get("phase") == "rl"]
+    mine = [h for h in run.history if h.get("phase") == "rl"]
+    assert [[h[k] for k in ppo_keys] for h in mine] == [[h[k] for k in ppo_keys] for h in theirs]
+    assert all(torch.equal(kept[2][k], v) for k, v in plain.nets.state_dict().items())
+
+
+def test_a_profile_listed_twice_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"rdistill.profiles: \['hard'\] listed more than once"):
+        smoke_config(**{"rdistill.profiles": ["hard", "known", "hard"]})
