@@ -63,8 +63,8 @@ Early stopping by validation (`rl_select_every` > 0; on in rdistill_rl_insertion
 profile, the same reset seeds at every call (common random numbers: two scores differ by
 the networks alone), before the first PPO iteration, every `rl_select_every`, and after the
 last; the run ends with the best-scoring networks (checkpoint.pt; selection.json holds the
-scores). Its draws come from their own streams, so PPO's trajectory is the one of a run
-without it. Until the run ends, checkpoint.pt holds the latest networks.
+scores). Its draws come from their own streams and it runs in envs of its own, so PPO's
+trajectory is the one of a run without it. Until the run ends, checkpoint.pt holds the latest networks.
 
     zshot train configs/train/rdistill_insertion.yaml --no-progress
 """
@@ -163,11 +163,15 @@ def run_trial(
     action_noise: float = 0.0,
     profile: str = "",
     student_steps: float = 1.0,
+    teacher_episodes: int = 0,
 ) -> Trial:
     """`episodes` episodes of `task` in a row; the teacher drives (its action plus
     `action_noise`) when `student` is None, else the student (deterministic), each step
-    with probability `student_steps` (the others the teacher's). The student's inputs
-    follow `RecurrentAgent` (the runtime's session state) exactly."""
+    with probability `student_steps` (the others the teacher's). The first
+    `teacher_episodes` episodes the teacher drives in any case, the student's state
+    following what was executed (bench/rdistill_ceiling.py: the student handed a history in
+    which the hole was searched for by the script). The student's inputs follow
+    `RecurrentAgent` (the runtime's session state) exactly."""
     env.set_task(task)
     teacher.policy.reset_task()
     agent = rl2_agent(student, None) if student is not None else None  # type: ignore[arg-type]
@@ -176,7 +180,8 @@ def run_trial(
     cols: dict[str, list[Any]] = {k: [] for k in ("obs", "la", "r", "d", "lab", "ts")}
     successes, violations = [], 0
     zero = np.zeros(act_dim, np.float32)
-    for _ in range(episodes):
+    for ep in range(episodes):
+        lead = ep < teacher_episodes
         obs, _ = env.reset(seed=int(rng.integers(2**31)))
         teacher.policy.reset_episode()
         if agent is not None:
@@ -194,7 +199,7 @@ def run_trial(
             cols["ts"].append(teacher.state())
             if agent is not None:
                 action = agent.act(obs, zero, zero)  # advances its state on every step
-            if agent is None or (student_steps < 1.0 and rng.random() >= student_steps):
+            if agent is None or lead or (student_steps < 1.0 and rng.random() >= student_steps):
                 noise = action_noise * rng.standard_normal(act_dim)
                 action = np.clip(label + noise, -1.0, 1.0).astype(np.float32)
             teacher.executed(action)
@@ -337,6 +342,7 @@ class RDistillTrainer(RoundsCheckpoint):
         # one env (and task list) per training profile: the same plugs, the profile's errors
         self.envs: dict[str, Any] = {}
         self.tasks: dict[str, list[Any]] = {}
+        self.sources: dict[str, Any] = {}
         for prof in self.dcfg.profiles:
             src = (
                 self.source
@@ -345,6 +351,7 @@ class RDistillTrainer(RoundsCheckpoint):
             )
             self.envs[prof] = run.env if src is self.source else src.make_env()
             self.tasks[prof] = src.train_tasks
+            self.sources[prof] = src
         any_env = next(iter(self.envs.values()))
         self.teacher = ShadowTeacher(any_env.config, dict(self.dcfg.teacher))
         self.trials: list[Trial] = []
@@ -578,17 +585,20 @@ class RDistillTrainer(RoundsCheckpoint):
     def select_score(self) -> dict[str, Any]:
         """The validation score of the networks as they are: `rl_select_trials` trials per
         profile on `select_tasks`, the mean action, the reset seeds of one fixed stream (the
-        same at every call). Returns the row: rl_iteration, score, select_success_<profile>.
-        Keeps a copy of the networks if the score beats every earlier one (ties: the
-        earlier)."""
+        same at every call), in a fresh env per profile (one env's contact state carries
+        ~1e-19 differences from its earlier episodes: scoring on the training envs changed
+        PPO's later trials, measured). Returns the row: rl_iteration, score,
+        select_success_<profile>. Keeps a copy of the networks if the score beats every
+        earlier one (ties: the earlier)."""
         t0 = time.perf_counter()
         row: dict[str, Any] = {"rl_iteration": self.rl_done}
         for prof, tasks in self.select_tasks.items():
             rng = np.random.default_rng([self.cfg.seed, 8])
             flags: list[bool] = []
+            env = self.sources[prof].make_env()
             for task in tasks:
                 (trial,) = run_trials(
-                    [self.envs[prof]],
+                    [env],
                     [task],
                     self.nets.policy,
                     rng,
@@ -597,6 +607,7 @@ class RDistillTrainer(RoundsCheckpoint):
                     stochastic=False,
                 )
                 flags.extend(trial.episode_successes)
+            env.close()
             row[f"select_success_{prof}"] = _rate(flags)
         row["score"] = float(np.mean([row[f"select_success_{p}"] for p in self.select_tasks]))
         seconds = time.perf_counter() - t0

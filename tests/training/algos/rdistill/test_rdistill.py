@@ -309,6 +309,32 @@ def test_a_mixed_trial_executes_the_student_or_the_teacher_step_by_step(
 
 
 @pytest.mark.slow
+def test_the_teacher_drives_the_first_episodes_then_the_student(
+    smoke_run: tuple[Path, RDistillTrainer],
+) -> None:
+    """teacher_episodes = 1: episode 1 executes the teacher's labels exactly, episode 2 the
+    student's actions, which replaying the recorded inputs through the GRU gives back (its
+    state followed the teacher's episode)."""
+    _, trainer = smoke_run
+    trial = run_trial(
+        trainer.source.make_env(),
+        trainer.tasks["hard"][0],
+        trainer.teacher,
+        trainer.nets,
+        np.random.default_rng(5),
+        2,
+        teacher_episodes=1,
+    )
+    (second,) = np.flatnonzero(trial.done[:, 0]).tolist()
+    executed = trial.last_action[1:]
+    np.testing.assert_array_equal(executed[:second], trial.labels[:second])
+    student = _replay(trainer.nets, trial)[:-1]
+    np.testing.assert_allclose(executed[second:], student[second:], atol=1e-5)
+    assert not np.allclose(executed[second:], trial.labels[second:-1], atol=1e-3)
+    assert not trial.by_teacher
+
+
+@pytest.mark.slow
 def test_a_smoke_run_logs_checkpoints_and_reads_back(
     smoke_run: tuple[Path, RDistillTrainer],
 ) -> None:
@@ -444,13 +470,15 @@ def test_the_selection_scores_the_same_trials_and_keeps_the_best_networks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """select_score is a function of the networks alone (the same tasks and reset seeds at
-    every call), its copy is a snapshot (later steps do not move it), and a run with
+    every call, in envs of its own), its copy is a snapshot (later steps do not move it), and a run with
     rl_select_every ends with the best-scoring networks; PPO's trajectory is the one of a
     run without the selection."""
     sel = {"rdistill.rl_select_every": 1, "rdistill.rl_select_trials": 2}
     trainer = RDistillTrainer(_rl_config(**sel), tmp_path / "s")
     trainer.step_round()
+    envs, trainer.envs = trainer.envs, {}  # it scores in envs of its own, never PPO's
     first, again = trainer.select_score(), trainer.select_score()
+    trainer.envs = envs
     assert {k: v for k, v in first.items() if k != "seconds"} == {
         k: v for k, v in again.items() if k != "seconds"
     }
