@@ -15,7 +15,11 @@ script's K episodes are bit-identical in the two columns it drives):
 
 Success counts the N evaluation episodes only. `found` is the script's exploration finding
 the hole at least once (ok/K episodes in the column's K); `reuse` is the script-explores
-column on those tasks alone: the student's use of a found pose. Torch on CPU, the student's
+column on those tasks alone: the student's use of a found pose. On those tasks the bench
+also prints where each evaluation episode first reaches the socket face (within 0.5 mm):
+the median lateral and yaw error to the true socket, for the script and for the student
+after the script's search: how precisely each recalls the found pose (the env's privileged
+info, read by this bench only). Torch on CPU, the student's
 mean action; in `known` no search is needed, so its columns are the skill with the pose
 known. Seeded; prints a per-plug table, `--json` writes the counts.
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +45,34 @@ from training.registry import load_run
 from zshot.config import override_config
 
 COLUMNS = ("spiral-memory", "script explores", "own")
+TOUCH_MM = -0.5  # insertion depth (mm) at which the plug counts as at the socket face
+
+
+class FirstTouch:
+    """The env, recording per episode the privileged errors (info's lateral_error_mm and
+    yaw_error_rad, in deg) at the first step the plug is within 0.5 mm of the socket face;
+    None when it never gets there. Diagnostics of this bench only."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.touches: list[tuple[float, float] | None] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def reset(self, **kw: Any) -> Any:
+        self.touches.append(None)
+        return self.env.reset(**kw)
+
+    def step(self, action: Any) -> Any:
+        out = self.env.step(action)
+        info = out[4]
+        if self.touches[-1] is None and info["insertion_depth_mm"] > TOUCH_MM:
+            self.touches[-1] = (
+                float(info["lateral_error_mm"]),
+                math.degrees(float(info["yaw_error_rad"])),
+            )
+        return out
 
 
 def ceiling(
@@ -64,6 +97,8 @@ def ceiling(
     nets = run.nets
     assert isinstance(nets, RL2Nets)
     rows: dict[str, dict[str, int]] = {}
+    # per plug and column: the first touch of each evaluation episode on found tasks
+    touch: dict[str, dict[str, list[tuple[float, float] | None]]] = {}
     tasks = select_test_tasks(source, None, tasks_per_plug)
     t0 = time.monotonic()
     for i, task in enumerate(tasks):
@@ -74,17 +109,18 @@ def ceiling(
              "reuse_ok": 0, "reuse_episodes": 0, **{c: 0 for c in COLUMNS}},
         )  # fmt: skip
         task_seed = int(np.random.default_rng([seed, i]).integers(2**31))
-        out = {}
+        out, touched = {}, {}
         for col in COLUMNS:
             rng = np.random.default_rng(task_seed)  # the same reset seeds in every column
             student = None if col == "spiral-memory" else nets
             lead = k if col == "script explores" else 0
             # a fresh env (~25 ms) per column: one env's contact state carries differences of
             # ~1e-19 from its earlier episodes, which a search in `hard` can amplify
-            env = source.make_env()
+            env = FirstTouch(source.make_env())
             teacher = ShadowTeacher(env.config, dict(cfg.rdistill.teacher))
             out[col] = run_trial(env, task, teacher, student, rng, k + n, teacher_episodes=lead)
             env.close()
+            touched[col] = env.touches[k:]
             r[col] += sum(out[col].successes[k:])
         explored = out["script explores"].successes[:k]
         if explored != out["spiral-memory"].successes[:k]:  # the columns' premise
@@ -100,6 +136,8 @@ def ceiling(
             r["found"] += 1
             r["reuse_ok"] += sum(out["script explores"].successes[k:])
             r["reuse_episodes"] += n
+            for col in COLUMNS[:2]:
+                touch.setdefault(label, {}).setdefault(col, []).extend(touched[col])
         if progress:
             print(
                 f"\r  {i + 1}/{len(tasks)} tasks ({time.monotonic() - t0:.0f} s)",
@@ -115,7 +153,18 @@ def ceiling(
         "n": n,
         "seed": seed,
         "plugs": rows,
+        "first_touch": touch,
     }
+
+
+def touch_medians(touches: list[tuple[float, float] | None]) -> tuple[float, float, int]:
+    """Median lateral error (mm) and yaw error (deg) at the first touch, and how many
+    episodes never reached the socket face."""
+    hit = np.array([t for t in touches if t is not None], float).reshape(-1, 2)
+    if not len(hit):
+        return math.nan, math.nan, len(touches)
+    lat, yaw = np.median(hit, axis=0)
+    return float(lat), float(yaw), len(touches) - len(hit)
 
 
 def print_table(res: dict[str, Any]) -> None:
@@ -134,6 +183,22 @@ def print_table(res: dict[str, Any]) -> None:
         found = f"{r['found']}/{r['tasks']}"
         reuse = f"{r['reuse_ok']}/{r['reuse_episodes']}"
         print(f"{label:<15}{cols}{found:>10}{reuse:>11}")
+    touch = res.get("first_touch") or {}
+    if touch:
+        print(
+            "first touch of the socket face in the evaluation episodes of found tasks, "
+            "median lateral error mm / yaw error deg (episodes that never touched):"
+        )
+        print(f"{'plug':<15}" + "".join(f"{c:>26}" for c in COLUMNS[:2]))
+        every: dict[str, list[tuple[float, float] | None]] = {c: [] for c in COLUMNS[:2]}
+        for label, cols_ in [*sorted(touch.items()), ("all", every)]:
+            line = f"{label:<15}"
+            for col in COLUMNS[:2]:
+                if label != "all":
+                    every[col].extend(cols_[col])
+                lat, yaw, never = touch_medians(cols_[col])
+                line += f"{f'{lat:.2f} / {yaw:.2f} ({never})':>26}"
+            print(line)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """bench/rdistill_ceiling.py on a tiny rdistill run: every column counts only evaluation
 episodes, the script's exploration is the same in the two columns it drives (the same reset
-seeds), reuse counts the tasks it found the hole on, and a missing run is refused in one
-line."""
+seeds), reuse counts the tasks it found the hole on, the first touch is recorded per
+evaluation episode of those tasks, and a missing run is refused in one line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.rdistill_ceiling import COLUMNS, ceiling, main
+from bench.rdistill_ceiling import COLUMNS, ceiling, main, touch_medians
 from training.algos.rdistill.trainer import RDistillTrainer
 from training.config import TrainConfig
 from zshot.config import load_config
@@ -49,6 +49,17 @@ def test_the_columns_count_evaluation_episodes_of_the_same_tasks(
         assert r["reuse_episodes"] == 2 * r["found"] and r["reuse_ok"] <= r["reuse_episodes"]
         if r["found"]:
             assert r["reuse_ok"] == r["script explores"]
+    touch = res["first_touch"]
+    for label, r in plugs.items():
+        if r["found"]:  # one entry per evaluation episode of the found task, per column
+            assert all(len(touch[label][c]) == 2 for c in COLUMNS[:2])
+            for t in touch[label]["spiral-memory"] + touch[label]["script explores"]:
+                assert t is None or (t[0] >= 0 and 0 <= t[1] <= 180)
+        else:
+            assert label not in touch
+    assert touch_medians([None, (1.0, 2.0), (3.0, 4.0)]) == (2.0, 3.0, 1)
+    lat, yaw, never = touch_medians([None])
+    assert lat != lat and yaw != yaw and never == 1
     # the script finds the hole in hard on most plugs within one episode plus two
     assert sum(r["spiral-memory"] for r in plugs.values()) >= 9
     again = ceiling(run, "hard", k=1, n=2, tasks_per_plug=1, seed=3, progress=False)
@@ -56,7 +67,7 @@ def test_the_columns_count_evaluation_episodes_of_the_same_tasks(
     assert main([str(run), "--profile", "known", "-k", "1", "-n", "1", "--tasks-per-plug", "1",
                  "--no-progress", "--json", str(tmp_path / "c.json")]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "spiral-memory" in out and out.count("/9") >= 3
+    assert "spiral-memory" in out and out.count("/9") >= 3 and "first touch" in out
     assert json.loads((tmp_path / "c.json").read_text())["profile"] == "known"
     with pytest.raises(SystemExit, match="rdistill_ceiling: .*no checkpoint"):
         main([str(tmp_path / "none"), "--profile", "hard"])
