@@ -190,13 +190,11 @@ def print_table(res: dict[str, Any]) -> None:
             "median lateral error mm / yaw error deg (episodes that never touched):"
         )
         print(f"{'plug':<15}" + "".join(f"{c:>26}" for c in COLUMNS[:2]))
-        every: dict[str, list[tuple[float, float] | None]] = {c: [] for c in COLUMNS[:2]}
-        for label, cols_ in [*sorted(touch.items()), ("all", every)]:
+        every = {c: [t for per in touch.values() for t in per[c]] for c in COLUMNS[:2]}
+        for label, per in [*sorted(touch.items()), ("all", every)]:
             line = f"{label:<15}"
             for col in COLUMNS[:2]:
-                if label != "all":
-                    every[col].extend(cols_[col])
-                lat, yaw, never = touch_medians(cols_[col])
+                lat, yaw, never = touch_medians(per[col])
                 line += f"{f'{lat:.2f} / {yaw:.2f} ({never})':>26}"
             print(line)
 

@@ -64,8 +64,8 @@ profile, the same reset seeds at every call (common random numbers: two scores d
 the networks alone), before the first PPO iteration, every `rl_select_every`, and after the
 last; the run ends with the best-scoring networks (checkpoint.pt; selection.json holds the
 scores). Its draws come from their own streams and it runs in envs of its own, so PPO's
-trajectory is the one of a run without it. Until the run ends, checkpoint.pt holds the latest networks. Measured
-(BENCHMARKS.md `### rdistill's RL phase with early stopping`): both seeds kept iteration
+trajectory is the one of a run without it. Until the run ends, checkpoint.pt holds the
+latest networks. Measured (BENCHMARKS.md `### rdistill's RL phase with early stopping`): both seeds kept iteration
 80's networks; /900 known 878 / 877, oda 838 / 832, hard 587 / 599.
 
     zshot train configs/train/rdistill_insertion.yaml --no-progress
@@ -676,7 +676,7 @@ class RDistillTrainer(RoundsCheckpoint):
             per = " ".join(f"{p} {row[f'select_success_{p}']:.2f}" for p in self.select_tasks)
             print(
                 f"select {row['rl_iteration']}: score {row['score']:.3f} ({per}); best "
-                f"{self.best[1] if self.best else '-'} ({row['seconds']:.0f} s)",
+                f"{row['best_rl_iteration']} ({row['seconds']:.0f} s)",
                 flush=True,
             )
             write_json(self.run_dir / "selection.json", self.selections)
@@ -702,8 +702,8 @@ class RDistillTrainer(RoundsCheckpoint):
         if every:
             if self.selections[-1]["rl_iteration"] != self.rl_done:
                 selected()  # the last networks are scored too
-            best = self.restore_best()
-            score = max(r["score"] for r in self.selections)
+            assert self.best is not None  # scored at 0 at least
+            score, best = self.best[0], self.restore_best()
             print(
                 f"the run ends with PPO iteration {best}'s networks (validation score "
                 f"{score:.3f}; the last, {self.rl_done}: {self.selections[-1]['score']:.3f})",

@@ -250,6 +250,31 @@ def _replay(nets: RL2Nets, trial: Trial) -> np.ndarray:
     return np.tanh(mean[0].numpy())
 
 
+def _student_trial(
+    trainer: RDistillTrainer,
+    seed: int,
+    episodes: int,
+    student_steps: float = 1.0,
+    teacher_episodes: int = 0,
+) -> Trial:
+    """A trial of the student on the run's first `hard` train task, in a fresh env of its
+    profile (the run's envs are closed once it ends)."""
+    env = trainer.source.make_env()
+    try:
+        return run_trial(
+            env,
+            trainer.tasks["hard"][0],
+            trainer.teacher,
+            trainer.nets,
+            np.random.default_rng(seed),
+            episodes,
+            student_steps=student_steps,
+            teacher_episodes=teacher_episodes,
+        )
+    finally:
+        env.close()
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RDistillTrainer]:
     run_dir = tmp_path_factory.mktemp("rdistill") / "run"
@@ -265,15 +290,7 @@ def test_a_students_trial_records_what_its_gru_saw(smoke_run: tuple[Path, RDisti
     gives back the actions it executed (recorded as the next step's last_action): the
     training inputs are the inference inputs, done flags and episode boundaries included."""
     _, trainer = smoke_run
-    task = trainer.tasks["hard"][0]
-    trial = run_trial(
-        trainer.source.make_env(),  # the run's envs are closed: a fresh one of its profile
-        task,
-        trainer.teacher,
-        trainer.nets,
-        np.random.default_rng(3),
-        3,
-    )
+    trial = _student_trial(trainer, 3, 3)
     T = len(trial.obs)
     starts = np.flatnonzero(trial.done[:, 0]).tolist()
     assert len(starts) == 2 and trial.done[0, 0] == 0 and not trial.by_teacher
@@ -291,15 +308,7 @@ def test_a_mixed_trial_executes_the_student_or_the_teacher_step_by_step(
     the label the teacher gave in that state or the student's action there (replayed through
     the GRU), and both occur."""
     _, trainer = smoke_run
-    trial = run_trial(
-        trainer.source.make_env(),
-        trainer.tasks["hard"][0],
-        trainer.teacher,
-        trainer.nets,
-        np.random.default_rng(5),
-        2,
-        student_steps=0.5,
-    )
+    trial = _student_trial(trainer, 5, 2, student_steps=0.5)
     student = _replay(trainer.nets, trial)[:-1]
     executed, labels = trial.last_action[1:], trial.labels[:-1]
     is_student = np.all(np.abs(executed - student) <= 1e-5, axis=1)
@@ -316,15 +325,7 @@ def test_the_teacher_drives_the_first_episodes_then_the_student(
     student's actions, which replaying the recorded inputs through the GRU gives back (its
     state followed the teacher's episode)."""
     _, trainer = smoke_run
-    trial = run_trial(
-        trainer.source.make_env(),
-        trainer.tasks["hard"][0],
-        trainer.teacher,
-        trainer.nets,
-        np.random.default_rng(5),
-        2,
-        teacher_episodes=1,
-    )
+    trial = _student_trial(trainer, 5, 2, teacher_episodes=1)
     (second,) = np.flatnonzero(trial.done[:, 0]).tolist()
     executed = trial.last_action[1:]
     np.testing.assert_array_equal(executed[:second], trial.labels[:second])
@@ -470,9 +471,9 @@ def test_the_selection_scores_the_same_trials_and_keeps_the_best_networks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """select_score is a function of the networks alone (the same tasks and reset seeds at
-    every call, in envs of its own), its copy is a snapshot (later steps do not move it), and a run with
-    rl_select_every ends with the best-scoring networks; PPO's trajectory is the one of a
-    run without the selection."""
+    every call, in envs of its own), its copy is a snapshot (later steps do not move it),
+    and a run with rl_select_every ends with the best-scoring networks; PPO's trajectory is
+    the one of a run without the selection."""
     sel = {"rdistill.rl_select_every": 1, "rdistill.rl_select_trials": 2}
     trainer = RDistillTrainer(_rl_config(**sel), tmp_path / "s")
     trainer.step_round()
