@@ -278,8 +278,9 @@ class RDistillConfig(StrictModel):
     """Fields of sim.spiral.MemorySpiralParams (empty: `zshot eval spiral-memory`'s)."""
     init_from: str | None = None
     """A run dir of algo rdistill whose checkpoint starts the networks (the policy, the value
-    function and the observation normalisation; `rl2.gru_hidden` and `ppo.hidden` must
-    match it); the rounds, if any, then continue its cloning on fresh trials."""
+    function and the observation normalisation; `rl2.gru_hidden`, `rl2.success_memory` and
+    `ppo.hidden` must match it); the rounds, if any, then continue its cloning on fresh
+    trials."""
     rl_iterations: int = Field(0, ge=0)
     """RL fine-tuning after the rounds: PPO iterations (RL²'s, the `ppo:` section) of the
     student on its own trials with the robot-computable reward, the closed loop that
@@ -422,6 +423,22 @@ class RL2Config(StrictModel):
     starting from the hidden state the rollout had there (None: whole trials)."""
     stats_trials: int = Field(4, ge=1)
     """Trials of the untrained policy before training, for the observation statistics."""
+    success_memory: bool = False
+    """Carry a SuccessMemory in each network's recurrent state (training/algos/rl2/
+    networks.py): where the task's last successful episode ended (the robot's measured
+    x, y, yaw), recalled exactly, computed inside the step graph from the inputs the runtime
+    already sends (the artifact's hidden_dim grows by 7). Env insertion only."""
+    commanded_pose: bool = False
+    """With success_memory: the state also integrates the commanded pose (the setpoint as
+    the scripted controllers keep it: the measured pose at each episode's start, plus each
+    executed action x max speed x control period), and the features give the offset from
+    it to the memory and to the measured pose (hidden_dim grows by 5 more)."""
+
+    @model_validator(mode="after")
+    def _command_needs_memory(self) -> RL2Config:
+        if self.commanded_pose and not self.success_memory:
+            raise ValueError("rl2.commanded_pose needs rl2.success_memory")
+        return self
 
 
 class EvalConfig(StrictModel):

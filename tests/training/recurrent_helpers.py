@@ -23,13 +23,15 @@ def assert_runtime_follows_agent(
     episodes: tuple[int, ...] = (4, 3, 2),
     tasks: int = 2,
     seed: int = 0,
+    final_reward: float | None = None,
 ) -> tuple[list[list[np.ndarray]], np.ndarray]:
     """Serve `artifact` and drive it as the bridge does (STEP t carries the transition of
     period t-1, an episode's last one goes by OBSERVE before RESET_EPISODE) beside `agent`
     driven through evaluation's hooks (reset_task, reset_episode, act, observe), on the
     same observations and rewards; every action and the hidden state after every episode
-    must agree. Returns each task's actions and the observations (the same for every
-    task: only the state differs)."""
+    must agree. `final_reward`: every episode's last reward (a success's, for a state that
+    remembers one; else all are N(0, 1)). Returns each task's actions and the observations
+    (the same for every task: only the state differs)."""
     server = RuntimeServer(
         LoadedModel.load(artifact, ServeConfig()), ServeConfig(seed=0, poll_interval_s=0.01)
     )
@@ -45,6 +47,8 @@ def assert_runtime_follows_agent(
         assert info.hidden_dim == agent.hidden_dim
         obs_seq = rng.normal(0.0, 0.5, (sum(episodes) + 1, o)).astype(np.float32)
         rewards = rng.normal(size=sum(episodes)).astype(np.float32)
+        if final_reward is not None:
+            rewards[np.cumsum(episodes) - 1] = final_reward
         for _ in range(tasks):  # the same inputs for every task: only the state differs
             client.reset_task()
             agent.reset_task()

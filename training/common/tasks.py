@@ -193,6 +193,20 @@ def make_task_source(cfg: TrainConfig, extra_test_plugs: list[str] | None = None
     return source
 
 
+def insertion_sim_config(cfg: TrainConfig) -> Any:
+    """The sim.config.InsertionEnvConfig of `cfg`'s insertion env as its sim_config and
+    sim_overrides make it (profile and task lists aside), without building the task family:
+    what the networks need of it (the reward, the speeds, the control period)."""
+    from sim.config import InsertionEnvConfig  # lazy: sim (pybullet) only for insertion
+
+    data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
+    data = _merge(data, cfg.sim_overrides)
+    try:
+        return InsertionEnvConfig.model_validate(apply_overrides(data, []))
+    except ValueError as exc:
+        raise ConfigError(f"sim config ({cfg.sim_config or 'sim_overrides'}): {exc}") from None
+
+
 def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSource:
     try:
         from sim.config import InsertionEnvConfig, profile_of, with_profile

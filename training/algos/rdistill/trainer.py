@@ -68,6 +68,16 @@ trajectory is the one of a run without it. Until the run ends, checkpoint.pt hol
 latest networks. Measured (BENCHMARKS.md `### rdistill's RL phase with early stopping`): both seeds kept iteration
 80's networks; /900 known 878 / 877, oda 838 / 832, hard 587 / 599.
 
+A success memory (`rl2.success_memory`, and `rl2.commanded_pose`; RL²'s networks.py
+`SuccessMemory`): the student's recurrent state also holds where the task's last
+successful episode ended (and the setpoint integrated from the executed actions), computed
+in the step graph from the runtime's inputs, the recall the GRU alone made 0.6 mm off.
+Measured (BENCHMARKS.md `### A success memory in the student's recurrent state`,
+configs/train/rdistill_mem*_insertion.yaml, seeds 0 / 1): hard 713 / 690 (with the
+commanded pose 681 / 698), known 847 / 856 (844 / 870), oda 789 / 805 (798 / 824). The
+student still comes back 0.3-0.5 mm off the hole: cloning does not learn the small
+corrections of the servo to the remembered pose.
+
     zshot train configs/train/rdistill_insertion.yaml --no-progress
 """
 
@@ -488,7 +498,7 @@ class RDistillTrainer(RoundsCheckpoint):
             first = str(exc).splitlines()[0]
             raise ValueError(
                 f"rdistill.init_from: {path} does not fit these networks (rl2.gru_hidden, "
-                f"ppo.hidden must match its config): {first}"
+                f"rl2.success_memory and ppo.hidden must match its config): {first}"
             ) from None
 
     def rl_collect(self, n: int) -> list[tuple[str, rl2_losses.Trial]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from training.algos.rl2.agent import step_graph
-from training.algos.rl2.networks import RL2Nets
+from training.algos.rl2.networks import POSE_NAMES, RL2Nets
 from training.common.onnx_export import export_recurrent
 from training.config import TrainConfig
 
@@ -30,6 +30,24 @@ def export_rl2(
     """The run's policy as a recurrent artifact in `out_dir`; (Artifact, parity errors)."""
     nets.eval()
     norm = nets.policy.normaliser
+    extra: dict[str, Any] = {
+        "obs_clip": norm.clip,
+        "episodes_per_trial": cfg.rl2.episodes_per_trial,
+        "bptt": cfg.rl2.bptt,
+    }
+    mem = nets.policy.memory
+    if mem is not None:  # what the recurrent state's last entries are (its first: the GRU's)
+        H = nets.policy.gru_dim
+        extra["success_memory"] = {
+            "state_columns": [H, H + mem.STATE_DIM],
+            "state": [
+                "has_memory",
+                *[f"memory_{n}" for n in POSE_NAMES],
+                *[f"previous_{n}" for n in POSE_NAMES],
+            ],
+            "success_reward_above": mem.threshold,
+            "doc": "training/algos/rl2/networks.py SuccessMemory",
+        }
     return export_recurrent(
         step_graph(nets),  # actions in [-1, 1]: the trainers' env bounds (open_run checks)
         cfg,
@@ -41,11 +59,7 @@ def export_rl2(
         algorithm=algorithm,
         run_dir=run_dir,
         counters=counters,
-        extra={
-            "obs_clip": norm.clip,
-            "episodes_per_trial": cfg.rl2.episodes_per_trial,
-            "bptt": cfg.rl2.bptt,
-        },
+        extra=extra,
         force=force,
         verbose=verbose,
     )

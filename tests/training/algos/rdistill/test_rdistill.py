@@ -275,10 +275,16 @@ def _student_trial(
         env.close()
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RDistillTrainer]:
+@pytest.fixture(scope="module", params=[False, True], ids=["gru", "success-memory"])
+def smoke_run(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path, RDistillTrainer]:
+    """The smoke run, without and with rl2.success_memory and rl2.commanded_pose (the
+    student's recurrent state then also carries where the last successful episode ended and
+    the setpoint)."""
     run_dir = tmp_path_factory.mktemp("rdistill") / "run"
-    trainer = RDistillTrainer(smoke_config(), run_dir)
+    memory = {"rl2.success_memory": request.param, "rl2.commanded_pose": request.param}
+    trainer = RDistillTrainer(smoke_config(**memory), run_dir)
     report = trainer.run(progress=False)
     assert report is not None and trainer.updates == 6
     return run_dir, trainer
@@ -361,6 +367,52 @@ def test_a_smoke_run_logs_checkpoints_and_reads_back(
 
 
 @pytest.mark.slow
+def test_the_success_memory_recalls_where_the_teachers_plug_went_in(
+    smoke_run: tuple[Path, RDistillTrainer],
+) -> None:
+    """A teacher trial in `known` (every episode inserts): replayed through the student's
+    networks, from the second episode on the recurrent state holds the pose of the first
+    episode's last step, which lies on the task's true socket (the privileged check a test
+    may make). Without the memory the state has no such part."""
+    _, trainer = smoke_run
+    memory = trainer.nets.policy.memory
+    if memory is None:
+        assert trainer.nets.hidden_dim == 16
+        return
+    src = trainer.sources["known"]
+    env = src.make_env()
+    try:
+        task = trainer.tasks["known"][0]
+        trial = run_trial(env, task, trainer.teacher, None, np.random.default_rng(2), 2)
+    finally:
+        env.close()
+    assert trial.successes == (True, True)
+    (second,) = np.flatnonzero(trial.done[:, 0]).tolist()
+    b = trial_batch([trial])
+    with torch.no_grad():
+        hs, _, _ = trainer.nets.policy.sequence(
+            torch.zeros(1, trainer.nets.hidden_dim),
+            b["obs"],
+            b["last_action"],
+            b["reward"],
+            b["done"],
+        )
+    state = hs[0, :, 16:].numpy()
+    cols = list(memory.pose_columns)
+    assert np.all(state[:second, 0] == 0) and np.all(state[second:, 0] == 1)
+    np.testing.assert_array_equal(
+        state[second:, 1:4],
+        np.repeat(trial.obs[second - 1 : second, cols], len(trial.obs) - second, 0),
+    )
+    # the commanded pose restarts at the measured pose at each episode's start
+    cmd_cols = list(memory.command_columns)
+    for t in (0, second):
+        np.testing.assert_allclose(state[t, 8:12], trial.obs[t, cmd_cols], atol=1e-6)
+    # `known`: the believed socket is the true one, and the plug went in there
+    assert np.hypot(*trial.obs[second - 1, cols[:2]]) < 1.0
+
+
+@pytest.mark.slow
 def test_the_export_matches_and_the_runtime_serves_it(
     smoke_run: tuple[Path, RDistillTrainer], tmp_path: Path
 ) -> None:
@@ -368,11 +420,17 @@ def test_the_export_matches_and_the_runtime_serves_it(
     art, errors = export_run(run_dir, tmp_path / "artifact")
     assert max(errors.values()) <= 1e-5
     m = art.manifest
-    assert (m.kind, m.hidden_dim, m.training["algorithm"]) == ("recurrent", 16, "rdistill")
     run = load_run(run_dir)
-    assert_runtime_follows_agent(
-        tmp_path / "artifact", rl2_agent(run.nets, run.cfg), episodes=(4, 3)
-    )
+    memory = run.nets.policy.memory
+    H = 16 + (memory.STATE_DIM if memory is not None else 0)
+    assert (m.kind, m.hidden_dim, m.training["algorithm"]) == ("recurrent", H, "rdistill")
+    # every episode ends in a success's reward: the state's memory (if any) is then set
+    # in the runtime as in the torch agent
+    agent = rl2_agent(run.nets, run.cfg)
+    assert_runtime_follows_agent(tmp_path / "artifact", agent, episodes=(4, 3), final_reward=10.0)
+    if memory is not None:
+        assert agent.hidden[16] == 1.0  # has memory: the first episode's success was seen
+        assert m.training["success_memory"]["state_columns"] == [16, H]
 
 
 # ---------------------------------------------------------------------- the RL phase

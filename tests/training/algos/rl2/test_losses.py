@@ -56,6 +56,23 @@ def _batch(cfg: PPOConfig | None = None) -> dict[str, torch.Tensor]:
     return with_targets(_nets(), trial_batch(trials), cfg or PPOConfig())
 
 
+def assert_chunks_match_the_whole(
+    nets: RL2Nets, whole: dict[str, torch.Tensor], length: int
+) -> dict[str, torch.Tensor]:
+    """`chunked(whole, length)` run through `nets` gives the whole batch's log-probabilities
+    (its behaviour policy's too) and values on every real step; returns the chunks."""
+    parts = chunked(whole, length)
+    assert parts["mask"].shape[1] == length and parts["mask"].sum() == whole["mask"].sum()
+    with torch.no_grad():
+        logp_w, _, v_w = rl2_evaluate(nets, whole)
+        logp_c, _, v_c = rl2_evaluate(nets, parts)
+    real_w, real_c = whole["mask"] > 0, parts["mask"] > 0
+    torch.testing.assert_close(logp_c[real_c], logp_w[real_w], atol=1e-5, rtol=0)
+    torch.testing.assert_close(v_c[real_c], v_w[real_w], atol=1e-5, rtol=0)
+    torch.testing.assert_close(logp_w[real_w], whole["logp"][real_w], atol=1e-5, rtol=0)
+    return parts
+
+
 def test_the_step_is_the_gru_over_the_sequence() -> None:
     nets = _nets()
     b = trial_batch([_trial(np.random.default_rng(1), [5, 4])])
@@ -105,16 +122,8 @@ def test_each_term_trains_only_its_network() -> None:
 def test_bptt_chunks_start_where_the_rollout_was(length: int) -> None:
     """Each chunk starts from the hidden state of the whole trial's forward pass, so the
     chunked forward gives the whole one's log-probabilities and values on every real step."""
-    nets = _nets()
     whole = _batch()
-    parts = chunked(whole, length)
-    assert parts["mask"].shape[1] == length and parts["mask"].sum() == whole["mask"].sum()
-    with torch.no_grad():
-        logp_w, _, v_w = rl2_evaluate(nets, whole)
-        logp_c, _, v_c = rl2_evaluate(nets, parts)
+    parts = assert_chunks_match_the_whole(_nets(), whole, length)
     real_w, real_c = whole["mask"] > 0, parts["mask"] > 0
-    torch.testing.assert_close(logp_c[real_c], logp_w[real_w], atol=1e-5, rtol=0)
-    torch.testing.assert_close(v_c[real_c], v_w[real_w], atol=1e-5, rtol=0)
-    torch.testing.assert_close(logp_w[real_w], whole["logp"][real_w], atol=1e-5, rtol=0)
     for key in ("advantages", "returns", "u", "obs"):
         torch.testing.assert_close(parts[key][real_c], whole[key][real_w])
