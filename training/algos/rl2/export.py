@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from training.algos.rl2.agent import step_graph
-from training.algos.rl2.networks import POSE_NAMES, RL2Nets
+from training.algos.rl2.networks import RL2Nets
 from training.common.onnx_export import export_recurrent
 from training.config import TrainConfig
 
@@ -40,12 +40,9 @@ def export_rl2(
         H = nets.policy.gru_dim
         extra["success_memory"] = {
             "state_columns": [H, H + mem.STATE_DIM],
-            "state": [
-                "has_memory",
-                *[f"memory_{n}" for n in POSE_NAMES],
-                *[f"previous_{n}" for n in POSE_NAMES],
-            ],
+            "state": mem.state_names(),
             "success_reward_above": mem.threshold,
+            "command_step": list(mem.command_step) if mem.command else None,
             "doc": "training/algos/rl2/networks.py SuccessMemory",
         }
     return export_recurrent(

@@ -86,6 +86,14 @@ class SuccessMemory(nn.Module):
             self.register_buffer("ccols", torch.tensor(self.command_columns), persistent=False)
             self.register_buffer("unit", torch.tensor(self.command_step), persistent=False)
 
+    def state_names(self) -> list[str]:
+        """Names of the state's STATE_DIM entries, in order (the manifest states them)."""
+        names = ["has_memory", *[f"memory_{n}" for n in POSE_NAMES]]
+        names += [f"previous_{n}" for n in POSE_NAMES]
+        if self.command:
+            names += ["started", *[f"command_{n}" for n in COMMAND_NAMES]]
+        return names
+
     def _clip(self, x: Tensor) -> Tensor:
         return x.clamp(-self.CLIP, self.CLIP)
 

@@ -430,7 +430,10 @@ def test_the_export_matches_and_the_runtime_serves_it(
     assert_runtime_follows_agent(tmp_path / "artifact", agent, episodes=(4, 3), final_reward=10.0)
     if memory is not None:
         assert agent.hidden[16] == 1.0  # has memory: the first episode's success was seen
-        assert m.training["success_memory"]["state_columns"] == [16, H]
+        stated = m.training["success_memory"]
+        assert stated["state_columns"] == [16, H] and len(stated["state"]) == H - 16
+        assert stated["state"][:2] == ["has_memory", "memory_x_mm"]
+        assert stated["state"][-1] == "command_yaw_deg" and stated["command_step"][0] == 2.0
 
 
 # ---------------------------------------------------------------------- the RL phase
