@@ -193,14 +193,20 @@ def make_task_source(cfg: TrainConfig, extra_test_plugs: list[str] | None = None
     return source
 
 
-def insertion_sim_config(cfg: TrainConfig) -> Any:
-    """The sim.config.InsertionEnvConfig of `cfg`'s insertion env as its sim_config and
-    sim_overrides make it (profile and task lists aside), without building the task family:
-    what the networks need of it (the reward, the speeds, the control period)."""
+def _insertion_sim_data(cfg: TrainConfig) -> dict[str, Any]:
+    """`cfg`'s sim_config (if any) with its sim_overrides merged over it."""
+    data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
+    return _merge(data, cfg.sim_overrides)
+
+
+def insertion_sim_config(cfg: TrainConfig, data: dict[str, Any] | None = None) -> Any:
+    """`data` (default: `cfg`'s sim_config and sim_overrides, profile and task lists aside)
+    validated as a sim.config.InsertionEnvConfig, a bad field named as `cfg`'s. Without
+    `data` it builds no task family: what the networks need of the env (the reward, the
+    speeds, the control period)."""
     from sim.config import InsertionEnvConfig  # lazy: sim (pybullet) only for insertion
 
-    data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
-    data = _merge(data, cfg.sim_overrides)
+    data = _insertion_sim_data(cfg) if data is None else data
     try:
         return InsertionEnvConfig.model_validate(apply_overrides(data, []))
     except ValueError as exc:
@@ -209,16 +215,14 @@ def insertion_sim_config(cfg: TrainConfig) -> Any:
 
 def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSource:
     try:
-        from sim.config import InsertionEnvConfig, profile_of, with_profile
+        from sim.config import profile_of, with_profile
         from sim.insertion import InsertionEnv
         from sim.tasks import TaskFamily
     except ImportError as exc:  # lazy: pybullet only for the envs that need it
         raise RuntimeError(f"env 'insertion' needs the sim package: {exc}") from None
     from sim.plugs import NAMED_PLUGS  # lazy with the rest of sim
 
-    data = load_yaml_mapping(cfg.sim_config) if cfg.sim_config else {}
-    data = _merge(data, cfg.sim_overrides)
-    data = with_profile(data, cfg.profile)
+    data = with_profile(_insertion_sim_data(cfg), cfg.profile)
     train_plugs: list[str] = []
     for name in cfg.train_plugs:
         train_plugs.extend(plug_paths() if name == "family" else [_plug_ref(name)])
@@ -234,10 +238,7 @@ def _insertion_source(cfg: TrainConfig, extra_test_plugs: list[str]) -> TaskSour
     tasks["include_plugs"] = [*tasks["include_plugs"], *extra]
     tasks["held_out"] = held + extra
     data["tasks"] = tasks
-    try:
-        sim_cfg = InsertionEnvConfig.model_validate(apply_overrides(data, []))
-    except ValueError as exc:
-        raise ConfigError(f"sim config ({cfg.sim_config or 'sim_overrides'}): {exc}") from None
+    sim_cfg = insertion_sim_config(cfg, data)
     family = TaskFamily(sim_cfg, seed=cfg.seed)
     if not family.train_tasks:
         raise ValueError("the task family has no training tasks (every plug is held out)")

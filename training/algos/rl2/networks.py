@@ -168,6 +168,11 @@ class SuccessMemory(nn.Module):
         return torch.cat([flag, mem, pose, ones, cmd], dim=-1), feats
 
 
+def _joined(h: Tensor, mem_state: Tensor, feats: Tensor) -> tuple[Tensor, Tensor]:
+    """The recurrent state [GRU's, memory's] and the head's input [GRU's, features]."""
+    return torch.cat([h, mem_state], dim=-1), torch.cat([h, feats], dim=-1)
+
+
 class RecurrentCore(nn.Module):
     """GRU over x = [normalised obs, last_action, reward, done (, memory features)], an MLP
     on its hidden state (and the memory features). `hidden_dim` is the recurrent state's
@@ -213,14 +218,13 @@ class RecurrentCore(nn.Module):
         """h0 (S, hidden_dim), inputs (S, T, .) -> the recurrent state after each step (S, T,
         hidden_dim) and the head's input at each step (S, T, gru_dim (+ features))."""
         G = self.gru_dim
-        feats = None
         if self.memory is not None:
             mem_states, feats = self.memory.sequence(h0[:, G:], obs, last_action, reward, done)
-        x = self.inputs(obs, last_action, reward, done, feats)
-        out, _ = self.gru(x, h0[None, :, :G].contiguous())
-        if feats is None:
-            return out, out
-        return torch.cat([out, mem_states], dim=-1), torch.cat([out, feats], dim=-1)
+            x = self.inputs(obs, last_action, reward, done, feats)
+            out, _ = self.gru(x, h0[None, :, :G].contiguous())
+            return _joined(out, mem_states, feats)
+        out, _ = self.gru(self.inputs(obs, last_action, reward, done), h0[None].contiguous())
+        return out, out
 
     def one_step(
         self, hidden: Tensor, obs: Tensor, last_action: Tensor, reward: Tensor, done: Tensor
@@ -228,13 +232,12 @@ class RecurrentCore(nn.Module):
         """One step, all (B, .) -> the next recurrent state (B, hidden_dim) and the head's
         input (B, gru_dim (+ features))."""
         G = self.gru_dim
-        feats = None
         if self.memory is not None:
             mem_state, feats = self.memory.step(hidden[:, G:], obs, last_action, reward, done)
-        h = self.cell(self.inputs(obs, last_action, reward, done, feats), hidden[:, :G])
-        if feats is None:
-            return h, h
-        return torch.cat([h, mem_state], dim=-1), torch.cat([h, feats], dim=-1)
+            h = self.cell(self.inputs(obs, last_action, reward, done, feats), hidden[:, :G])
+            return _joined(h, mem_state, feats)
+        h = self.cell(self.inputs(obs, last_action, reward, done), hidden)
+        return h, h
 
     def cell(self, x: Tensor, h: Tensor) -> Tensor:
         """One GRU step by its equations (PyTorch's gate order r, z, n): (B, in), (B, H) ->
